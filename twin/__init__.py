@@ -1,0 +1,31 @@
+"""twin: a digital twin of low-voltage distribution grids.
+
+Households are mesa agents with vectorised device physics (building + heat pump, EV, battery,
+PV, base load); a contract decides how their devices are dispatched; every time step is checked
+by a batch AC power flow on a real pandapower feeder.
+
+Python use (the same pipeline as the ``twin`` command)::
+
+    import twin
+    cfg = twin.compose(["sim.days=1", "seed=7"])
+    result = twin.run(cfg)
+    result.kpis["transformer_peak_kva"]
+    result.write("results/my_run")
+"""
+
+from twin.errors import TwinError
+
+__all__ = ["TwinError", "compose", "run", "RunResult"]
+__version__ = "0.1.0"
+
+
+def __getattr__(name):  # lazy: keep `import twin` cheap for the CLI's --help
+    if name in {"compose"}:
+        from twin.config import compose
+
+        return compose
+    if name in {"run", "RunResult"}:
+        from twin import run as _run
+
+        return getattr(_run, name)
+    raise AttributeError(name)

@@ -1,0 +1,26 @@
+"""Contract kinds, all behind :class:`~twin.contracts.base.Contract`.
+
+Adding a contract kind: a module here with a ``Contract`` subclass, an entry in ``REGISTRY``,
+and a file in ``configs/contract/``. Nothing else changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twin.contracts.base import Contract
+from twin.contracts.firm import FirmContract
+from twin.errors import TwinError
+
+REGISTRY: dict[str, type[Contract]] = {"firm": FirmContract}
+
+
+def make_contract(cfg: Any) -> Contract:
+    """Build the contract named by ``cfg.name`` from its config group entry."""
+    name = cfg.get("name") if hasattr(cfg, "get") else None
+    if name not in REGISTRY:
+        raise TwinError(f"contract {name!r} is unknown: use contract=one of {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name].from_config(cfg)
+
+
+__all__ = ["Contract", "REGISTRY", "make_contract"]

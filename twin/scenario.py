@@ -1,0 +1,162 @@
+"""Scenario files: adoption shares and device parameter ranges, each number with its source.
+
+A scenario lives in ``scenarios/<name>.yaml``. Every parameter is a mapping with either
+``value`` (one number) or ``range`` ([low, high], sampled uniformly per household) and a
+``source`` string. ``SCHEMA`` below lists every field with the bounds a value must respect; a
+missing or out-of-range field gives a one-line :class:`~twin.errors.TwinError` naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from twin.errors import TwinError
+
+SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+
+# section -> field -> (lowest allowed, highest allowed)
+SCHEMA: dict[str, dict[str, tuple[float, float]]] = {
+    "adoption": {
+        "heat_pump_all_electric": (0.0, 1.0),
+        "heat_pump_hybrid": (0.0, 1.0),
+        "ev": (0.0, 1.0),
+        "pv": (0.0, 1.0),
+        "battery_given_pv": (0.0, 1.0),
+    },
+    "dwelling": {
+        "floor_area_m2": (20.0, 1000.0),
+        "design_heat_load_w_m2": (5.0, 200.0),
+        "heat_capacity_kwh_per_k_m2": (0.01, 1.0),
+        "solar_aperture_m2_per_m2": (0.0, 0.3),
+        "internal_gains_kw": (0.0, 2.0),
+        "setpoint_c": (10.0, 26.0),
+        "design_outdoor_c": (-30.0, 5.0),
+    },
+    "heat_pump": {
+        "sizing_all_electric": (0.3, 3.0),
+        "sizing_hybrid": (0.1, 3.0),
+        "flow_temp_design_c": (25.0, 75.0),
+    },
+    "ev": {
+        "battery_kwh": (5.0, 250.0),
+        "consumption_kwh_per_km": (0.08, 0.6),
+        "annual_km": (0.0, 100_000.0),
+        "share_11kw_charger": (0.0, 1.0),
+        "departure_h": (0.0, 24.0),
+        "arrival_h": (0.0, 24.0),
+        "days_used_per_week": (0.0, 7.0),
+    },
+    "pv": {"kwp": (0.0, 50.0), "yield_factor": (0.3, 1.5)},
+    "battery": {
+        "capacity_kwh": (0.5, 100.0),
+        "c_rate": (0.05, 5.0),
+        "roundtrip_efficiency": (0.3, 1.0),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One scenario number: a fixed value or a uniform range, and where it comes from."""
+
+    low: float
+    high: float
+    source: str
+
+    @property
+    def value(self) -> float:
+        """The mean of the parameter (the value itself when fixed)."""
+        return 0.5 * (self.low + self.high)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.low == self.high:
+            return np.full(n, self.low)
+        return rng.uniform(self.low, self.high, n)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    year: int
+    description: str
+    params: dict[str, dict[str, Param]]
+    path: Path
+
+    def __getitem__(self, section: str) -> dict[str, Param]:
+        return self.params[section]
+
+
+def resolve_scenario_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in {".yaml", ".yml"} and p.is_file():
+        return p
+    candidate = SCENARIO_DIR / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
+    known = ", ".join(sorted(f.stem for f in SCENARIO_DIR.glob("*.yaml")))
+    raise TwinError(f"scenario {name_or_path!r} not found: use one of {known} or a path to a .yaml file")
+
+
+def _parse_param(where: str, raw: Any, bounds: tuple[float, float]) -> Param:
+    if not isinstance(raw, dict):
+        raise TwinError(f"{where} must be a mapping with value or range and source, got {raw!r}")
+    if not str(raw.get("source", "")).strip():
+        raise TwinError(f"{where} has no source: add source: '<where the number comes from>'")
+    if "value" in raw:
+        low = high = raw["value"]
+    elif "range" in raw and isinstance(raw["range"], list | tuple) and len(raw["range"]) == 2:
+        low, high = raw["range"]
+    else:
+        raise TwinError(f"{where} needs value: <number> or range: [low, high]")
+    try:
+        low, high = float(low), float(high)
+    except (TypeError, ValueError):
+        raise TwinError(f"{where} is not numeric ({low!r}, {high!r}): give numbers") from None
+    lo, hi = bounds
+    if not (lo <= low <= high <= hi):
+        raise TwinError(f"{where}={low:g}..{high:g} is out of range: it must lie within [{lo:g}, {hi:g}]")
+    return Param(low, high, str(raw["source"]))
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """Read and validate a scenario by name (``scenarios/<name>.yaml``) or path."""
+    path = resolve_scenario_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", -1) + 1
+        raise TwinError(f"scenario file {path} is not valid YAML (line {line}): fix its syntax") from None
+    if not isinstance(data, dict):
+        raise TwinError(f"scenario file {path} is empty or not a mapping: see scenarios/nl-2040-central.yaml")
+    params: dict[str, dict[str, Param]] = {}
+    for section, fields in SCHEMA.items():
+        raw_section = data.get(section)
+        if not isinstance(raw_section, dict):
+            raise TwinError(f"scenario {path.name}: section '{section}' is missing")
+        params[section] = {}
+        for field, bounds in fields.items():
+            where = f"scenario {path.name}: {section}.{field}"
+            if field not in raw_section:
+                raise TwinError(f"{where} is missing: add it with value/range and source")
+            params[section][field] = _parse_param(where, raw_section[field], bounds)
+        unknown = set(raw_section) - set(fields)
+        if unknown:
+            raise TwinError(f"scenario {path.name}: unknown field(s) {section}.{sorted(unknown)[0]}: remove or fix the name")
+    adoption = params["adoption"]
+    hp_total = adoption["heat_pump_all_electric"].high + adoption["heat_pump_hybrid"].high
+    if hp_total > 1.0 + 1e-9:
+        raise TwinError(
+            f"scenario {path.name}: adoption.heat_pump_all_electric + heat_pump_hybrid = {hp_total:g} > 1: lower them"
+        )
+    return Scenario(
+        name=str(data.get("name", path.stem)),
+        year=int(data.get("year", 0)),
+        description=str(data.get("description", "")).strip(),
+        params=params,
+        path=path,
+    )

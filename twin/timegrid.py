@@ -1,0 +1,65 @@
+"""The simulation calendar: one reference year of 15-minute steps.
+
+Every year-long input (weather, base-load profiles) is an array of ``STEPS_PER_YEAR`` rows that
+start on 1 January 00:00 of ``REFERENCE_YEAR`` (a non-leap year). A run simulates a window
+``[start, start + days)`` of that year; windows that run past 31 December wrap to January.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from twin.errors import TwinError
+
+DT_H = 0.25
+STEPS_PER_HOUR = 4
+STEPS_PER_DAY = 96
+DAYS_PER_YEAR = 365
+STEPS_PER_YEAR = STEPS_PER_DAY * DAYS_PER_YEAR  # 35,040
+REFERENCE_YEAR = 2025
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """The steps of one run, as positions in the reference year."""
+
+    start: pd.Timestamp
+    days: int
+
+    @property
+    def n_steps(self) -> int:
+        return self.days * STEPS_PER_DAY
+
+    @property
+    def year_index(self) -> np.ndarray:
+        """Row of each simulated step in the year-long input arrays (wraps at year end)."""
+        first = (self.start - pd.Timestamp(f"{REFERENCE_YEAR}-01-01")) // pd.Timedelta("15min")
+        return (first + np.arange(self.n_steps)) % STEPS_PER_YEAR
+
+    @property
+    def times(self) -> pd.DatetimeIndex:
+        return pd.date_range(self.start, periods=self.n_steps, freq="15min")
+
+    @property
+    def hour_of_day(self) -> np.ndarray:
+        return (np.arange(self.n_steps) % STEPS_PER_DAY) / STEPS_PER_HOUR
+
+
+def make_window(start: str, days: int) -> TimeWindow:
+    """Parse the configured window; the date's year is ignored (mapped onto the reference year)."""
+    try:
+        ts = pd.Timestamp(str(start))
+    except (ValueError, TypeError):
+        raise TwinError(
+            f"sim.start={start!r} is not a date: give it as YYYY-MM-DD, e.g. sim.start=2025-12-01"
+        ) from None
+    if not isinstance(days, int) or not 1 <= days <= DAYS_PER_YEAR:
+        raise TwinError(f"sim.days={days!r} is out of range: give a whole number from 1 to 365")
+    if ts != ts.normalize():
+        raise TwinError(f"sim.start={start!r} must be midnight: give a date only, e.g. 2025-12-01")
+    if ts.month == 2 and ts.day == 29:
+        raise TwinError("sim.start=Feb 29 does not exist in the reference year: use Feb 28 or Mar 1")
+    return TimeWindow(ts.replace(year=REFERENCE_YEAR), days)
