@@ -1,0 +1,183 @@
+"""``run(cfg) -> RunResult``: the whole pipeline of one run, no file output of its own.
+
+inputs (feeder, weather, scenario) → FeederModel steps (contract decides, physics acts) →
+batch AC power flow over every step → KPIs. :meth:`RunResult.write` puts it on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from twin.config import validate
+from twin.contracts import make_contract
+from twin.errors import TwinError
+from twin.grid.compliance import grid_kpis
+from twin.grid.feeders import Feeder, FeederError, load_feeder
+from twin.grid.powerflow import BatchPowerFlow, PowerFlowResult
+from twin.kpi import household_kpis, per_household_table
+from twin.model import LOGGED, FeederModel, StudyInputs
+from twin.scenario import load_scenario
+from twin.timegrid import TimeWindow, make_window
+from twin.weather import load_weather
+
+log = logging.getLogger("twin")
+
+
+@dataclass
+class RunResult:
+    """Everything one run produced, as objects (see :meth:`write` for the files)."""
+
+    cfg: DictConfig
+    window: TimeWindow
+    feeder: Feeder
+    model: FeederModel
+    grid: PowerFlowResult
+    p_load_kw: np.ndarray  # (T, n_load) what the power flow saw, net.load row order
+    kpis: dict[str, Any]
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def log(self) -> dict[str, np.ndarray]:
+        return self.model.log
+
+    def households_frame(self) -> pd.DataFrame:
+        """Tidy: one row per (time, household), one column per logged variable."""
+        t, h = self.log["p_net_kw"].shape
+        frame = {
+            "time": np.repeat(self.window.times.values, h),
+            "household": np.tile(np.arange(h, dtype=np.int32), t),
+            "load_index": np.tile(self.model.inputs.load_index.astype(np.int32), t),
+        }
+        for name in LOGGED:
+            frame[name] = self.log[name].astype(np.float32).ravel()
+        frame["ev_home"] = self.model.exo.trips.home.ravel()
+        return pd.DataFrame(frame)
+
+    def feeder_frame(self) -> pd.DataFrame:
+        """One row per time step: feeder totals and the grid's worst values."""
+        g = self.grid
+        return pd.DataFrame(
+            {
+                "time": self.window.times,
+                "t_out_c": self.model.exo.t_out_c,
+                "p_households_kw": self.log["p_net_kw"].sum(axis=1),
+                "p_loads_kw": self.p_load_kw.sum(axis=1),
+                "trafo_s_kva": g.trafo_s_kva[:, 0],
+                "trafo_loading_pct": g.trafo_loading_pct[:, 0],
+                "vm_min_pu": g.vm_pu.min(axis=1),
+                "vm_max_pu": g.vm_pu.max(axis=1),
+                "line_loading_max_pct": g.line_loading_pct.max(axis=1),
+                "losses_kw": g.losses_kw,
+            }
+        )
+
+    def households_summary(self) -> pd.DataFrame:
+        """One row per household: devices, parameters and its own KPIs."""
+        f = self.model.fleet
+        cols = per_household_table(self.log, f, self.cfg.service)
+        return pd.DataFrame(
+            {
+                "household": np.arange(f.n),
+                "load_index": self.model.inputs.load_index,
+                "heat_pump": np.where(f.has_hp, np.where(f.hp_hybrid, "hybrid", "all-electric"), "none"),
+                "ev": f.has_ev,
+                "pv_kwp": f.pv_kwp,
+                "battery_kwh": f.bat_capacity_kwh,
+                "design_heat_load_kw": f.design_heat_load_kw,
+                "setpoint_c": f.setpoint_c,
+                **cols,
+            }
+        )
+
+    def write(self, out_dir: str | Path) -> Path:
+        from twin.results import write_run
+
+        return write_run(self, Path(out_dir))
+
+
+def build_inputs(cfg: DictConfig) -> tuple[Feeder, StudyInputs]:
+    """Load feeder, weather and scenario and cut them to the run's window."""
+    window = make_window(cfg.sim.start, cfg.sim.days)
+    cache = Path(cfg.paths.cache_dir) / "feeders" if cfg.paths.get("cache_dir") else None
+    try:
+        feeder = load_feeder(str(cfg.grid.name), cache_dir=cache)
+    except FeederError as err:
+        raise TwinError(str(err)) from None
+    weather = load_weather(cfg.weather.source, cfg.weather.region, cfg.weather.get("csv"))
+    scenario = load_scenario(str(cfg.scenario.name))
+    rows, cols = window.year_index, feeder.household_cols
+    inputs = StudyInputs(
+        scenario=scenario,
+        window=window,
+        t_out_c=weather.t_out_c[rows],
+        ghi_w_m2=weather.ghi_w_m2[rows],
+        p_base_kw=feeder.load_p_kw[np.ix_(rows, cols)],
+        q_base_kvar=feeder.load_q_kvar[np.ix_(rows, cols)],
+        load_index=np.asarray(feeder.household_load_idx),
+    )
+    return feeder, inputs
+
+
+def run(cfg: DictConfig, progress: bool | None = None) -> RunResult:
+    """Run one study: simulate the households under the contract, validate the grid, KPIs."""
+    validate(cfg)
+    show = bool(cfg.output.progress) if progress is None else progress
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    contract = make_contract(cfg.contract)
+    feeder, inputs = build_inputs(cfg)
+    timings["inputs"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    model = FeederModel(inputs, contract, seed=int(cfg.seed))
+    steps = range(model.n_steps)
+    if show:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc=f"simulate ({contract.name})", unit="step", mininterval=0.5, leave=False)
+    for _ in steps:
+        model.step()
+    timings["simulate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    rows = inputs.window.year_index
+    p_load = feeder.load_p_kw[rows].copy()
+    q_load = feeder.load_q_kvar[rows].copy()
+    cols = feeder.household_cols
+    p_load[:, cols] = model.log["p_net_kw"]  # devices run at unity power factor: q stays the base load's
+    grid = BatchPowerFlow(feeder.net).run(p_load, q_load)
+    timings["powerflow"] = time.perf_counter() - t0
+
+    kpis: dict[str, Any] = {
+        "contract": contract.name,
+        "scenario": inputs.scenario.name,
+        "grid": feeder.name,
+        "seed": int(cfg.seed),
+        "start": str(inputs.window.start.date()),
+        "days": inputs.window.days,
+    }
+    kpis.update(household_kpis(model.log, model.fleet, model.exo.trips.home, cfg.service))
+    kpis.update(grid_kpis(grid, feeder.net))
+    kpis.update(contract.kpis(model))
+    return RunResult(
+        cfg=cfg,
+        window=inputs.window,
+        feeder=feeder,
+        model=model,
+        grid=grid,
+        p_load_kw=p_load,
+        kpis=kpis,
+        timings_s=timings,
+    )
+
+
+def config_to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)
