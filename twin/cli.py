@@ -37,7 +37,7 @@ KPI_TABLE = (
     ("energy_heat_pump_kwh", "energy: heat pumps", "kWh"),
     ("energy_ev_home_kwh", "energy: EV home charging", "kWh"),
     ("energy_pv_kwh", "energy: PV production", "kWh"),
-    ("comfort_kelvin_hours_total", "comfort: K·h outside band (all)", "K·h"),
+    ("comfort_kelvin_hours_total", "comfort: K·h below band (all)", "K·h"),
     ("comfort_kelvin_hours_worst_household", "comfort: K·h, worst household", "K·h"),
     ("comfort_days_met_share", "comfort: household-days met", "share"),
     ("ev_shortfall_kwh_total", "EV: energy short at deadline", "kWh"),

@@ -15,9 +15,13 @@ from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
 
 
 def comfort_kelvin_hours(t_in_c: np.ndarray, setpoint_c: np.ndarray, band_k: float) -> np.ndarray:
-    """Per household: K·h outside ``setpoint ± band`` over the run."""
-    excess = np.maximum(np.abs(t_in_c - setpoint_c) - band_k, 0.0)
-    return excess.sum(axis=0) * DT_H
+    """Per household: K·h below ``setpoint - band`` over the run.
+
+    The comfort term is about heating: only the cold side counts. Warm excursions (summer
+    gains; heat pumps here do not cool) are not the grid's doing and are not counted.
+    """
+    shortfall = np.maximum(setpoint_c - band_k - t_in_c, 0.0)
+    return shortfall.sum(axis=0) * DT_H
 
 
 def ev_deadline_shortfall_kwh(
@@ -43,6 +47,11 @@ def ev_deadline_shortfall_kwh(
     return np.where(at_home & fleet.has_ev, short, 0.0)
 
 
+def _mean_energy(p_kw: np.ndarray, mask: np.ndarray) -> float:
+    """Mean energy (kWh) per household in ``mask`` (0 when the mask is empty)."""
+    return float(p_kw[:, mask].sum() * DT_H / mask.sum()) if mask.any() else 0.0
+
+
 def household_kpis(log: dict[str, np.ndarray], fleet: Fleet, home: np.ndarray, service: Any) -> dict[str, Any]:
     """KPIs of the simulated (not planned) household behaviour."""
     n_t, n_h = log["p_net_kw"].shape
@@ -55,7 +64,7 @@ def household_kpis(log: dict[str, np.ndarray], fleet: Fleet, home: np.ndarray, s
         log["ev_soc_kwh"], home, fleet, service.ev_range_km, service.ev_deadline_h
     )
     # a household-day meets the comfort term if it spends no step outside the band that day
-    outside = np.abs(log["t_in_c"] - fleet.setpoint_c) > service.comfort_band_k + 1e-9
+    outside = log["t_in_c"] < fleet.setpoint_c - service.comfort_band_k - 1e-9
     outside_day = outside[: days * STEPS_PER_DAY].reshape(days, STEPS_PER_DAY, n_h).any(axis=1)
     n_ev_days = int(fleet.has_ev.sum()) * days
     n_hp_days = int(hp_idx.sum()) * days
@@ -76,6 +85,8 @@ def household_kpis(log: dict[str, np.ndarray], fleet: Fleet, home: np.ndarray, s
         "energy_import_kwh": float(np.clip(log["p_net_kw"], 0, None).sum() * DT_H),
         "energy_export_kwh": float(np.clip(-log["p_net_kw"], 0, None).sum() * DT_H),
         "heat_pump_kwh_per_heat_pump": e["p_hp_kw"] / max(int(hp_idx.sum()), 1),
+        "heat_pump_kwh_per_all_electric": _mean_energy(log["p_hp_kw"], hp_idx & ~fleet.hp_hybrid),
+        "heat_pump_kwh_per_hybrid": _mean_energy(log["p_hp_kw"], fleet.hp_hybrid),
         "ev_kwh_per_ev": e["p_ev_kw"] / max(int(fleet.has_ev.sum()), 1),
         "ev_public_charging_kwh": float(log["ev_public_kwh"].sum()),
         "heat_from_boilers_kwh": float(log["q_boiler_kw"][:, fleet.has_hp].sum() * DT_H),

@@ -1,0 +1,34 @@
+"""Shared fixtures: one composed config and one short default run per test session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def twin_executable(name: str = "twin") -> str:
+    """The console script installed beside the interpreter running the tests."""
+    exe = Path(sys.executable).with_name(name)
+    if not exe.exists():
+        pytest.fail(f"{exe} not found: install the project first (pip install -e '.[test]')")
+    return str(exe)
+
+
+@pytest.fixture(scope="session")
+def day_result():
+    """One day of the embedded default (feeder, scenario, firm contract), seed 42."""
+    from twin.config import compose
+    from twin.run import run
+
+    return run(compose(["sim=day", "output.progress=false"]))
+
+
+@pytest.fixture(autouse=True)
+def _no_mpl_windows(monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
