@@ -20,6 +20,16 @@ def twin_executable(name: str = "twin") -> str:
 
 
 @pytest.fixture(scope="session")
+def twin_exe() -> str:
+    return twin_executable()
+
+
+@pytest.fixture(scope="session")
+def repo_dir() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
 def day_result():
     """One day of the embedded default (feeder, scenario, firm contract), seed 42."""
     from twin.config import compose

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, twin_executable
 from twin.config import compose
 from twin.run import run
 from twin.timegrid import DT_H
@@ -24,7 +23,7 @@ def test_default_day_runs_on_the_real_feeder(day_result):
     # every heat-pump home holds its setpoint under a firm thermostat on a -3 °C day
     assert k["comfort_days_met_share"] == 1.0
     # transformer peak equals the AC result; per-household peak is the simulated load
-    assert k["transformer_peak_kva"] == pytest.approx(r.grid.trafo_s_kva.max())
+    assert k["trafo_peak_kva"] == pytest.approx(r.grid.trafo_s_kva.max())
     assert k["coincident_peak_per_household_kw"] == pytest.approx(r.log["p_net_kw"].sum(1).max() / 102)
 
 
@@ -60,11 +59,11 @@ def test_results_on_disk(day_result, tmp_path):
     out = day_result.write(tmp_path / "run")
     assert (out / "DONE").exists()
     kpis = json.loads((out / "kpis.json").read_text())
-    assert kpis["transformer_peak_kva"] == pytest.approx(day_result.kpis["transformer_peak_kva"])
+    assert kpis["trafo_peak_kva"] == pytest.approx(day_result.kpis["trafo_peak_kva"])
     hh = pd.read_parquet(out / "households.parquet")
     assert len(hh) == 96 * 102 and {"time", "household", "p_net_kw", "t_in_c", "ev_soc_kwh"} <= set(hh.columns)
     feeder = pd.read_parquet(out / "feeder.parquet")
-    assert feeder.trafo_loading_pct.max() == pytest.approx(kpis["transformer_peak_pct"], rel=1e-9)
+    assert feeder.trafo_loading_pct.max() == pytest.approx(kpis["trafo_peak_loading_pct"], rel=1e-9)
     for name in ("transformer_loading", "voltage_band", "indoor_temperature", "ev_state_of_charge"):
         png = out / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -81,10 +80,10 @@ def test_results_on_disk(day_result, tmp_path):
         ("weather.region=99", "weather.region"),
     ],
 )
-def test_bad_input_gives_one_line_error_and_nonzero_exit(override, needle, tmp_path):
+def test_bad_input_gives_one_line_error_and_nonzero_exit(override, needle, tmp_path, twin_exe, repo_dir):
     proc = subprocess.run(
-        [twin_executable(), override, f"paths.results_dir={tmp_path}"],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        [twin_exe, override, f"paths.results_dir={tmp_path}"],
+        capture_output=True, text=True, cwd=repo_dir, timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     err = [ln for ln in proc.stderr.splitlines() if ln.startswith("twin: error:")]

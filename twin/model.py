@@ -71,6 +71,7 @@ class FeederModel(mesa.Model):
             sc["ev"]["annual_km"].value,
             sc["ev"]["days_used_per_week"].value,
             self.fleet.ev_kwh_per_km,
+            self.fleet.has_ev,
         )
         self.exo: Exogenous = make_exogenous(
             self.fleet,

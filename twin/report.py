@@ -22,9 +22,9 @@ from twin.results import DONE, atomic_write
 
 KEY_COLUMNS = (
     "coincident_peak_per_household_kw",
-    "transformer_peak_pct",
-    "transformer_hours_above_100pct",
-    "line_loading_max_pct",
+    "trafo_peak_loading_pct",
+    "trafo_hours_over_100pct_h",
+    "line_max_loading_pct",
     "vm_min_pu",
     "comfort_days_met_share",
     "ev_days_met_share",

@@ -44,11 +44,17 @@ def draw_trips(
     annual_km: float,
     days_used_per_week: float,
     consumption_kwh_per_km: np.ndarray,
+    has_ev: np.ndarray | None = None,
 ) -> TripSchedule:
-    """Draw every car's trips for ``days`` days starting at midnight."""
+    """Draw every car's trips for ``days`` days starting at midnight.
+
+    Households without an EV (``has_ev`` False) never leave: their columns are always home.
+    """
     n = len(departure_h)
     p_use = days_used_per_week / 7.0
     used = rng.random((days, n)) < p_use
+    if has_ev is not None:
+        used &= has_ev
     dep = departure_h + rng.normal(0.0, DEPARTURE_JITTER_H, (days, n))
     arr = arrival_h + rng.normal(0.0, ARRIVAL_JITTER_H, (days, n))
     dep = np.clip(dep, 5.0, 12.0)
