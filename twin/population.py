@@ -64,17 +64,27 @@ class Fleet:
 
 def sample_fleet(scenario: Scenario, n: int, rng: np.random.Generator) -> Fleet:
     """Draw ``n`` households. Adoption is drawn as exact counts (rounded shares), assigned at
-    random, so a 100-household feeder at 45 % all-electric heat pumps has exactly 45 of them."""
+    random, so a 100-household feeder at 45 % all-electric heat pumps has exactly 45 of them.
+
+    With the same seed, a scenario with higher shares gives a superset of the adopters of one
+    with lower shares, and every device parameter of a household is the same in both.
+    """
     ad, dw, hp, ev, pv, bat = (scenario[s] for s in ("adoption", "dwelling", "heat_pump", "ev", "pv", "battery"))
+    # two independent streams: who adopts what, and the households' parameters
+    adopt_rng, rng = rng.spawn(2)
 
     def pick(share: float, among: np.ndarray | None = None) -> np.ndarray:
-        pool = np.arange(n) if among is None else np.flatnonzero(among)
-        k = int(round(share * len(pool)))
+        # a random priority order, then the first k: the random stream consumed does not depend
+        # on the share, so a larger share adds households to a smaller one's set (nested fleets
+        # make hosting-capacity searches monotone) and all later draws stay the same
+        ranked = adopt_rng.permutation(n)
+        if among is not None:
+            ranked = ranked[among[ranked]]
         mask = np.zeros(n, bool)
-        mask[rng.choice(pool, size=k, replace=False)] = True
+        mask[ranked[: int(round(share * len(ranked)))]] = True
         return mask
 
-    order = rng.permutation(n)
+    order = adopt_rng.permutation(n)
     n_ae = int(round(ad["heat_pump_all_electric"].value * n))
     n_hy = int(round(ad["heat_pump_hybrid"].value * n))
     has_hp = np.zeros(n, bool)

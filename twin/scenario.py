@@ -2,7 +2,8 @@
 
 A scenario lives in ``scenarios/<name>.yaml``. Every parameter is a mapping with either
 ``value`` (one number) or ``range`` ([low, high], sampled uniformly per household) and a
-``source`` string. ``SCHEMA`` below lists every field with the bounds a value must respect; a
+``source`` string. ``extends: <other scenario>`` takes every parameter of the other scenario
+that the file does not set itself (so shared device and dwelling numbers stand in one place). ``SCHEMA`` below lists every field with the bounds a value must respect; a
 missing or out-of-range field gives a one-line :class:`~twin.errors.TwinError` naming it.
 """
 
@@ -123,9 +124,7 @@ def _parse_param(where: str, raw: Any, bounds: tuple[float, float]) -> Param:
     return Param(low, high, str(raw["source"]))
 
 
-def load_scenario(name_or_path: str) -> Scenario:
-    """Read and validate a scenario by name (``scenarios/<name>.yaml``) or path."""
-    path = resolve_scenario_path(name_or_path)
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -133,6 +132,31 @@ def load_scenario(name_or_path: str) -> Scenario:
         raise TwinError(f"scenario file {path} is not valid YAML (line {line}): fix its syntax") from None
     if not isinstance(data, dict):
         raise TwinError(f"scenario file {path} is empty or not a mapping: see scenarios/nl-2040-central.yaml")
+    return data
+
+
+def _read_with_parents(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """The file's data with ``extends`` resolved (the child's parameters win)."""
+    if path in seen:
+        raise TwinError(f"scenario {path.name} extends itself (through {seen[-1].name}): break the cycle")
+    data = _read_yaml(path)
+    parent_name = data.pop("extends", None)
+    if parent_name is None:
+        return data
+    parent = _read_with_parents(resolve_scenario_path(str(parent_name)), (*seen, path))
+    merged = dict(parent)
+    for key, value in data.items():
+        if key in SCHEMA and isinstance(value, dict) and isinstance(parent.get(key), dict):
+            merged[key] = {**parent[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """Read and validate a scenario by name (``scenarios/<name>.yaml``) or path."""
+    path = resolve_scenario_path(name_or_path)
+    data = _read_with_parents(path, seen=())
     params: dict[str, dict[str, Param]] = {}
     for section, fields in SCHEMA.items():
         raw_section = data.get(section)
