@@ -52,8 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pandapower as pp
+import pandas as pd
 from pandapower.auxiliary import pandapowerNet
 
 __all__ = [

@@ -33,8 +33,8 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import pandapower as pp
+import pandas as pd
 from pandapower.auxiliary import pandapowerNet
 from power_grid_model import (
     BranchSide,

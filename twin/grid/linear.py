@@ -1,0 +1,292 @@
+"""Linear feeder model (LinDistFlow around the no-load state) for the optimiser.
+
+The feeder must be radial (a tree rooted at the external grid). For load powers ``p`` (kW,
+consumption positive, injection negative) and ``q`` (kvar) at the chosen ``net.load`` rows:
+
+* **flows** (lossless DistFlow): the active power entering a branch at its upstream end is the
+  sum of the loads downstream of it, ``line_p_kw = line_p0_kw + A_line @ p`` (signed in the
+  ``from_bus -> to_bus`` direction of ``net.line``, like pandapower's ``p_from_mw``), and
+  ``trafo_p_kw = trafo_p0_kw + A_trafo @ p`` at the HV terminal; the same matrices map ``q``.
+* **voltages** (linearised DistFlow): ``vm_pu = vm0_pu + V_p @ p + V_q @ q`` with
+  ``V_p[b, l] = -sum(R_e) / (V_base^2 * vm0_b)`` over the branches ``e`` shared by the paths
+  from the root to bus ``b`` and to the bus of load ``l`` (``X_e`` for ``V_q``); the
+  transformer's series impedance is referred to its LV side.
+* the constant terms (``*0``) come from one pandapower AC power flow with every load at zero:
+  they carry the transformer's iron losses and magnetising current, cable charging, and the
+  no-load voltage set by the external grid and the tap position.
+
+Loadings: a line's current is ``|S| / (sqrt(3) V)``, so ``line_loading_pct = 100 * |S| /
+(line_rating_kva * vm_up)`` with ``vm_up`` the model's voltage at the line's upstream bus and
+``line_rating_kva`` the rating at nominal voltage; the transformer loading is power based,
+``100 * |S_hv| / trafo_rating_kva`` (as in :mod:`twin.grid.powerflow`). For a linear
+programme, bound ``|S|`` by a polygon in (P, Q) or bound P with a power-factor assumption, and
+use a conservative voltage (e.g. 0.95 p.u.) in the line rating.
+
+What is neglected: network losses in the flows (the transformer power is underestimated by
+the losses, 1-3 % at high load) and the second-order voltage terms. Measured error on a year of
+SimBench 1-LV-urban6 at 3x its profiles plus EV charging and PV feed-in: see
+``tests/test_grid_linear.py`` (the band asserted there).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+
+import numpy as np
+import pandapower as pp
+from pandapower.auxiliary import pandapowerNet
+
+__all__ = ["LinearFeederModel"]
+
+
+def _closed(net: pandapowerNet, et: str, element: int, bus: int) -> bool:
+    sw = net.switch
+    if not len(sw):
+        return True
+    m = (sw["et"] == et) & (sw["element"] == element) & (sw["bus"] == bus)
+    return bool(sw.loc[m, "closed"].astype(bool).all())
+
+
+class LinearFeederModel:
+    """Linear map from load powers to flows, loadings and voltages of a radial feeder.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        Radial feeder with one in-service external grid.
+    load_idx : array of int, optional
+        ``net.load`` index labels the model's columns refer to (default: all loads, in row
+        order). Loads left out are taken as zero; out-of-service loads get zero columns.
+
+    Attributes
+    ----------
+    load_idx : np.ndarray
+        Column labels (``net.load`` index).
+    bus_index, line_index, trafo_index : np.ndarray
+        Row labels of the voltage, line and transformer matrices.
+    A_line : np.ndarray
+        ``(n_line, n_load)`` d line_p_from / d p (entries 0, +1 or -1); same for q.
+    A_trafo : np.ndarray
+        ``(n_trafo, n_load)`` d trafo_p_hv / d p (entries 0 or 1).
+    V_p, V_q : np.ndarray
+        ``(n_bus, n_load)`` voltage sensitivities, p.u. per kW and per kvar.
+    vm0_pu, line_p0_kw, line_q0_kvar, trafo_p0_kw, trafo_q0_kvar : np.ndarray
+        No-load operating point (AC).
+    line_rating_kva : np.ndarray
+        ``sqrt(3) * vn_kv * max_i_ka * df * parallel * 1000`` (kVA at nominal voltage).
+    trafo_rating_kva : np.ndarray
+        ``sn_mva * 1000 * parallel * df``.
+    line_up_bus_pos : np.ndarray
+        Position (in ``bus_index``) of each line's upstream bus (-1 if not energised).
+    """
+
+    def __init__(self, net: pandapowerNet, load_idx: np.ndarray | None = None) -> None:
+        self.load_idx = (
+            net.load.index.to_numpy() if load_idx is None else np.asarray(load_idx, dtype=np.int64)
+        )
+        self.bus_index = net.bus.index.to_numpy()
+        self.line_index = net.line.index.to_numpy()
+        self.trafo_index = net.trafo.index.to_numpy()
+        n_bus, n_line, n_tr = len(self.bus_index), len(self.line_index), len(self.trafo_index)
+        bus_pos = {int(b): i for i, b in enumerate(self.bus_index)}
+        vn_kv = net.bus["vn_kv"].to_numpy(float)
+        bus_ok = net.bus["in_service"].astype(bool).to_numpy()
+
+        # branches: (kind, position, bus_a, bus_b, r_ohm, x_ohm, v_base_kv)
+        branches: list[tuple[str, int, int, int, float, float, float]] = []
+        for k, (idx, row) in enumerate(net.line.iterrows()):
+            fb, tb = int(row["from_bus"]), int(row["to_bus"])
+            if not (row["in_service"] and bus_ok[bus_pos[fb]] and bus_ok[bus_pos[tb]]):
+                continue
+            if not (_closed(net, "l", idx, fb) and _closed(net, "l", idx, tb)):
+                continue
+            length, par = float(row["length_km"]), float(row["parallel"])
+            branches.append(
+                (
+                    "line", k, fb, tb,
+                    float(row["r_ohm_per_km"]) * length / par,
+                    float(row["x_ohm_per_km"]) * length / par,
+                    float(vn_kv[bus_pos[fb]]),
+                )
+            )
+        for k, (idx, row) in enumerate(net.trafo.iterrows()):
+            hb, lb = int(row["hv_bus"]), int(row["lv_bus"])
+            if not (row["in_service"] and bus_ok[bus_pos[hb]] and bus_ok[bus_pos[lb]]):
+                continue
+            if not (_closed(net, "t", idx, hb) and _closed(net, "t", idx, lb)):
+                continue
+            z_base = float(row["vn_lv_kv"]) ** 2 / (float(row["sn_mva"]) * float(row["parallel"]))
+            z = float(row["vk_percent"]) / 100 * z_base
+            r = float(row["vkr_percent"]) / 100 * z_base
+            branches.append(
+                ("trafo", k, hb, lb, r, float(np.sqrt(max(z * z - r * r, 0.0))), float(row["vn_lv_kv"]))
+            )
+        if len(net.switch):
+            for _idx, row in net.switch[(net.switch["et"] == "b") & net.switch["closed"].astype(bool)].iterrows():
+                a, b = int(row["bus"]), int(row["element"])
+                if bus_ok[bus_pos[a]] and bus_ok[bus_pos[b]]:
+                    branches.append(("switch", -1, a, b, 0.0, 0.0, float(vn_kv[bus_pos[a]])))
+
+        eg = net.ext_grid[net.ext_grid["in_service"].astype(bool)]
+        if len(eg) != 1:
+            raise ValueError(f"linear model needs exactly one in-service ext_grid, found {len(eg)}")
+        root = bus_pos[int(eg["bus"].iloc[0])]
+
+        # breadth-first search from the root: parent branch of every reachable bus
+        adj: list[list[int]] = [[] for _ in range(n_bus)]
+        for e, br in enumerate(branches):
+            adj[bus_pos[br[2]]].append(e)
+            adj[bus_pos[br[3]]].append(e)
+        parent_edge = np.full(n_bus, -1)
+        seen = np.zeros(n_bus, dtype=bool)
+        seen[root] = True
+        order = [root]
+        queue = deque([root])
+        used_edges = 0
+        while queue:
+            u = queue.popleft()
+            for e in adj[u]:
+                a, b = bus_pos[branches[e][2]], bus_pos[branches[e][3]]
+                v = b if a == u else a
+                if e == parent_edge[u]:
+                    continue
+                if seen[v]:
+                    raise ValueError(
+                        "linear model needs a radial feeder, but the net has a mesh "
+                        f"(at bus {self.bus_index[v]}): open a switch to make it radial"
+                    )
+                seen[v] = True
+                parent_edge[v] = e
+                used_edges += 1
+                order.append(v)
+                queue.append(v)
+        self._energized = seen
+
+        # path matrix: P[e, b] = 1 if branch e lies on the path root -> bus b
+        n_e = len(branches)
+        path = np.zeros((n_e, n_bus))
+        for v in order[1:]:
+            e = parent_edge[v]
+            a, b = bus_pos[branches[e][2]], bus_pos[branches[e][3]]
+            up = a if b == v else b
+            path[:, v] = path[:, up]
+            path[e, v] = 1.0
+
+        load = net.load.loc[self.load_idx]
+        load_bus_pos = np.array([bus_pos[int(b)] for b in load["bus"]], dtype=np.int64)
+        load_on = load["in_service"].astype(bool).to_numpy() & seen[load_bus_pos]
+        m_load = path[:, load_bus_pos] * load_on[None, :]  # (n_e, n_load)
+
+        # upstream side of each branch
+        def upstream_is_first(e: int) -> bool:
+            a, b = bus_pos[branches[e][2]], bus_pos[branches[e][3]]
+            return parent_edge[b] == e and seen[a]
+
+        self.A_line = np.zeros((n_line, len(self.load_idx)))
+        self.A_trafo = np.zeros((n_tr, len(self.load_idx)))
+        self.line_up_bus_pos = np.full(n_line, -1)
+        for e, br in enumerate(branches):
+            if not (seen[bus_pos[br[2]]] and seen[bus_pos[br[3]]]):
+                continue
+            sign = 1.0 if upstream_is_first(e) else -1.0
+            up = bus_pos[br[2]] if sign > 0 else bus_pos[br[3]]
+            if br[0] == "line":
+                self.A_line[br[1]] = sign * m_load[e]
+                self.line_up_bus_pos[br[1]] = up
+            elif br[0] == "trafo":
+                self.A_trafo[br[1]] = sign * m_load[e]
+
+        # no-load operating point from pandapower
+        net0 = copy.deepcopy(net)
+        net0.load["p_mw"] = 0.0
+        net0.load["q_mvar"] = 0.0
+        if len(net0.sgen):
+            net0.sgen["in_service"] = False
+        pp.runpp(
+            net0, trafo_model="pi", trafo_loading="power", calculate_voltage_angles=True,
+            tolerance_mva=1e-10, lightsim2grid=False, numba=False,
+        )
+        self.vm0_pu = net0.res_bus["vm_pu"].to_numpy(float)
+        self.line_p0_kw = net0.res_line["p_from_mw"].fillna(0.0).to_numpy(float) * 1e3
+        self.line_q0_kvar = net0.res_line["q_from_mvar"].fillna(0.0).to_numpy(float) * 1e3
+        self.trafo_p0_kw = net0.res_trafo["p_hv_mw"].fillna(0.0).to_numpy(float) * 1e3
+        self.trafo_q0_kvar = net0.res_trafo["q_hv_mvar"].fillna(0.0).to_numpy(float) * 1e3
+
+        # voltage sensitivities (LinDistFlow, linearised around vm0)
+        r = np.array([br[4] for br in branches])
+        x = np.array([br[5] for br in branches])
+        vb2 = np.array([(br[6] * 1e3) ** 2 for br in branches])
+        vref = np.where(np.isfinite(self.vm0_pu) & (self.vm0_pu > 0), self.vm0_pu, 1.0)
+        # kW -> W: * 1e3
+        self.V_p = -(path.T * (r / vb2)) @ m_load * 1e3 / vref[:, None]
+        self.V_q = -(path.T * (x / vb2)) @ m_load * 1e3 / vref[:, None]
+
+        line = net.line
+        self.line_rating_kva = (
+            np.sqrt(3.0)
+            * net.bus.loc[line["from_bus"].to_numpy(), "vn_kv"].to_numpy(float)
+            * line["max_i_ka"].to_numpy(float)
+            * line["df"].to_numpy(float)
+            * line["parallel"].to_numpy(float)
+            * 1e3
+        )
+        trafo = net.trafo
+        self.trafo_rating_kva = (
+            trafo["sn_mva"].to_numpy(float) * 1e3 * trafo["parallel"].to_numpy(float)
+            * trafo["df"].to_numpy(float)
+        )
+
+    # -- helpers --------------------------------------------------------------------------
+    def _pq(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        p = np.asarray(p_load_kw, dtype=float)
+        q = np.zeros_like(p) if q_load_kvar is None else np.asarray(q_load_kvar, dtype=float)
+        if p.shape[-1] != len(self.load_idx) or q.shape != p.shape:
+            raise ValueError(
+                f"loads must have last dimension {len(self.load_idx)} (and p, q equal shapes); "
+                f"got {p.shape} and {q.shape}"
+            )
+        return p, q
+
+    # -- flows ----------------------------------------------------------------------------
+    def trafo_p_kw(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None) -> np.ndarray:
+        """Active power into each transformer at its HV side, kW, shape ``(..., n_trafo)``."""
+        p, _ = self._pq(p_load_kw, q_load_kvar)
+        return self.trafo_p0_kw + p @ self.A_trafo.T
+
+    def trafo_q_kvar(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None) -> np.ndarray:
+        """Reactive power into each transformer at its HV side, kvar."""
+        _, q = self._pq(p_load_kw, q_load_kvar)
+        return self.trafo_q0_kvar + q @ self.A_trafo.T
+
+    def trafo_s_kva(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None) -> np.ndarray:
+        """Apparent power through each transformer (HV side), kVA."""
+        return np.hypot(self.trafo_p_kw(p_load_kw, q_load_kvar), self.trafo_q_kvar(p_load_kw, q_load_kvar))
+
+    def trafo_loading_pct(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None) -> np.ndarray:
+        """Power-based transformer loading, %."""
+        return 100.0 * self.trafo_s_kva(p_load_kw, q_load_kvar) / self.trafo_rating_kva
+
+    def line_p_kw(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None) -> np.ndarray:
+        """Active power entering each line at its ``from_bus``, kW, ``(..., n_line)``."""
+        p, _ = self._pq(p_load_kw, q_load_kvar)
+        return self.line_p0_kw + p @ self.A_line.T
+
+    def line_q_kvar(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None) -> np.ndarray:
+        """Reactive power entering each line at its ``from_bus``, kvar."""
+        _, q = self._pq(p_load_kw, q_load_kvar)
+        return self.line_q0_kvar + q @ self.A_line.T
+
+    def vm_pu(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None) -> np.ndarray:
+        """Bus voltage magnitudes, p.u., ``(..., n_bus)`` in ``net.bus`` order."""
+        p, q = self._pq(p_load_kw, q_load_kvar)
+        return self.vm0_pu + p @ self.V_p.T + q @ self.V_q.T
+
+    def line_loading_pct(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None) -> np.ndarray:
+        """Current-based line loading, %: ``|S| / (rating * vm_upstream)``."""
+        s = np.hypot(self.line_p_kw(p_load_kw, q_load_kvar), self.line_q_kvar(p_load_kw, q_load_kvar))
+        vm = self.vm_pu(p_load_kw, q_load_kvar)
+        up = np.where(self.line_up_bus_pos >= 0, self.line_up_bus_pos, 0)
+        v_up = np.clip(vm[..., up], 0.5, None)
+        out = 100.0 * s / (self.line_rating_kva * v_up)
+        return np.where(self.line_up_bus_pos >= 0, out, 0.0)
