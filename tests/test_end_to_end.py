@@ -30,7 +30,7 @@ def test_default_day_runs_on_the_real_feeder(day_result):
 def test_household_energy_balance(day_result):
     """Per household, device energies sum to the grid exchange, and the battery's and EV's
     stored energy changes match what flowed in and out."""
-    lg, f = day_result.log, day_result.model.fleet
+    lg, f = day_result.model.log, day_result.model.fleet  # every simulated step, warm-up included
     devices = lg["p_base_kw"] + lg["p_hp_kw"] + lg["p_ev_kw"] + lg["p_bat_kw"] - lg["p_pv_kw"]
     np.testing.assert_allclose(devices.sum(0) * DT_H, lg["p_net_kw"].sum(0) * DT_H, atol=1e-9)
     eta = f.bat_eta

@@ -56,6 +56,7 @@ def validate(cfg: DictConfig) -> None:
     _number(cfg, "seed", 0, 2**32 - 1, integer=True)
     _number(cfg, "sim.days", 1, 365, integer=True)
     _require(cfg, "sim.start")
+    _number(cfg, "sim.warmup_days", 0, 14, integer=True)
     _require(cfg, "grid.name")
     _require(cfg, "scenario.name")
     _require(cfg, "contract.name")

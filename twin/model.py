@@ -38,7 +38,8 @@ LOGGED = (
 
 @dataclass(frozen=True)
 class StudyInputs:
-    """What a run simulates, for the run's window: scenario, weather, today's household loads."""
+    """What a run simulates, for the run's simulated steps (warm-up included): scenario,
+    weather, today's household loads."""
 
     scenario: Scenario
     window: TimeWindow
@@ -65,7 +66,7 @@ class FeederModel(mesa.Model):
         self.fleet: Fleet = sample_fleet(sc, n, self.rng)
         trips = draw_trips(
             self.rng,
-            self.window.days,
+            self.window.warmup_days + self.window.days,
             self.fleet.ev_departure_h,
             self.fleet.ev_arrival_h,
             sc["ev"]["annual_km"].value,

@@ -41,12 +41,11 @@ class RunResult:
     model: FeederModel
     grid: PowerFlowResult
     p_load_kw: np.ndarray  # (T, n_load) what the power flow saw, net.load row order
+    log: dict[str, np.ndarray]  # (T, H) per logged variable, reported steps only (no warm-up)
+    home: np.ndarray  # (T, H) EV at home
+    t_out_c: np.ndarray  # (T,)
     kpis: dict[str, Any]
     timings_s: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def log(self) -> dict[str, np.ndarray]:
-        return self.model.log
 
     def households_frame(self) -> pd.DataFrame:
         """Tidy: one row per (time, household), one column per logged variable."""
@@ -58,7 +57,7 @@ class RunResult:
         }
         for name in LOGGED:
             frame[name] = self.log[name].astype(np.float32).ravel()
-        frame["ev_home"] = self.model.exo.trips.home.ravel()
+        frame["ev_home"] = self.home.ravel()
         return pd.DataFrame(frame)
 
     def feeder_frame(self) -> pd.DataFrame:
@@ -67,7 +66,7 @@ class RunResult:
         return pd.DataFrame(
             {
                 "time": self.window.times,
-                "t_out_c": self.model.exo.t_out_c,
+                "t_out_c": self.t_out_c,
                 "p_households_kw": self.log["p_net_kw"].sum(axis=1),
                 "p_loads_kw": self.p_load_kw.sum(axis=1),
                 "trafo_s_kva": g.trafo_s_kva[:, 0],
@@ -105,7 +104,7 @@ class RunResult:
 
 def build_inputs(cfg: DictConfig) -> tuple[Feeder, StudyInputs]:
     """Load feeder, weather and scenario and cut them to the run's window."""
-    window = make_window(cfg.sim.start, cfg.sim.days)
+    window = make_window(cfg.sim.start, cfg.sim.days, cfg.sim.get("warmup_days", 0))
     cache = Path(cfg.paths.cache_dir) / "feeders" if cfg.paths.get("cache_dir") else None
     try:
         feeder = load_feeder(str(cfg.grid.name), cache_dir=cache)
@@ -113,7 +112,7 @@ def build_inputs(cfg: DictConfig) -> tuple[Feeder, StudyInputs]:
         raise TwinError(str(err)) from None
     weather = load_weather(cfg.weather.source, cfg.weather.region, cfg.weather.get("csv"))
     scenario = load_scenario(str(cfg.scenario.name))
-    rows, cols = window.year_index, feeder.household_cols
+    rows, cols = window.sim_year_index, feeder.household_cols
     inputs = StudyInputs(
         scenario=scenario,
         window=window,
@@ -148,11 +147,14 @@ def run(cfg: DictConfig, progress: bool | None = None) -> RunResult:
     timings["simulate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    rows = inputs.window.year_index
+    window = inputs.window
+    log_ = {name: values[window.report] for name, values in model.log.items()}
+    home = model.exo.trips.home[window.report]
+    rows = window.year_index
     p_load = feeder.load_p_kw[rows].copy()
     q_load = feeder.load_q_kvar[rows].copy()
     cols = feeder.household_cols
-    p_load[:, cols] = model.log["p_net_kw"]  # devices run at unity power factor: q stays the base load's
+    p_load[:, cols] = log_["p_net_kw"]  # devices run at unity power factor: q stays the base load's
     grid = BatchPowerFlow(feeder.net).run(p_load, q_load)
     timings["powerflow"] = time.perf_counter() - t0
 
@@ -164,7 +166,7 @@ def run(cfg: DictConfig, progress: bool | None = None) -> RunResult:
         "start": str(inputs.window.start.date()),
         "days": inputs.window.days,
     }
-    kpis.update(household_kpis(model.log, model.fleet, model.exo.trips.home, cfg.service))
+    kpis.update(household_kpis(log_, model.fleet, home, cfg.service))
     kpis.update(grid_kpis(grid, feeder.net))
     kpis.update(contract.kpis(model))
     return RunResult(
@@ -174,6 +176,9 @@ def run(cfg: DictConfig, progress: bool | None = None) -> RunResult:
         model=model,
         grid=grid,
         p_load_kw=p_load,
+        log=log_,
+        home=home,
+        t_out_c=model.exo.t_out_c[window.report],
         kpis=kpis,
         timings_s=timings,
     )

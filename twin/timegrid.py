@@ -24,31 +24,53 @@ REFERENCE_YEAR = 2025
 
 @dataclass(frozen=True)
 class TimeWindow:
-    """The steps of one run, as positions in the reference year."""
+    """The steps of one run, as positions in the reference year.
+
+    The model simulates ``warmup_days`` before ``start`` so that EV and battery states and
+    indoor temperatures have settled; those steps are simulated but not reported.
+    """
 
     start: pd.Timestamp
     days: int
+    warmup_days: int = 0
 
     @property
     def n_steps(self) -> int:
+        """Reported steps."""
         return self.days * STEPS_PER_DAY
 
     @property
-    def year_index(self) -> np.ndarray:
-        """Row of each simulated step in the year-long input arrays (wraps at year end)."""
+    def n_warmup_steps(self) -> int:
+        return self.warmup_days * STEPS_PER_DAY
+
+    @property
+    def n_sim_steps(self) -> int:
+        """Simulated steps: warm-up plus reported."""
+        return self.n_warmup_steps + self.n_steps
+
+    @property
+    def report(self) -> slice:
+        """Rows of the simulated arrays that are reported."""
+        return slice(self.n_warmup_steps, None)
+
+    @property
+    def sim_year_index(self) -> np.ndarray:
+        """Row of each simulated step (warm-up included) in the year-long inputs (wraps)."""
         first = (self.start - pd.Timestamp(f"{REFERENCE_YEAR}-01-01")) // pd.Timedelta("15min")
-        return (first + np.arange(self.n_steps)) % STEPS_PER_YEAR
+        return (first - self.n_warmup_steps + np.arange(self.n_sim_steps)) % STEPS_PER_YEAR
+
+    @property
+    def year_index(self) -> np.ndarray:
+        """Row of each reported step in the year-long input arrays."""
+        return self.sim_year_index[self.report]
 
     @property
     def times(self) -> pd.DatetimeIndex:
+        """Start time of each reported step."""
         return pd.date_range(self.start, periods=self.n_steps, freq="15min")
 
-    @property
-    def hour_of_day(self) -> np.ndarray:
-        return (np.arange(self.n_steps) % STEPS_PER_DAY) / STEPS_PER_HOUR
 
-
-def make_window(start: str, days: int) -> TimeWindow:
+def make_window(start: str, days: int, warmup_days: int = 0) -> TimeWindow:
     """Parse the configured window; the date's year is ignored (mapped onto the reference year)."""
     try:
         ts = pd.Timestamp(str(start))
@@ -60,6 +82,8 @@ def make_window(start: str, days: int) -> TimeWindow:
         raise TwinError(f"sim.days={days!r} is out of range: give a whole number from 1 to 365")
     if ts != ts.normalize():
         raise TwinError(f"sim.start={start!r} must be midnight: give a date only, e.g. 2025-12-01")
+    if not isinstance(warmup_days, int) or not 0 <= warmup_days <= 14:
+        raise TwinError(f"sim.warmup_days={warmup_days!r} is out of range: give a whole number from 0 to 14")
     if ts.month == 2 and ts.day == 29:
         raise TwinError("sim.start=Feb 29 does not exist in the reference year: use Feb 28 or Mar 1")
-    return TimeWindow(ts.replace(year=REFERENCE_YEAR), days)
+    return TimeWindow(ts.replace(year=REFERENCE_YEAR), days, warmup_days)
