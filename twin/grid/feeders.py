@@ -43,6 +43,7 @@ under ``$TWIN_CACHE_DIR/feeders`` or, without that variable, ``~/.cache/twin/fee
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -63,6 +64,7 @@ __all__ = [
     "KNOWN_FEEDERS",
     "N_STEPS_YEAR",
     "Feeder",
+    "bdew_h0_profile_kw",
     "FeederError",
     "default_cache_dir",
     "load_feeder",
@@ -279,8 +281,13 @@ def bdew_h0_profile_kw(e_kwh_per_year: float = HOUSEHOLD_E_KWH_PER_YEAR) -> np.n
 
     Calendar 2016 without holidays, Feb 29 dropped (the same calendar as the SimBench
     profiles); scaled so that the 2016 leap year sums to ``e_kwh_per_year`` before Feb 29 is
-    dropped (the 365-day year is about 0.3 % below it).
+    dropped (the 365-day year is about 0.3 % below it). Computed once per process.
     """
+    return _bdew_h0_profile_kw(float(e_kwh_per_year)).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _bdew_h0_profile_kw(e_kwh_per_year: float) -> np.ndarray:
     import warnings
 
     from demandlib import bdew
@@ -361,8 +368,14 @@ def _h0_profiles(net: pandapowerNet) -> _Profiles:
 
 def _build(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profiles]:
     prepare_net(net)
-    profiles = _simbench_profiles(net) if _has_simbench_profiles(net) else _h0_profiles(net)
-    _check_usable(name, net, profiles.household_load_idx)
+    simbench = _has_simbench_profiles(net)
+    if simbench:
+        names = net.load["profile"].astype(str).to_numpy()
+        households = net.load.index[np.char.startswith(names.astype(str), "H0")].to_numpy()
+    else:
+        households = net.load.index[net.load["in_service"].astype(bool)].to_numpy()
+    _check_usable(name, net, households)
+    profiles = _simbench_profiles(net) if simbench else _h0_profiles(net)
     # keep the cached net small: the profiles live in the arrays
     for key in ("profiles", "loadcases"):
         if key in net:
