@@ -9,6 +9,7 @@ Errors in the input print one line (``twin: error: ...``) and exit with status 2
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -72,22 +73,61 @@ def _output_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
-def _app(cfg: DictConfig) -> dict[str, Any] | None:
-    from twin.run import run
+def _single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    from twin.results import is_complete
+    from twin.run import config_to_yaml, run
 
-    out_dir = _output_dir()
+    if is_complete(out_dir) and (out_dir / "config.yaml").read_text() == config_to_yaml(cfg):
+        # a re-run of a sweep into the same folder: this run is already complete
+        print(f"twin: {out_dir} already holds a complete run of this configuration: skipped")
+        return json.loads((out_dir / "kpis.json").read_text())
     t0 = time.perf_counter()
-    try:
-        result = run(cfg)
-    except TwinError as err:
-        print(f"twin: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    result = run(cfg)
     result.timings_s["total_run"] = time.perf_counter() - t0
     result.write(out_dir)
     print(format_kpi_table(result.kpis))
     print(f"results: {out_dir}")
     return result.kpis
+
+
+def _hosting(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    import pandas as pd
+    from hydra import compose
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from twin.hosting import hosting_study, plot_hosting
+    from twin.results import DONE, atomic_write, write_json
+
+    task = [o for o in HydraConfig.get().overrides.task if not o.startswith(("contract=", "study="))]
+    configs = {}
+    for name in cfg.study.contracts:
+        c = compose(config_name="config", overrides=[*task, f"contract={name}", "study=single"])
+        configs[name] = OmegaConf.masked_copy(c, [k for k in c if k != "hydra"])
+    (out_dir / DONE).unlink(missing_ok=True)
+    summary, table = hosting_study(configs, cfg.study)
+    write_json(out_dir / "hosting.json", {"limits": OmegaConf.to_container(cfg.study), "contracts": summary})
+    atomic_write(out_dir / "hosting_points.csv", lambda p: pd.DataFrame(table).to_csv(p, index=False))
+    plot_hosting(summary, table, out_dir / "hosting_capacity.png")
+    (out_dir / DONE).write_text("")
+    print(pd.DataFrame(summary).to_markdown(index=False, floatfmt=".3g"))
+    print(f"results: {out_dir}")
+    return {"hosting": summary}
+
+
+STUDIES = {"single": _single, "hosting": _hosting}
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
+def _app(cfg: DictConfig) -> dict[str, Any] | None:
+    study = cfg.get("study", {}).get("name", "single")
+    try:
+        if study not in STUDIES:
+            raise TwinError(f"study={study!r} is unknown: use one of {', '.join(STUDIES)}")
+        return STUDIES[study](cfg, _output_dir())
+    except TwinError as err:
+        print(f"twin: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from twin.grid.feeders import Feeder, FeederError, load_feeder
 from twin.grid.powerflow import BatchPowerFlow, PowerFlowResult
 from twin.kpi import household_kpis, per_household_table
 from twin.model import LOGGED, FeederModel, StudyInputs
-from twin.scenario import load_scenario
+from twin.scenario import Scenario, load_scenario
 from twin.timegrid import TimeWindow, make_window
 from twin.weather import load_weather
 
@@ -102,8 +102,8 @@ class RunResult:
         return write_run(self, Path(out_dir))
 
 
-def build_inputs(cfg: DictConfig) -> tuple[Feeder, StudyInputs]:
-    """Load feeder, weather and scenario and cut them to the run's window."""
+def build_inputs(cfg: DictConfig, scenario: Scenario | None = None) -> tuple[Feeder, StudyInputs]:
+    """Load feeder, weather and scenario (unless given) and cut them to the run's window."""
     window = make_window(cfg.sim.start, cfg.sim.days, cfg.sim.get("warmup_days", 0))
     cache = Path(cfg.paths.cache_dir) / "feeders" if cfg.paths.get("cache_dir") else None
     try:
@@ -111,7 +111,7 @@ def build_inputs(cfg: DictConfig) -> tuple[Feeder, StudyInputs]:
     except FeederError as err:
         raise TwinError(str(err)) from None
     weather = load_weather(cfg.weather.source, cfg.weather.region, cfg.weather.get("csv"))
-    scenario = load_scenario(str(cfg.scenario.name))
+    scenario = scenario or load_scenario(str(cfg.scenario.name))
     rows, cols = window.sim_year_index, feeder.household_cols
     inputs = StudyInputs(
         scenario=scenario,
@@ -125,14 +125,17 @@ def build_inputs(cfg: DictConfig) -> tuple[Feeder, StudyInputs]:
     return feeder, inputs
 
 
-def run(cfg: DictConfig, progress: bool | None = None) -> RunResult:
-    """Run one study: simulate the households under the contract, validate the grid, KPIs."""
+def run(cfg: DictConfig, progress: bool | None = None, scenario: Scenario | None = None) -> RunResult:
+    """Run one study: simulate the households under the contract, validate the grid, KPIs.
+
+    ``scenario`` replaces the configured one (studies that vary adoption use it).
+    """
     validate(cfg)
     show = bool(cfg.output.progress) if progress is None else progress
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     contract = make_contract(cfg.contract)
-    feeder, inputs = build_inputs(cfg)
+    feeder, inputs = build_inputs(cfg, scenario)
     timings["inputs"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ missing or out-of-range field gives a one-line :class:`~twin.errors.TwinError` n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,17 @@ class Scenario:
 
     def __getitem__(self, section: str) -> dict[str, Param]:
         return self.params[section]
+
+
+def with_adoption(scenario: Scenario, source: str, **shares: float) -> Scenario:
+    """A copy of ``scenario`` with some adoption shares replaced (e.g. by a study)."""
+    unknown = set(shares) - set(SCHEMA["adoption"])
+    if unknown:
+        raise TwinError(f"unknown adoption field(s) {sorted(unknown)}: use {sorted(SCHEMA['adoption'])}")
+    adoption = dict(scenario.params["adoption"])
+    for key, value in shares.items():
+        adoption[key] = _parse_param(f"adoption.{key}", {"value": value, "source": source}, SCHEMA["adoption"][key])
+    return replace(scenario, params={**scenario.params, "adoption": adoption})
 
 
 def resolve_scenario_path(name_or_path: str) -> Path:
