@@ -18,6 +18,7 @@ from twin.devices.ev import draw_trips
 from twin.devices.household import Exogenous, HouseholdState, make_exogenous, step_households
 from twin.population import Fleet, sample_fleet
 from twin.scenario import Scenario
+from twin.tariffs import Tariff
 from twin.timegrid import TimeWindow
 
 LOGGED = (
@@ -48,6 +49,7 @@ class StudyInputs:
     p_base_kw: np.ndarray  # (T, H)
     q_base_kvar: np.ndarray  # (T, H)
     load_index: np.ndarray  # (H,) net.load index of each household
+    tariff: Tariff | None = None  # prices over the simulated steps (HEMSs that optimise their bill)
 
 
 class FeederModel(mesa.Model):

@@ -25,6 +25,7 @@ from twin.grid.powerflow import BatchPowerFlow, PowerFlowResult
 from twin.kpi import household_kpis, per_household_table
 from twin.model import LOGGED, FeederModel, StudyInputs
 from twin.scenario import Scenario, load_scenario
+from twin.tariffs import bill_kpis, bills, make_tariff
 from twin.timegrid import TimeWindow, make_window
 from twin.weather import load_weather
 
@@ -45,6 +46,7 @@ class RunResult:
     home: np.ndarray  # (T, H) EV at home
     t_out_c: np.ndarray  # (T,)
     kpis: dict[str, Any]
+    bills: pd.DataFrame  # one row per household, € per component over the window
     timings_s: dict[str, float] = field(default_factory=dict)
 
     def households_frame(self) -> pd.DataFrame:
@@ -93,6 +95,7 @@ class RunResult:
                 "design_heat_load_kw": f.design_heat_load_kw,
                 "setpoint_c": f.setpoint_c,
                 **cols,
+                "bill_total_eur": self.bills["total_eur"].to_numpy(),
             }
         )
 
@@ -121,6 +124,7 @@ def build_inputs(cfg: DictConfig, scenario: Scenario | None = None) -> tuple[Fee
         p_base_kw=feeder.load_p_kw[np.ix_(rows, cols)],
         q_base_kvar=feeder.load_q_kvar[np.ix_(rows, cols)],
         load_index=np.asarray(feeder.household_load_idx),
+        tariff=make_tariff(cfg.tariff, window, weather.t_out_c, weather.ghi_w_m2),
     )
     return feeder, inputs
 
@@ -171,6 +175,9 @@ def run(cfg: DictConfig, progress: bool | None = None, scenario: Scenario | None
     }
     kpis.update(household_kpis(log_, model.fleet, home, cfg.service))
     kpis.update(grid_kpis(grid, feeder.net))
+    bill = bills(log_["p_net_kw"], inputs.tariff.sliced(window.report), contract.discount_eur_per_year(model))
+    kpis["tariff"] = inputs.tariff.name
+    kpis.update(bill_kpis(bill))
     kpis.update(contract.kpis(model))
     return RunResult(
         cfg=cfg,
@@ -183,6 +190,7 @@ def run(cfg: DictConfig, progress: bool | None = None, scenario: Scenario | None
         home=home,
         t_out_c=model.exo.t_out_c[window.report],
         kpis=kpis,
+        bills=bill,
         timings_s=timings,
     )
 

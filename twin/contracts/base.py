@@ -13,6 +13,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     from twin.devices.household import Controls
     from twin.model import FeederModel
@@ -34,6 +36,10 @@ class Contract(ABC):
     @abstractmethod
     def dispatch(self, model: FeederModel, k: int) -> Controls:
         """Every household's device requests at step ``k``."""
+
+    def discount_eur_per_year(self, model: FeederModel) -> float | np.ndarray:
+        """The grid-tariff discount each household gets for signing (0 without one)."""
+        return 0.0
 
     def kpis(self, model: FeederModel) -> dict[str, Any]:
         """Contract-specific KPIs (e.g. solver status); merged into the run's KPIs."""
