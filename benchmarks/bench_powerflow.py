@@ -1,0 +1,136 @@
+"""Time a year of AC power flow: power-grid-model batch vs pandapower (runpp, run_timeseries).
+
+Usage::
+
+    python benchmarks/bench_powerflow.py [FEEDER] [--pp-steps 200] [--ts-steps 500]
+
+Prints a Markdown table (paste into the README) and the worst agreement between the batch
+engine and pandapower on the steps pandapower solved. pandapower runs are extrapolated
+linearly from a sample of steps spread over the year.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from twin.grid.feeders import DEFAULT_FEEDER, load_feeder
+from twin.grid.linear import LinearFeederModel
+from twin.grid.powerflow import BatchPowerFlow, run_pandapower
+
+
+def _time_batch(bpf: BatchPowerFlow, p: np.ndarray, q: np.ndarray, repeats: int = 2):
+    best = np.inf
+    res = None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        res = bpf.run(p, q)
+        best = min(best, time.perf_counter() - t0)
+    return best, res
+
+
+def _time_run_timeseries(net, p_kw: np.ndarray, q_kvar: np.ndarray, steps: np.ndarray) -> float:
+    import copy
+
+    import pandapower.control as control
+    import pandapower.timeseries as ts
+
+    net = copy.deepcopy(net)
+    df_p = pd.DataFrame(p_kw[steps] / 1e3, columns=net.load.index)
+    df_q = pd.DataFrame(q_kvar[steps] / 1e3, columns=net.load.index)
+    control.ConstControl(net, "load", "p_mw", element_index=net.load.index,
+                         data_source=ts.DFData(df_p), profile_name=net.load.index)
+    control.ConstControl(net, "load", "q_mvar", element_index=net.load.index,
+                         data_source=ts.DFData(df_q), profile_name=net.load.index)
+    ow = ts.OutputWriter(net, time_steps=range(len(steps)), output_path=None)
+    ow.log_variable("res_bus", "vm_pu")
+    ow.log_variable("res_line", "loading_percent")
+    ow.log_variable("res_trafo", "loading_percent")
+    t0 = time.perf_counter()
+    ts.run_timeseries(net, time_steps=range(len(steps)), verbose=False, trafo_model="pi",
+                      trafo_loading="power", lightsim2grid=False, numba=False)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("feeder", nargs="?", default=DEFAULT_FEEDER)
+    ap.add_argument("--pp-steps", type=int, default=200, help="runpp calls to time")
+    ap.add_argument("--ts-steps", type=int, default=500, help="run_timeseries steps (0: skip)")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+
+    f = load_feeder(args.feeder)
+    net = f.net
+    p, q = f.load_p_kw, f.load_q_kvar
+    n_t = p.shape[0]
+
+    t0 = time.perf_counter()
+    bpf1 = BatchPowerFlow(net, threads=1)
+    t_build = time.perf_counter() - t0
+    t_pgm1, res = _time_batch(bpf1, p, q)
+    bpf0 = BatchPowerFlow(net, threads=0)
+    t_pgm0, res0 = _time_batch(bpf0, p, q)
+    n_threads = os.cpu_count() or 1
+
+    lm = LinearFeederModel(net)
+    t0 = time.perf_counter()
+    lm.trafo_loading_pct(p, q)
+    lm.line_loading_pct(p, q)
+    lm.vm_pu(p, q)
+    t_lin = time.perf_counter() - t0
+
+    steps = np.linspace(0, n_t - 1, args.pp_steps).astype(int)
+    run_pandapower(net, p[:2], q[:2])  # warm up imports and caches
+    timings: list[float] = []
+    t0 = time.perf_counter()
+    ref = run_pandapower(net, p, q, steps=steps, timings=timings)
+    t_pp_loop = time.perf_counter() - t0
+    t_pp_year = t_pp_loop / len(steps) * n_t
+
+    t_ts_year = float("nan")
+    if args.ts_steps:
+        ts_steps = np.linspace(0, n_t - 1, args.ts_steps).astype(int)
+        t_ts = _time_run_timeseries(net, p, q, ts_steps)
+        t_ts_year = t_ts / len(ts_steps) * n_t
+
+    d_vm = np.nanmax(np.abs(res.vm_pu[steps] - ref.vm_pu))
+    d_ll = np.max(np.abs(res.line_loading_pct[steps] - ref.line_loading_pct))
+    d_tl = np.max(np.abs(res.trafo_loading_pct[steps] - ref.trafo_loading_pct))
+    d_thr = np.nanmax(np.abs(res.vm_pu - res0.vm_pu))
+
+    print(f"feeder {f.name}: {len(net.bus)} buses, {len(net.line)} lines, {len(net.load)} loads "
+          f"({f.n_households} households), {n_t} steps of 15 min")
+    print(f"machine: {platform.processor() or platform.machine()}, {n_threads} hardware threads; "
+          f"PGM model build {t_build * 1e3:.0f} ms\n")
+    print("| engine | one year (35,040 steps) | per step | speed-up vs runpp loop |")
+    print("|---|---|---|---|")
+    rows = [
+        ("power-grid-model batch, 1 thread", t_pgm1),
+        (f"power-grid-model batch, {n_threads} threads", t_pgm0),
+        (f"pandapower `runpp` loop ({len(steps)} steps, extrapolated)", t_pp_year),
+    ]
+    if args.ts_steps:
+        rows.append((f"pandapower `run_timeseries` ({args.ts_steps} steps, extrapolated)", t_ts_year))
+    rows.append(("linear model (LinDistFlow) evaluation", t_lin))
+    for name, t in rows:
+        print(f"| {name} | {t:.2f} s | {t / n_t * 1e3:.3f} ms | {t_pp_year / t:.0f}x |")
+    print()
+    print(f"agreement on {len(steps)} steps, batch vs runpp (trafo_model='pi', ideal ext grid): "
+          f"max |dV| {d_vm:.1e} p.u., max |d line loading| {d_ll:.1e} %, "
+          f"max |d trafo loading| {d_tl:.1e} %")
+    print(f"1 thread vs {n_threads} threads: max |dV| {d_thr:.1e} p.u.")
+    print(f"runpp per call: median {np.median(timings) * 1e3:.1f} ms")
+    print(f"targets: year <= 2 s: {'met' if t_pgm0 <= 2.0 else 'NOT met'} ({t_pgm0:.2f} s); "
+          f">= 50x pandapower: {'met' if t_pp_year / t_pgm0 >= 50 else 'NOT met'} "
+          f"({t_pp_year / t_pgm0:.0f}x)")
+
+
+if __name__ == "__main__":
+    main()
