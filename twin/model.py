@@ -50,6 +50,8 @@ class StudyInputs:
     q_base_kvar: np.ndarray  # (T, H)
     load_index: np.ndarray  # (H,) net.load index of each household
     tariff: Tariff | None = None  # prices over the simulated steps (HEMSs that optimise their bill)
+    p_other_kw: np.ndarray | None = None  # (T,) the feeder's non-household loads together
+    trafo_rating_kva: float = float("inf")
 
 
 class FeederModel(mesa.Model):

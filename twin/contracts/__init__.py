@@ -10,9 +10,10 @@ from typing import Any
 
 from twin.contracts.base import Contract
 from twin.contracts.firm import FirmContract
+from twin.contracts.nonfirm import NonFirmContract
 from twin.errors import TwinError
 
-REGISTRY: dict[str, type[Contract]] = {"firm": FirmContract}
+REGISTRY: dict[str, type[Contract]] = {"firm": FirmContract, "nonfirm": NonFirmContract}
 
 
 def make_contract(cfg: Any) -> Contract:

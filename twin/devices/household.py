@@ -70,11 +70,14 @@ class Controls:
     ``q_heat_kw``: space heat wanted (thermal kW); the heat pump gives what it can, a (hybrid's
     or gas home's) boiler the rest. ``p_ev_kw``: charging request. ``p_bat_kw``: battery request
     (positive charging); ``None`` means self-consumption on the rest of the house's load.
+    ``q_hp_max_kw``: a limit on the heat pump's thermal output this step (e.g. a DSO's dimming),
+    on top of its rating; ``None`` means no limit.
     """
 
     q_heat_kw: np.ndarray
     p_ev_kw: np.ndarray
     p_bat_kw: np.ndarray | None = None
+    q_hp_max_kw: np.ndarray | None = None
 
 
 @dataclass
@@ -104,7 +107,8 @@ def step_households(
 ) -> StepOutcome:
     """Advance ``state`` in place by step ``k`` under the requests ``ctl``."""
     q_heat = np.maximum(ctl.q_heat_kw, 0.0)
-    q_hp = np.minimum(q_heat, fleet.hp_q_max_kw)
+    q_hp_max = fleet.hp_q_max_kw if ctl.q_hp_max_kw is None else np.minimum(fleet.hp_q_max_kw, ctl.q_hp_max_kw)
+    q_hp = np.minimum(q_heat, q_hp_max)
     # gas homes (no heat pump) and hybrids: a boiler covers what the heat pump does not
     q_boiler = np.where(fleet.has_hp & ~fleet.hp_hybrid, 0.0, q_heat - q_hp)
     p_hp = q_hp / exo.cop[k]

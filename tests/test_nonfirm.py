@@ -1,0 +1,48 @@
+"""Non-firm connection: the cap holds, heat pumps keep running at the allowed power."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from twin.config import compose
+from twin.run import run
+
+
+@pytest.fixture(scope="module")
+def always_congested():
+    # a threshold of 1 % declares (almost) every interval congested
+    cfg = compose(["sim=day", "output.progress=false", "contract=nonfirm", "contract.congestion_threshold_pct=1"])
+    return run(cfg)
+
+
+def test_controllable_load_respects_the_guaranteed_cap(always_congested):
+    r = always_congested
+    c = r.model.contract
+    congested = c.congested[r.window.report]
+    assert congested[1:].all()
+    lg = r.log
+    controllable = (lg["p_hp_kw"] + lg["p_ev_kw"])[congested][:, c.signed]
+    assert controllable.max() <= 4.2 + 1e-9
+    # the cap binds: EVs that would charge at 11 kW are held to the rest of 4.2 kW
+    assert controllable.max() == pytest.approx(4.2, abs=1e-6)
+
+
+def test_heat_pumps_keep_running_and_comfort_holds(always_congested):
+    r = always_congested
+    f = r.model.fleet
+    lg = r.log
+    cold = r.t_out_c < 10.0
+    ae = f.has_hp & ~f.hp_hybrid
+    assert cold.all()  # a winter day
+    # never switched off: every all-electric heat pump draws power in every cold interval
+    assert (lg["p_hp_kw"][:, ae] > 0.1).all()
+    assert r.kpis["comfort_days_met_share"] == 1.0
+
+
+def test_non_firm_lowers_ev_charging_power_but_not_the_energy_day():
+    firm = run(compose(["sim=day", "output.progress=false"]))
+    nonfirm = run(compose(["sim=day", "output.progress=false", "contract=nonfirm", "contract.congestion_threshold_pct=1"]))
+    assert nonfirm.log["p_ev_kw"].max() <= 4.2 + 1e-9 < firm.log["p_ev_kw"].max()
+    assert nonfirm.kpis["bill_discount_eur_mean"] < 0 == firm.kpis["bill_discount_eur_mean"]
+    np.testing.assert_array_equal(firm.model.fleet.has_ev, nonfirm.model.fleet.has_ev)  # same households
