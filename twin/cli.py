@@ -118,6 +118,15 @@ def _hosting(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 STUDIES = {"single": _single, "hosting": _hosting}
 
 
+def _log_to_files(message: str) -> None:
+    """Write an error into the job's log file(s) only (the terminal gets one line already)."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+            handler.flush()
+
+
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
 def _app(cfg: DictConfig) -> dict[str, Any] | None:
     study = cfg.get("study", {}).get("name", "single")
@@ -126,6 +135,7 @@ def _app(cfg: DictConfig) -> dict[str, Any] | None:
             raise TwinError(f"study={study!r} is unknown: use one of {', '.join(STUDIES)}")
         return STUDIES[study](cfg, _output_dir())
     except TwinError as err:
+        _log_to_files(f"twin: error: {err}")  # the run's log file, for twin-report
         print(f"twin: error: {err}", file=sys.stderr)
         sys.exit(2)
 

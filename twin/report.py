@@ -56,7 +56,12 @@ def _error_hint(run_dir: Path) -> str:
 
 def find_runs(sweep_dir: Path) -> list[Path]:
     marks = ("kpis.json", "config.yaml", ".hydra")
-    runs = {p.parent for m in marks for p in sweep_dir.rglob(m) if "report" not in p.parts}
+    runs = {
+        p.parent
+        for m in marks
+        for p in sweep_dir.rglob(m)
+        if not {"report", ".submitit"} & set(p.relative_to(sweep_dir).parts) and ".hydra" not in p.parent.parts
+    }
     return sorted(r for r in runs if r != sweep_dir or (r / "kpis.json").exists())
 
 
