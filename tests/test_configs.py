@@ -30,7 +30,9 @@ def test_every_scenario_runs_for_a_day(name):
     assert k["scenario"] == name
     ad = r.model.inputs.scenario["adoption"]
     n = k["households"]
-    expected = round(ad["heat_pump_all_electric"].value * n) + round(ad["heat_pump_hybrid"].value * n)
+    expected = round(ad["heat_pump_all_electric"].value * n) + round(
+        ad["heat_pump_hybrid"].value * n
+    )
     assert k["households_with_heat_pump"] == expected
     assert k["households_with_ev"] == round(ad["ev"].value * n)
     assert k["comfort_days_met_share"] == 1.0 and k["trafo_peak_kva"] > 0

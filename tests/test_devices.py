@@ -57,8 +57,15 @@ def test_thermal_model_agrees_with_ode_integrator_under_varying_inputs():
         k = min(int(t / DT_H), n - 1)
         return [((t_out[k] - y[0]) / r + q[k] + 0.2) / c]
 
-    sol = solve_ivp(rhs, (0, n * DT_H), [19.0], t_eval=np.arange(1, n + 1) * DT_H,
-                    max_step=DT_H / 20, rtol=1e-10, atol=1e-12)
+    sol = solve_ivp(
+        rhs,
+        (0, n * DT_H),
+        [19.0],
+        t_eval=np.arange(1, n + 1) * DT_H,
+        max_step=DT_H / 20,
+        rtol=1e-10,
+        atol=1e-12,
+    )
     np.testing.assert_allclose(ours, sol.y[0], atol=1e-6)
 
 
@@ -81,14 +88,20 @@ def test_thermal_energy_balance_with_exact_mean_temperature():
 
 def test_heat_to_reach_hits_the_target_in_one_step():
     a = decay_factor(R, C, DT_H)
-    t_in, target, g = np.array([18.0, 20.5, 19.0]), np.array([20.0, 20.0, 21.0]), np.array([0.2, 0.5, 0.0])
+    t_in, target, g = (
+        np.array([18.0, 20.5, 19.0]),
+        np.array([20.0, 20.0, 21.0]),
+        np.array([0.2, 0.5, 0.0]),
+    )
     q = heat_to_reach(target, t_in, -3.0, g, R, a)
     np.testing.assert_allclose(step_temperature(t_in, -3.0, q, g, R, a), target, atol=1e-10)
 
 
 def test_cop_matches_hplib_generic_reference_points():
     # hplib "Generic" regulated air/water: A2/W35 ≈ 4.3, A-7/W35 ≈ 2.9, A-10/W35 ≈ 2.4
-    np.testing.assert_allclose(cop(np.array([2.0, -7.0, -10.0]), np.full(3, 35.0)), [4.3, 2.9, 2.4], atol=0.05)
+    np.testing.assert_allclose(
+        cop(np.array([2.0, -7.0, -10.0]), np.full(3, 35.0)), [4.3, 2.9, 2.4], atol=0.05
+    )
     assert cop(-30.0, np.array(70.0)) >= 1.5
 
 
@@ -138,7 +151,9 @@ def test_ev_energy_conserved_over_trips():
         e_public += pub
     e_drive = (trips.km * cons).sum(axis=0)
     np.testing.assert_allclose(trips.trip_kwh.sum(axis=0), e_drive)
-    np.testing.assert_allclose(soc - soc0, CHARGE_EFFICIENCY * e_home - e_drive + e_public, atol=1e-9)
+    np.testing.assert_allclose(
+        soc - soc0, CHARGE_EFFICIENCY * e_home - e_drive + e_public, atol=1e-9
+    )
     assert np.all(soc <= cap + 1e-9) and np.all(soc >= 0)
 
 

@@ -24,7 +24,9 @@ def test_default_day_runs_on_the_real_feeder(day_result):
     assert k["comfort_days_met_share"] == 1.0
     # transformer peak equals the AC result; per-household peak is the simulated load
     assert k["trafo_peak_kva"] == pytest.approx(r.grid.trafo_s_kva.max())
-    assert k["coincident_peak_per_household_kw"] == pytest.approx(r.log["p_net_kw"].sum(1).max() / 102)
+    assert k["coincident_peak_per_household_kw"] == pytest.approx(
+        r.log["p_net_kw"].sum(1).max() / 102
+    )
 
 
 def test_household_energy_balance(day_result):
@@ -38,13 +40,17 @@ def test_household_energy_balance(day_result):
     d_soc = lg["bat_soc_kwh"][-1] - f.bat_soc0_kwh
     stored = (eta * np.clip(pb, 0, None) - np.clip(-pb, 0, None) / eta).sum(0) * DT_H
     np.testing.assert_allclose(d_soc, stored, atol=1e-9)
-    assert np.all(lg["bat_soc_kwh"] <= f.bat_capacity_kwh + 1e-9) and np.all(lg["bat_soc_kwh"] >= -1e-9)
+    assert np.all(lg["bat_soc_kwh"] <= f.bat_capacity_kwh + 1e-9) and np.all(
+        lg["bat_soc_kwh"] >= -1e-9
+    )
 
 
 def test_grid_power_balance(day_result):
     """Transformer active power = all loads + network losses, at every step (AC result)."""
     r = day_result
-    np.testing.assert_allclose(r.grid.trafo_p_kw[:, 0] - r.grid.losses_kw, r.p_load_kw.sum(1), rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(
+        r.grid.trafo_p_kw[:, 0] - r.grid.losses_kw, r.p_load_kw.sum(1), rtol=1e-6, atol=1e-3
+    )
 
 
 def test_same_seed_same_kpis_other_seed_differs():
@@ -61,7 +67,9 @@ def test_results_on_disk(day_result, tmp_path):
     kpis = json.loads((out / "kpis.json").read_text())
     assert kpis["trafo_peak_kva"] == pytest.approx(day_result.kpis["trafo_peak_kva"])
     hh = pd.read_parquet(out / "households.parquet")
-    assert len(hh) == 96 * 102 and {"time", "household", "p_net_kw", "t_in_c", "ev_soc_kwh"} <= set(hh.columns)
+    assert len(hh) == 96 * 102 and {"time", "household", "p_net_kw", "t_in_c", "ev_soc_kwh"} <= set(
+        hh.columns
+    )
     feeder = pd.read_parquet(out / "feeder.parquet")
     assert feeder.trafo_loading_pct.max() == pytest.approx(kpis["trafo_peak_loading_pct"], rel=1e-9)
     for name in ("transformer_loading", "voltage_band", "indoor_temperature", "ev_state_of_charge"):
@@ -80,10 +88,15 @@ def test_results_on_disk(day_result, tmp_path):
         ("weather.region=99", "weather.region"),
     ],
 )
-def test_bad_input_gives_one_line_error_and_nonzero_exit(override, needle, tmp_path, twin_exe, repo_dir):
+def test_bad_input_gives_one_line_error_and_nonzero_exit(
+    override, needle, tmp_path, twin_exe, repo_dir
+):
     proc = subprocess.run(
         [twin_exe, override, f"paths.results_dir={tmp_path}"],
-        capture_output=True, text=True, cwd=repo_dir, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=repo_dir,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     err = [ln for ln in proc.stderr.splitlines() if ln.startswith("twin: error:")]

@@ -12,7 +12,14 @@ from twin.run import run
 @pytest.fixture(scope="module")
 def always_congested():
     # a threshold of 1 % declares (almost) every interval congested
-    cfg = compose(["sim=day", "output.progress=false", "contract=nonfirm", "contract.congestion_threshold_pct=1"])
+    cfg = compose(
+        [
+            "sim=day",
+            "output.progress=false",
+            "contract=nonfirm",
+            "contract.congestion_threshold_pct=1",
+        ]
+    )
     return run(cfg)
 
 
@@ -42,7 +49,18 @@ def test_heat_pumps_keep_running_and_comfort_holds(always_congested):
 
 def test_non_firm_lowers_ev_charging_power_but_not_the_energy_day():
     firm = run(compose(["sim=day", "output.progress=false"]))
-    nonfirm = run(compose(["sim=day", "output.progress=false", "contract=nonfirm", "contract.congestion_threshold_pct=1"]))
+    nonfirm = run(
+        compose(
+            [
+                "sim=day",
+                "output.progress=false",
+                "contract=nonfirm",
+                "contract.congestion_threshold_pct=1",
+            ]
+        )
+    )
     assert nonfirm.log["p_ev_kw"].max() <= 4.2 + 1e-9 < firm.log["p_ev_kw"].max()
     assert nonfirm.kpis["bill_discount_eur_mean"] < 0 == firm.kpis["bill_discount_eur_mean"]
-    np.testing.assert_array_equal(firm.model.fleet.has_ev, nonfirm.model.fleet.has_ev)  # same households
+    np.testing.assert_array_equal(
+        firm.model.fleet.has_ev, nonfirm.model.fleet.has_ev
+    )  # same households

@@ -10,15 +10,27 @@ import pandas as pd
 def test_report_tables_the_complete_runs_and_names_the_failure(tmp_path, twin_exe, repo_dir):
     sweep = tmp_path / "sweep"
     proc = subprocess.run(
-        [twin_exe, "-m", "sim=day", "seed=1,2", "sim.days=1,0", "output.figures=false",
-         f"hydra.sweep.dir={sweep}"],
-        capture_output=True, text=True, cwd=repo_dir, timeout=300,
+        [
+            twin_exe,
+            "-m",
+            "sim=day",
+            "seed=1,2",
+            "sim.days=1,0",
+            "output.figures=false",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=repo_dir,
+        timeout=300,
     )
     assert proc.returncode == 2  # the sweep reports the failed job
     # Hydra's basic launcher runs jobs in order: seed=1 days=1, seed=1 days=0 (fails) -> stops
     report = subprocess.run(
         [str(__import__("pathlib").Path(twin_exe).with_name("twin-report")), str(sweep)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert report.returncode == 0, report.stderr
     df = pd.read_csv(sweep / "report" / "runs.csv")

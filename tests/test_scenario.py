@@ -14,7 +14,14 @@ ALL = sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
 
 
 def test_the_library_has_the_years_and_storylines():
-    assert {"nl-2025", "nl-2030", "nl-2035", "nl-2040-low", "nl-2040-central", "nl-2040-high"} <= set(ALL)
+    assert {
+        "nl-2025",
+        "nl-2030",
+        "nl-2035",
+        "nl-2040-low",
+        "nl-2040-central",
+        "nl-2040-high",
+    } <= set(ALL)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -26,7 +33,9 @@ def test_every_scenario_loads_with_a_source_for_every_number(name):
 
 
 def test_adoption_grows_along_the_central_path():
-    shares = [load_scenario(n)["adoption"] for n in ("nl-2025", "nl-2030", "nl-2035", "nl-2040-central")]
+    shares = [
+        load_scenario(n)["adoption"] for n in ("nl-2025", "nl-2030", "nl-2035", "nl-2040-central")
+    ]
     for key in ("heat_pump_all_electric", "ev"):
         values = [s[key].value for s in shares]
         assert values == sorted(values) and values[0] < values[-1]

@@ -41,7 +41,9 @@ def test_time_of_use_blocks_price_the_evening():
     assert np.all(t.grid_fee_eur_per_kwh[(hour >= 7) & (hour < 9)] == 0.06)
     assert np.all(t.grid_fee_eur_per_kwh[hour < 7] == 0.02)
     # moving 1 kWh from 18:00 to 03:00 saves the block difference plus VAT
-    assert (t.import_eur_per_kwh[72] - t.import_eur_per_kwh[12]) == pytest.approx((0.12 - 0.02) * 1.21)
+    assert (t.import_eur_per_kwh[72] - t.import_eur_per_kwh[12]) == pytest.approx(
+        (0.12 - 0.02) * 1.21
+    )
 
 
 def test_capacity_charge_follows_the_daily_peak():

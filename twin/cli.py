@@ -60,8 +60,10 @@ def format_kpi_table(kpis: dict[str, Any]) -> str:
     )
     lines = [head, "-" * len(head)]
     for label, unit, value in rows:
-        text = f"{value:,.3f}" if isinstance(value, float) and abs(value) < 10 else (
-            f"{value:,.1f}" if isinstance(value, float) else str(value)
+        text = (
+            f"{value:,.3f}"
+            if isinstance(value, float) and abs(value) < 10
+            else (f"{value:,.1f}" if isinstance(value, float) else str(value))
         )
         lines.append(f"{label:<{width}}  {text:>12}  {unit:<{uwidth}}")
     return "\n".join(lines)
@@ -99,15 +101,22 @@ def _hosting(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from twin.hosting import hosting_study, plot_hosting
     from twin.results import DONE, atomic_write, write_json
 
-    task = [o for o in HydraConfig.get().overrides.task if not o.startswith(("contract=", "study="))]
+    task = [
+        o for o in HydraConfig.get().overrides.task if not o.startswith(("contract=", "study="))
+    ]
     configs = {}
     for name in cfg.study.contracts:
         c = compose(config_name="config", overrides=[*task, f"contract={name}", "study=single"])
         configs[name] = OmegaConf.masked_copy(c, [k for k in c if k != "hydra"])
     (out_dir / DONE).unlink(missing_ok=True)
     summary, table = hosting_study(configs, cfg.study)
-    write_json(out_dir / "hosting.json", {"limits": OmegaConf.to_container(cfg.study), "contracts": summary})
-    atomic_write(out_dir / "hosting_points.csv", lambda p: pd.DataFrame(table).to_csv(p, index=False))
+    write_json(
+        out_dir / "hosting.json",
+        {"limits": OmegaConf.to_container(cfg.study), "contracts": summary},
+    )
+    atomic_write(
+        out_dir / "hosting_points.csv", lambda p: pd.DataFrame(table).to_csv(p, index=False)
+    )
     plot_hosting(summary, table, out_dir / "hosting_capacity.png")
     (out_dir / DONE).write_text("")
     print(pd.DataFrame(summary).to_markdown(index=False, floatfmt=".3g"))

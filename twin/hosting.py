@@ -79,12 +79,27 @@ def search_contract(cfg: DictConfig, limits: Any, curve_points: int = 5) -> list
                 share=share,
                 hosted=not why,
                 violation=why,
-                **{f: float(kpis[f]) for f in (
-                    "coincident_peak_per_household_kw", "trafo_peak_loading_pct", "line_max_loading_pct",
-                    "vm_min_pu", "vm_max_pu", "comfort_days_met_share", "ev_days_met_share")},
+                **{
+                    f: float(kpis[f])
+                    for f in (
+                        "coincident_peak_per_household_kw",
+                        "trafo_peak_loading_pct",
+                        "line_max_loading_pct",
+                        "vm_min_pu",
+                        "vm_max_pu",
+                        "comfort_days_met_share",
+                        "ev_days_met_share",
+                    )
+                },
             )
             p = points[k]
-            log.info("hosting %s: %d/%d electrified -> %s", p.contract, k, n_households, "ok" if p.hosted else p.violation)
+            log.info(
+                "hosting %s: %d/%d electrified -> %s",
+                p.contract,
+                k,
+                n_households,
+                "ok" if p.hosted else p.violation,
+            )
         return points[k]
 
     # a coarse curve first (for the figure and to bracket the answer), then bisection
@@ -115,9 +130,14 @@ def summarise(points: list[HostingPoint]) -> dict[str, Any]:
         "contract": points[0].contract,
         "hosted_households": best.households_electrified if best else 0,
         "hosted_share": best.share if best else 0.0,
-        "first_violation": min((p for p in points if not p.hosted), key=lambda p: p.households_electrified).violation
-        if any(not p.hosted for p in points) else "",
-        "peak_per_household_at_hosted_kw": best.coincident_peak_per_household_kw if best else float("nan"),
+        "first_violation": min(
+            (p for p in points if not p.hosted), key=lambda p: p.households_electrified
+        ).violation
+        if any(not p.hosted for p in points)
+        else "",
+        "peak_per_household_at_hosted_kw": best.coincident_peak_per_household_kw
+        if best
+        else float("nan"),
         "peak_per_household_full_electrification_kw": full.coincident_peak_per_household_kw,
         "evaluations": len(points),
     }

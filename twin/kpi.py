@@ -52,12 +52,17 @@ def _mean_energy(p_kw: np.ndarray, mask: np.ndarray) -> float:
     return float(p_kw[:, mask].sum() * DT_H / mask.sum()) if mask.any() else 0.0
 
 
-def household_kpis(log: dict[str, np.ndarray], fleet: Fleet, home: np.ndarray, service: Any) -> dict[str, Any]:
+def household_kpis(
+    log: dict[str, np.ndarray], fleet: Fleet, home: np.ndarray, service: Any
+) -> dict[str, Any]:
     """KPIs of the simulated (not planned) household behaviour."""
     n_t, n_h = log["p_net_kw"].shape
     days = n_t // STEPS_PER_DAY
     total_kw = log["p_net_kw"].sum(axis=1)
-    e = {name: float(log[name].sum() * DT_H) for name in ("p_base_kw", "p_hp_kw", "p_ev_kw", "p_pv_kw")}
+    e = {
+        name: float(log[name].sum() * DT_H)
+        for name in ("p_base_kw", "p_hp_kw", "p_ev_kw", "p_pv_kw")
+    }
     kh = comfort_kelvin_hours(log["t_in_c"], fleet.setpoint_c, service.comfort_band_k)
     hp_idx = fleet.has_hp
     short = ev_deadline_shortfall_kwh(
@@ -92,17 +97,23 @@ def household_kpis(log: dict[str, np.ndarray], fleet: Fleet, home: np.ndarray, s
         "heat_from_boilers_kwh": float(log["q_boiler_kw"][:, fleet.has_hp].sum() * DT_H),
         "comfort_kelvin_hours_total": float(kh.sum()),
         "comfort_kelvin_hours_worst_household": float(kh.max()) if n_h else 0.0,
-        "comfort_days_met_share": float(1 - outside_day[:, hp_idx].sum() / n_hp_days) if n_hp_days else 1.0,
+        "comfort_days_met_share": float(1 - outside_day[:, hp_idx].sum() / n_hp_days)
+        if n_hp_days
+        else 1.0,
         "ev_shortfall_kwh_total": float(short.sum()),
         "ev_shortfall_kwh_worst_day": float(short.max()) if short.size else 0.0,
         "ev_days_met_share": float(1 - (short > 1e-6).sum() / n_ev_days) if n_ev_days else 1.0,
     }
 
 
-def per_household_table(log: dict[str, np.ndarray], fleet: Fleet, service: Any) -> dict[str, np.ndarray]:
+def per_household_table(
+    log: dict[str, np.ndarray], fleet: Fleet, service: Any
+) -> dict[str, np.ndarray]:
     """Per-household KPI columns (for the results' per-household summary)."""
     return {
-        "comfort_kelvin_hours": comfort_kelvin_hours(log["t_in_c"], fleet.setpoint_c, service.comfort_band_k),
+        "comfort_kelvin_hours": comfort_kelvin_hours(
+            log["t_in_c"], fleet.setpoint_c, service.comfort_band_k
+        ),
         "peak_kw": log["p_net_kw"].max(axis=0),
         "import_kwh": np.clip(log["p_net_kw"], 0, None).sum(axis=0) * DT_H,
         "heat_pump_kwh": log["p_hp_kw"].sum(axis=0) * DT_H,

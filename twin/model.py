@@ -89,7 +89,9 @@ class FeederModel(mesa.Model):
             trips,
         )
         self.state = HouseholdState.initial(self.fleet)
-        self.households = [HouseholdAgent(self, i, int(li)) for i, li in enumerate(inputs.load_index)]
+        self.households = [
+            HouseholdAgent(self, i, int(li)) for i, li in enumerate(inputs.load_index)
+        ]
         self.dso = DsoAgent(self)
         self.k = 0
         t = self.exo.n_steps

@@ -37,13 +37,15 @@ def _band(ax, times, values: np.ndarray, color: str, label: str) -> None:
 
 
 def write_figures(result: RunResult, out_dir: Path) -> list[Path]:
-    from twin.grid.plots import plot_duration_curve, plot_feeder_loading
     from twin.grid.compliance import loading_duration_curve
+    from twin.grid.plots import plot_duration_curve, plot_feeder_loading
 
     out_dir.mkdir(parents=True, exist_ok=True)
     times = result.window.times
     g, lg, f = result.grid, result.log, result.model.fleet
-    title = f"{result.kpis['grid']} · {result.kpis['scenario']} · contract {result.kpis['contract']}"
+    title = (
+        f"{result.kpis['grid']} · {result.kpis['scenario']} · contract {result.kpis['contract']}"
+    )
     paths = []
 
     fig, ax = plt.subplots(figsize=(10, 3.8))
@@ -57,7 +59,9 @@ def write_figures(result: RunResult, out_dir: Path) -> list[Path]:
     _save(fig, paths[-1])
 
     fig, ax = plt.subplots(figsize=(10, 3.8))
-    ax.fill_between(times, g.vm_pu.min(axis=1), g.vm_pu.max(axis=1), alpha=0.4, label="min-max over buses")
+    ax.fill_between(
+        times, g.vm_pu.min(axis=1), g.vm_pu.max(axis=1), alpha=0.4, label="min-max over buses"
+    )
     for limit, style in ((0.9, "--"), (1.1, "--"), (0.85, ":")):
         ax.axhline(limit, color="crimson", ls=style, lw=1)
     ax.set_ylabel("voltage (p.u.)")
@@ -76,7 +80,9 @@ def write_figures(result: RunResult, out_dir: Path) -> list[Path]:
         for s in (-band, band):
             ax.axhline(s, color="grey", ls="--", lw=1)
         ax.set_ylabel("indoor temperature - setpoint (K)")
-        ax.set_title(f"Indoor temperature of heat-pump homes (dashed: ±{band:g} K comfort band)", fontsize=9)
+        ax.set_title(
+            f"Indoor temperature of heat-pump homes (dashed: ±{band:g} K comfort band)", fontsize=9
+        )
         ax.legend(loc="lower right", fontsize=8)
         _time_axis(ax)
         paths.append(out_dir / "indoor_temperature.png")
@@ -87,7 +93,14 @@ def write_figures(result: RunResult, out_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(10, 3.8))
         _band(ax, times, soc, "tab:green", "EV state of charge")
         ax2 = ax.twinx()
-        ax2.plot(times, lg["p_ev_kw"].sum(axis=1), color="tab:blue", lw=0.8, alpha=0.7, label="EV charging, all (kW)")
+        ax2.plot(
+            times,
+            lg["p_ev_kw"].sum(axis=1),
+            color="tab:blue",
+            lw=0.8,
+            alpha=0.7,
+            label="EV charging, all (kW)",
+        )
         ax2.set_ylabel("EV charging power, feeder total (kW)")
         ax.set_ylabel("state of charge (%)")
         ax.set_ylim(0, 100)

@@ -69,7 +69,9 @@ def sample_fleet(scenario: Scenario, n: int, rng: np.random.Generator) -> Fleet:
     With the same seed, a scenario with higher shares gives a superset of the adopters of one
     with lower shares, and every device parameter of a household is the same in both.
     """
-    ad, dw, hp, ev, pv, bat = (scenario[s] for s in ("adoption", "dwelling", "heat_pump", "ev", "pv", "battery"))
+    ad, dw, hp, ev, pv, bat = (
+        scenario[s] for s in ("adoption", "dwelling", "heat_pump", "ev", "pv", "battery")
+    )
     # two independent streams: who adopts what, and the households' parameters
     adopt_rng, rng = rng.spawn(2)
 

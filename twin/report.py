@@ -45,7 +45,9 @@ def _overrides(run_dir: Path) -> dict[str, str]:
 
 def _error_hint(run_dir: Path) -> str:
     """The last line of a failed run's log (Hydra's job log or submitit's stderr)."""
-    candidates = sorted(run_dir.glob("*.log")) + sorted(run_dir.parent.glob(".submitit/*/*_log.err"))
+    candidates = sorted(run_dir.glob("*.log")) + sorted(
+        run_dir.parent.glob(".submitit/*/*_log.err")
+    )
     for path in candidates:
         lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
         errors = [ln for ln in lines if "error" in ln.lower()]
@@ -60,7 +62,8 @@ def find_runs(sweep_dir: Path) -> list[Path]:
         p.parent
         for m in marks
         for p in sweep_dir.rglob(m)
-        if not {"report", ".submitit"} & set(p.relative_to(sweep_dir).parts) and ".hydra" not in p.parent.parts
+        if not {"report", ".submitit"} & set(p.relative_to(sweep_dir).parts)
+        and ".hydra" not in p.parent.parts
     }
     return sorted(r for r in runs if r != sweep_dir or (r / "kpis.json").exists())
 
@@ -84,10 +87,19 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
 def _markdown(df: pd.DataFrame, sweep_dir: Path) -> str:
     ok = df[df.status == "complete"]
     bad = df[df.status != "complete"]
-    lines = [f"# twin report: {sweep_dir}", "", f"{len(ok)} complete run(s), {len(bad)} failed or incomplete.", ""]
+    lines = [
+        f"# twin report: {sweep_dir}",
+        "",
+        f"{len(ok)} complete run(s), {len(bad)} failed or incomplete.",
+        "",
+    ]
     if len(ok):
         cols = ["run"] + [c for c in df.columns if c.startswith("override.")]
-        cols += [c for c in ("contract", "scenario", "grid", "seed", *KEY_COLUMNS) if c in ok.columns and c not in cols]
+        cols += [
+            c
+            for c in ("contract", "scenario", "grid", "seed", *KEY_COLUMNS)
+            if c in ok.columns and c not in cols
+        ]
         lines += [ok[cols].to_markdown(index=False, floatfmt=".3g"), ""]
     if len(bad):
         lines += ["## Failed or incomplete runs", ""]
@@ -130,14 +142,23 @@ def _figures(df: pd.DataFrame, out: Path) -> None:
 def report(sweep_dir: Path, out_dir: Path | None = None) -> pd.DataFrame:
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"sweep folder {sweep_dir} does not exist: give the folder a `twin -m` run wrote")
+        raise FileNotFoundError(
+            f"sweep folder {sweep_dir} does not exist: give the folder a `twin -m` run wrote"
+        )
     out = out_dir or sweep_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     df = collect(sweep_dir)
     if df.empty:
-        raise FileNotFoundError(f"no runs found under {sweep_dir}: give the folder a `twin -m` run wrote")
+        raise FileNotFoundError(
+            f"no runs found under {sweep_dir}: give the folder a `twin -m` run wrote"
+        )
     atomic_write(out / "runs.csv", lambda p: df.to_csv(p, index=False))
-    atomic_write(out / "runs.parquet", lambda p: df.astype({c: str for c in df.columns if c.startswith("override.")}).to_parquet(p, index=False))
+    atomic_write(
+        out / "runs.parquet",
+        lambda p: df.astype({c: str for c in df.columns if c.startswith("override.")}).to_parquet(
+            p, index=False
+        ),
+    )
     atomic_write(out / "summary.md", lambda p: p.write_text(_markdown(df, sweep_dir)))
     _figures(df, out)
     return df
@@ -145,8 +166,12 @@ def report(sweep_dir: Path, out_dir: Path | None = None) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="twin-report", description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path, help="folder written by `twin -m ...` (or any folder of runs)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <sweep_dir>/report)")
+    parser.add_argument(
+        "sweep_dir", type=Path, help="folder written by `twin -m ...` (or any folder of runs)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: <sweep_dir>/report)"
+    )
     args = parser.parse_args(argv)
     try:
         df = report(args.sweep_dir, args.out)

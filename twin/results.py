@@ -60,8 +60,13 @@ def write_run(result: RunResult, out_dir: Path) -> Path:
     cfg_yaml = OmegaConf.to_yaml(result.cfg, resolve=True)
     atomic_write(out_dir / "config.yaml", lambda p: p.write_text(cfg_yaml))
     if result.cfg.output.timeseries:
-        atomic_write(out_dir / "households.parquet", lambda p: result.households_frame().to_parquet(p, index=False))
-        atomic_write(out_dir / "feeder.parquet", lambda p: result.feeder_frame().to_parquet(p, index=False))
+        atomic_write(
+            out_dir / "households.parquet",
+            lambda p: result.households_frame().to_parquet(p, index=False),
+        )
+        atomic_write(
+            out_dir / "feeder.parquet", lambda p: result.feeder_frame().to_parquet(p, index=False)
+        )
     atomic_write(
         out_dir / "households_summary.csv",
         lambda p: result.households_summary().to_csv(p, index=False, float_format="%.4g"),

@@ -88,7 +88,9 @@ class RunResult:
             {
                 "household": np.arange(f.n),
                 "load_index": self.model.inputs.load_index,
-                "heat_pump": np.where(f.has_hp, np.where(f.hp_hybrid, "hybrid", "all-electric"), "none"),
+                "heat_pump": np.where(
+                    f.has_hp, np.where(f.hp_hybrid, "hybrid", "all-electric"), "none"
+                ),
                 "ev": f.has_ev,
                 "pv_kwp": f.pv_kwp,
                 "battery_kwh": f.bat_capacity_kwh,
@@ -131,7 +133,9 @@ def build_inputs(cfg: DictConfig, scenario: Scenario | None = None) -> tuple[Fee
     return feeder, inputs
 
 
-def run(cfg: DictConfig, progress: bool | None = None, scenario: Scenario | None = None) -> RunResult:
+def run(
+    cfg: DictConfig, progress: bool | None = None, scenario: Scenario | None = None
+) -> RunResult:
     """Run one study: simulate the households under the contract, validate the grid, KPIs.
 
     ``scenario`` replaces the configured one (studies that vary adoption use it).
@@ -150,7 +154,9 @@ def run(cfg: DictConfig, progress: bool | None = None, scenario: Scenario | None
     if show:
         from tqdm import tqdm
 
-        steps = tqdm(steps, desc=f"simulate ({contract.name})", unit="step", mininterval=0.5, leave=False)
+        steps = tqdm(
+            steps, desc=f"simulate ({contract.name})", unit="step", mininterval=0.5, leave=False
+        )
     for _ in steps:
         model.step()
     timings["simulate"] = time.perf_counter() - t0
@@ -177,7 +183,9 @@ def run(cfg: DictConfig, progress: bool | None = None, scenario: Scenario | None
     }
     kpis.update(household_kpis(log_, model.fleet, home, cfg.service))
     kpis.update(grid_kpis(grid, feeder.net))
-    bill = bills(log_["p_net_kw"], inputs.tariff.sliced(window.report), contract.discount_eur_per_year(model))
+    bill = bills(
+        log_["p_net_kw"], inputs.tariff.sliced(window.report), contract.discount_eur_per_year(model)
+    )
     kpis["tariff"] = inputs.tariff.name
     kpis.update(bill_kpis(bill))
     kpis.update(contract.kpis(model))

@@ -96,10 +96,14 @@ def with_adoption(scenario: Scenario, source: str, **shares: float) -> Scenario:
     """A copy of ``scenario`` with some adoption shares replaced (e.g. by a study)."""
     unknown = set(shares) - set(SCHEMA["adoption"])
     if unknown:
-        raise TwinError(f"unknown adoption field(s) {sorted(unknown)}: use {sorted(SCHEMA['adoption'])}")
+        raise TwinError(
+            f"unknown adoption field(s) {sorted(unknown)}: use {sorted(SCHEMA['adoption'])}"
+        )
     adoption = dict(scenario.params["adoption"])
     for key, value in shares.items():
-        adoption[key] = _parse_param(f"adoption.{key}", {"value": value, "source": source}, SCHEMA["adoption"][key])
+        adoption[key] = _parse_param(
+            f"adoption.{key}", {"value": value, "source": source}, SCHEMA["adoption"][key]
+        )
     return replace(scenario, params={**scenario.params, "adoption": adoption})
 
 
@@ -111,7 +115,9 @@ def resolve_scenario_path(name_or_path: str) -> Path:
     if candidate.is_file():
         return candidate
     known = ", ".join(sorted(f.stem for f in SCENARIO_DIR.glob("*.yaml")))
-    raise TwinError(f"scenario {name_or_path!r} not found: use one of {known} or a path to a .yaml file")
+    raise TwinError(
+        f"scenario {name_or_path!r} not found: use one of {known} or a path to a .yaml file"
+    )
 
 
 def _parse_param(where: str, raw: Any, bounds: tuple[float, float]) -> Param:
@@ -131,7 +137,9 @@ def _parse_param(where: str, raw: Any, bounds: tuple[float, float]) -> Param:
         raise TwinError(f"{where} is not numeric ({low!r}, {high!r}): give numbers") from None
     lo, hi = bounds
     if not (lo <= low <= high <= hi):
-        raise TwinError(f"{where}={low:g}..{high:g} is out of range: it must lie within [{lo:g}, {hi:g}]")
+        raise TwinError(
+            f"{where}={low:g}..{high:g} is out of range: it must lie within [{lo:g}, {hi:g}]"
+        )
     return Param(low, high, str(raw["source"]))
 
 
@@ -140,16 +148,22 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", -1) + 1
-        raise TwinError(f"scenario file {path} is not valid YAML (line {line}): fix its syntax") from None
+        raise TwinError(
+            f"scenario file {path} is not valid YAML (line {line}): fix its syntax"
+        ) from None
     if not isinstance(data, dict):
-        raise TwinError(f"scenario file {path} is empty or not a mapping: see scenarios/nl-2040-central.yaml")
+        raise TwinError(
+            f"scenario file {path} is empty or not a mapping: see scenarios/nl-2040-central.yaml"
+        )
     return data
 
 
 def _read_with_parents(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     """The file's data with ``extends`` resolved (the child's parameters win)."""
     if path in seen:
-        raise TwinError(f"scenario {path.name} extends itself (through {seen[-1].name}): break the cycle")
+        raise TwinError(
+            f"scenario {path.name} extends itself (through {seen[-1].name}): break the cycle"
+        )
     data = _read_yaml(path)
     parent_name = data.pop("extends", None)
     if parent_name is None:
@@ -181,7 +195,9 @@ def load_scenario(name_or_path: str) -> Scenario:
             params[section][field] = _parse_param(where, raw_section[field], bounds)
         unknown = set(raw_section) - set(fields)
         if unknown:
-            raise TwinError(f"scenario {path.name}: unknown field(s) {section}.{sorted(unknown)[0]}: remove or fix the name")
+            raise TwinError(
+                f"scenario {path.name}: unknown field(s) {section}.{sorted(unknown)[0]}: remove or fix the name"
+            )
     adoption = params["adoption"]
     hp_total = adoption["heat_pump_all_electric"].high + adoption["heat_pump_hybrid"].high
     if hp_total > 1.0 + 1e-9:

@@ -31,7 +31,9 @@ DAYS_PER_MONTH = 365.0 / 12.0
 def synthetic_day_ahead_eur_per_kwh(t_out_c: np.ndarray, ghi_w_m2: np.ndarray) -> np.ndarray:
     """The synthetic day-ahead price (€/kWh) for a year of 15-minute weather (see module doc)."""
     hour = (np.arange(len(t_out_c)) % STEPS_PER_DAY) / STEPS_PER_HOUR
-    shape = 0.6 * np.exp(-0.5 * ((hour - 8.0) / 1.5) ** 2) + np.exp(-0.5 * ((hour - 19.0) / 2.0) ** 2)
+    shape = 0.6 * np.exp(-0.5 * ((hour - 8.0) / 1.5) ** 2) + np.exp(
+        -0.5 * ((hour - 19.0) / 2.0) ** 2
+    )
     eur_per_mwh = 80.0 + 30.0 * shape + 2.0 * np.clip(15.0 - t_out_c, 0.0, None) - 0.2 * ghi_w_m2
     return eur_per_mwh / 1000.0
 
@@ -40,14 +42,18 @@ def read_price_csv(path: str) -> np.ndarray:
     """A year of prices from a CSV (columns ``time``, ``price_eur_per_kwh``) at 15 minutes."""
     p = Path(path)
     if not p.is_file():
-        raise TwinError(f"price file {path!r} not found: give tariff.dynamic.csv an existing CSV path")
+        raise TwinError(
+            f"price file {path!r} not found: give tariff.dynamic.csv an existing CSV path"
+        )
     df = pd.read_csv(p)
     if not {"time", "price_eur_per_kwh"} <= set(df.columns):
         raise TwinError(f"price file {path!r} needs columns time, price_eur_per_kwh")
     s = df.set_index(pd.to_datetime(df["time"]))["price_eur_per_kwh"].astype(float)
     s = s[~((s.index.month == 2) & (s.index.day == 29))].resample("15min").ffill()
     if len(s) < 365 * STEPS_PER_DAY:
-        raise TwinError(f"price file {path!r} covers {len(s) / 96:.0f} days: it must cover a whole year")
+        raise TwinError(
+            f"price file {path!r} covers {len(s) / 96:.0f} days: it must cover a whole year"
+        )
     return s.to_numpy()[: 365 * STEPS_PER_DAY]
 
 
@@ -80,14 +86,18 @@ class Tariff:
     @property
     def import_eur_per_kwh(self) -> np.ndarray:
         """Marginal price of one more imported kWh, VAT included: what a HEMS sees."""
-        return (self.energy_eur_per_kwh + self.grid_fee_eur_per_kwh + self.tax_eur_per_kwh) * (1 + self.vat)
+        return (self.energy_eur_per_kwh + self.grid_fee_eur_per_kwh + self.tax_eur_per_kwh) * (
+            1 + self.vat
+        )
 
     @property
     def export_eur_per_kwh(self) -> np.ndarray:
         return self.feed_in_eur_per_kwh
 
 
-def make_tariff(cfg: Any, window: TimeWindow, t_out_year_c: np.ndarray, ghi_year_w_m2: np.ndarray) -> Tariff:
+def make_tariff(
+    cfg: Any, window: TimeWindow, t_out_year_c: np.ndarray, ghi_year_w_m2: np.ndarray
+) -> Tariff:
     """Build the tariff of ``cfg`` (a ``configs/tariff/`` entry) for every simulated step of
     ``window`` (warm-up included; :meth:`Tariff.sliced` cuts it to the reported steps)."""
     rows = window.sim_year_index
@@ -96,7 +106,11 @@ def make_tariff(cfg: Any, window: TimeWindow, t_out_year_c: np.ndarray, ghi_year
     energy = np.full(n, float(cfg.energy_eur_per_kwh))
     if cfg.get("dynamic"):
         csv = cfg.dynamic.get("csv")
-        year = read_price_csv(csv) if csv else synthetic_day_ahead_eur_per_kwh(t_out_year_c, ghi_year_w_m2)
+        year = (
+            read_price_csv(csv)
+            if csv
+            else synthetic_day_ahead_eur_per_kwh(t_out_year_c, ghi_year_w_m2)
+        )
         energy = year[rows] + float(cfg.dynamic.margin_eur_per_kwh)
     grid_kwh = np.full(n, float(cfg.grid_fee_eur_per_kwh))
     if cfg.get("tou"):
@@ -104,7 +118,9 @@ def make_tariff(cfg: Any, window: TimeWindow, t_out_year_c: np.ndarray, ghi_year
         for block in cfg.tou.blocks:
             start, end, price = float(block[0]), float(block[1]), float(block[2])
             if not 0 <= start < end <= 24:
-                raise TwinError(f"tariff.tou block {list(block)} is invalid: give [start hour, end hour, €/kWh] with 0 <= start < end <= 24")
+                raise TwinError(
+                    f"tariff.tou block {list(block)} is invalid: give [start hour, end hour, €/kWh] with 0 <= start < end <= 24"
+                )
             grid_kwh[(hour >= start) & (hour < end)] = price
     cap = cfg.get("capacity")
     if cap and cap.period not in ("month", "day"):
@@ -121,7 +137,9 @@ def make_tariff(cfg: Any, window: TimeWindow, t_out_year_c: np.ndarray, ghi_year
         capacity_eur_per_kw_per_day=per_day,
         capacity_period_days=1 if cap and cap.period == "day" else 31,
         capacity_min_kw=float(cap.min_kw) if cap else 0.0,
-        months=pd.date_range(window.start - pd.Timedelta(days=window.warmup_days), periods=n, freq="15min").month.to_numpy(),
+        months=pd.date_range(
+            window.start - pd.Timedelta(days=window.warmup_days), periods=n, freq="15min"
+        ).month.to_numpy(),
     )
 
 
@@ -139,7 +157,9 @@ def period_peaks_kw(p_net_kw: np.ndarray, tariff: Tariff) -> tuple[np.ndarray, n
     return days, peaks
 
 
-def bills(p_net_kw: np.ndarray, tariff: Tariff, discount_eur_per_year: np.ndarray | float = 0.0) -> pd.DataFrame:
+def bills(
+    p_net_kw: np.ndarray, tariff: Tariff, discount_eur_per_year: np.ndarray | float = 0.0
+) -> pd.DataFrame:
     """Each household's bill over the window, per component, VAT included (€).
 
     ``energy_eur`` (supplier, import), ``feed_in_eur`` (negative: credit for export),
@@ -154,13 +174,17 @@ def bills(p_net_kw: np.ndarray, tariff: Tariff, discount_eur_per_year: np.ndarra
     grid = tariff.grid_fee_eur_per_kwh @ imp + tariff.grid_fee_eur_per_day * n_days
     if tariff.capacity_eur_per_kw_per_day > 0:
         days, peaks = period_peaks_kw(p_net_kw, tariff)
-        capacity = (np.maximum(peaks, tariff.capacity_min_kw) * days[:, None]).sum(axis=0) * tariff.capacity_eur_per_kw_per_day
+        capacity = (np.maximum(peaks, tariff.capacity_min_kw) * days[:, None]).sum(
+            axis=0
+        ) * tariff.capacity_eur_per_kw_per_day
     else:
         capacity = np.zeros(p_net_kw.shape[1])
     tax = tariff.tax_eur_per_kwh * imp.sum(axis=0)
     vat = tariff.vat * (energy + grid + capacity + tax)
     feed_in = -(tariff.feed_in_eur_per_kwh @ exp)
-    discount = -np.broadcast_to(np.asarray(discount_eur_per_year, float), energy.shape) * n_days / 365.0
+    discount = (
+        -np.broadcast_to(np.asarray(discount_eur_per_year, float), energy.shape) * n_days / 365.0
+    )
     frame = pd.DataFrame(
         {
             "energy_eur": energy,
@@ -184,6 +208,10 @@ def bill_kpis(frame: pd.DataFrame) -> dict[str, float]:
         "bill_median_eur": float(total.median()),
         "bill_worst_decile_eur": float(total.quantile(0.9)),
     }
-    out.update({f"bill_{c}_mean": float(frame[c].mean()) for c in frame.columns if c != "total_eur"})
-    out["dso_revenue_eur"] = float((frame["grid_fee_eur"] + frame["capacity_eur"] + frame["discount_eur"]).sum())
+    out.update(
+        {f"bill_{c}_mean": float(frame[c].mean()) for c in frame.columns if c != "total_eur"}
+    )
+    out["dso_revenue_eur"] = float(
+        (frame["grid_fee_eur"] + frame["capacity_eur"] + frame["discount_eur"]).sum()
+    )
     return out

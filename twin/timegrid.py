@@ -83,7 +83,11 @@ def make_window(start: str, days: int, warmup_days: int = 0) -> TimeWindow:
     if ts != ts.normalize():
         raise TwinError(f"sim.start={start!r} must be midnight: give a date only, e.g. 2025-12-01")
     if not isinstance(warmup_days, int) or not 0 <= warmup_days <= 14:
-        raise TwinError(f"sim.warmup_days={warmup_days!r} is out of range: give a whole number from 0 to 14")
+        raise TwinError(
+            f"sim.warmup_days={warmup_days!r} is out of range: give a whole number from 0 to 14"
+        )
     if ts.month == 2 and ts.day == 29:
-        raise TwinError("sim.start=Feb 29 does not exist in the reference year: use Feb 28 or Mar 1")
+        raise TwinError(
+            "sim.start=Feb 29 does not exist in the reference year: use Feb 28 or Mar 1"
+        )
     return TimeWindow(ts.replace(year=REFERENCE_YEAR), days, warmup_days)

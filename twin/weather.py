@@ -42,13 +42,17 @@ class Weather:
 def _try_path(region: int) -> Path:
     import demandlib.vdi
 
-    return Path(demandlib.vdi.__file__).parent / "resources_weather" / f"TRY2010_{region:02d}_Jahr.dat"
+    return (
+        Path(demandlib.vdi.__file__).parent / "resources_weather" / f"TRY2010_{region:02d}_Jahr.dat"
+    )
 
 
 def read_try2010(region: int = 5) -> pd.DataFrame:
     """Hourly TRY2010 data of one region: ``t_out_c`` and ``ghi_w_m2`` (direct + diffuse)."""
     if not isinstance(region, int) or not 1 <= region <= 15:
-        raise TwinError(f"weather.region={region!r} is not a TRY2010 region: use 1 to 15 (5 = Essen)")
+        raise TwinError(
+            f"weather.region={region!r} is not a TRY2010 region: use 1 to 15 (5 = Essen)"
+        )
     path = _try_path(region)
     lines = path.read_text(encoding="latin-1").splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith(TRY_HEADER_MARK)) - 1
@@ -59,7 +63,9 @@ def read_try2010(region: int = 5) -> pd.DataFrame:
     )
 
 
-def hourly_to_quarter_hourly(t_out_c: np.ndarray, ghi_w_m2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def hourly_to_quarter_hourly(
+    t_out_c: np.ndarray, ghi_w_m2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Resample 8,760 hourly means to 35,040 quarter-hours (see module docstring)."""
     n_hours = len(t_out_c)
     hour_mid = np.arange(n_hours) + 0.5

@@ -20,7 +20,9 @@ def make_contract(cfg: Any) -> Contract:
     """Build the contract named by ``cfg.name`` from its config group entry."""
     name = cfg.get("name") if hasattr(cfg, "get") else None
     if name not in REGISTRY:
-        raise TwinError(f"contract {name!r} is unknown: use contract=one of {', '.join(sorted(REGISTRY))}")
+        raise TwinError(
+            f"contract {name!r} is unknown: use contract=one of {', '.join(sorted(REGISTRY))}"
+        )
     return REGISTRY[name].from_config(cfg)
 
 

@@ -24,5 +24,7 @@ class FirmContract(Contract):
 
     def dispatch(self, model: FeederModel, k: int) -> Controls:
         f, s, x = model.fleet, model.state, model.exo
-        q_heat = heat_to_reach(f.setpoint_c, s.t_in_c, x.t_out_c[k], x.q_gain_kw[k], f.r_k_per_kw, f.a_step)
+        q_heat = heat_to_reach(
+            f.setpoint_c, s.t_in_c, x.t_out_c[k], x.q_gain_kw[k], f.r_k_per_kw, f.a_step
+        )
         return Controls(q_heat_kw=q_heat, p_ev_kw=f.ev_p_max_kw, p_bat_kw=None)

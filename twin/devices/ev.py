@@ -65,8 +65,14 @@ def draw_trips(
 
     t = np.arange(days * STEPS_PER_DAY)
     day_of_step = t // STEPS_PER_DAY
-    dep_step = day_of_step[:, None] * STEPS_PER_DAY + np.round(dep * STEPS_PER_HOUR).astype(int)[day_of_step]
-    arr_step = day_of_step[:, None] * STEPS_PER_DAY + np.round(arr * STEPS_PER_HOUR).astype(int)[day_of_step]
+    dep_step = (
+        day_of_step[:, None] * STEPS_PER_DAY
+        + np.round(dep * STEPS_PER_HOUR).astype(int)[day_of_step]
+    )
+    arr_step = (
+        day_of_step[:, None] * STEPS_PER_DAY
+        + np.round(arr * STEPS_PER_HOUR).astype(int)[day_of_step]
+    )
     used_t = used[day_of_step]
     away = used_t & (t[:, None] >= dep_step) & (t[:, None] < arr_step)
     arrival = used_t & (t[:, None] == arr_step)

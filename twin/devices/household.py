@@ -49,7 +49,9 @@ def make_exogenous(
 ) -> Exogenous:
     """Precompute gains, COP and PV over the window (vectorised over time and households)."""
     t_col = t_out_c[:, None]
-    q_gain = fleet.internal_gains_kw + p_base_kw + np.outer(ghi_w_m2 / 1000.0, fleet.solar_aperture_m2)
+    q_gain = (
+        fleet.internal_gains_kw + p_base_kw + np.outer(ghi_w_m2 / 1000.0, fleet.solar_aperture_m2)
+    )
     flow = flow_temperature_c(t_col, fleet.flow_design_c, fleet.setpoint_c, design_outdoor_c)
     return Exogenous(
         t_out_c=t_out_c,
@@ -107,13 +109,22 @@ def step_households(
 ) -> StepOutcome:
     """Advance ``state`` in place by step ``k`` under the requests ``ctl``."""
     q_heat = np.maximum(ctl.q_heat_kw, 0.0)
-    q_hp_max = fleet.hp_q_max_kw if ctl.q_hp_max_kw is None else np.minimum(fleet.hp_q_max_kw, ctl.q_hp_max_kw)
+    q_hp_max = (
+        fleet.hp_q_max_kw
+        if ctl.q_hp_max_kw is None
+        else np.minimum(fleet.hp_q_max_kw, ctl.q_hp_max_kw)
+    )
     q_hp = np.minimum(q_heat, q_hp_max)
     # gas homes (no heat pump) and hybrids: a boiler covers what the heat pump does not
     q_boiler = np.where(fleet.has_hp & ~fleet.hp_hybrid, 0.0, q_heat - q_hp)
     p_hp = q_hp / exo.cop[k]
     state.t_in_c = step_temperature(
-        state.t_in_c, exo.t_out_c[k], q_hp + q_boiler, exo.q_gain_kw[k], fleet.r_k_per_kw, fleet.a_step
+        state.t_in_c,
+        exo.t_out_c[k],
+        q_hp + q_boiler,
+        exo.q_gain_kw[k],
+        fleet.r_k_per_kw,
+        fleet.a_step,
     )
     p_ev, state.ev_soc_kwh, public = ev_step(
         state.ev_soc_kwh,
@@ -129,7 +140,12 @@ def step_households(
     if p_req_bat is None:
         p_req_bat = self_consumption_request(p_base + p_hp + p_ev - p_pv)
     p_bat, state.bat_soc_kwh = battery_step(
-        state.bat_soc_kwh, p_req_bat, fleet.bat_capacity_kwh, fleet.bat_p_max_kw, fleet.bat_eta, DT_H
+        state.bat_soc_kwh,
+        p_req_bat,
+        fleet.bat_capacity_kwh,
+        fleet.bat_p_max_kw,
+        fleet.bat_eta,
+        DT_H,
     )
     return StepOutcome(
         p_hp_kw=p_hp,

@@ -12,6 +12,8 @@ import numpy as np
 STC_IRRADIANCE_W_M2 = 1000.0
 
 
-def pv_power_kw(ghi_w_m2: np.ndarray, kwp: np.ndarray, yield_factor: float | np.ndarray) -> np.ndarray:
+def pv_power_kw(
+    ghi_w_m2: np.ndarray, kwp: np.ndarray, yield_factor: float | np.ndarray
+) -> np.ndarray:
     """PV output (kW, >= 0) for irradiance (T,) and installed peak power (H,) -> (T, H)."""
     return np.outer(np.clip(ghi_w_m2, 0.0, None) / STC_IRRADIANCE_W_M2, kwp * yield_factor)
