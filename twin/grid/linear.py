@@ -23,9 +23,23 @@ programme, bound ``|S|`` by a polygon in (P, Q) or bound P with a power-factor a
 use a conservative voltage (e.g. 0.95 p.u.) in the line rating.
 
 What is neglected: network losses in the flows (the transformer power is underestimated by
-the losses, 1-3 % at high load) and the second-order voltage terms. Measured error on a year of
-SimBench 1-LV-urban6 at 3x its profiles plus EV charging and PV feed-in: see
-``tests/test_grid_linear.py`` (the band asserted there).
+the losses, 1-3 % at high load) and the second-order voltage terms, so the model is
+*optimistic*: lower transformer loading and higher voltages than the AC solution.
+
+Measured error against the AC batch power flow over a year of SimBench 1-LV-urban6 with its
+profiles x3, 11 kW EV charging at 30 % of the households and 4 kWp PV at another 30 %
+(transformer up to 114 %, reverse flow at noon; ``tests/test_grid_linear.py``):
+
+=======================  ==============  ================
+quantity                 max abs error   99th percentile
+=======================  ==============  ================
+transformer loading      4.0 %-points    1.9 %-points
+line loading             3.0 %-points    0.44 %-points
+bus voltage              0.0048 p.u.     0.0018 p.u.
+=======================  ==============  ================
+
+The test asserts 6 / 3 %-points, 5 / 1 %-points and 0.008 / 0.003 p.u. An optimiser using
+this model should keep a margin of about 4 % of the transformer rating and 0.005 p.u.
 """
 
 from __future__ import annotations

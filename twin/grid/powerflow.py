@@ -402,16 +402,15 @@ class BatchPowerFlow:
             trafo["sn_mva"].to_numpy(float) * 1e3 * trafo["parallel"].to_numpy(float)
             * trafo["df"].to_numpy(float)
         )
-        # which buses are energised (static topology): from one power flow at the net's loads
+        # which buses are energised (static topology): one non-iterative linear calculation
         try:
             out = self._model.calculate_power_flow(
                 output_component_types={ComponentType.node: ["energized"]},
-                error_tolerance=self.error_tolerance,
-                max_iterations=50,
+                calculation_method=CalculationMethod.linear,
             )
         except PowerGridError as exc:
             raise PowerFlowError(
-                f"power flow at the net's own loads failed: {' '.join(str(exc).split())[:300]}"
+                f"power-grid-model cannot solve the net: {' '.join(str(exc).split())[:300]}"
             ) from None
         self._energized = out[ComponentType.node]["energized"].astype(bool)
         per_step_bytes = 8 * (
