@@ -17,8 +17,8 @@
 # the environment again. Otherwise it stops any leftovers (down.sh) and starts afresh.
 #
 # Environment knobs: TWIN_SLURM_DIR (ROOT), TWIN_SLURM_TIMEOUT (seconds to wait for each
-# daemon, default 90). See /work/shared/SLURM.md-style notes in the comments below for the
-# settings that matter on this kind of machine.
+# daemon, default 90). The comments below explain the settings that matter on a machine
+# without systemd or a writable cgroup hierarchy.
 set -euo pipefail
 
 ROOT=${1:-${TWIN_SLURM_DIR:-/tmp/twin-slurm}}
@@ -99,9 +99,14 @@ if ((${#missing[@]})); then
     log "installing ${missing[*]} (apt-get, quiet)"
     export DEBIAN_FRONTEND=noninteractive
     # Installing does not start the services here (no systemd, policy-rc.d): that is expected.
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-        || { echo "apt-get install ${missing[*]} failed" >&2; exit 1; }
+    aptlog=$(mktemp)
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+        >"$aptlog" 2>&1; then
+        cat "$aptlog" >&2
+        echo "[slurm-up] ERROR: apt-get install ${missing[*]} failed" >&2
+        exit 1
+    fi
+    rm -f "$aptlog"
     log "packages installed"
 fi
 
