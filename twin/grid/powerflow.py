@@ -272,6 +272,22 @@ def pgm_input_from_net(net: pandapowerNet) -> tuple[dict, dict[str, np.ndarray]]
             raise ValueError("phase-shifting transformers (tap_step_degree != 0) are not modelled")
         tap_pos = trafo["tap_pos"].fillna(0).to_numpy(float)
         tap_nom = trafo["tap_neutral"].fillna(0).to_numpy(float)
+        # pandapower >= 3 applies a tap only with tap_changer_type 'Ratio' or 'Symmetrical'
+        kind = (
+            trafo["tap_changer_type"].astype(object).where(trafo["tap_changer_type"].notna(), "")
+            if "tap_changer_type" in trafo
+            else pd.Series("Ratio", index=trafo.index)
+        ).astype(str).to_numpy()
+        if "tap_dependency_table" in trafo and trafo["tap_dependency_table"].fillna(False).astype(bool).any():
+            raise ValueError("transformer tap dependency tables are not modelled")
+        off = tap_pos != tap_nom
+        if (off & (kind == "Ideal")).any():
+            raise ValueError("ideal (phase-shifting) tap changers are not modelled")
+        if "tap2_pos" in trafo and (
+            trafo["tap2_pos"].notna() & (trafo["tap2_pos"] != trafo.get("tap2_neutral", 0))
+        ).any():
+            raise ValueError("second tap changers (tap2_*) are not modelled")
+        tap_pos = np.where(np.isin(kind, ["Ratio", "Symmetrical"]), tap_pos, tap_nom)
         if not (np.allclose(tap_pos, np.round(tap_pos)) and np.allclose(tap_nom, np.round(tap_nom))):
             raise ValueError("non-integer transformer tap positions are not modelled")
         tap_hv = (trafo["tap_side"].astype(str).str.lower() != "lv").to_numpy()
