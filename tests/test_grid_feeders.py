@@ -152,3 +152,28 @@ def test_feeder_with_loads_only_on_unsupplied_bus(tmp_path) -> None:
     pp.to_json(net, str(path))
     with pytest.raises(FeederError, match="supplied by the ext_grid"):
         load_feeder(str(path), cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [("no_trafo", "no in-service MV/LV transformer"), ("no_ext_grid", "no in-service ext_grid")],
+)
+def test_feeder_structure_errors(tmp_path, breakage: str, expected: str) -> None:
+    net = small_net()
+    if breakage == "no_trafo":
+        net.trafo.drop(net.trafo.index, inplace=True)
+    else:
+        net.ext_grid.drop(net.ext_grid.index, inplace=True)
+    path = tmp_path / f"{breakage}.json"
+    pp.to_json(net, str(path))
+    with pytest.raises(FeederError) as exc:
+        load_feeder(str(path), cache_dir=tmp_path)
+    assert expected in _assert_one_line(exc)
+
+
+def test_json_that_is_not_a_net(tmp_path) -> None:
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2, 3]")
+    with pytest.raises(FeederError) as exc:
+        load_feeder(str(path), cache_dir=tmp_path)
+    assert str(path) in _assert_one_line(exc)

@@ -485,7 +485,9 @@ def _spec_source(spec: str) -> tuple[str, str, Callable[[], pandapowerNet]]:
     path = Path(spec).expanduser()
     if path.suffix.lower() == ".json" or path.exists():
         if not path.is_file():
-            raise FeederError(f"grid file '{path}' does not exist: give the path of a pandapower .json file")
+            raise FeederError(
+                f"grid file '{path}' does not exist or is not a file: give the path of a pandapower .json file"
+            )
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         return path.stem, f"file-{path.stem}-{digest}", lambda: _read_json(path)
     raise _unknown(spec)
