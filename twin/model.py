@@ -8,6 +8,7 @@ the outcome is logged into preallocated (time × household) arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import mesa
 import numpy as np
@@ -52,6 +53,7 @@ class StudyInputs:
     tariff: Tariff | None = None  # prices over the simulated steps (HEMSs that optimise their bill)
     p_other_kw: np.ndarray | None = None  # (T,) the feeder's non-household loads together
     trafo_rating_kva: float = float("inf")
+    feeder: Any = None  # the grid (twin.grid.feeders.Feeder) when the pipeline built the inputs
 
 
 class FeederModel(mesa.Model):

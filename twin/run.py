@@ -129,6 +129,7 @@ def build_inputs(cfg: DictConfig, scenario: Scenario | None = None) -> tuple[Fee
         tariff=make_tariff(cfg.tariff, window, weather.t_out_c, weather.ghi_w_m2),
         p_other_kw=np.delete(feeder.load_p_kw[rows], cols, axis=1).sum(axis=1),
         trafo_rating_kva=float(feeder.net.trafo.sn_mva.sum() * 1000.0),
+        feeder=feeder,
     )
     return feeder, inputs
 
