@@ -44,17 +44,36 @@ def _time_run_timeseries(net, p_kw: np.ndarray, q_kvar: np.ndarray, steps: np.nd
     net = copy.deepcopy(net)
     df_p = pd.DataFrame(p_kw[steps] / 1e3, columns=net.load.index)
     df_q = pd.DataFrame(q_kvar[steps] / 1e3, columns=net.load.index)
-    control.ConstControl(net, "load", "p_mw", element_index=net.load.index,
-                         data_source=ts.DFData(df_p), profile_name=net.load.index)
-    control.ConstControl(net, "load", "q_mvar", element_index=net.load.index,
-                         data_source=ts.DFData(df_q), profile_name=net.load.index)
+    control.ConstControl(
+        net,
+        "load",
+        "p_mw",
+        element_index=net.load.index,
+        data_source=ts.DFData(df_p),
+        profile_name=net.load.index,
+    )
+    control.ConstControl(
+        net,
+        "load",
+        "q_mvar",
+        element_index=net.load.index,
+        data_source=ts.DFData(df_q),
+        profile_name=net.load.index,
+    )
     ow = ts.OutputWriter(net, time_steps=range(len(steps)), output_path=None)
     ow.log_variable("res_bus", "vm_pu")
     ow.log_variable("res_line", "loading_percent")
     ow.log_variable("res_trafo", "loading_percent")
     t0 = time.perf_counter()
-    ts.run_timeseries(net, time_steps=range(len(steps)), verbose=False, trafo_model="pi",
-                      trafo_loading="power", lightsim2grid=False, numba=False)
+    ts.run_timeseries(
+        net,
+        time_steps=range(len(steps)),
+        verbose=False,
+        trafo_model="pi",
+        trafo_loading="power",
+        lightsim2grid=False,
+        numba=False,
+    )
     return time.perf_counter() - t0
 
 
@@ -105,10 +124,14 @@ def main() -> None:
     d_tl = np.max(np.abs(res.trafo_loading_pct[steps] - ref.trafo_loading_pct))
     d_thr = np.nanmax(np.abs(res.vm_pu - res0.vm_pu))
 
-    print(f"feeder {f.name}: {len(net.bus)} buses, {len(net.line)} lines, {len(net.load)} loads "
-          f"({f.n_households} households), {n_t} steps of 15 min")
-    print(f"machine: {platform.processor() or platform.machine()}, {n_threads} hardware threads; "
-          f"PGM model build {t_build * 1e3:.0f} ms\n")
+    print(
+        f"feeder {f.name}: {len(net.bus)} buses, {len(net.line)} lines, {len(net.load)} loads "
+        f"({f.n_households} households), {n_t} steps of 15 min"
+    )
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {n_threads} hardware threads; "
+        f"PGM model build {t_build * 1e3:.0f} ms\n"
+    )
     print("| engine | one year (35,040 steps) | per step | speed-up vs runpp loop |")
     print("|---|---|---|---|")
     rows = [
@@ -117,19 +140,25 @@ def main() -> None:
         (f"pandapower `runpp` loop ({len(steps)} steps, extrapolated)", t_pp_year),
     ]
     if args.ts_steps:
-        rows.append((f"pandapower `run_timeseries` ({args.ts_steps} steps, extrapolated)", t_ts_year))
+        rows.append(
+            (f"pandapower `run_timeseries` ({args.ts_steps} steps, extrapolated)", t_ts_year)
+        )
     rows.append(("linear model (LinDistFlow) evaluation", t_lin))
     for name, t in rows:
         print(f"| {name} | {t:.2f} s | {t / n_t * 1e3:.3f} ms | {t_pp_year / t:.0f}x |")
     print()
-    print(f"agreement on {len(steps)} steps, batch vs runpp (trafo_model='pi', ideal ext grid): "
-          f"max |dV| {d_vm:.1e} p.u., max |d line loading| {d_ll:.1e} %, "
-          f"max |d trafo loading| {d_tl:.1e} %")
+    print(
+        f"agreement on {len(steps)} steps, batch vs runpp (trafo_model='pi', ideal ext grid): "
+        f"max |dV| {d_vm:.1e} p.u., max |d line loading| {d_ll:.1e} %, "
+        f"max |d trafo loading| {d_tl:.1e} %"
+    )
     print(f"1 thread vs {n_threads} threads: max |dV| {d_thr:.1e} p.u.")
     print(f"runpp per call: median {np.median(timings) * 1e3:.1f} ms")
-    print(f"targets: year <= 2 s: {'met' if t_pgm0 <= 2.0 else 'NOT met'} ({t_pgm0:.2f} s); "
-          f">= 50x pandapower: {'met' if t_pp_year / t_pgm0 >= 50 else 'NOT met'} "
-          f"({t_pp_year / t_pgm0:.0f}x)")
+    print(
+        f"targets: year <= 2 s: {'met' if t_pgm0 <= 2.0 else 'NOT met'} ({t_pgm0:.2f} s); "
+        f">= 50x pandapower: {'met' if t_pp_year / t_pgm0 >= 50 else 'NOT met'} "
+        f"({t_pp_year / t_pgm0:.0f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -86,12 +86,23 @@ def test_all_known_names_resolve() -> None:
 def test_cache_round_trip(tmp_path) -> None:
     a = load_feeder("kerber_landnetz_kabel_2", cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.json"))) == 1 and len(list(tmp_path.glob("*.npz"))) == 1
+    import twin.grid.feeders as feeders
+
+    feeders._MEMO.clear()  # read the files, not the in-process copy
     b = load_feeder("kerber_landnetz_kabel_2", cache_dir=tmp_path)
     np.testing.assert_array_equal(a.load_p_kw, b.load_p_kw)
     np.testing.assert_array_equal(a.household_load_idx, b.household_load_idx)
     from pandapower.toolbox import nets_equal
 
     assert nets_equal(a.net, b.net)
+
+
+def test_loaded_nets_are_independent() -> None:
+    a = load_feeder("kerber_landnetz_kabel_1")
+    a.net.load["p_mw"] = 99.0
+    a.load_p_kw[:] = -1.0
+    b = load_feeder("kerber_landnetz_kabel_1")
+    assert (b.net.load["p_mw"] < 1.0).all() and (b.load_p_kw >= 0).all()
 
 
 def test_cache_dir_env(tmp_path, monkeypatch) -> None:

@@ -31,13 +31,17 @@ def stressed_year(f: Feeder, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     ev = rng.choice(hh, size=int(0.3 * len(hh)), replace=False)
     days = n_t // 96
     start = rng.integers(17 * 4, 21 * 4, size=(days, len(ev)))
-    rows = (np.arange(days)[:, None, None] * 96 + start[:, :, None] + np.arange(8)).clip(max=n_t - 1)
+    rows = (np.arange(days)[:, None, None] * 96 + start[:, :, None] + np.arange(8)).clip(
+        max=n_t - 1
+    )
     cols = np.broadcast_to(ev[None, :, None], rows.shape)
     np.add.at(p, (rows.ravel(), cols.ravel()), 11.0)
     pv = rng.choice(hh, size=int(0.3 * len(hh)), replace=False)
     hour = (np.arange(n_t) % 96) / 4
     day = np.arange(n_t) // 96
-    shape = np.clip(np.sin(np.pi * (hour - 6) / 14), 0, None) * (0.6 + 0.4 * np.cos(2 * np.pi * (day - 172) / 365))
+    shape = np.clip(np.sin(np.pi * (hour - 6) / 14), 0, None) * (
+        0.6 + 0.4 * np.cos(2 * np.pi * (day - 172) / 365)
+    )
     p[:, pv] -= 4.0 * 0.85 * shape[:, None]
     return p, q
 
@@ -66,7 +70,9 @@ def test_structure_is_lossless_distflow(urban6: Feeder) -> None:
     load_at_bus = net.load.groupby("bus").size().reindex(net.bus.index, fill_value=0)
     assert load_at_bus.sum() == len(net.load)
     for b in net.bus.index[net.bus.vn_kv < 1.0]:
-        inflow = lp[net.line.to_bus.to_numpy() == b].sum() - lp[net.line.from_bus.to_numpy() == b].sum()
+        inflow = (
+            lp[net.line.to_bus.to_numpy() == b].sum() - lp[net.line.from_bus.to_numpy() == b].sum()
+        )
         if b == net.trafo.lv_bus.iloc[0]:
             inflow += p.sum()  # fed by the transformer
         own = p[net.load.bus.to_numpy() == b].sum()
@@ -129,7 +135,9 @@ def test_loaded_operating_point_is_tighter_where_it_binds(urban6: Feeder, year) 
     assert np.nanmax(np.abs(e_vm)) < 0.0025
     # exact at the operating point itself (same AC solution)
     ref = BatchPowerFlow(urban6.net).run(p[top].mean(axis=0)[None], q[top].mean(axis=0)[None])
-    np.testing.assert_allclose(lm.vm_pu(p[top].mean(axis=0), q[top].mean(axis=0)), ref.vm_pu[0], atol=1e-8)
+    np.testing.assert_allclose(
+        lm.vm_pu(p[top].mean(axis=0), q[top].mean(axis=0)), ref.vm_pu[0], atol=1e-8
+    )
 
 
 def test_radial_check_and_subset_of_loads() -> None:

@@ -19,7 +19,10 @@ def test_tree_layout_without_geodata() -> None:
     root = pos[int(net.ext_grid.bus.iloc[0])]
     # the ext grid is on top and every line goes exactly one level down
     assert xy[root, 1] == xy[:, 1].max()
-    dy = [abs(xy[pos[a], 1] - xy[pos[b], 1]) for a, b in zip(net.line.from_bus, net.line.to_bus, strict=True)]
+    dy = [
+        abs(xy[pos[a], 1] - xy[pos[b], 1])
+        for a, b in zip(net.line.from_bus, net.line.to_bus, strict=True)
+    ]
     assert np.allclose(dy, 1.0)
     # no two buses share a position
     assert len({tuple(p) for p in xy}) == len(net.bus)

@@ -73,8 +73,15 @@ def test_zero_load_voltages_follow_ext_grid(feeder: Feeder) -> None:
     res = BatchPowerFlow(net).run(np.zeros((1, n)), np.zeros((1, n)))
     tr = net.trafo.iloc[0]
     bus_vn = net.bus["vn_kv"]
-    ratio = (tr.vn_hv_kv * (1 + (tr.tap_pos - tr.tap_neutral) * tr.tap_step_percent / 100)
-             / tr.vn_lv_kv) * bus_vn[tr.lv_bus] / bus_vn[tr.hv_bus]
+    ratio = (
+        (
+            tr.vn_hv_kv
+            * (1 + (tr.tap_pos - tr.tap_neutral) * tr.tap_step_percent / 100)
+            / tr.vn_lv_kv
+        )
+        * bus_vn[tr.lv_bus]
+        / bus_vn[tr.hv_bus]
+    )
     v_expected = net.ext_grid.vm_pu.iloc[0] / ratio
     lv = (bus_vn < 1.0).to_numpy()
     assert np.nanmax(np.abs(res.vm_pu[0, lv] - v_expected)) < 2e-3

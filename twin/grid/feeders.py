@@ -43,6 +43,7 @@ under ``$TWIN_CACHE_DIR/feeders`` or, without that variable, ``~/.cache/twin/fee
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import os
@@ -345,9 +346,7 @@ def _simbench_profiles(net: pandapowerNet) -> _Profiles:
         profile_q=profile_q,
         load_profile_idx=np.array([lookup[n] for n in names], dtype=np.int64),
         p_scale_kw=net.load["p_mw"].to_numpy(float) * 1e3 * net.load["scaling"].to_numpy(float),
-        q_scale_kvar=net.load["q_mvar"].to_numpy(float)
-        * 1e3
-        * net.load["scaling"].to_numpy(float),
+        q_scale_kvar=net.load["q_mvar"].to_numpy(float) * 1e3 * net.load["scaling"].to_numpy(float),
         household_load_idx=households,
     )
 
@@ -446,6 +445,11 @@ def _load_cache(cache_dir: Path, key: str) -> tuple[pandapowerNet, _Profiles] | 
 # ----------------------------------------------------------------------------------------------
 
 
+# converted feeders already read in this process (pandapower.from_json costs ~0.5 s)
+_MEMO: dict[tuple[str, str], tuple[pandapowerNet, _Profiles]] = {}
+_MEMO_SIZE = 8
+
+
 def _read_json(path: Path) -> pandapowerNet:
     import warnings
 
@@ -493,7 +497,9 @@ def _spec_source(spec: str) -> tuple[str, str, Callable[[], pandapowerNet]]:
     raise _unknown(spec)
 
 
-def load_feeder(spec: str | os.PathLike[str] = DEFAULT_FEEDER, cache_dir: Path | None = None) -> Feeder:
+def load_feeder(
+    spec: str | os.PathLike[str] = DEFAULT_FEEDER, cache_dir: Path | None = None
+) -> Feeder:
     """Load a feeder and its year of 15-minute load profiles (cached).
 
     Parameters
@@ -515,17 +521,25 @@ def load_feeder(spec: str | os.PathLike[str] = DEFAULT_FEEDER, cache_dir: Path |
     spec = os.fspath(spec)
     name, key, make = _spec_source(spec)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cached = _load_cache(cache, key)
-    if cached is None:
-        net, prof = _build(name, make())
-        _save_cache(cache, key, net, prof)
+    memo_key = (key, str(cache.resolve()))
+    if memo_key in _MEMO:
+        net0, prof = _MEMO[memo_key]
     else:
-        net, prof = cached
+        cached = _load_cache(cache, key)
+        if cached is None:
+            net0, prof = _build(name, make())
+            _save_cache(cache, key, net0, prof)
+        else:
+            net0, prof = cached
+        if len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[memo_key] = (net0, prof)
+    net = copy.deepcopy(net0)  # callers may change their net; the memo keeps a clean one
     p_kw, q_kvar = prof.expand()
     return Feeder(
         name=name,
         net=net,
-        household_load_idx=np.asarray(prof.household_load_idx, dtype=np.int64),
+        household_load_idx=np.array(prof.household_load_idx, dtype=np.int64),
         load_p_kw=p_kw,
         load_q_kvar=q_kvar,
     )

@@ -137,7 +137,10 @@ class LinearFeederModel:
             length, par = float(row["length_km"]), float(row["parallel"])
             branches.append(
                 (
-                    "line", k, fb, tb,
+                    "line",
+                    k,
+                    fb,
+                    tb,
                     float(row["r_ohm_per_km"]) * length / par,
                     float(row["x_ohm_per_km"]) * length / par,
                     float(vn_kv[bus_pos[fb]]),
@@ -153,10 +156,20 @@ class LinearFeederModel:
             z = float(row["vk_percent"]) / 100 * z_base
             r = float(row["vkr_percent"]) / 100 * z_base
             branches.append(
-                ("trafo", k, hb, lb, r, float(np.sqrt(max(z * z - r * r, 0.0))), float(row["vn_lv_kv"]))
+                (
+                    "trafo",
+                    k,
+                    hb,
+                    lb,
+                    r,
+                    float(np.sqrt(max(z * z - r * r, 0.0))),
+                    float(row["vn_lv_kv"]),
+                )
             )
         if len(net.switch):
-            for _idx, row in net.switch[(net.switch["et"] == "b") & net.switch["closed"].astype(bool)].iterrows():
+            for _idx, row in net.switch[
+                (net.switch["et"] == "b") & net.switch["closed"].astype(bool)
+            ].iterrows():
                 a, b = int(row["bus"]), int(row["element"])
                 if bus_ok[bus_pos[a]] and bus_ok[bus_pos[b]]:
                     branches.append(("switch", -1, a, b, 0.0, 0.0, float(vn_kv[bus_pos[a]])))
@@ -245,8 +258,13 @@ class LinearFeederModel:
         if len(net0.sgen):
             net0.sgen["in_service"] = False
         pp.runpp(
-            net0, trafo_model="pi", trafo_loading="power", calculate_voltage_angles=True,
-            tolerance_mva=1e-10, lightsim2grid=False, numba=False,
+            net0,
+            trafo_model="pi",
+            trafo_loading="power",
+            calculate_voltage_angles=True,
+            tolerance_mva=1e-10,
+            lightsim2grid=False,
+            numba=False,
         )
         vm_ref = net0.res_bus["vm_pu"].to_numpy(float)
 
@@ -262,10 +280,18 @@ class LinearFeederModel:
         # constant terms: y = y_ref + A (p - p_ref)  =>  y0 = y_ref - A p_ref
         self.vm0_pu = vm_ref - self.V_p @ p_ref - self.V_q @ q_ref
         res_line, res_trafo = net0.res_line, net0.res_trafo
-        self.line_p0_kw = res_line["p_from_mw"].fillna(0.0).to_numpy(float) * 1e3 - self.A_line @ p_ref
-        self.line_q0_kvar = res_line["q_from_mvar"].fillna(0.0).to_numpy(float) * 1e3 - self.A_line @ q_ref
-        self.trafo_p0_kw = res_trafo["p_hv_mw"].fillna(0.0).to_numpy(float) * 1e3 - self.A_trafo @ p_ref
-        self.trafo_q0_kvar = res_trafo["q_hv_mvar"].fillna(0.0).to_numpy(float) * 1e3 - self.A_trafo @ q_ref
+        self.line_p0_kw = (
+            res_line["p_from_mw"].fillna(0.0).to_numpy(float) * 1e3 - self.A_line @ p_ref
+        )
+        self.line_q0_kvar = (
+            res_line["q_from_mvar"].fillna(0.0).to_numpy(float) * 1e3 - self.A_line @ q_ref
+        )
+        self.trafo_p0_kw = (
+            res_trafo["p_hv_mw"].fillna(0.0).to_numpy(float) * 1e3 - self.A_trafo @ p_ref
+        )
+        self.trafo_q0_kvar = (
+            res_trafo["q_hv_mvar"].fillna(0.0).to_numpy(float) * 1e3 - self.A_trafo @ q_ref
+        )
 
         line = net.line
         self.line_rating_kva = (
@@ -278,12 +304,16 @@ class LinearFeederModel:
         )
         trafo = net.trafo
         self.trafo_rating_kva = (
-            trafo["sn_mva"].to_numpy(float) * 1e3 * trafo["parallel"].to_numpy(float)
+            trafo["sn_mva"].to_numpy(float)
+            * 1e3
+            * trafo["parallel"].to_numpy(float)
             * trafo["df"].to_numpy(float)
         )
 
     # -- helpers --------------------------------------------------------------------------
-    def _pq(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _pq(
+        self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         p = np.asarray(p_load_kw, dtype=float)
         q = np.zeros_like(p) if q_load_kvar is None else np.asarray(q_load_kvar, dtype=float)
         if p.shape[-1] != len(self.load_idx) or q.shape != p.shape:
@@ -294,21 +324,31 @@ class LinearFeederModel:
         return p, q
 
     # -- flows ----------------------------------------------------------------------------
-    def trafo_p_kw(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None) -> np.ndarray:
+    def trafo_p_kw(
+        self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None
+    ) -> np.ndarray:
         """Active power into each transformer at its HV side, kW, shape ``(..., n_trafo)``."""
         p, _ = self._pq(p_load_kw, q_load_kvar)
         return self.trafo_p0_kw + p @ self.A_trafo.T
 
-    def trafo_q_kvar(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None) -> np.ndarray:
+    def trafo_q_kvar(
+        self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None
+    ) -> np.ndarray:
         """Reactive power into each transformer at its HV side, kvar."""
         _, q = self._pq(p_load_kw, q_load_kvar)
         return self.trafo_q0_kvar + q @ self.A_trafo.T
 
-    def trafo_s_kva(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None) -> np.ndarray:
+    def trafo_s_kva(
+        self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None
+    ) -> np.ndarray:
         """Apparent power through each transformer (HV side), kVA."""
-        return np.hypot(self.trafo_p_kw(p_load_kw, q_load_kvar), self.trafo_q_kvar(p_load_kw, q_load_kvar))
+        return np.hypot(
+            self.trafo_p_kw(p_load_kw, q_load_kvar), self.trafo_q_kvar(p_load_kw, q_load_kvar)
+        )
 
-    def trafo_loading_pct(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None) -> np.ndarray:
+    def trafo_loading_pct(
+        self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None
+    ) -> np.ndarray:
         """Power-based transformer loading, %."""
         return 100.0 * self.trafo_s_kva(p_load_kw, q_load_kvar) / self.trafo_rating_kva
 
@@ -317,7 +357,9 @@ class LinearFeederModel:
         p, _ = self._pq(p_load_kw, q_load_kvar)
         return self.line_p0_kw + p @ self.A_line.T
 
-    def line_q_kvar(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None) -> np.ndarray:
+    def line_q_kvar(
+        self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None
+    ) -> np.ndarray:
         """Reactive power entering each line at its ``from_bus``, kvar."""
         _, q = self._pq(p_load_kw, q_load_kvar)
         return self.line_q0_kvar + q @ self.A_line.T
@@ -327,9 +369,13 @@ class LinearFeederModel:
         p, q = self._pq(p_load_kw, q_load_kvar)
         return self.vm0_pu + p @ self.V_p.T + q @ self.V_q.T
 
-    def line_loading_pct(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None) -> np.ndarray:
+    def line_loading_pct(
+        self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray | None = None
+    ) -> np.ndarray:
         """Current-based line loading, %: ``|S| / (rating * vm_upstream)``."""
-        s = np.hypot(self.line_p_kw(p_load_kw, q_load_kvar), self.line_q_kvar(p_load_kw, q_load_kvar))
+        s = np.hypot(
+            self.line_p_kw(p_load_kw, q_load_kvar), self.line_q_kvar(p_load_kw, q_load_kvar)
+        )
         vm = self.vm_pu(p_load_kw, q_load_kvar)
         up = np.where(self.line_up_bus_pos >= 0, self.line_up_bus_pos, 0)
         v_up = np.clip(vm[..., up], 0.5, None)

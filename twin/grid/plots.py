@@ -130,14 +130,20 @@ def plot_feeder_loading(
     """
     loading = np.asarray(line_loading_max_pct, dtype=float)
     if loading.shape != (len(net.line),):
-        raise ValueError(f"line_loading_max_pct must have shape ({len(net.line)},), got {loading.shape}")
+        raise ValueError(
+            f"line_loading_max_pct must have shape ({len(net.line)},), got {loading.shape}"
+        )
     xy = bus_coordinates(net)
     pos = {int(b): i for i, b in enumerate(net.bus.index)}
     segs = [
         (xy[pos[int(a)]], xy[pos[int(b)]])
         for a, b in zip(net.line["from_bus"], net.line["to_bus"], strict=True)
     ]
-    top = float(vmax_pct) if vmax_pct else max(100.0, float(np.nanmax(loading)) if len(loading) else 100.0)
+    top = (
+        float(vmax_pct)
+        if vmax_pct
+        else max(100.0, float(np.nanmax(loading)) if len(loading) else 100.0)
+    )
     norm = Normalize(vmin=0.0, vmax=top)
     fig, ax = plt.subplots(figsize=(8, 6.5), dpi=120)
     lc = LineCollection(segs, cmap="RdYlGn_r", norm=norm, linewidths=2.0)
@@ -146,21 +152,48 @@ def plot_feeder_loading(
     ax.scatter(xy[:, 0], xy[:, 1], s=6, c="0.3", zorder=3, label="bus")
     if len(net.load):
         lb = [pos[int(b)] for b in net.load["bus"]]
-        ax.scatter(xy[lb, 0], xy[lb, 1], s=14, facecolors="none", edgecolors="0.2", zorder=3,
-                   linewidths=0.6, label="load")
+        ax.scatter(
+            xy[lb, 0],
+            xy[lb, 1],
+            s=14,
+            facecolors="none",
+            edgecolors="0.2",
+            zorder=3,
+            linewidths=0.6,
+            label="load",
+        )
     for i, (_, tr) in enumerate(net.trafo.iterrows()):
         p = xy[pos[int(tr["lv_bus"])]]
-        ax.scatter([p[0]], [p[1]], marker="s", s=120, c="tab:blue", edgecolors="k", zorder=4,
-                   label="transformer" if i == 0 else None)
-        ax.annotate(f"{tr['sn_mva'] * 1e3:.0f} kVA", p, textcoords="offset points", xytext=(8, 8),
-                    fontsize=8)
+        ax.scatter(
+            [p[0]],
+            [p[1]],
+            marker="s",
+            s=120,
+            c="tab:blue",
+            edgecolors="k",
+            zorder=4,
+            label="transformer" if i == 0 else None,
+        )
+        ax.annotate(
+            f"{tr['sn_mva'] * 1e3:.0f} kVA",
+            p,
+            textcoords="offset points",
+            xytext=(8, 8),
+            fontsize=8,
+        )
     cb = fig.colorbar(lc, ax=ax, shrink=0.85)
     cb.set_label("worst cable loading (%)")
     if len(loading):
         k = int(np.nanargmax(loading))
         a, b = segs[k]
-        ax.annotate(f"max {loading[k]:.0f} %", (0.5 * (a[0] + b[0]), 0.5 * (a[1] + b[1])),
-                    textcoords="offset points", xytext=(6, -12), fontsize=8, color="darkred")
+        ax.annotate(
+            f"max {loading[k]:.0f} %",
+            (0.5 * (a[0] + b[0]), 0.5 * (a[1] + b[1])),
+            textcoords="offset points",
+            xytext=(6, -12),
+            fontsize=8,
+            color="darkred",
+        )
     ax.autoscale()
     ax.set_aspect("equal" if _geo_xy(net) is not None else "auto")
     ax.set_xticks([])
@@ -198,8 +231,15 @@ def plot_duration_curve(
     ax.axhline(100.0, color="tab:red", ls="--", lw=1, label="rating")
     over = c > 100.0
     if over.any():
-        ax.fill_between(hours, 100.0, c, where=over, color="tab:red", alpha=0.3,
-                        label=f"{over.sum() * dt_h:.1f} h above rating")
+        ax.fill_between(
+            hours,
+            100.0,
+            c,
+            where=over,
+            color="tab:red",
+            alpha=0.3,
+            label=f"{over.sum() * dt_h:.1f} h above rating",
+        )
     ax.set_xlabel("hours of the period")
     ax.set_ylabel("transformer loading (%)")
     ax.set_xlim(0, max(hours[-1], dt_h) if len(hours) else 1)

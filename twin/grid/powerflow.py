@@ -267,35 +267,55 @@ def pgm_input_from_net(net: pandapowerNet) -> tuple[dict, dict[str, np.ndarray]]
         windings = [_winding_types(vg) for vg in trafo.get("vector_group", [None] * len(trafo))]
         tr["winding_from"] = [w[0] for w in windings]
         tr["winding_to"] = [w[1] for w in windings]
-        tr["clock"] = np.round(trafo["shift_degree"].fillna(0.0).to_numpy(float) / 30).astype(int) % 12
+        tr["clock"] = (
+            np.round(trafo["shift_degree"].fillna(0.0).to_numpy(float) / 30).astype(int) % 12
+        )
         if "tap_step_degree" in trafo and (trafo["tap_step_degree"].fillna(0.0) != 0).any():
             raise ValueError("phase-shifting transformers (tap_step_degree != 0) are not modelled")
         tap_pos = trafo["tap_pos"].fillna(0).to_numpy(float)
         tap_nom = trafo["tap_neutral"].fillna(0).to_numpy(float)
         # pandapower >= 3 applies a tap only with tap_changer_type 'Ratio' or 'Symmetrical'
         kind = (
-            trafo["tap_changer_type"].astype(object).where(trafo["tap_changer_type"].notna(), "")
-            if "tap_changer_type" in trafo
-            else pd.Series("Ratio", index=trafo.index)
-        ).astype(str).to_numpy()
-        if "tap_dependency_table" in trafo and trafo["tap_dependency_table"].fillna(False).astype(bool).any():
+            (
+                trafo["tap_changer_type"]
+                .astype(object)
+                .where(trafo["tap_changer_type"].notna(), "")
+                if "tap_changer_type" in trafo
+                else pd.Series("Ratio", index=trafo.index)
+            )
+            .astype(str)
+            .to_numpy()
+        )
+        if (
+            "tap_dependency_table" in trafo
+            and trafo["tap_dependency_table"].fillna(False).astype(bool).any()
+        ):
             raise ValueError("transformer tap dependency tables are not modelled")
         off = tap_pos != tap_nom
         if (off & (kind == "Ideal")).any():
             raise ValueError("ideal (phase-shifting) tap changers are not modelled")
-        if "tap2_pos" in trafo and (
-            trafo["tap2_pos"].notna() & (trafo["tap2_pos"] != trafo.get("tap2_neutral", 0))
-        ).any():
+        if (
+            "tap2_pos" in trafo
+            and (
+                trafo["tap2_pos"].notna() & (trafo["tap2_pos"] != trafo.get("tap2_neutral", 0))
+            ).any()
+        ):
             raise ValueError("second tap changers (tap2_*) are not modelled")
         tap_pos = np.where(np.isin(kind, ["Ratio", "Symmetrical"]), tap_pos, tap_nom)
-        if not (np.allclose(tap_pos, np.round(tap_pos)) and np.allclose(tap_nom, np.round(tap_nom))):
+        if not (
+            np.allclose(tap_pos, np.round(tap_pos)) and np.allclose(tap_nom, np.round(tap_nom))
+        ):
             raise ValueError("non-integer transformer tap positions are not modelled")
         tap_hv = (trafo["tap_side"].astype(str).str.lower() != "lv").to_numpy()
         tr["tap_side"] = np.where(tap_hv, BranchSide.from_side, BranchSide.to_side)
         tr["tap_pos"] = tap_pos
         tr["tap_nom"] = tap_nom
-        tr["tap_min"] = np.minimum(trafo["tap_min"].fillna(0).to_numpy(float), np.minimum(tap_pos, tap_nom))
-        tr["tap_max"] = np.maximum(trafo["tap_max"].fillna(0).to_numpy(float), np.maximum(tap_pos, tap_nom))
+        tr["tap_min"] = np.minimum(
+            trafo["tap_min"].fillna(0).to_numpy(float), np.minimum(tap_pos, tap_nom)
+        )
+        tr["tap_max"] = np.maximum(
+            trafo["tap_max"].fillna(0).to_numpy(float), np.maximum(tap_pos, tap_nom)
+        )
         vn_tap_v = np.where(tap_hv, tr["u1"], tr["u2"])
         tr["tap_size"] = trafo["tap_step_percent"].fillna(0).to_numpy(float) / 100 * vn_tap_v
         data[ComponentType.transformer] = tr
@@ -406,7 +426,9 @@ class BatchPowerFlow:
         try:
             self._model = PowerGridModel(input_data, system_frequency=float(net.f_hz or 50.0))
         except PowerGridError as exc:
-            raise ValueError(f"power-grid-model rejected the net: {' '.join(str(exc).split())}") from None
+            raise ValueError(
+                f"power-grid-model rejected the net: {' '.join(str(exc).split())}"
+            ) from None
         self.bus_index = net.bus.index.to_numpy()
         self.line_index = net.line.index.to_numpy()
         self.trafo_index = net.trafo.index.to_numpy()
@@ -415,7 +437,9 @@ class BatchPowerFlow:
         self._has_trafo = ComponentType.transformer in input_data
         trafo = net.trafo
         self.trafo_rating_kva = (
-            trafo["sn_mva"].to_numpy(float) * 1e3 * trafo["parallel"].to_numpy(float)
+            trafo["sn_mva"].to_numpy(float)
+            * 1e3
+            * trafo["parallel"].to_numpy(float)
             * trafo["df"].to_numpy(float)
         )
         # which buses are energised (static topology): one non-iterative linear calculation
@@ -589,8 +613,14 @@ def run_pandapower(
     p = np.atleast_2d(np.asarray(p_load_kw, dtype=float))
     q = np.atleast_2d(np.asarray(q_load_kvar, dtype=float))
     steps_arr = np.arange(p.shape[0]) if steps is None else np.asarray(steps, dtype=np.int64)
-    for col in ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent", "const_i_q_percent",
-                "const_z_percent", "const_i_percent"):
+    for col in (
+        "const_z_p_percent",
+        "const_i_p_percent",
+        "const_z_q_percent",
+        "const_i_q_percent",
+        "const_z_percent",
+        "const_i_percent",
+    ):
         if col in net.load:
             net.load[col] = 0.0
     net.load["scaling"] = 1.0
@@ -643,4 +673,3 @@ def run_pandapower(
         trafo_index=net.trafo.index.to_numpy(),
         steps=steps_arr,
     )
-

@@ -57,10 +57,27 @@ def lv_tap_parallel_derated() -> tuple[pp.pandapowerNet, np.ndarray, np.ndarray]
     b1, b2 = pp.create_bus(net, 0.4), pp.create_bus(net, 0.4)
     pp.create_ext_grid(net, mv, vm_pu=1.0)
     pp.create_transformer_from_parameters(
-        net, mv, lv, sn_mva=0.25, vn_hv_kv=20.0, vn_lv_kv=0.41, vk_percent=4.5,
-        vkr_percent=1.3, pfe_kw=0.6, i0_percent=0.3, shift_degree=150.0,
-        tap_side="lv", tap_neutral=0, tap_min=-2, tap_max=2, tap_step_percent=2.5,
-        tap_pos=-1, parallel=2, df=0.9, vector_group="Dyn5", tap_changer_type="Ratio",
+        net,
+        mv,
+        lv,
+        sn_mva=0.25,
+        vn_hv_kv=20.0,
+        vn_lv_kv=0.41,
+        vk_percent=4.5,
+        vkr_percent=1.3,
+        pfe_kw=0.6,
+        i0_percent=0.3,
+        shift_degree=150.0,
+        tap_side="lv",
+        tap_neutral=0,
+        tap_min=-2,
+        tap_max=2,
+        tap_step_percent=2.5,
+        tap_pos=-1,
+        parallel=2,
+        df=0.9,
+        vector_group="Dyn5",
+        tap_changer_type="Ratio",
     )
     pp.create_line(net, lv, b1, 0.15, "NAYY 4x150 SE", parallel=2, df=0.8)
     pp.create_line(net, b1, b2, 0.10, "NAYY 4x50 SE")
@@ -80,7 +97,9 @@ def kerber_landnetz_kabel_1() -> tuple[pp.pandapowerNet, np.ndarray, np.ndarray]
     return net, p, q
 
 
-CASES = {f.__name__: f for f in (switches_shunt_sgen, lv_tap_parallel_derated, kerber_landnetz_kabel_1)}
+CASES = {
+    f.__name__: f for f in (switches_shunt_sgen, lv_tap_parallel_derated, kerber_landnetz_kabel_1)
+}
 
 
 def main() -> None:
