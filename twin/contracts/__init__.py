@@ -11,9 +11,14 @@ from typing import Any
 from twin.contracts.base import Contract
 from twin.contracts.firm import FirmContract
 from twin.contracts.nonfirm import NonFirmContract
+from twin.contracts.performance import PerformanceContract
 from twin.errors import TwinError
 
-REGISTRY: dict[str, type[Contract]] = {"firm": FirmContract, "nonfirm": NonFirmContract}
+REGISTRY: dict[str, type[Contract]] = {
+    "firm": FirmContract,
+    "nonfirm": NonFirmContract,
+    "performance": PerformanceContract,
+}
 
 
 def make_contract(cfg: Any) -> Contract:

@@ -1,0 +1,319 @@
+"""Device models of the households in an optimisation, as data (numpy, no Pyomo).
+
+:class:`DeviceSet` holds the parameters of the devices that the optimiser controls (heat pump
+in a 1R1C building, EV, home battery) for a chosen set of households; :func:`device_inputs`
+turns a forecast and the households' current state into the per-period data of one re-plan
+(:class:`DeviceInputs`), which the Pyomo blocks of :mod:`twin.optim.blocks` take as their
+mutable parameters.
+
+The optimisation uses the same exact discretisation as the simulation
+(:mod:`twin.devices.thermal`), with the indoor temperature as a deviation from the setpoint,
+``d = T - T_set``, over a period of ``m`` steps (inputs held at their period mean):
+
+    d[s+1] = A d[s] + (1 - A) R (cop p_hp + q_boiler) + (1 - A) (T_out + R g - T_set),
+    A = a ** m.
+
+Service levels become bounds on states, relaxed only where the devices physically cannot meet
+them (so the optimisation is always feasible, and every relaxation is reported):
+
+* comfort: ``d >= -band`` where reachable. The reachable floor follows the recursion
+  ``lo[s+1] = min(-band, A lo[s] + (1 - A) (T_out + R (g + q_max) - T_set))`` from
+  ``lo[0] = min(-band, d0)``: any trajectory that stays above ``lo`` can be continued (full
+  heating keeps it above), so the bound never makes the programme infeasible. Hybrids have an
+  unlimited boiler. A ceiling ``d <= preheat`` limits pre-heating (relaxed where solar gains
+  alone push the temperature higher: there is no cooling).
+* EV range at the deadline: ``soc >= need`` at each deadline the car is home for, capped by
+  the state of charge that charging at full power from now on can reach. Trips leave the
+  battery at arrival; the part of a trip the battery could not hold even when charged at full
+  power is charged elsewhere (``public``), exactly as in :func:`twin.devices.ev.ev_step`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twin.devices.ev import CHARGE_EFFICIENCY
+from twin.devices.household import Exogenous
+from twin.optim.horizon import Horizon
+from twin.population import Fleet
+from twin.timegrid import STEPS_PER_DAY, STEPS_PER_HOUR
+
+#: Boiler capacity used for the reachability of hybrids (kW thermal): "unlimited".
+BOILER_Q_MAX_KW = 1e3
+#: Service levels are planned this far inside their limits, so solver tolerances cannot
+#: push the simulated result across the line (K and kWh).
+COMFORT_TOL_K = 0.02
+EV_TOL_KWH = 0.02
+
+
+@dataclass(frozen=True)
+class DeviceSet:
+    """Parameters of the controllable devices of a set of households.
+
+    Attributes
+    ----------
+    households : np.ndarray
+        ``(n,)`` fleet positions of the households.
+    hp, ev, bat : np.ndarray
+        Positions (into ``households``) of those with a heat pump, an EV, a battery.
+    hybrid : np.ndarray
+        ``(n_hp,)`` whether the heat pump is a hybrid (a boiler covers the rest).
+    r_k_per_kw, a_step, setpoint_c, hp_q_max_kw : np.ndarray
+        ``(n_hp,)`` building resistance, one-step decay factor, setpoint, heat pump thermal
+        capacity.
+    ev_capacity_kwh, ev_p_max_kw, ev_need_kwh : np.ndarray
+        ``(n_ev,)`` battery size, charger power, energy the range guarantee requires
+        (capped at the capacity, as :func:`twin.kpi.ev_deadline_shortfall_kwh` does).
+    bat_capacity_kwh, bat_p_max_kw, bat_eta : np.ndarray
+        ``(n_bat,)`` home battery size, power rating and one-way efficiency.
+    comfort_band_k, preheat_k : float
+        Guaranteed band below the setpoint; allowed pre-heating above it.
+    deadline_step : int
+        Step of the day at which the EV range is due (06:00 -> 24).
+    """
+
+    households: np.ndarray
+    hp: np.ndarray
+    hybrid: np.ndarray
+    r_k_per_kw: np.ndarray
+    a_step: np.ndarray
+    setpoint_c: np.ndarray
+    hp_q_max_kw: np.ndarray
+    ev: np.ndarray
+    ev_capacity_kwh: np.ndarray
+    ev_p_max_kw: np.ndarray
+    ev_need_kwh: np.ndarray
+    bat: np.ndarray
+    bat_capacity_kwh: np.ndarray
+    bat_p_max_kw: np.ndarray
+    bat_eta: np.ndarray
+    comfort_band_k: float
+    preheat_k: float
+    deadline_step: int
+
+    @classmethod
+    def from_fleet(
+        cls,
+        fleet: Fleet,
+        households: np.ndarray,
+        comfort_band_k: float,
+        ev_range_km: float,
+        ev_deadline_h: float,
+        preheat_k: float | None = None,
+    ) -> DeviceSet:
+        """The devices of ``households`` (fleet positions) with the contract's service levels."""
+        h = np.asarray(households, dtype=np.int64)
+        hp = np.flatnonzero(fleet.has_hp[h])
+        ev = np.flatnonzero(fleet.has_ev[h] & (fleet.ev_capacity_kwh[h] > 0))
+        bat = np.flatnonzero(fleet.has_battery[h] & (fleet.bat_capacity_kwh[h] > 0))
+        g_hp, g_ev, g_bat = h[hp], h[ev], h[bat]
+        need = np.minimum(ev_range_km * fleet.ev_kwh_per_km[g_ev], fleet.ev_capacity_kwh[g_ev])
+        return cls(
+            households=h,
+            hp=hp,
+            hybrid=fleet.hp_hybrid[g_hp].copy(),
+            r_k_per_kw=fleet.r_k_per_kw[g_hp].copy(),
+            a_step=fleet.a_step[g_hp].copy(),
+            setpoint_c=fleet.setpoint_c[g_hp].copy(),
+            hp_q_max_kw=fleet.hp_q_max_kw[g_hp].copy(),
+            ev=ev,
+            ev_capacity_kwh=fleet.ev_capacity_kwh[g_ev].copy(),
+            ev_p_max_kw=fleet.ev_p_max_kw[g_ev].copy(),
+            ev_need_kwh=need,
+            bat=bat,
+            bat_capacity_kwh=fleet.bat_capacity_kwh[g_bat].copy(),
+            bat_p_max_kw=fleet.bat_p_max_kw[g_bat].copy(),
+            bat_eta=fleet.bat_eta[g_bat].copy(),
+            comfort_band_k=float(comfort_band_k),
+            preheat_k=float(comfort_band_k if preheat_k is None else preheat_k),
+            deadline_step=int(round(ev_deadline_h * STEPS_PER_HOUR)) % STEPS_PER_DAY,
+        )
+
+    @property
+    def n(self) -> int:
+        return len(self.households)
+
+    @property
+    def n_hp(self) -> int:
+        return len(self.hp)
+
+    @property
+    def n_ev(self) -> int:
+        return len(self.ev)
+
+    @property
+    def n_bat(self) -> int:
+        return len(self.bat)
+
+    @property
+    def hybrid_pos(self) -> np.ndarray:
+        """Positions (into the heat pump arrays) of the hybrids."""
+        return np.flatnonzero(self.hybrid)
+
+
+@dataclass
+class Relaxation:
+    """A service level the devices cannot physically meet in a plan (never silent).
+
+    Attributes
+    ----------
+    household : int
+        Fleet position.
+    term : str
+        ``"comfort"`` (K below the guaranteed floor) or ``"ev_range"`` (kWh short).
+    step : int
+        Simulation step of the state concerned.
+    amount : float
+        How far the reachable state falls short (K or kWh).
+    cause : str
+        Why (device limit, starting state, ...).
+    """
+
+    household: int
+    term: str
+    step: int
+    amount: float
+    cause: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"household": self.household, "term": self.term, "step": self.step,
+                "amount": round(self.amount, 4), "cause": self.cause}
+
+
+@dataclass
+class DeviceInputs:
+    """Per-period data of one re-plan for the devices of a :class:`DeviceSet`.
+
+    Thermal arrays are ``(n_hp, N)``, EV ``(n_ev, N)``, households ``(n, N)``; state bounds
+    refer to states ``1 .. N`` (state 0 is the measured one).
+    """
+
+    k0: int
+    th_rhs_k: np.ndarray
+    cop: np.ndarray
+    hp_p_max_kw: np.ndarray
+    d0_k: np.ndarray
+    d_lo_k: np.ndarray
+    d_hi_k: np.ndarray
+    ev_p_max_kw: np.ndarray
+    ev_trip_kwh: np.ndarray
+    ev_soc0_kwh: np.ndarray
+    ev_soc_min_kwh: np.ndarray
+    bat_soc0_kwh: np.ndarray
+    p_inflex_kw: np.ndarray
+    relaxations: list[Relaxation] = field(default_factory=list)
+
+
+def thermal_decay(dev: DeviceSet, horizon: Horizon) -> np.ndarray:
+    """``(n_hp, N)`` decay factor ``A = a ** m`` of each period."""
+    return dev.a_step[:, None] ** horizon.steps[None, :]
+
+
+def device_inputs(
+    dev: DeviceSet,
+    horizon: Horizon,
+    fc: Exogenous,
+    t_in_c: np.ndarray,
+    ev_soc_kwh: np.ndarray,
+    bat_soc_kwh: np.ndarray,
+    k0: int,
+) -> DeviceInputs:
+    """The data of a re-plan at step ``k0``.
+
+    Parameters
+    ----------
+    dev : DeviceSet
+        Devices of the optimised households.
+    horizon : Horizon
+        Periods of the plan.
+    fc : Exogenous
+        Forecast for the households in ``dev`` (columns in ``dev.households`` order) over at
+        least ``horizon.n_steps + 1`` steps from ``k0`` (one extra step for the EV at home
+        after the last deadline).
+    t_in_c, ev_soc_kwh, bat_soc_kwh : np.ndarray
+        Current state of the households in ``dev`` (``(n,)`` each).
+    k0 : int
+        Simulation step the plan starts at.
+    """
+    n_per = horizon.n_periods
+    relax: list[Relaxation] = []
+
+    # --- thermal --------------------------------------------------------------------------
+    hp = dev.hp
+    r = dev.r_k_per_kw[:, None]
+    a_per = thermal_decay(dev, horizon)
+    t_out = horizon.mean(fc.t_out_c)[None, :]
+    gain = horizon.mean(fc.q_gain_kw[:, hp]).T
+    cop = horizon.mean(fc.cop[:, hp]).T
+    th_rhs = (1.0 - a_per) * (t_out + r * gain - dev.setpoint_c[:, None])
+    d0 = t_in_c[hp] - dev.setpoint_c
+    q_cap = np.where(dev.hybrid, dev.hp_q_max_kw + BOILER_Q_MAX_KW, dev.hp_q_max_kw)[:, None]
+    floor, ceil = -dev.comfort_band_k + COMFORT_TOL_K, dev.preheat_k - COMFORT_TOL_K
+    d_lo = np.empty((dev.n_hp, n_per))
+    d_hi = np.empty((dev.n_hp, n_per))
+    lo, hi = np.minimum(floor, d0), np.maximum(ceil, d0)
+    full = th_rhs + (1.0 - a_per) * r * q_cap
+    for j in range(n_per):
+        lo = np.minimum(floor, a_per[:, j] * lo + full[:, j])
+        hi = np.maximum(ceil, a_per[:, j] * hi + th_rhs[:, j])
+        d_lo[:, j], d_hi[:, j] = lo, hi
+    short = -dev.comfort_band_k - d_lo
+    for i, j in zip(*np.nonzero(short > 1e-6), strict=True):
+        cause = "starts below the band" if d0[i] < -dev.comfort_band_k else "heat pump too small"
+        relax.append(Relaxation(int(dev.households[hp[i]]), "comfort",
+                                k0 + int(horizon.state_step[j + 1]), float(short[i, j]), cause))
+
+    # --- EV ---------------------------------------------------------------------------------
+    ev = dev.ev
+    n_steps = horizon.n_steps
+    home_f = fc.trips.home[: n_steps + 1, ev].T  # (n_ev, n_steps + 1)
+    home_all = horizon.all(fc.trips.home[:, ev]).T
+    p_ub = dev.ev_p_max_kw[:, None] * home_all
+    trip = horizon.sum(fc.trips.trip_kwh[:, ev]).T
+    soc0 = ev_soc_kwh[ev].copy()
+    cap = dev.ev_capacity_kwh
+    step_kwh = CHARGE_EFFICIENCY * p_ub * horizon.dt_h[None, :]
+    trip_eff = np.empty_like(trip)
+    soc_max = np.empty((dev.n_ev, n_per + 1))
+    soc_max[:, 0] = s = soc0
+    for j in range(n_per):  # full power from now on: trip at arrival, public for what is missing
+        public = np.maximum(trip[:, j] - s, 0.0)
+        trip_eff[:, j] = trip[:, j] - public
+        s = np.minimum(s - trip_eff[:, j] + step_kwh[:, j], cap)
+        soc_max[:, j + 1] = s
+    soc_min = np.zeros((dev.n_ev, n_per))
+    fine_state = np.arange(1, n_steps + 1)
+    is_deadline = (k0 + fine_state) % STEPS_PER_DAY == dev.deadline_step
+    for s_f in fine_state[is_deadline]:
+        sig = int(np.searchsorted(horizon.state_step, s_f))  # first state at or after it
+        present = home_f[:, s_f - 1] & home_f[:, s_f]
+        need = np.where(present, dev.ev_need_kwh + EV_TOL_KWH, 0.0)
+        soc_min[:, sig - 1] = np.maximum(soc_min[:, sig - 1], np.minimum(need, soc_max[:, sig]))
+        gap = np.where(present, dev.ev_need_kwh - soc_max[:, sig], 0.0)
+        for e in np.flatnonzero(gap > 1e-6):
+            relax.append(Relaxation(int(dev.households[ev[e]]), "ev_range",
+                                    k0 + int(horizon.state_step[sig]), float(gap[e]),
+                                    "cannot charge enough in time at full power"))
+
+    # --- households' inflexible load ----------------------------------------------------------
+    p_inflex = horizon.mean(fc.p_base_kw - fc.p_pv_kw).T
+
+    return DeviceInputs(
+        k0=k0,
+        th_rhs_k=th_rhs,
+        cop=cop,
+        hp_p_max_kw=dev.hp_q_max_kw[:, None] / cop,
+        d0_k=d0,
+        d_lo_k=d_lo,
+        d_hi_k=d_hi,
+        ev_p_max_kw=p_ub,
+        ev_trip_kwh=trip_eff,
+        ev_soc0_kwh=soc0,
+        ev_soc_min_kwh=soc_min,
+        bat_soc0_kwh=bat_soc_kwh[dev.bat].copy(),
+        p_inflex_kw=p_inflex,
+        relaxations=relax,
+    )

@@ -1,0 +1,251 @@
+"""A Pyomo model built once, handed once to HiGHS (appsi persistent interface), re-solved.
+
+:class:`PersistentLP` wraps ``pyomo.contrib.appsi.solvers.Highs``:
+
+* ``set_instance`` is called once; the HiGHS object keeps the model, and after every solve its
+  simplex basis, so each re-solve is warm-started from the last optimal basis (HiGHS keeps the
+  basis valid across bound, right-hand-side and coefficient changes).
+* Data change through **mutable Params**. Every mutable Param is *bound* to what it sets in
+  HiGHS (row bounds, column bounds or matrix coefficients); :meth:`PersistentLP.push` writes a
+  numpy array of new values to the solver in one vectorised call per Param (and, with
+  ``mirror_params``, into the Pyomo Params too, so the Pyomo model shows the data last
+  solved). appsi's own ``update_params`` re-evaluates every parameter expression in Python
+  (several µs each, tens of thousands per re-plan): it gives the same LP
+  (``tests/test_optim_persistent.py`` checks this) but is the bottleneck, so it is switched
+  off (``update_config``) and only used for that check.
+* Solutions are read back as numpy arrays for the columns asked for (no loading of values
+  into the Pyomo variables).
+* HiGHS's ``getRunTime()`` accumulates over the life of the object: :class:`SolveStats` holds
+  the difference per solve (the "solver-only" time the benchmark compares against).
+
+The appsi interface exposes the HiGHS object and its index maps only as private attributes;
+they are read in one place (:meth:`PersistentLP.__init__`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.contrib.appsi.base import TerminationCondition
+from pyomo.contrib.appsi.solvers import Highs
+
+from twin.optim.options import SolverOptions
+
+__all__ = ["PersistentLP", "SolveStats", "SolverOptions"]
+
+
+@dataclass
+class SolveStats:
+    """One solve: status and where the time went."""
+
+    ok: bool
+    status: str
+    objective: float
+    highs_s: float  # HiGHS's own run time of this solve
+    solve_wall_s: float  # the appsi solve call, wall clock
+    iterations: int
+
+
+@dataclass
+class _Binding:
+    kind: str  # "row_eq", "row_ub", "row_lb", "col_lb", "col_ub", "coef"
+    rows: np.ndarray | None
+    cols: np.ndarray | None
+    datas: list
+
+
+class PersistentLP:
+    """A Pyomo LP in a persistent HiGHS instance; data change through bound Params.
+
+    Parameters
+    ----------
+    model : pyo.ConcreteModel
+        The complete model (built once).
+    options : SolverOptions
+        Solver settings.
+    """
+
+    def __init__(self, model: pyo.ConcreteModel, options: SolverOptions | None = None) -> None:
+        self.model = model
+        self.options = options or SolverOptions()
+        opt = Highs(only_child_vars=True)  # add all variables in one batch
+        opt.config.load_solution = False
+        opt.config.stream_solver = False
+        opt.config.time_limit = self.options.time_limit_s
+        uc = opt.update_config
+        for flag in (
+            "check_for_new_or_removed_constraints",
+            "check_for_new_or_removed_vars",
+            "check_for_new_or_removed_params",
+            "check_for_new_objective",
+            "update_constraints",
+            "update_vars",
+            "update_params",
+            "update_named_expressions",
+            "update_objective",
+        ):
+            setattr(uc, flag, False)
+        opt.highs_options = {
+            "threads": self.options.threads,
+            "simplex_strategy": self.options.simplex_strategy,
+            "output_flag": False,
+            **dict(self.options.extra),
+        }
+        t0 = time.perf_counter()
+        opt.set_instance(model)
+        self.set_instance_s = time.perf_counter() - t0
+        self.opt = opt
+        # appsi keeps these private; read them here only
+        self._highs = opt._solver_model
+        self._var_map: dict[int, int] = opt._pyomo_var_to_solver_var_map
+        self._con_map: dict[Any, int] = opt._pyomo_con_to_solver_con_map
+        self._bindings: dict[str, _Binding] = {}
+        self._pending_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pending_cols: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._row_lo, self._row_hi = self._lp_row_bounds()
+        self._col_lo, self._col_hi = self._lp_col_bounds()
+        self._run_time_s = self._highs.getRunTime()
+        self.push_s = 0.0
+        self.readback_s = 0.0
+
+    # -- index maps ----------------------------------------------------------------------
+    def cols(self, var: pyo.Var, index: list) -> np.ndarray:
+        """Solver column of ``var[idx]`` for every ``idx`` in ``index``."""
+        vm = self._var_map
+        return np.fromiter((vm[id(var[i])] for i in index), dtype=np.int64, count=len(index))
+
+    def rows(self, con: pyo.Constraint, index: list) -> np.ndarray:
+        """Solver row of ``con[idx]`` for every ``idx`` in ``index``."""
+        cm = self._con_map
+        return np.fromiter((cm[con[i]] for i in index), dtype=np.int64, count=len(index))
+
+    def _lp_row_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lp = self._highs.getLp()
+        return np.array(lp.row_lower_, dtype=float), np.array(lp.row_upper_, dtype=float)
+
+    def _lp_col_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lp = self._highs.getLp()
+        return np.array(lp.col_lower_, dtype=float), np.array(lp.col_upper_, dtype=float)
+
+    # -- parameters ------------------------------------------------------------------------
+    def bind(
+        self,
+        param: pyo.Param,
+        index: list,
+        kind: str,
+        con: pyo.Constraint | None = None,
+        var: pyo.Var | None = None,
+        con_index: list | None = None,
+        var_index: list | None = None,
+        key: str | None = None,
+    ) -> None:
+        """Declare what mutable ``param[idx]`` (``idx`` in ``index``, in order) sets.
+
+        ``key`` names the binding (default: the Param's name); a Param can have several
+        bindings over disjoint parts of its index.
+
+        ``kind``: ``"row_eq"`` / ``"row_ub"`` / ``"row_lb"`` — the right-hand side of
+        ``con[con_index[k]]`` (the constraint's body must have no constant term);
+        ``"col_lb"`` / ``"col_ub"`` — a bound of ``var[var_index[k]]``; ``"coef"`` — the
+        coefficient of ``var[var_index[k]]`` in ``con[con_index[k]]``.
+        """
+        rows = self.rows(con, con_index if con_index is not None else index) if con is not None else None
+        cols = self.cols(var, var_index if var_index is not None else index) if var is not None else None
+        self._bindings[key or param.name] = _Binding(kind, rows, cols, [param[i] for i in index])
+
+    def push(self, param: pyo.Param, values: np.ndarray, key: str | None = None) -> None:
+        """Set new values of a bound Param (C-order flattening of ``values``)."""
+        b = self._bindings[key or param.name]
+        v = np.ascontiguousarray(values, dtype=float).ravel()
+        if len(v) != len(b.datas):
+            raise ValueError(f"{param.name}: {len(v)} values for {len(b.datas)} parameters")
+        if self.options.mirror_params:
+            for d, x in zip(b.datas, v.tolist(), strict=True):
+                d.set_value(x)
+        if b.kind == "coef":
+            change = self._highs.changeCoeff
+            for r, c, x in zip(b.rows.tolist(), b.cols.tolist(), v.tolist(), strict=True):
+                change(r, c, x)
+        elif b.kind.startswith("row"):
+            lo, hi = self._row_lo, self._row_hi
+            if b.kind in ("row_eq", "row_lb"):
+                lo[b.rows] = v
+            if b.kind in ("row_eq", "row_ub"):
+                hi[b.rows] = v
+            self._pending_rows.append(b.rows)
+        else:
+            if b.kind == "col_lb":
+                self._col_lo[b.cols] = v
+            else:
+                self._col_hi[b.cols] = v
+            self._pending_cols.append(b.cols)
+
+    def add_constraints(self, cons: list) -> None:
+        """Hand constraints that were built but inactive to the solver (lazy rows)."""
+        for c in cons:
+            c.activate()
+        self.opt.add_constraints(cons)
+        lo, hi = self._lp_row_bounds()
+        n_old = len(self._row_lo)
+        self._row_lo = np.concatenate([self._row_lo, lo[n_old:]])
+        self._row_hi = np.concatenate([self._row_hi, hi[n_old:]])
+
+    def _flush(self) -> None:
+        h = self._highs
+        if self._pending_rows:
+            rows = np.unique(np.concatenate(self._pending_rows))
+            h.changeRowsBounds(len(rows), rows.astype(np.int32), self._row_lo[rows], self._row_hi[rows])
+            self._pending_rows = []
+        if self._pending_cols:
+            cols = np.unique(np.concatenate(self._pending_cols))
+            h.changeColsBounds(len(cols), cols.astype(np.int32), self._col_lo[cols], self._col_hi[cols])
+            self._pending_cols = []
+
+    # -- solving -----------------------------------------------------------------------------
+    def solve(self) -> SolveStats:
+        """Push pending changes and re-solve (warm: HiGHS keeps its basis)."""
+        t0 = time.perf_counter()
+        self._flush()
+        self.push_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        res = self.opt.solve(self.model)
+        wall = time.perf_counter() - t0
+        run_time = self._highs.getRunTime()
+        highs_s, self._run_time_s = run_time - self._run_time_s, run_time
+        ok = res.termination_condition == TerminationCondition.optimal
+        info = self._highs.getInfo()
+        obj = float(res.best_feasible_objective) if ok and res.best_feasible_objective is not None else float("nan")
+        return SolveStats(
+            ok=ok,
+            status=str(res.termination_condition.name),
+            objective=obj,
+            highs_s=highs_s,
+            solve_wall_s=wall,
+            iterations=int(info.simplex_iteration_count),
+        )
+
+    def values(self, cols: np.ndarray) -> np.ndarray:
+        """Primal values of solver columns ``cols`` (any shape) from the last solve."""
+        t0 = time.perf_counter()
+        sol = self.opt._sol if self.opt._sol is not None else self._highs.getSolution()
+        if not hasattr(self, "_sol_cache") or self._sol_cache[0] is not sol:
+            self._sol_cache = (sol, np.asarray(sol.col_value, dtype=float))
+        out = self._sol_cache[1][cols]
+        self.readback_s += time.perf_counter() - t0
+        return out
+
+    @property
+    def n_cols(self) -> int:
+        return int(self._highs.getNumCol())
+
+    @property
+    def n_rows(self) -> int:
+        return int(self._highs.getNumRow())
+
+    @property
+    def n_nonzeros(self) -> int:
+        return int(self._highs.getNumNz())
