@@ -59,7 +59,7 @@ from twin.errors import TwinError
 from twin.forecast import Forecaster, PerfectForecaster
 from twin.kpi import ev_deadline_shortfall_kwh
 from twin.optim.devices import COMFORT_TOL_K, EV_TOL_KWH, DeviceInputs, DeviceSet, device_inputs
-from twin.optim.envelope import household_envelopes
+from twin.optim.envelope import fixed_profile, household_envelopes
 from twin.optim.horizon import Horizon
 from twin.optim.options import SolverOptions, Weights
 from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
@@ -96,6 +96,7 @@ class PerformanceTerms:
     share_signed: float = 1.0
     envelope_margin_k: float = 0.3
     battery_reserve_cycles: float = 1.0
+    envelope_rounds: int = 3
     cables: bool = True
     voltages: bool = True
     limit_kva: float | None = None
@@ -148,7 +149,7 @@ class _Plan:
     k0: int
     inp: DeviceInputs
     plan: DevicePlan
-    band_kw: np.ndarray  # (n_signed, N)
+    band_kw: np.ndarray  # (n_signed, n_steps) per step of the horizon
     ev_need_next_kwh: np.ndarray  # (n_ev, n_steps) need at the next deadline (0: none)
     ev_home_after: np.ndarray  # (n_ev, n_steps) home steps after this one before that deadline
 
@@ -303,26 +304,32 @@ class PerformanceContract(Contract):
         n_steps = hz.n_steps
         all_h = np.arange(model.fleet.n)
         exo = self.fc.exogenous(k0, n_steps + 1, all_h)
-        sig_exo = self.fc.exogenous(k0, n_steps + 1, self.sig)
+        sig_exo = self.fc.exogenous(k0, n_steps + STEPS_PER_DAY, self.sig)  # + trips that end later
         # the household side: its own devices and state
         s = model.state
         inp = device_inputs(dev, hz, sig_exo, s.t_in_c[self.sig], s.ev_soc_kwh[self.sig],
                             s.bat_soc_kwh[self.sig], k0)
-        # the DSO side: forecasts of everything that is not controllable
-        p_rest = np.zeros((hz.n_periods, self.n_load))
-        q_all = np.zeros((hz.n_periods, self.n_load))
-        p_rest[:, self.hh_cols[self.sig]] = inp.p_inflex_kw.T
+        # the DSO side: forecasts, per step, of everything that is not controllable
+        p_rest = np.zeros((n_steps, self.n_load))
+        q_all = np.zeros((n_steps, self.n_load))
+        inflex_sig = (exo.p_base_kw - exo.p_pv_kw)[:n_steps, self.sig]
+        p_rest[:, self.hh_cols[self.sig]] = inflex_sig
         if len(self.non):
-            p_rest[:, self.hh_cols[self.non]] = hz.mean(self.fc.firm_load_kw(k0, n_steps, self.non))
+            p_rest[:, self.hh_cols[self.non]] = self.fc.firm_load_kw(k0, n_steps, self.non)
         po, qo = self.fc.other_loads(k0, n_steps)
-        p_rest[:, self.other_cols] = hz.mean(po)
-        q_all[:, self.other_cols] = hz.mean(qo)
-        q_all[:, self.hh_cols] = hz.mean(exo.q_base_kvar[:n_steps])
-        rhs = self.grid.rhs(p_rest, q_all)
-        inflexible = p_rest.sum(axis=1)
+        p_rest[:, self.other_cols] = po
+        q_all[:, self.other_cols] = qo
+        q_all[:, self.hh_cols] = exo.q_base_kvar[:n_steps]
+        rhs_steps = self.grid.rhs(p_rest, q_all)
+        infl_steps = p_rest.sum(axis=1)
+        # devices hold their power over a period, so each period must fit its worst step
+        starts = hz.start_step
+        rhs = np.minimum.reduceat(rhs_steps, starts, axis=1)
+        inflexible = np.maximum.reduceat(infl_steps, starts)
         measured = self.fc.measured_feeder_kw(k0)[self._n_warmup:]
         sunk = float(measured.max()) if len(measured) else 0.0
         lim = LimitData(rhs_kw=rhs, inflexible_kw=inflexible, sunk_peak_kw=sunk)
+        period = np.repeat(np.arange(hz.n_periods), hz.steps)
 
         st.replans += 1
         record: dict[str, Any] = {"step": k0, "sunk_peak_kw": round(sunk, 3)}
@@ -334,16 +341,30 @@ class PerformanceContract(Contract):
             env = household_envelopes(dev, inp, hz, terms.envelope_margin_k, terms.battery_reserve_cycles)
             res = self.alloc.allocate(env, lim)
             plan = flex = band_flex = None
-            if res.stats.ok:
-                band_flex = res.flex_kw + self._headroom(res, lim)[None, :]
-                hstats, plan, _ = self.hems.plan(inp, band_flex)
+            for round_ in range(1, terms.envelope_rounds + 1):
+                if not res.stats.ok:
+                    break
+                share = self._headroom(res, lim, rhs_steps, infl_steps, period)
+                band_flex = res.flex_kw + np.minimum.reduceat(share, starts)[None, :]
+                hstats, plan, excess = self.hems.plan(inp, band_flex)
                 st.hems_highs_s += hstats.highs_s
                 st.hems_wall_s += hstats.solve_wall_s
-                record["hems_status"] = hstats.status
+                record[f"hems_status_{round_}"] = hstats.status
                 if not hstats.ok:
                     res.stats.ok, res.stats.status = False, f"HEMS planning: {hstats.status}"
-                else:
-                    flex = plan.p_flex_kw
+                    break
+                flex = res.flex_kw
+                misfit = np.flatnonzero(excess.max(axis=1) > 1e-3)
+                record[f"households_counter_proposal_{round_}"] = len(misfit)
+                if not len(misfit) or round_ == terms.envelope_rounds:
+                    break
+                # the HEMSs that cannot follow their allocation propose the profile they can follow
+                env = fixed_profile(env, misfit, plan.p_flex_kw[misfit], hz.dt_h)
+                res2 = self.alloc.allocate(env, lim)
+                res2.stats.highs_s += res.stats.highs_s
+                res2.stats.solve_wall_s += res.stats.solve_wall_s
+                res2.stats.iterations += res.stats.iterations
+                res = res2
         st.highs_s += res.stats.highs_s
         st.solve_wall_s += res.stats.solve_wall_s
         st.iterations += res.stats.iterations
@@ -377,22 +398,23 @@ class PerformanceContract(Contract):
             log.warning("performance: re-plan at step %d exceeds feeder limits (%s) by up to %.1f kW to keep "
                         "the service levels", k0, ", ".join(sorted({self.grid.names[r] for r in np.nonzero(over > 1e-6)[0]})),
                         float(over.max()))
-        if terms.information == "central":
-            band = inp.p_inflex_kw + flex + self._headroom(res, lim, level)[None, :]
-        else:
-            band = inp.p_inflex_kw + band_flex
+        # bands per step: the household's own inflexible load, its allocation, a share of what is left
+        share = self._headroom(res, lim, rhs_steps, infl_steps, period, level)
+        band = inflex_sig.T + flex[:, period] + share[None, :]
         need, home_after = self._ev_guards(sig_exo, k0)
         self.plan = _Plan(k0, inp, plan, band, need, home_after)
         st.records.append(record)
 
-    def _headroom(self, res: Any, lim: Any, level: float | None = None) -> np.ndarray:
-        """``(N,)`` capacity per signed household left under the planned peak and every limit row."""
+    def _headroom(self, res: Any, lim: Any, rhs_steps: np.ndarray, infl_steps: np.ndarray, period: np.ndarray,
+                  level: float | None = None) -> np.ndarray:
+        """``(n_steps,)`` capacity per signed household left under the planned peak and under
+        every limit row, step by step."""
         n_sig = max(len(self.sig), 1)
         level = max(res.peak_kw, lim.sunk_peak_kw) if level is None else level
-        free = np.maximum(level - (res.total_kw + lim.inflexible_kw), 0.0) / n_sig
+        free = np.maximum(level - (res.total_kw[period] + infl_steps), 0.0) / n_sig
         fl = self.grid.feeder_limits(self.hh_cols[self.sig])
         coef = fl.sign[:, None] * fl.coef
-        slack = np.maximum(lim.rhs_kw - coef @ res.flex_kw, 0.0)
+        slack = np.maximum(rhs_steps - (coef @ res.flex_kw)[:, period], 0.0)
         count = np.maximum((np.abs(coef) > 1e-12).sum(axis=1), 1)[:, None]
         return np.minimum(free, (slack / count).min(axis=0))
 
@@ -449,19 +471,17 @@ class PerformanceContract(Contract):
         f, s, x, dev, hz = model.fleet, model.state, model.exo, self.dev, self.hz
         o = k - plan.k0
         j = int(np.searchsorted(hz.start_step, o, side="right") - 1)
-        frac = (o - hz.start_step[j] + 1) / hz.steps[j]
         sig = self.sig
         pl = plan.plan
         cop = x.cop[k]
 
-        # heat pumps: reach the planned temperature path; never below the comfort floor
+        # heat pumps: the planned power (a hybrid's boiler its planned heat); never below the floor
         g = sig[dev.hp]
-        d_target = pl.d_k[:, j] + (pl.d_k[:, j + 1] - pl.d_k[:, j]) * frac
-        heat = lambda target: heat_to_reach(target, s.t_in_c[g], x.t_out_c[k], x.q_gain_kw[k, g],  # noqa: E731
-                                            f.r_k_per_kw[g], f.a_step[g])
-        q_guard = np.maximum(heat(dev.setpoint_c - dev.comfort_band_k + 0.5 * COMFORT_TOL_K), 0.0)
-        q_req = np.maximum(heat(dev.setpoint_c + d_target), q_guard)
-        q_cap = np.where(dev.hybrid, pl.p_hp_kw[:, j] * cop[g], f.hp_q_max_kw[g])
+        q_guard = np.maximum(heat_to_reach(dev.setpoint_c - dev.comfort_band_k + 0.5 * COMFORT_TOL_K, s.t_in_c[g],
+                                           x.t_out_c[k], x.q_gain_kw[k, g], f.r_k_per_kw[g], f.a_step[g]), 0.0)
+        q_hp_plan = pl.p_hp_kw[:, j] * cop[g]
+        q_req = np.maximum(q_hp_plan + pl.q_boiler_kw[:, j], q_guard)
+        q_cap = np.where(dev.hybrid, q_hp_plan, f.hp_q_max_kw[g])
         p_hp = np.minimum(q_req, np.minimum(q_cap, f.hp_q_max_kw[g])) / cop[g]
 
         # EVs: the planned power, never behind the deadline
@@ -488,7 +508,7 @@ class PerformanceContract(Contract):
         np.add.at(flex, dev.hp, p_hp)
         np.add.at(flex, dev.ev, ev_req)
         np.add.at(flex, dev.bat, np.maximum(bat_req, bat_min))
-        excess = net + flex - plan.band_kw[:, j]
+        excess = net + flex - plan.band_kw[:, o]
         if np.any(excess > 1e-9):
             over = np.maximum(excess, 0.0)
             cut = np.minimum(over[dev.bat], np.maximum(bat_req - bat_min, 0.0))
@@ -508,7 +528,7 @@ class PerformanceContract(Contract):
         p_ev[sig[~np.isin(np.arange(len(sig)), dev.ev)]] = 0.0
         p_bat[sig] = 0.0
         p_bat[b] = bat_req
-        self.band_kw[k] = plan.band_kw[:, j]
+        self.band_kw[k] = plan.band_kw[:, o]
 
     # ------------------------------------------------------------------------------------------
     # KPIs

@@ -264,43 +264,55 @@ class EnvelopeBlock:
         self.b = b = m
         b.HJ = pyo.Set(initialize=_grid(n, n_per), dimen=2)
         b.HS = pyo.Set(initialize=_grid(n, n_per + 1), dimen=2)
-        b.p_min = pyo.Param(b.HJ, mutable=True, initialize=0.0)
-        b.p_max = pyo.Param(b.HJ, mutable=True, initialize=0.0)
+        b.xp_lb = pyo.Param(b.HJ, mutable=True, initialize=0.0)
+        b.xp_ub = pyo.Param(b.HJ, mutable=True, initialize=0.0)
+        b.xn_lb = pyo.Param(b.HJ, mutable=True, initialize=0.0)
+        b.xn_ub = pyo.Param(b.HJ, mutable=True, initialize=0.0)
         b.e_min = pyo.Param(b.HS, mutable=True, initialize=0.0)
         b.e_max = pyo.Param(b.HS, mutable=True, initialize=0.0)
-        b.x = pyo.Var(b.HJ, bounds=lambda b, h, j: (b.p_min[h, j], b.p_max[h, j]))
+        # x = xp - xn: consumption and feed-in parts, so that cycling a storage costs something
+        b.xp = pyo.Var(b.HJ, bounds=lambda b, h, j: (b.xp_lb[h, j], b.xp_ub[h, j]))
+        b.xn = pyo.Var(b.HJ, bounds=lambda b, h, j: (b.xn_lb[h, j], b.xn_ub[h, j]))
         b.e = pyo.Var(b.HS, bounds=lambda b, h, s: (b.e_min[h, s], b.e_max[h, s]))
         b.energy = pyo.Constraint(
-            b.HJ, rule=lambda b, h, j: b.e[h, j + 1] - b.e[h, j] - float(dt[j]) * b.x[h, j] == 0.0
+            b.HJ, rule=lambda b, h, j: b.e[h, j + 1] - b.e[h, j] - float(dt[j]) * (b.xp[h, j] - b.xn[h, j]) == 0.0
         )
-        # a generous DSO: allocate what households can use, earlier rather than later
+        # a generous DSO: allocate what households can use, earlier rather than later; feed-in
+        # (a battery discharging) only where it lowers the peak
         pref = w.alloc_kwh * dt * np.linspace(1.0, 0.5, n_per)
-        self.objective = -pyo.quicksum(
-            [float(pref[j]) * b.x[h, j] for h in range(n) for j in range(n_per)]
+        self.objective = pyo.quicksum(
+            [-float(pref[j]) * b.xp[h, j] + (float(pref[j]) + w.bat_cycle_kwh * float(dt[j])) * b.xn[h, j]
+             for h in range(n) for j in range(n_per)]
         )
 
     def household_terms(self, h: int, j: int) -> list[tuple[float, pyo.Var]]:
-        return [(1.0, self.b.x[h, j])]
+        return [(1.0, self.b.xp[h, j]), (-1.0, self.b.xn[h, j])]
 
     def bind(self, lp: PersistentLP) -> None:
         b, n, n_per = self.b, self.n, self.horizon.n_periods
         hj, hs = _grid(n, n_per), _grid(n, n_per + 1)
-        lp.bind(b.p_min, hj, "col_lb", var=b.x)
-        lp.bind(b.p_max, hj, "col_ub", var=b.x)
+        lp.bind(b.xp_lb, hj, "col_lb", var=b.xp)
+        lp.bind(b.xp_ub, hj, "col_ub", var=b.xp)
+        lp.bind(b.xn_lb, hj, "col_lb", var=b.xn)
+        lp.bind(b.xn_ub, hj, "col_ub", var=b.xn)
         lp.bind(b.e_min, hs, "col_lb", var=b.e)
         lp.bind(b.e_max, hs, "col_ub", var=b.e)
-        self._cols = lp.cols(b.x, hj).reshape(n, n_per)
+        self._xp = lp.cols(b.xp, hj).reshape(n, n_per)
+        self._xn = lp.cols(b.xn, hj).reshape(n, n_per)
 
     def push(self, lp: PersistentLP, env: Any) -> None:
+        """Write the households' envelopes: ``x = xp - xn`` within ``[p_min, p_max]``."""
         b = self.b
-        lp.push(b.p_min, env.p_min_kw)
-        lp.push(b.p_max, env.p_max_kw)
+        lp.push(b.xp_lb, np.maximum(env.p_min_kw, 0.0))
+        lp.push(b.xp_ub, np.maximum(env.p_max_kw, 0.0))
+        lp.push(b.xn_lb, np.maximum(-env.p_max_kw, 0.0))
+        lp.push(b.xn_ub, np.maximum(-env.p_min_kw, 0.0))
         lp.push(b.e_min, env.e_min_kwh)
         lp.push(b.e_max, env.e_max_kwh)
 
     def read(self, lp: PersistentLP) -> np.ndarray:
         """``(n, N)`` allocated controllable load."""
-        return lp.values(self._cols)
+        return lp.values(self._xp) - lp.values(self._xn)
 
 
 class LimitBlock:

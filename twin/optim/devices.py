@@ -23,9 +23,11 @@ them (so the optimisation is always feasible, and every relaxation is reported):
   unlimited boiler. A ceiling ``d <= preheat`` limits pre-heating (relaxed where solar gains
   alone push the temperature higher: there is no cooling).
 * EV range at the deadline: ``soc >= need`` at each deadline the car is home for, capped by
-  the state of charge that charging at full power from now on can reach. Trips leave the
-  battery at arrival; the part of a trip the battery could not hold even when charged at full
-  power is charged elsewhere (``public``), exactly as in :func:`twin.devices.ev.ev_step`.
+  the state of charge that charging at full power from now on can reach. A trip's energy
+  leaves the battery at departure in the plan (:func:`trips_at_departure`; the simulation
+  takes it at arrival, which is the same while the car is away); the part of a trip the
+  battery could not hold even when charged at full power is charged elsewhere (``public``), as
+  in :func:`twin.devices.ev.ev_step`.
 """
 
 from __future__ import annotations
@@ -207,6 +209,24 @@ class DeviceInputs:
     relaxations: list[Relaxation] = field(default_factory=list)
 
 
+def trips_at_departure(trip_kwh: np.ndarray, departure: np.ndarray) -> np.ndarray:
+    """Move each trip's energy from its arrival step to its departure step (``(T, n)``).
+
+    The simulation takes a trip's energy at arrival; while the car is away nothing else
+    happens to its battery, so taking it at departure is the same for every plan, and it lets
+    a horizon that ends before the car is back still see the trip it must charge for. Trips
+    that started before the horizon keep their arrival step.
+    """
+    t = np.arange(len(trip_kwh))[:, None]
+    last_dep = np.maximum.accumulate(np.where(departure, t, -1), axis=0)  # (T, n)
+    out = np.zeros_like(trip_kwh, dtype=float)
+    rows, cols = np.nonzero(trip_kwh)
+    dest = last_dep[rows, cols]
+    dest = np.where(dest >= 0, dest, rows)
+    np.add.at(out, (dest, cols), trip_kwh[rows, cols])
+    return out
+
+
 def thermal_decay(dev: DeviceSet, horizon: Horizon) -> np.ndarray:
     """``(n_hp, N)`` decay factor ``A = a ** m`` of each period."""
     return dev.a_step[:, None] ** horizon.steps[None, :]
@@ -232,7 +252,8 @@ def device_inputs(
     fc : Exogenous
         Forecast for the households in ``dev`` (columns in ``dev.households`` order) over at
         least ``horizon.n_steps + 1`` steps from ``k0`` (one extra step for the EV at home
-        after the last deadline).
+        after the last deadline); a day more lets the plan see trips that start within the
+        horizon but end after it.
     t_in_c, ev_soc_kwh, bat_soc_kwh : np.ndarray
         Current state of the households in ``dev`` (``(n,)`` each).
     k0 : int
@@ -272,7 +293,7 @@ def device_inputs(
     home_f = fc.trips.home[: n_steps + 1, ev].T  # (n_ev, n_steps + 1)
     home_all = horizon.all(fc.trips.home[:, ev]).T
     p_ub = dev.ev_p_max_kw[:, None] * home_all
-    trip = horizon.sum(fc.trips.trip_kwh[:, ev]).T
+    trip = horizon.sum(trips_at_departure(fc.trips.trip_kwh[:, ev], fc.trips.departure[:, ev])[:n_steps]).T
     soc0 = ev_soc_kwh[ev].copy()
     cap = dev.ev_capacity_kwh
     step_kwh = CHARGE_EFFICIENCY * p_ub * horizon.dt_h[None, :]

@@ -15,14 +15,20 @@ A household's envelope is the sum of its devices' envelopes:
   "lazy" schedule (heat only to stay at the comfort floor) and the "eager" one (heat at once to
   the pre-heat ceiling). Heat losses and the COP vary over time, so an allocation inside these
   bounds can leave the house a little colder than the floor it was computed for: the bounds are
-  computed for a band narrowed by ``margin_k`` on each side. A hybrid's boiler can take over,
-  so its lower energy bound is zero.
+  computed for a band narrowed by ``margin_k`` on each side. A hybrid's HEMS offers its heat
+  pump like an all-electric one (the boiler covers what the heat pump cannot): offering the
+  boiler as flexibility would let the DSO, which knows nothing of gas, turn it into gas
+  heating.
 * **Battery**: power in ``[-p_max, p_max]``; energy from empty to full, counted as lossless
   but with a reserve ``(1/eta - eta) * capacity * reserve_cycles`` kept back for conversion
   losses.
 
-The sum of device envelopes can contain load profiles that the devices together cannot follow;
-the HEMS then keeps its service levels and exceeds its band, which is measured and reported.
+The sum of device envelopes can contain load profiles that the devices together cannot follow
+(e.g. the energy an EV needs by 06:00 allocated in the afternoon, to the heat pump, while the car
+is away): the envelope format cannot express which device may use which energy. A HEMS whose
+plan would exceed its band therefore answers with the profile it can follow
+(:func:`fixed_profile`), and the DSO allocates once more; whatever excess remains is measured and
+reported (the HEMS keeps its service levels first).
 """
 
 from __future__ import annotations
@@ -66,6 +72,21 @@ class FlexibilityEnvelope:
                 raise ValueError(f"{name} must be {(n, n_per + 1)}")
 
 
+def fixed_profile(env: FlexibilityEnvelope, rows: np.ndarray, p_kw: np.ndarray, dt_h: np.ndarray) -> FlexibilityEnvelope:
+    """``env`` with households ``rows`` pinned to the load profile ``p_kw`` ``(len(rows), N)``.
+
+    A HEMS whose devices cannot follow its allocation answers with the profile it can follow
+    (a counter-proposal: still only kW per period, no device data).
+    """
+    p_lo, p_hi = env.p_min_kw.copy(), env.p_max_kw.copy()
+    e_lo, e_hi = env.e_min_kwh.copy(), env.e_max_kwh.copy()
+    p_lo[rows] = p_hi[rows] = p_kw
+    cum = np.concatenate([np.zeros((len(rows), 1)), np.cumsum(p_kw * dt_h[None, :], axis=1)], axis=1)
+    e_lo[rows] = cum - 1e-6
+    e_hi[rows] = cum + 1e-6
+    return FlexibilityEnvelope(p_min_kw=p_lo, p_max_kw=p_hi, e_min_kwh=e_lo, e_max_kwh=e_hi)
+
+
 def _tighten(lo: np.ndarray, hi: np.ndarray, p_lo: np.ndarray, p_hi: np.ndarray, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Make cumulative bounds consistent with the power bounds (both directions in time)."""
     lo, hi = lo.copy(), hi.copy()
@@ -99,7 +120,6 @@ def _thermal(dev: DeviceSet, inp: DeviceInputs, horizon: Horizon, margin_k: floa
         d_lazy = a_per[:, j] * d_lazy + rhs[:, j] + gain[:, j] * p_lazy[:, j]
         p_eager[:, j] = np.clip((ceil - a_per[:, j] * d_eager - rhs[:, j]) / gain[:, j], p_lazy[:, j], p_hi[:, j])
         d_eager = a_per[:, j] * d_eager + rhs[:, j] + gain[:, j] * p_eager[:, j]
-    p_lazy[dev.hybrid] = 0.0  # the boiler can do it
     dt = horizon.dt_h
     zero = np.zeros((dev.n_hp, 1))
     e_lo = np.concatenate([zero, np.cumsum(p_lazy * dt, axis=1)], axis=1)
