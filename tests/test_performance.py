@@ -1,0 +1,187 @@
+"""The performance contract in the simulation: guarantees hold in the simulated (not the
+planned) result, the envelope interface carries no device state, failures are reported."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import typing
+
+import numpy as np
+import pytest
+from test_optim_devices import small_inputs
+
+from twin.config import compose
+from twin.contracts import make_contract
+from twin.contracts.firm import FirmContract
+from twin.contracts.performance import PerformanceContract, PerformanceTerms
+from twin.devices.household import Exogenous, HouseholdState
+from twin.errors import TwinError
+from twin.kpi import household_kpis
+from twin.model import FeederModel
+from twin.optim.allocation import EnvelopeAllocation, LimitData
+from twin.optim.devices import DeviceSet
+from twin.optim.envelope import FlexibilityEnvelope
+from twin.optim.persistent import PersistentLP
+from twin.population import Fleet
+
+SERVICE = type("Service", (), {"comfort_band_k": 1.0, "ev_range_km": 150.0, "ev_deadline_h": 6.0})()
+
+
+def simulate(contract, n: int = 8, days: int = 2, seed: int = 3, **kw) -> FeederModel:
+    m = FeederModel(small_inputs(n=n, days=days, **kw), contract, seed=seed)
+    for _ in range(m.n_steps):
+        m.step()
+    return m
+
+
+def performance(**terms) -> PerformanceContract:
+    return PerformanceContract(PerformanceTerms(**terms))
+
+
+@pytest.fixture(scope="module")
+def firm():
+    return simulate(FirmContract())
+
+
+@pytest.fixture(scope="module")
+def central():
+    return simulate(performance())
+
+
+def test_config_interpolates_the_service_levels_and_firm_stays_default():
+    cfg = compose(["contract=performance", "service.comfort_band_k=0.5", "service.ev_range_km=100"])
+    c = make_contract(cfg.contract)
+    assert isinstance(c, PerformanceContract)
+    assert c.terms.comfort_band_k == 0.5 and c.terms.preheat_k == 0.5 and c.terms.ev_range_km == 100.0
+    assert c.terms.information == "central" and c.terms.share_signed == 1.0
+    assert c.solver.time_limit_s == compose([]).solver.time_limit_s
+    assert compose([]).contract.name == "firm"
+    with pytest.raises(TwinError, match="contract.information"):
+        make_contract(compose(["contract=performance", "contract.information=psychic"]).contract)
+
+
+def test_same_seed_same_households_and_trips_under_every_contract(firm, central):
+    for f in dataclasses.fields(Fleet):
+        np.testing.assert_array_equal(getattr(firm.fleet, f.name), getattr(central.fleet, f.name))
+    np.testing.assert_array_equal(firm.exo.trips.trip_kwh, central.exo.trips.trip_kwh)
+    np.testing.assert_array_equal(firm.exo.trips.home, central.exo.trips.home)
+
+
+def test_guarantees_hold_in_the_simulated_result(central, firm):
+    m, c = central, central.contract
+    k = household_kpis(m.log, m.fleet, m.exo.trips.home, SERVICE)
+    assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
+    hp = m.fleet.has_hp
+    assert np.all(m.log["t_in_c"][:, hp] >= m.fleet.setpoint_c[hp] - 1.0 - 1e-9)
+    # the band is used: some houses coast below their setpoint when the feeder needs it
+    assert (m.log["t_in_c"][:, hp] < m.fleet.setpoint_c[hp] - 0.1).any()
+    out = c.kpis(m)
+    assert out["performance_fallback"] is False and out["performance_relaxations"] == 0
+    assert out["performance_comfort_households_missed"] == 0 and out["performance_ev_deadlines_missed"] == 0
+    # every household stays inside its band, every interval
+    assert np.all(m.log["p_net_kw"][:, c.sig] <= c.band_kw + 1e-6)
+    assert out["performance_band_excess_kwh"] == 0.0
+    # and the feeder needs less capacity than under firm connections
+    assert m.log["p_net_kw"].sum(1).max() < 0.8 * firm.log["p_net_kw"].sum(1).max()
+
+
+def test_envelope_mode_dso_receives_envelopes_only_and_service_holds(monkeypatch):
+    # structurally: the DSO-side function takes an envelope and the DSO's own limits; the
+    # envelope and the limit data carry power and energy bounds only
+    hints = typing.get_type_hints(EnvelopeAllocation.allocate)
+    assert hints == {"envelopes": FlexibilityEnvelope, "lim": LimitData, "return": hints["return"]}
+    assert {f.name for f in dataclasses.fields(FlexibilityEnvelope)} == {"p_min_kw", "p_max_kw", "e_min_kwh", "e_max_kwh"}
+    assert {f.name for f in dataclasses.fields(LimitData)} == {"rhs_kw", "inflexible_kw", "sunk_peak_kw"}
+    assert "dev" not in inspect.signature(EnvelopeAllocation.__init__).parameters
+    # and in a run: every call gets exactly those, and the DSO object holds no household data
+    calls = []
+    allocate = EnvelopeAllocation.allocate
+
+    def spy(self, *args, **kwargs):
+        calls.append((args, kwargs))
+        return allocate(self, *args, **kwargs)
+
+    monkeypatch.setattr(EnvelopeAllocation, "allocate", spy)
+    m = simulate(performance(information="envelope"))
+    assert calls
+    for args, kwargs in calls:
+        assert not kwargs and [type(a) for a in args] == [FlexibilityEnvelope, LimitData]
+        for a in args:
+            for f in dataclasses.fields(a):
+                assert isinstance(getattr(a, f.name), np.ndarray | float)
+    private = (DeviceSet, Fleet, HouseholdState, Exogenous, FeederModel)
+    dso = m.contract.alloc
+    assert isinstance(dso, EnvelopeAllocation)
+    reachable = [*vars(dso).values(), *vars(dso.households).values(), *vars(dso.limits).values()]
+    assert not [v for v in reachable if isinstance(v, private)]
+    k = household_kpis(m.log, m.fleet, m.exo.trips.home, SERVICE)
+    assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
+
+
+def test_an_impossible_feeder_limit_is_exceeded_and_reported_with_service_kept(caplog):
+    with caplog.at_level(logging.WARNING, logger="twin.performance"):
+        m = simulate(performance(limit_kva=2.0, safety_margin=0.0), trafo_rating_kva=2.0)
+    out = m.contract.kpis(m)
+    assert out["performance_planned_over_limit_kwh"] > 0
+    first = out["performance_planned_over_limit_detail"][0]
+    assert first["limit"] == "trafo" and first["kw"] > 0 and first["step"] >= 0
+    assert any("exceeds feeder limits" in r.message for r in caplog.records)
+    k = household_kpis(m.log, m.fleet, m.exo.trips.home, SERVICE)
+    assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
+
+
+def test_an_unreachable_service_level_is_reported_per_household_term_and_time(caplog):
+    """A 2000 km range guarantee means a full battery at 06:00, which cars that come home late
+    or with a small charger cannot reach: the plan says which, when and by how much, and the
+    simulated shortfalls are listed too."""
+    with caplog.at_level(logging.WARNING, logger="twin.performance"):
+        m = simulate(performance(ev_range_km=2000.0), days=2)
+    out = m.contract.kpis(m)
+    assert out["performance_relaxations"] > 0
+    rel = out["performance_relaxations_detail"][0]
+    assert rel["term"] == "ev_range" and rel["amount"] > 0 and m.fleet.has_ev[rel["household"]]
+    assert rel["step"] % 96 == 24  # 06:00
+    missed = [d for d in out["performance_service_detail"] if d["term"] == "ev_range"]
+    assert missed and all(d["amount"] > 0 for d in missed)
+    assert any("cannot be met physically" in r.message for r in caplog.records)
+
+
+def test_solver_failure_falls_back_to_firm_behaviour_and_is_flagged(monkeypatch, firm, caplog):
+    def broken(self):
+        raise RuntimeError("HiGHS crashed")
+
+    monkeypatch.setattr(PersistentLP, "solve", broken)
+    with caplog.at_level(logging.WARNING, logger="twin.performance"):
+        m = simulate(performance())
+    out = m.contract.kpis(m)
+    assert out["performance_fallback"] is True
+    assert out["performance_replans_failed"] == out["performance_replans"] > 0
+    assert out["performance_fallback_steps"] == m.n_steps
+    assert "HiGHS crashed" in out["performance_failures"][0]["status"]
+    assert any("fall back to firm" in r.message for r in caplog.records)
+    for name in ("p_net_kw", "t_in_c", "ev_soc_kwh"):
+        np.testing.assert_allclose(m.log[name], firm.log[name], atol=1e-9)
+
+
+def test_households_that_did_not_sign_behave_as_firm(firm):
+    m = simulate(performance(share_signed=0.5))
+    c = m.contract
+    assert len(c.sig) == 4 and len(c.non) == 4
+    for name in ("p_net_kw", "t_in_c", "ev_soc_kwh", "bat_soc_kwh"):
+        np.testing.assert_allclose(m.log[name][:, c.non], firm.log[name][:, c.non], atol=1e-9)
+    assert c.kpis(m)["performance_band_excess_kwh"] == 0.0
+
+
+def test_pipeline_runs_on_the_default_feeder_with_grid_limits():
+    from twin.run import run
+
+    r = run(compose(["sim=day", "sim.warmup_days=1", "output.progress=false", "contract=performance"]))
+    k = r.kpis
+    assert k["contract"] == "performance" and k["performance_limit_rows"][0].startswith("trafo")
+    assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
+    assert k["performance_fallback"] is False and k["performance_band_excess_kwh"] == pytest.approx(0.0, abs=1e-6)
+    # the AC power flow sees the simulated loads: transformer power = loads + losses
+    np.testing.assert_allclose(r.grid.trafo_p_kw[:, 0] - r.grid.losses_kw, r.p_load_kw.sum(1), rtol=1e-6, atol=1e-3)
+    assert k["trafo_peak_loading_pct"] < 100.0
