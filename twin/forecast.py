@@ -87,8 +87,9 @@ class Forecaster(ABC):
         connection (thermostat, charge on arrival, self-consumption)."""
 
     @abstractmethod
-    def measured_feeder_kw(self, k_end: int) -> np.ndarray:
-        """``(k_end,)`` metered transformer load (all loads, kW) of the steps before ``k_end``."""
+    def measured_feeder_kw(self, k_end: int, k_start: int = 0) -> np.ndarray:
+        """``(k_end - k_start,)`` metered transformer load (all loads, kW) of steps
+        ``k_start .. k_end - 1``."""
 
 
 class PerfectForecaster(Forecaster):
@@ -139,10 +140,10 @@ class PerfectForecaster(Forecaster):
         exo = self.exogenous(k0, n, h)
         return simulate_firm(fleet, state, exo)
 
-    def measured_feeder_kw(self, k_end: int) -> np.ndarray:
+    def measured_feeder_kw(self, k_end: int, k_start: int = 0) -> np.ndarray:
         m = self._model
-        p = m.log["p_net_kw"][:k_end].sum(axis=1)
-        return p + self._other_p[:k_end].sum(axis=1)
+        p = m.log["p_net_kw"][k_start:k_end].sum(axis=1)
+        return p + self._other_p[k_start:k_end].sum(axis=1)
 
 
 def simulate_firm(fleet: Any, state: HouseholdState, exo: Exogenous) -> np.ndarray:

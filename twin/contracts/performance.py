@@ -154,6 +154,44 @@ class _Plan:
     ev_home_after: np.ndarray  # (n_ev, n_steps) home steps after this one before that deadline
 
 
+@dataclass(frozen=True)
+class _HemsConstants:
+    """Index arrays and device parameters the HEMSs use every interval (built once)."""
+
+    g_hp: np.ndarray
+    g_ev: np.ndarray
+    g_bat: np.ndarray
+    g_no_ev: np.ndarray
+    hp_pos: np.ndarray
+    ev_pos: np.ndarray
+    bat_pos: np.ndarray
+    hybrid: np.ndarray
+    floor_c: np.ndarray
+    r_hp: np.ndarray
+    a_hp: np.ndarray
+    qmax_hp: np.ndarray
+    ev_pmax: np.ndarray
+    ev_cap: np.ndarray
+    ev_step_kwh: float
+    bat_pmax: np.ndarray
+    bat_eta: np.ndarray
+
+    @classmethod
+    def build(cls, fleet: Any, dev: DeviceSet, sig: np.ndarray) -> _HemsConstants:
+        g_hp, g_ev, g_bat = sig[dev.hp], sig[dev.ev], sig[dev.bat]
+        no_ev = np.ones(len(sig), bool)
+        no_ev[dev.ev] = False
+        return cls(
+            g_hp=g_hp, g_ev=g_ev, g_bat=g_bat, g_no_ev=sig[no_ev],
+            hp_pos=dev.hp, ev_pos=dev.ev, bat_pos=dev.bat, hybrid=dev.hybrid,
+            floor_c=dev.setpoint_c - dev.comfort_band_k + 0.5 * COMFORT_TOL_K,
+            r_hp=fleet.r_k_per_kw[g_hp], a_hp=fleet.a_step[g_hp], qmax_hp=fleet.hp_q_max_kw[g_hp],
+            ev_pmax=fleet.ev_p_max_kw[g_ev], ev_cap=fleet.ev_capacity_kwh[g_ev],
+            ev_step_kwh=CHARGE_EFFICIENCY * DT_H,
+            bat_pmax=fleet.bat_p_max_kw[g_bat], bat_eta=fleet.bat_eta[g_bat],
+        )
+
+
 @dataclass
 class _Stats:
     replans: int = 0
@@ -231,6 +269,7 @@ class PerformanceContract(Contract):
         else:
             self.alloc = EnvelopeAllocation(self.dev.n, self.hz, feeder_limits, self.weights, self.solver)
             self.hems = HemsPlanning(self.dev, self.hz, self.weights, self.solver)
+        self._const = _HemsConstants.build(fleet, self.dev, self.sig)
         t = model.n_steps
         self.band_kw = np.full((t, len(self.sig)), np.nan)
         self.fallback = np.zeros(t, bool)
@@ -238,6 +277,7 @@ class PerformanceContract(Contract):
         self.stats = _Stats()
         self.setup_s = time.perf_counter() - t0
         self._n_warmup = model.window.n_warmup_steps
+        self._metered_until, self._metered_peak = 0, 0.0
 
     def _setup_grid(self, model: FeederModel) -> None:
         """Feeder limit rows (linear feeder model when the grid is known, else the transformer)."""
@@ -326,8 +366,7 @@ class PerformanceContract(Contract):
         starts = hz.start_step
         rhs = np.minimum.reduceat(rhs_steps, starts, axis=1)
         inflexible = np.maximum.reduceat(infl_steps, starts)
-        measured = self.fc.measured_feeder_kw(k0)[self._n_warmup:]
-        sunk = float(measured.max()) if len(measured) else 0.0
+        sunk = self._sunk_peak(k0)
         lim = LimitData(rhs_kw=rhs, inflexible_kw=inflexible, sunk_peak_kw=sunk)
         period = np.repeat(np.arange(hz.n_periods), hz.steps)
 
@@ -405,6 +444,15 @@ class PerformanceContract(Contract):
         self.plan = _Plan(k0, inp, plan, band, need, home_after)
         st.records.append(record)
 
+    def _sunk_peak(self, k0: int) -> float:
+        """The largest metered feeder load of the reported steps before ``k0`` (running max)."""
+        start = max(self._metered_until, self._n_warmup)
+        if k0 > start:
+            new = self.fc.measured_feeder_kw(k0, start)
+            self._metered_peak = max(self._metered_peak, float(new.max()))
+            self._metered_until = k0
+        return self._metered_peak
+
     def _headroom(self, res: Any, lim: Any, rhs_steps: np.ndarray, infl_steps: np.ndarray, period: np.ndarray,
                   level: float | None = None) -> np.ndarray:
         """``(n_steps,)`` capacity per signed household left under the planned peak and under
@@ -453,82 +501,75 @@ class PerformanceContract(Contract):
             self.fallback[k] = True
             return Controls(q_heat_kw=q_heat, p_ev_kw=p_ev)
         q_hp_max = np.full(f.n, np.inf)
-        p_bat = np.full(f.n, np.nan)
+        p_bat = np.zeros(f.n)
         self._hems(model, k, plan, q_heat, q_hp_max, p_ev, p_bat)
-        # households that did not sign: battery self-consumption (firm)
-        non = np.isnan(p_bat)
-        if non.any():
-            p_hp = np.minimum(np.maximum(q_heat, 0.0), np.minimum(f.hp_q_max_kw, q_hp_max)) / x.cop[k]
-            p_hp = np.where(f.has_hp, p_hp, 0.0)
-            residual = x.p_base_kw[k] + p_hp + _expected_ev_kw(model, k, p_ev) - x.p_pv_kw[k]
-            p_bat[non] = -residual[non]
+        if len(self.non):  # households that did not sign: battery self-consumption (firm)
+            non = self.non
+            p_hp = np.minimum(np.maximum(q_heat[non], 0.0), f.hp_q_max_kw[non]) / x.cop[k, non]
+            p_hp = np.where(f.has_hp[non], p_hp, 0.0)
+            residual = x.p_base_kw[k, non] + p_hp + _expected_ev_kw(model, k, p_ev)[non] - x.p_pv_kw[k, non]
+            p_bat[non] = -residual
         self.stats.dispatch_s += time.perf_counter() - t0
         return Controls(q_heat_kw=q_heat, p_ev_kw=p_ev, p_bat_kw=p_bat, q_hp_max_kw=q_hp_max)
 
     def _hems(self, model: FeederModel, k: int, plan: _Plan, q_heat: np.ndarray, q_hp_max: np.ndarray,
               p_ev: np.ndarray, p_bat: np.ndarray) -> None:
-        """Every signed household's HEMS: track the plan inside the band, service first."""
-        f, s, x, dev, hz = model.fleet, model.state, model.exo, self.dev, self.hz
+        """Every signed household's HEMS: follow the plan inside the band, service first."""
+        s, x, c = model.state, model.exo, self._const
         o = k - plan.k0
-        j = int(np.searchsorted(hz.start_step, o, side="right") - 1)
-        sig = self.sig
+        j = int(self.hz.period_of_step[o])
         pl = plan.plan
-        cop = x.cop[k]
 
         # heat pumps: the planned power (a hybrid's boiler its planned heat); never below the floor
-        g = sig[dev.hp]
-        q_guard = np.maximum(heat_to_reach(dev.setpoint_c - dev.comfort_band_k + 0.5 * COMFORT_TOL_K, s.t_in_c[g],
-                                           x.t_out_c[k], x.q_gain_kw[k, g], f.r_k_per_kw[g], f.a_step[g]), 0.0)
-        q_hp_plan = pl.p_hp_kw[:, j] * cop[g]
+        g = c.g_hp
+        cop = x.cop[k, g]
+        q_guard = heat_to_reach(c.floor_c, s.t_in_c[g], x.t_out_c[k], x.q_gain_kw[k, g], c.r_hp, c.a_hp)
+        np.maximum(q_guard, 0.0, out=q_guard)
+        q_hp_plan = pl.p_hp_kw[:, j] * cop
         q_req = np.maximum(q_hp_plan + pl.q_boiler_kw[:, j], q_guard)
-        q_cap = np.where(dev.hybrid, q_hp_plan, f.hp_q_max_kw[g])
-        p_hp = np.minimum(q_req, np.minimum(q_cap, f.hp_q_max_kw[g])) / cop[g]
+        q_cap = np.where(c.hybrid, q_hp_plan, c.qmax_hp)
+        p_hp = np.minimum(q_req, np.minimum(q_cap, c.qmax_hp)) / cop
 
         # EVs: the planned power, never behind the deadline
-        e = sig[dev.ev]
-        home = x.trips.home[k, e]
+        e = c.g_ev
         soc = np.maximum(s.ev_soc_kwh[e] - x.trips.trip_kwh[k, e], 0.0)
-        step_kwh = CHARGE_EFFICIENCY * DT_H
-        need = plan.ev_need_next_kwh[:, o] + 0.5 * EV_TOL_KWH
-        behind = need - soc - step_kwh * f.ev_p_max_kw[e] * plan.ev_home_after[:, o]
-        ev_guard = np.where(plan.ev_need_next_kwh[:, o] > 0, np.maximum(behind / step_kwh, 0.0), 0.0)
-        headroom = np.maximum(dev.ev_capacity_kwh - soc, 0.0) / step_kwh
-        ev_guard = np.minimum(ev_guard, np.minimum(f.ev_p_max_kw[e], headroom)) * home
-        ev_req = np.minimum(np.maximum(pl.p_ev_kw[:, j], ev_guard), np.minimum(f.ev_p_max_kw[e], headroom)) * home
+        room = np.minimum(c.ev_pmax, np.maximum(c.ev_cap - soc, 0.0) / c.ev_step_kwh) * x.trips.home[k, e]
+        need = plan.ev_need_next_kwh[:, o]
+        behind = need + 0.5 * EV_TOL_KWH - soc - c.ev_step_kwh * c.ev_pmax * plan.ev_home_after[:, o]
+        ev_guard = np.minimum(np.where(need > 0, np.maximum(behind / c.ev_step_kwh, 0.0), 0.0), room)
+        ev_req = np.minimum(np.maximum(pl.p_ev_kw[:, j], ev_guard), room)
 
         # batteries: the planned power (the battery's own limits apply in the physics)
-        b = sig[dev.bat]
+        b = c.g_bat
         bat_req = pl.p_bat_kw[:, j].copy()
-        eta = f.bat_eta[b]
-        bat_min = -np.minimum(f.bat_p_max_kw[b], s.bat_soc_kwh[b] * eta / DT_H)
+        bat_min = -np.minimum(c.bat_pmax, s.bat_soc_kwh[b] * c.bat_eta / DT_H)
 
         # the band: base load and PV are what they are; reduce battery, EV, heat pump (to guards)
-        net = x.p_base_kw[k, sig] - x.p_pv_kw[k, sig]
-        flex = np.zeros(len(sig))
-        np.add.at(flex, dev.hp, p_hp)
-        np.add.at(flex, dev.ev, ev_req)
-        np.add.at(flex, dev.bat, np.maximum(bat_req, bat_min))
-        excess = net + flex - plan.band_kw[:, o]
-        if np.any(excess > 1e-9):
-            over = np.maximum(excess, 0.0)
-            cut = np.minimum(over[dev.bat], np.maximum(bat_req - bat_min, 0.0))
+        flex = x.p_base_kw[k, self.sig] - x.p_pv_kw[k, self.sig]
+        flex[c.hp_pos] += p_hp
+        flex[c.ev_pos] += ev_req
+        flex[c.bat_pos] += np.maximum(bat_req, bat_min)
+        band = plan.band_kw[:, o]
+        over = flex - band
+        if over.max() > 1e-9:
+            np.maximum(over, 0.0, out=over)
+            cut = np.minimum(over[c.bat_pos], np.maximum(bat_req - bat_min, 0.0))
             bat_req -= cut
-            over[dev.bat] -= cut
-            cut = np.minimum(over[dev.ev], np.maximum(ev_req - ev_guard, 0.0))
+            over[c.bat_pos] -= cut
+            cut = np.minimum(over[c.ev_pos], np.maximum(ev_req - ev_guard, 0.0))
             ev_req -= cut
-            over[dev.ev] -= cut
-            p_floor = np.where(dev.hybrid, 0.0, np.minimum(q_guard, f.hp_q_max_kw[g]) / cop[g])
-            cut = np.minimum(over[dev.hp], np.maximum(p_hp - p_floor, 0.0))
+            over[c.ev_pos] -= cut
+            p_floor = np.where(c.hybrid, 0.0, np.minimum(q_guard, c.qmax_hp) / cop)
+            cut = np.minimum(over[c.hp_pos], np.maximum(p_hp - p_floor, 0.0))
             p_hp -= cut
-            q_cap = np.where(dev.hybrid, p_hp * cop[g], q_cap)
-            q_req = np.where(dev.hybrid, q_req, np.maximum(p_hp * cop[g], q_guard))
+            q_cap = np.where(c.hybrid, p_hp * cop, q_cap)
+            q_req = np.where(c.hybrid, q_req, np.maximum(p_hp * cop, q_guard))
         q_heat[g] = q_req
-        q_hp_max[g] = np.where(dev.hybrid, q_cap, np.inf)
+        q_hp_max[g] = np.where(c.hybrid, q_cap, np.inf)
+        p_ev[c.g_no_ev] = 0.0
         p_ev[e] = ev_req
-        p_ev[sig[~np.isin(np.arange(len(sig)), dev.ev)]] = 0.0
-        p_bat[sig] = 0.0
         p_bat[b] = bat_req
-        self.band_kw[k] = plan.band_kw[:, o]
+        self.band_kw[k] = band
 
     # ------------------------------------------------------------------------------------------
     # KPIs

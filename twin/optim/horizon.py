@@ -14,6 +14,7 @@ simulation step each state belongs to.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -53,35 +54,40 @@ class Horizon:
             raise ValueError("a horizon needs at least one period")
         return cls(np.array(steps, dtype=np.int64))
 
-    @property
+    @cached_property
     def n_periods(self) -> int:
         return len(self.steps)
 
-    @property
+    @cached_property
     def n_steps(self) -> int:
         """Simulation steps covered."""
         return int(self.steps.sum())
 
-    @property
+    @cached_property
     def n_fine(self) -> int:
         """Leading 15-minute periods (the part a re-plan can carry out step by step)."""
         coarse = np.flatnonzero(self.steps != 1)
         return int(coarse[0]) if len(coarse) else self.n_periods
 
-    @property
+    @cached_property
     def start_step(self) -> np.ndarray:
         """``(n_periods,)`` first simulation step of each period (relative to the horizon)."""
         return np.concatenate(([0], np.cumsum(self.steps)[:-1]))
 
-    @property
+    @cached_property
     def state_step(self) -> np.ndarray:
         """``(n_periods + 1,)`` simulation step of each state (relative to the horizon)."""
         return np.concatenate(([0], np.cumsum(self.steps)))
 
-    @property
+    @cached_property
     def dt_h(self) -> np.ndarray:
         """``(n_periods,)`` period lengths, hours."""
         return self.steps * DT_H
+
+    @cached_property
+    def period_of_step(self) -> np.ndarray:
+        """``(n_steps,)`` the period each simulation step of the horizon belongs to."""
+        return np.repeat(np.arange(self.n_periods), self.steps)
 
     def sum(self, x: np.ndarray) -> np.ndarray:
         """Sum of per-step values over each period (axis 0)."""

@@ -38,6 +38,27 @@ from twin.optim.options import SolverOptions
 __all__ = ["PersistentLP", "SolveStats", "SolverOptions"]
 
 
+class _LeanHighs(Highs):
+    """appsi's HiGHS with a lean re-solve path for a model whose structure does not change.
+
+    * ``update`` does nothing: data reach HiGHS through :meth:`PersistentLP.push`, structure
+      changes only through :meth:`PersistentLP.add_constraints` (appsi's own ``update`` walks
+      the model and rebuilds its row map even when nothing changed: ~5 ms per solve here);
+    * ``_solve`` sets the options once (:meth:`PersistentLP.__init__`) and neither captures
+      file descriptors nor installs the per-iteration keyboard-interrupt callback (another
+      ~3 µs per simplex iteration); the time limit still applies.
+    """
+
+    def update(self, timer: Any = None) -> None:
+        return None
+
+    def _solve(self, timer: Any) -> Any:
+        timer.start("optimize")
+        self._solver_model.run()
+        timer.stop("optimize")
+        return self._postsolve(timer)
+
+
 @dataclass
 class SolveStats:
     """One solve: status and where the time went."""
@@ -72,7 +93,7 @@ class PersistentLP:
     def __init__(self, model: pyo.ConcreteModel, options: SolverOptions | None = None) -> None:
         self.model = model
         self.options = options or SolverOptions()
-        opt = Highs(only_child_vars=True)  # add all variables in one batch
+        opt = _LeanHighs(only_child_vars=True)  # add all variables in one batch
         opt.config.load_solution = False
         opt.config.stream_solver = False
         opt.config.time_limit = self.options.time_limit_s
@@ -99,6 +120,9 @@ class PersistentLP:
         opt.set_instance(model)
         self.set_instance_s = time.perf_counter() - t0
         self.opt = opt
+        options = {**opt.highs_options, "time_limit": float(self.options.time_limit_s)}
+        for key, value in options.items():
+            opt._solver_model.setOptionValue(key, value)
         # appsi keeps these private; read them here only
         self._highs = opt._solver_model
         self._var_map: dict[int, int] = opt._pyomo_var_to_solver_var_map
@@ -197,12 +221,18 @@ class PersistentLP:
     def _flush(self) -> None:
         h = self._highs
         if self._pending_rows:
-            rows = np.unique(np.concatenate(self._pending_rows))
-            h.changeRowsBounds(len(rows), rows.astype(np.int32), self._row_lo[rows], self._row_hi[rows])
+            mark = np.zeros(len(self._row_lo), bool)
+            for r in self._pending_rows:
+                mark[r] = True
+            rows = np.flatnonzero(mark).astype(np.int32)
+            h.changeRowsBounds(len(rows), rows, self._row_lo[rows], self._row_hi[rows])
             self._pending_rows = []
         if self._pending_cols:
-            cols = np.unique(np.concatenate(self._pending_cols))
-            h.changeColsBounds(len(cols), cols.astype(np.int32), self._col_lo[cols], self._col_hi[cols])
+            mark = np.zeros(len(self._col_lo), bool)
+            for c in self._pending_cols:
+                mark[c] = True
+            cols = np.flatnonzero(mark).astype(np.int32)
+            h.changeColsBounds(len(cols), cols, self._col_lo[cols], self._col_hi[cols])
             self._pending_cols = []
 
     # -- solving -----------------------------------------------------------------------------
