@@ -10,7 +10,13 @@ from twin.devices.ev import CHARGE_EFFICIENCY, TripSchedule
 from twin.devices.household import Exogenous
 from twin.forecast import PerfectForecaster, horizon_index
 from twin.model import FeederModel, StudyInputs
-from twin.optim.devices import DeviceSet, device_inputs, thermal_decay, trips_at_departure
+from twin.optim.devices import (
+    COMFORT_TOL_K,
+    DeviceSet,
+    device_inputs,
+    thermal_decay,
+    trips_at_departure,
+)
 from twin.optim.envelope import household_envelopes
 from twin.optim.horizon import Horizon
 from twin.scenario import load_scenario
@@ -79,7 +85,7 @@ def test_service_levels_are_bounds_relaxed_only_where_physics_forbids_and_report
     inp = device_inputs(dev, hz, exo, s.t_in_c, s.ev_soc_kwh, s.bat_soc_kwh, 0)
     # heat pumps sized to the design load hold the band: no relaxation, floor = -band + tol
     assert not [r for r in inp.relaxations if r.term == "comfort"]
-    assert inp.d_lo_k.max() == pytest.approx(-1.0 + 0.02)
+    assert inp.d_lo_k.max() == pytest.approx(-1.0 + COMFORT_TOL_K)
     # a heat pump of 0.1 kW cannot: the floor follows full heating and the gap is reported
     small = DeviceSet.from_fleet(fleet, h, 1.0, 150.0, 6.0)
     object.__setattr__(small, "hp_q_max_kw", np.full(small.n_hp, 0.1))
@@ -90,9 +96,9 @@ def test_service_levels_are_bounds_relaxed_only_where_physics_forbids_and_report
     i = 0
     a_per = thermal_decay(small, hz)[i]
     full = inp2.th_rhs_k[i] + (1 - a_per) * small.r_k_per_kw[i] * 0.1
-    lo = min(-1.0 + 0.02, inp2.d0_k[i])
+    lo = min(-1.0 + COMFORT_TOL_K, inp2.d0_k[i])
     for j in range(hz.n_periods):
-        lo = min(-1.0 + 0.02, a_per[j] * lo + full[j])
+        lo = min(-1.0 + COMFORT_TOL_K, a_per[j] * lo + full[j])
         assert inp2.d_lo_k[i, j] == pytest.approx(lo)
     worst = max(r.amount for r in comfort if r.household == int(small.households[small.hp[i]]))
     assert worst == pytest.approx(-1.0 - inp2.d_lo_k[i].min(), abs=1e-9)

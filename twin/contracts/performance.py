@@ -184,7 +184,7 @@ class _HemsConstants:
         return cls(
             g_hp=g_hp, g_ev=g_ev, g_bat=g_bat, g_no_ev=sig[no_ev],
             hp_pos=dev.hp, ev_pos=dev.ev, bat_pos=dev.bat, hybrid=dev.hybrid,
-            floor_c=dev.setpoint_c - dev.comfort_band_k + 0.5 * COMFORT_TOL_K,
+            floor_c=dev.setpoint_c - dev.comfort_band_k + 0.1 * COMFORT_TOL_K,
             r_hp=fleet.r_k_per_kw[g_hp], a_hp=fleet.a_step[g_hp], qmax_hp=fleet.hp_q_max_kw[g_hp],
             ev_pmax=fleet.ev_p_max_kw[g_ev], ev_cap=fleet.ev_capacity_kwh[g_ev],
             ev_step_kwh=CHARGE_EFFICIENCY * DT_H,
