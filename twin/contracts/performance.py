@@ -589,6 +589,10 @@ class PerformanceContract(Contract):
             "performance_replan_every_h": terms.replan_every_h,
             "performance_safety_margin": terms.safety_margin,
             "performance_limit_rows": list(self.grid.names) if len(sig) else [],
+            "performance_limit_rows_in_lp": (
+                [n for n, a in zip(self.grid.names, self.alloc.limits.active, strict=True) if a] if len(sig) else []
+            ),
+            "performance_limits_screened_out": len(self.grid.screened_out),
             "performance_replans": st.replans,
             "performance_replans_failed": st.failed,
             "performance_fallback_steps": int(self.fallback[rep].sum()),

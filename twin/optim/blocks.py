@@ -374,12 +374,18 @@ class LimitBlock:
             return float(sign[r]) * flow - b.over[r, j] <= b.rhs[r, j]
 
         b.limit = pyo.Constraint(b.RJ, rule=limit)
+        # the largest exceedance of each row over the horizon (what protection and ageing see)
+        b.R = pyo.Set(initialize=list(range(len(coef))))
+        b.over_max = pyo.Var(b.R, bounds=(0.0, None))
+        b.over_cap = pyo.Constraint(b.RJ, rule=lambda b, r, j: b.over[r, j] - b.over_max[r] <= 0.0)
         for r in np.flatnonzero(~self.active).tolist():  # lazy rows: built, handed over when needed
             for j in range(n_per):
                 b.limit[r, j].deactivate()
+                b.over_cap[r, j].deactivate()
         b.peak_def = pyo.Constraint(b.J, rule=lambda b, j: b.total[j] - b.peak <= b.peak_rhs[j])
         self.objective = w.peak_kw * b.peak + pyo.quicksum(
-            [w.over_kwh * float(dt[j]) * b.over[r, j] for r in range(len(coef)) for j in range(n_per)]
+            [w.over_kw * b.over_max[r] for r in range(len(coef))]
+            + [w.over_kwh * float(dt[j]) * b.over[r, j] for r in range(len(coef)) for j in range(n_per)]
         )
 
     def _bind_row(self, lp: PersistentLP, r: int) -> None:
@@ -404,7 +410,7 @@ class LimitBlock:
         for r in np.asarray(rows).tolist():
             if self.active[r]:
                 continue
-            lp.add_constraints([self.b.limit[r, j] for j in range(n_per)])
+            lp.add_constraints([self.b.limit[r, j] for j in range(n_per)] + [self.b.over_cap[r, j] for j in range(n_per)])
             self._bind_row(lp, r)
             self.active[r] = True
             lp.push(self.b.rhs, self._rhs[r], key=f"limit rhs {r}")

@@ -3,9 +3,11 @@
 Objective priorities (:class:`Weights`, all per kWh or per K·h so they do not depend on the
 period length), from the most to the least important:
 
-1. feeder limits (``over_kwh``): exceeding a transformer/cable limit is the last resort;
-   the service levels are bounds that are only relaxed where the devices physically cannot
-   meet them (see :mod:`twin.optim.devices`), i.e. they rank above the feeder limits;
+1. feeder limits: exceeding a transformer/cable limit is the last resort — first the largest
+   exceedance over the horizon (``over_kw``, what protection and ageing see), then the energy
+   above the limit (``over_kwh``); the service levels are bounds that are only relaxed where
+   the devices physically cannot meet them (see :mod:`twin.optim.devices`), i.e. they rank
+   above the feeder limits;
 2. a household's band (``band_excess_kwh``, HEMS only): use more than the DSO allocated
    only to keep a service level;
 3. the peak (``peak_kw``): the largest coincident feeder load over the horizon, not below
@@ -31,7 +33,8 @@ __all__ = ["SolverOptions", "Weights"]
 class Weights:
     """Objective weights (priorities, not prices); see the module docstring."""
 
-    over_kwh: float = 1e4
+    over_kw: float = 1e4
+    over_kwh: float = 100.0
     band_excess_kwh: float = 1e3
     peak_kw: float = 10.0
     cold_kh: float = 0.5
