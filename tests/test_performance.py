@@ -185,3 +185,14 @@ def test_pipeline_runs_on_the_default_feeder_with_grid_limits():
     # the AC power flow sees the simulated loads: transformer power = loads + losses
     np.testing.assert_allclose(r.grid.trafo_p_kw[:, 0] - r.grid.losses_kw, r.p_load_kw.sum(1), rtol=1e-6, atol=1e-3)
     assert k["trafo_peak_loading_pct"] < 100.0
+
+
+def test_a_solver_time_limit_is_a_reported_fallback_not_a_crash():
+    from twin.optim.options import SolverOptions
+
+    m = simulate(PerformanceContract(PerformanceTerms(), SolverOptions(time_limit_s=1e-9)), days=1)
+    out = m.contract.kpis(m)
+    assert out["performance_fallback"] is True and out["performance_replans_failed"] >= 1
+    assert "TimeLimit" in out["performance_failures"][0]["status"]
+    k = household_kpis(m.log, m.fleet, m.exo.trips.home, SERVICE)
+    assert k["comfort_days_met_share"] == 1.0  # firm behaviour keeps the houses warm

@@ -257,10 +257,11 @@ class PerformanceContract(Contract):
         self.hz = terms.horizon()
         self.dev = DeviceSet.from_fleet(fleet, self.sig, terms.comfort_band_k, terms.ev_range_km,
                                         terms.ev_deadline_h, terms.preheat_k)
-        self._setup_grid(model)
+        self._setup_loads(model)
         if self._forecaster is None:
             self._forecaster = PerfectForecaster(model, self._other_p, self._other_q)
         self.fc = self._forecaster
+        self._setup_grid(model)
         feeder_limits = self.grid.feeder_limits(self.hh_cols[self.sig])
         if terms.information == "central":
             self.alloc: Any = CentralAllocation(
@@ -279,24 +280,17 @@ class PerformanceContract(Contract):
         self._n_warmup = model.window.n_warmup_steps
         self._metered_until, self._metered_peak = 0, 0.0
 
-    def _setup_grid(self, model: FeederModel) -> None:
-        """Feeder limit rows (linear feeder model when the grid is known, else the transformer)."""
-        from twin.optim.limits import GridLimits, build_grid_limits
-
-        terms, fleet, inputs = self.terms, model.fleet, model.inputs
+    def _setup_loads(self, model: FeederModel) -> None:
+        """Which load columns of the feeder are households, and the other loads' profiles."""
+        inputs, n, t = model.inputs, model.fleet.n, model.n_steps
         feeder = getattr(inputs, "feeder", None)
-        n = fleet.n
-        t = model.n_steps
-        if feeder is None:
-            # no grid: the households and the aggregated other loads behind one transformer
+        if feeder is None:  # no grid: the households and the aggregated other loads
             self.n_load = n + 1
             self.hh_cols = np.arange(n)
             self.other_cols = np.array([n])
             agg = getattr(inputs, "p_other_kw", None)
             self._other_p = np.zeros((t, 1)) if agg is None else np.asarray(agg, float).reshape(t, 1)
             self._other_q = np.zeros((t, 1))
-            rating = terms.limit_kva if terms.limit_kva is not None else float(getattr(inputs, "trafo_rating_kva", np.inf))
-            self.grid = GridLimits.transformer_only(self.n_load, rating, terms.safety_margin)
             return
         rows = model.window.sim_year_index
         self.n_load = feeder.load_p_kw.shape[1]
@@ -304,17 +298,34 @@ class PerformanceContract(Contract):
         self.other_cols = np.setdiff1d(np.arange(self.n_load), self.hh_cols)
         self._other_p = feeder.load_p_kw[np.ix_(rows, self.other_cols)]
         self._other_q = feeder.load_q_kvar[np.ix_(rows, self.other_cols)]
-        # worst cases over the run for the screening of cable and voltage rows
-        x = model.exo
-        cop_min = np.maximum(x.cop.min(axis=0), 1e-3)
+
+    def _setup_grid(self, model: FeederModel) -> None:
+        """Feeder limit rows (linear feeder model when the grid is known, else the transformer).
+
+        Cable and voltage rows are screened on the worst case over the run, from the device
+        ratings and the forecaster's view of the run (never the simulation's inputs).
+        """
+        from twin.optim.limits import GridLimits, build_grid_limits
+
+        terms, fleet, inputs = self.terms, model.fleet, model.inputs
+        feeder = getattr(inputs, "feeder", None)
+        if feeder is None:
+            rating = terms.limit_kva if terms.limit_kva is not None else float(getattr(inputs, "trafo_rating_kva", np.inf))
+            self.grid = GridLimits.transformer_only(self.n_load, rating, terms.safety_margin)
+            return
+        fc = self.fc.exogenous(0, model.n_steps, np.arange(fleet.n))
+        po, qo = self.fc.other_loads(0, model.n_steps)
+        cop_min = np.maximum(fc.cop.min(axis=0), 1e-3)
         dev_max = fleet.hp_q_max_kw / cop_min + fleet.ev_p_max_kw + fleet.bat_p_max_kw
         worst_imp = np.zeros(self.n_load)
         worst_exp = np.zeros(self.n_load)
-        worst_imp[self.hh_cols] = x.p_base_kw.max(axis=0) + dev_max
-        worst_exp[self.hh_cols] = np.maximum(x.p_pv_kw.max(axis=0) + fleet.bat_p_max_kw - x.p_base_kw.min(axis=0), 0.0)
-        worst_imp[self.other_cols] = self._other_p.max(axis=0, initial=0.0)
-        worst_exp[self.other_cols] = np.maximum(-self._other_p.min(axis=0, initial=0.0), 0.0)
-        q_max = feeder.load_q_kvar[rows].max(axis=0)
+        worst_imp[self.hh_cols] = fc.p_base_kw.max(axis=0) + dev_max
+        worst_exp[self.hh_cols] = np.maximum(fc.p_pv_kw.max(axis=0) + fleet.bat_p_max_kw - fc.p_base_kw.min(axis=0), 0.0)
+        worst_imp[self.other_cols] = po.max(axis=0, initial=0.0)
+        worst_exp[self.other_cols] = np.maximum(-po.min(axis=0, initial=0.0), 0.0)
+        q_max = np.zeros(self.n_load)
+        q_max[self.hh_cols] = fc.q_base_kvar.max(axis=0)
+        q_max[self.other_cols] = qo.max(axis=0, initial=0.0)
         self.grid = build_grid_limits(feeder.net, worst_imp, worst_exp, q_max, terms.safety_margin,
                                       cables=terms.cables, voltages=terms.voltages)
         if terms.limit_kva is not None:  # override the transformer rating
@@ -490,6 +501,7 @@ class PerformanceContract(Contract):
     # households
     # ------------------------------------------------------------------------------------------
     def dispatch(self, model: FeederModel, k: int) -> Controls:
+        # the household side: every HEMS measures its own house (state, base load, PV, car)
         t0 = time.perf_counter()
         f, s, x = model.fleet, model.state, model.exo
         q_heat = heat_to_reach(f.setpoint_c, s.t_in_c, x.t_out_c[k], x.q_gain_kw[k], f.r_k_per_kw, f.a_step)
