@@ -1,7 +1,7 @@
 """The performance contract on the default feeder: a winter week and a full year.
 
     python benchmarks/bench_performance.py                      # week + year, central
-    python benchmarks/bench_performance.py --modes central envelope --cases week year
+    python benchmarks/bench_performance.py --modes firm central envelope --cases week year
 
 Each case runs in its own Python process (``--child``) so that wall time and peak memory are
 the whole process's: interpreter start, imports, inputs, building the Pyomo models, the
@@ -45,10 +45,18 @@ def child(case: str, mode: str) -> dict:
     from twin.run import run
 
     t_imported = time.perf_counter()
-    cfg = compose([*CASES[case], "output.progress=false", "contract=performance", f"contract.information={mode}"])
+    contract = ["contract=firm"] if mode == "firm" else ["contract=performance", f"contract.information={mode}"]
+    cfg = compose([*CASES[case], "output.progress=false", *contract])
     r = run(cfg)
     t_end = time.perf_counter()
     k = r.kpis
+    kpi_keys = ("coincident_peak_per_household_kw", "comfort_days_met_share", "ev_days_met_share",
+                "trafo_peak_loading_pct", "line_max_loading_pct", "vm_min_pu", "heat_from_boilers_kwh",
+                "energy_heat_pump_kwh", "ev_public_charging_kwh")
+    if mode == "firm":  # the baseline: no optimiser
+        return {"case": case, "mode": mode, "process_s": t_end - t_start, "imports_s": t_imported - t_start,
+                "run_s": t_end - t_imported, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "kpis": {key: k[key] for key in kpi_keys}}
     c = r.model.contract
     st = c.stats
     lps = [c.alloc] + ([c.hems] if c.hems is not None else [])
@@ -91,18 +99,16 @@ def child(case: str, mode: str) -> dict:
             "AC power flow": r.timings_s["powerflow"],
             "KPIs and the rest": (t_end - t_imported) - r.timings_s["inputs"] - simulate - r.timings_s["powerflow"],
         },
-        "kpis": {key: k[key] for key in (
-            "coincident_peak_per_household_kw", "comfort_days_met_share", "ev_days_met_share",
-            "trafo_peak_loading_pct", "line_max_loading_pct", "vm_min_pu", "heat_from_boilers_kwh",
-            "performance_band_excess_kwh", "performance_relaxations", "performance_fallback",
-        )},
+        "kpis": {key: k[key] for key in (*kpi_keys, "performance_band_excess_kwh", "performance_relaxations",
+                                           "performance_fallback")},
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", nargs="+", default=["week", "year"], choices=sorted(CASES))
-    ap.add_argument("--modes", nargs="+", default=["central"], choices=["central", "envelope"])
+    ap.add_argument("--modes", nargs="+", default=["central"], choices=["firm", "central", "envelope"],
+                    help="firm runs the baseline contract (for the KPI comparison; no optimiser figures)")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--child", nargs=2, metavar=("CASE", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -120,25 +126,30 @@ def main() -> None:
             results.append(res)
             print(f"{case} {mode}: {res['wall_from_parent_s']:.1f} s", file=sys.stderr)
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    opt = [r for r in results if r["mode"] != "firm"]
     print("| case | mode | whole process (s) | peak memory (MB) | HiGHS only (s) | re-plans | "
           "optimisation / HiGHS | re-plans / HiGHS | process / HiGHS | LP cols x rows |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
+        if r["mode"] == "firm":
+            print(f"| {r['case']} | firm | {r['wall_from_parent_s']:.1f} | {r['peak_rss_mb']:.0f} | - | - | - | - | - | - |")
+            continue
         print(f"| {r['case']} | {r['mode']} | {r['wall_from_parent_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['highs_s']:.2f} | "
               f"{r['replans']} | {r['overhead_optimisation']:.2f} | {r['overhead_replan']:.2f} | "
               f"{r['overhead_process']:.1f} | {r['lp_columns']} x {r['lp_rows']} |")
-    print("\nWhere the time goes (s):\n")
-    stages = list(results[0]["stages_s"])
-    print("| stage | " + " | ".join(f"{r['case']} {r['mode']}" for r in results) + " |")
-    print("|---|" + "---|" * len(results))
-    for s in stages:
-        print(f"| {s} | " + " | ".join(f"{r['stages_s'][s]:.2f}" for r in results) + " |")
+    if opt:
+        print("\nWhere the time goes (s):\n")
+        stages = list(opt[0]["stages_s"])
+        print("| stage | " + " | ".join(f"{r['case']} {r['mode']}" for r in opt) + " |")
+        print("|---|" + "---|" * len(opt))
+        for s in stages:
+            print(f"| {s} | " + " | ".join(f"{r['stages_s'][s]:.2f}" for r in opt) + " |")
     print("\nHeadline KPIs (simulated result, AC power flow):\n")
-    keys = list(results[0]["kpis"])
+    keys = list(dict.fromkeys(key for r in results for key in r["kpis"]))
     print("| KPI | " + " | ".join(f"{r['case']} {r['mode']}" for r in results) + " |")
     print("|---|" + "---|" * len(results))
     for key in keys:
-        vals = [r["kpis"][key] for r in results]
+        vals = [r["kpis"].get(key, "-") for r in results]
         print(f"| {key} | " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in vals) + " |")
     if args.json:
         with open(args.json, "w") as fh:

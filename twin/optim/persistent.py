@@ -127,7 +127,7 @@ class PersistentLP:
         self._highs = opt._solver_model
         self._var_map: dict[int, int] = opt._pyomo_var_to_solver_var_map
         self._con_map: dict[Any, int] = opt._pyomo_con_to_solver_con_map
-        self._bindings: dict[str, _Binding] = {}
+        self._bindings: dict[Any, _Binding] = {}
         self._pending_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._pending_cols: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._row_lo, self._row_hi = self._lp_row_bounds()
@@ -179,11 +179,11 @@ class PersistentLP:
         """
         rows = self.rows(con, con_index if con_index is not None else index) if con is not None else None
         cols = self.cols(var, var_index if var_index is not None else index) if var is not None else None
-        self._bindings[key or param.name] = _Binding(kind, rows, cols, [param[i] for i in index])
+        self._bindings[key or id(param)] = _Binding(kind, rows, cols, [param[i] for i in index])
 
     def push(self, param: pyo.Param, values: np.ndarray, key: str | None = None) -> None:
         """Set new values of a bound Param (C-order flattening of ``values``)."""
-        b = self._bindings[key or param.name]
+        b = self._bindings[key or id(param)]
         v = np.ascontiguousarray(values, dtype=float).ravel()
         if len(v) != len(b.datas):
             raise ValueError(f"{param.name}: {len(v)} values for {len(b.datas)} parameters")
@@ -196,17 +196,20 @@ class PersistentLP:
                 change(r, c, x)
         elif b.kind.startswith("row"):
             lo, hi = self._row_lo, self._row_hi
-            if b.kind in ("row_eq", "row_lb"):
-                lo[b.rows] = v
-            if b.kind in ("row_eq", "row_ub"):
-                hi[b.rows] = v
-            self._pending_rows.append(b.rows)
+            old = lo[b.rows] if b.kind == "row_lb" else hi[b.rows]
+            changed = old != v
+            if changed.any():
+                if b.kind in ("row_eq", "row_lb"):
+                    lo[b.rows] = v
+                if b.kind in ("row_eq", "row_ub"):
+                    hi[b.rows] = v
+                self._pending_rows.append(b.rows[changed])
         else:
-            if b.kind == "col_lb":
-                self._col_lo[b.cols] = v
-            else:
-                self._col_hi[b.cols] = v
-            self._pending_cols.append(b.cols)
+            bound = self._col_lo if b.kind == "col_lb" else self._col_hi
+            changed = bound[b.cols] != v
+            if changed.any():
+                bound[b.cols] = v
+                self._pending_cols.append(b.cols[changed])
 
     def add_constraints(self, cons: list) -> None:
         """Hand constraints that were built but inactive to the solver (lazy rows)."""
