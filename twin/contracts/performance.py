@@ -12,7 +12,9 @@ Each re-plan (``replan_every_h``, first at the start, then at ``replan_at_h`` o'
 1. forecasts come from the :mod:`twin.forecast` component (the DSO never reads the simulation's
    inputs directly): weather, base load and PV of every household, the feeder's other loads,
    the firm behaviour of households that did not sign;
-2. the DSO allocates (:mod:`twin.optim.allocation`) over a rolling horizon of ``horizon_h``:
+2. the DSO allocates (:mod:`twin.optim.allocation`) over a rolling horizon of ``horizon_h`` in
+   periods of ``resolution_h`` (devices hold their power over a period; the feeder rows use
+   each period's worst 15-minute step, so the plan holds at 15-minute resolution):
 
    * ``information: central`` — one LP with the device models of every signed household
      (heat pump in a 1R1C building, EV, battery) and the feeder's limits (transformer, and the
@@ -20,20 +22,23 @@ Each re-plan (``replan_every_h``, first at the start, then at ``replan_at_h`` o'
    * ``information: envelope`` — each HEMS sends only a flexibility envelope (min/max power
      and cumulative-energy bounds per period, :mod:`twin.optim.envelope`); the DSO's LP sees
      envelopes only and returns each household's allocation; each HEMS then plans its own
-     devices inside its band;
+     devices inside its band. A HEMS that cannot follow its allocation (the envelope format
+     cannot say which device may use which energy) answers with the load profile it can
+     follow, and the DSO allocates again (``envelope_rounds``);
 
    objective, by priority: feeder limits (penalised slack, the last resort) ≫ band excess
-   (HEMS) ≫ the peak above the peak already realised ≫ comfort preference ≫ small energy
-   terms; the service levels are hard bounds, relaxed only where the devices physically cannot
-   meet them (reported);
-3. bands: every signed household gets its planned net load plus an equal share of the capacity
-   left under the planned peak (and under every modelled limit);
-4. every interval, each signed household's HEMS dispatches inside its band: it tracks its
-   planned temperature and state-of-charge trajectories from the measured state, with service
-   guards (never let the temperature fall below the band; never fall behind the EV's
-   deadline); if the band cannot hold base load plus what the guards need, it reduces the
-   battery, then the EV, then the heat pump (a hybrid's boiler takes over) down to the guards,
-   and only then exceeds the band — service first, measured and reported.
+   (HEMS) ≫ the peak above the peak already realised ≫ comfort preference ≫ energy terms
+   (:mod:`twin.optim.options`); the service levels are hard bounds, relaxed only where the
+   devices physically cannot meet them (reported);
+3. bands, per 15-minute interval: every signed household gets its own forecast base load minus
+   PV, its allocated controllable load, and an equal share of the capacity left under the
+   planned peak (and under every modelled limit);
+4. every interval, each signed household's HEMS dispatches inside its band: it runs its
+   devices at their planned power, with service guards (never let the temperature fall below
+   the band; never fall behind the EV's deadline); if the band cannot hold base load plus what
+   the guards need, it reduces the battery, then the EV, then the heat pump (a hybrid's boiler
+   takes over) down to the guards, and only then exceeds the band — service first, measured
+   and reported.
 
 Never silent: physically unreachable service levels, planned feeder-limit exceedance, band
 excess and any service level missed in the simulated result are reported in :meth:`kpis`
