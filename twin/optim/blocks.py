@@ -26,8 +26,9 @@ from twin.optim.persistent import PersistentLP
 __all__ = ["DeviceBlock", "DevicePlan", "EnvelopeBlock", "LimitBlock", "Weights"]
 
 
-def _grid(n: int, m: int, offset: int = 0) -> list[tuple[int, int]]:
-    return [(i, j + offset) for i in range(n) for j in range(m)]
+def _grid(n: int, m: int) -> list[tuple[int, int]]:
+    """``[(i, j)]`` in C order: the index of an ``(n, m)`` array."""
+    return [(i, j) for i in range(n) for j in range(m)]
 
 
 @dataclass
