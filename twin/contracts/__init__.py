@@ -12,12 +12,17 @@ from twin.contracts.base import Contract
 from twin.contracts.firm import FirmContract
 from twin.contracts.nonfirm import NonFirmContract
 from twin.contracts.performance import PerformanceContract
+from twin.contracts.tariff_hems import TariffHemsContract
 from twin.errors import TwinError
 
 REGISTRY: dict[str, type[Contract]] = {
     "firm": FirmContract,
     "nonfirm": NonFirmContract,
     "performance": PerformanceContract,
+    # one cost-minimising HEMS, parametrised by the tariff it plans against
+    "tou": TariffHemsContract,
+    "dynamic": TariffHemsContract,
+    "capacity": TariffHemsContract,
 }
 
 
