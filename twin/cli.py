@@ -124,7 +124,28 @@ def _hosting(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return {"hosting": summary}
 
 
-STUDIES = {"single": _single, "hosting": _hosting}
+def _compare(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    from hydra import compose
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from twin.compare import compare_study, contract_configs, write_comparison
+
+    def compose_main(overrides: list[str]) -> DictConfig:
+        c = compose(config_name="config", overrides=overrides)
+        return OmegaConf.masked_copy(c, [k for k in c if k != "hydra"])
+
+    configs = contract_configs(
+        list(cfg.study.contracts), list(HydraConfig.get().overrides.task), compose_main
+    )
+    cmp = compare_study(configs, str(cfg.study.baseline))
+    write_comparison(cmp, out_dir, figures=bool(cfg.study.get("figures", True)))
+    print(cmp.normalised.to_markdown(floatfmt=".3f"))
+    print(f"results: {out_dir}")
+    return {"compare": cmp.normalised.to_dict(orient="index")}
+
+
+STUDIES = {"single": _single, "hosting": _hosting, "compare": _compare}
 
 
 def _log_to_files(message: str) -> None:
