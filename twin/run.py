@@ -23,7 +23,7 @@ from twin.grid.compliance import grid_kpis
 from twin.grid.feeders import Feeder, FeederError, load_feeder
 from twin.grid.powerflow import BatchPowerFlow, PowerFlowResult
 from twin.kpi import household_kpis, per_household_table
-from twin.model import LOGGED, FeederModel, StudyInputs
+from twin.model import FeederModel, StudyInputs
 from twin.scenario import Scenario, load_scenario
 from twin.tariffs import bill_kpis, bills, make_tariff
 from twin.timegrid import TimeWindow, make_window
@@ -57,8 +57,8 @@ class RunResult:
             "household": np.tile(np.arange(h, dtype=np.int32), t),
             "load_index": np.tile(self.model.inputs.load_index.astype(np.int32), t),
         }
-        for name in LOGGED:
-            frame[name] = self.log[name].astype(np.float32).ravel()
+        for name, values in self.log.items():  # the model's LOGGED variables, then the contract's
+            frame[name] = values.astype(np.float32).ravel()
         frame["ev_home"] = self.home.ravel()
         return pd.DataFrame(frame)
 
@@ -164,7 +164,7 @@ def run(
 
     t0 = time.perf_counter()
     window = inputs.window
-    log_ = {name: values[window.report] for name, values in model.log.items()}
+    log_ = {name: values[window.report] for name, values in (model.log | contract.timeseries(model)).items()}
     home = model.exo.trips.home[window.report]
     rows = window.year_index
     p_load = feeder.load_p_kw[rows].copy()

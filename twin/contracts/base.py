@@ -41,6 +41,11 @@ class Contract(ABC):
         """The grid-tariff discount each household gets for signing (0 without one)."""
         return 0.0
 
+    def timeseries(self, model: FeederModel) -> dict[str, np.ndarray]:
+        """Contract-specific (simulated steps × households) arrays for the results' time series,
+        e.g. the DSO's capacity bands; NaN where a household has none."""
+        return {}
+
     def kpis(self, model: FeederModel) -> dict[str, Any]:
         """Contract-specific KPIs (e.g. solver status); merged into the run's KPIs."""
         return {}

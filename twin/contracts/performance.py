@@ -591,6 +591,12 @@ class PerformanceContract(Contract):
     # ------------------------------------------------------------------------------------------
     # KPIs
     # ------------------------------------------------------------------------------------------
+    def timeseries(self, model: FeederModel) -> dict[str, np.ndarray]:
+        """The capacity band of every household and step (NaN: not signed, or firm fallback)."""
+        band = np.full((model.n_steps, model.fleet.n), np.nan)
+        band[:, self.sig] = self.band_kw
+        return {"band_kw": band}
+
     def kpis(self, model: FeederModel) -> dict[str, Any]:
         terms, st = self.terms, self.stats
         rep = model.window.report
