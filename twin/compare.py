@@ -324,16 +324,15 @@ def plot_bills(cmp: Comparison, path: Path) -> None:
         ax2.boxplot(changes, showfliers=False)
         for i, c in enumerate(changes, start=1):
             ax2.plot(i + rng.uniform(-0.18, 0.18, len(c)), c, ".", ms=3, alpha=0.5, color="0.3")
-            s = cmp.bill_change_summary.loc[others[i - 1]]
-            ax2.annotate(
-                f"{s.winners_share:.0%} win\n{s.losers_share:.0%} lose",
-                (i, 1.0),
-                xycoords=("data", "axes fraction"),
-                ha="center",
-                va="top",
-                fontsize=7,
-            )
-        ax2.set_xticks(range(1, len(others) + 1), others)
+        shares = cmp.bill_change_summary.loc[others]
+        ax2.set_xticks(
+            range(1, len(others) + 1),
+            [
+                f"{n}\n{s.winners_share:.0%} win, {s.losers_share:.0%} lose"
+                for n, s in shares.iterrows()
+            ],
+            fontsize=8,
+        )
     ax2.axhline(0, color="crimson", lw=1)
     ax2.set_ylabel(f"bill − bill under {cmp.baseline} (€)")
     ax2.set_title(

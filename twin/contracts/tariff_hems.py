@@ -296,6 +296,7 @@ class TariffHemsContract(Contract):
         )
         self.plan: _Plan | None = None
         self.fallback = np.zeros(model.n_steps, bool)
+        self.planned_net_kw = np.full((model.n_steps, f.n), np.nan)
         self.stats = _Stats()
         self.setup_s = time.perf_counter() - t0
 
@@ -447,11 +448,16 @@ class TariffHemsContract(Contract):
         rest[g] += p_hp
         rest += p_ev
         p_bat[b] = plan.net_kw[dev.bat, j] - rest[b]
+        self.planned_net_kw[k, self.hh] = plan.net_kw[:, j]
         return Controls(q_heat_kw=q_heat, p_ev_kw=p_ev, p_bat_kw=p_bat, q_hp_max_kw=q_hp_max)
 
     # ------------------------------------------------------------------------------------------
-    # KPIs
+    # results
     # ------------------------------------------------------------------------------------------
+    def timeseries(self, model: FeederModel) -> dict[str, np.ndarray]:
+        """Each household's planned grid exchange (kW; NaN without a plan or devices)."""
+        return {"hems_planned_net_kw": self.planned_net_kw}
+
     def kpis(self, model: FeederModel) -> dict[str, Any]:
         st, rep = self.stats, model.window.report
         out: dict[str, Any] = {

@@ -9,11 +9,14 @@ because one warm re-solve is far faster than ~100 tiny ones.
 Per household ``h`` and period ``j`` (length ``dt_j`` hours), on top of the device model of
 :class:`~twin.optim.blocks.DeviceBlock`:
 
-* grid exchange: ``flex[h, j] - imp[h, j] + exp[h, j] = -inflex[h, j]`` with
+* grid exchange: ``imp[h, j] - exp[h, j] - flex[h, j] = inflex[h, j]`` with
   ``imp, exp >= 0`` (``inflex``: forecast base load minus PV, period mean);
 * soft service levels (never infeasible, penalised far above any price):
   ``cold[i, s] - under[i, s] <= band - tol`` (comfort floor, K) and
   ``ev_soc[e, s] + short[e, s] >= need[e, s]`` (EV range at the deadline, kWh);
+* the energy left in a battery at the horizon's end is worth a share of the horizon's
+  cheapest import price after discharge losses and wear (without it the plan sells it off
+  before the end);
 * capacity tariff only: per household and billing period ``b`` met by the horizon a peak
   variable, ``flex[h, j] - pk[h, b] <= -inflex_max[h, j]`` for the periods in ``b``
   (the row is switched off, right-hand side ``+inf``, for the others), ``pk >= max(the peak
@@ -23,6 +26,7 @@ Objective (€):
 
     sum dt_j (c_imp[j] imp[h, j] - c_exp[j] exp[h, j])          the energy bill
     + sum c_cap[b] pk[h, b]                                      capacity charge (if any)
+    - sum v_bat soc_bat[N]                                       stored energy left at the end
     + below_band * under + ev_short * short                      soft service levels
     + the device block's small terms                             comfort preference inside the
                                                                  band, boiler gas, battery
@@ -83,6 +87,11 @@ class CostWeights:
         (earlier charging) and give the stored energy a little value at the horizon's end.
     hp_eur_per_kwh : float
         Tiny cost per heat-pump kWh on top of the price (regularisation).
+    battery_end_value_share : float
+        A kWh left in a battery at the horizon's end is worth this share of the horizon's
+        cheapest import (after discharge losses and wear): below 1 so the battery is used
+        inside the horizon rather than hoarded, high enough that it is not sold off at the
+        feed-in price.
     """
 
     comfort_eur_per_kh: float = 0.05
@@ -94,6 +103,7 @@ class CostWeights:
     ev_soc_eur_per_kwh_h: float = 0.0005
     bat_soc_eur_per_kwh_h: float = 0.0001
     hp_eur_per_kwh: float = 1e-4
+    battery_end_value_share: float = 0.8
 
     @classmethod
     def from_config(cls, cfg: Any) -> CostWeights:
@@ -247,8 +257,9 @@ class CostHems:
         m.inflex = pyo.Param(m.HJ, mutable=True, initialize=0.0)
         m.price_imp = pyo.Param(range(n_per), mutable=True, initialize=0.0)
         m.price_exp = pyo.Param(range(n_per), mutable=True, initialize=0.0)
+        # (a bound Param is the row's right-hand side as it stands: no sign in front of it)
         m.net = pyo.Constraint(
-            m.HJ, rule=lambda m, h, j: flex(h, j) - m.imp[h, j] + m.exp[h, j] == -m.inflex[h, j]
+            m.HJ, rule=lambda m, h, j: m.imp[h, j] - m.exp[h, j] - flex(h, j) == m.inflex[h, j]
         )
         bill = [
             float(dt[j]) * (m.price_imp[j] * m.imp[h, j] - m.price_exp[j] * m.exp[h, j])
@@ -314,6 +325,7 @@ class CostHems:
             "exp": lp.cols(m.exp, hj).reshape(n, n_per),
             "under": lp.cols(m.under, list(m.HS1)).reshape(dev.n_hp, n_per),
             "short": lp.cols(m.short, es1).reshape(dev.n_ev, n_per),
+            "bat_end": lp.cols(m.devices.bat_soc, [(k, n_per) for k in range(dev.n_bat)]),
         }
         if n_slot:
             hb = list(m.HB)
@@ -351,6 +363,15 @@ class CostHems:
                 m.price_exp[j].set_value(float(c_exp[j]))
         lp.push_costs(cols["imp"], np.broadcast_to(dt * c_imp, cols["imp"].shape))
         lp.push_costs(cols["exp"], np.broadcast_to(-dt * c_exp, cols["exp"].shape))
+        # energy left in a battery at the horizon's end displaces imports later: valued at a
+        # share of the horizon's cheapest import (after discharge losses and wear), less than
+        # using it inside the horizon, more than selling it off at the feed-in price
+        w = self.weights
+        value = np.maximum(
+            w.battery_end_value_share * dev.bat_eta * c_imp.min() - w.battery_cycle_eur_per_kwh,
+            0.0,
+        )
+        lp.push_costs(cols["bat_end"], -(self.weights.bat_soc_eur_per_kwh_h * dt[-1] + value))
         cap = prices.capacity
         if self.n_slots:
             if cap is None:
