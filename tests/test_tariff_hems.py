@@ -257,3 +257,13 @@ def test_unreachable_service_levels_are_penalised_not_infeasible():
     )
     np.testing.assert_allclose(plan.devices.p_ev_kw[:, 0], dev.ev_p_max_kw, rtol=1e-6)
     assert np.all(plan.below_band_kh[electric] > 0) and np.all(plan.ev_short_kwh > 0)
+
+
+def test_a_failed_solve_falls_back_to_firm_behaviour_and_is_reported():
+    c = make_contract(compose(["contract=tou", "solver.time_limit_s=0"]).contract)
+    m = simulate(c, "tou", n=6, days=1)
+    out = c.kpis(m)
+    assert out["hems_replans_failed"] == out["hems_replans"] == 3 and out["hems_failures"]
+    assert out["hems_fallback_steps"] == m.window.n_steps
+    firm = simulate(FirmContract(), "tou", n=6, days=1)
+    np.testing.assert_allclose(m.log["p_net_kw"], firm.log["p_net_kw"])

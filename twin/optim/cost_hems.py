@@ -382,7 +382,13 @@ class CostHems:
             lp.push(m.pk_rhs, rhs)
             lp.push(m.pk_floor, cap.floor_kw)
             lp.push_costs(cols["pk"], np.broadcast_to(cap.eur_per_kw, cols["pk"].shape))
-        stats = lp.solve()
+            if lp.options.mirror_params:
+                for s, v in enumerate(np.asarray(cap.eur_per_kw, dtype=float).tolist()):
+                    m.price_cap[s].set_value(v)
+        try:
+            stats = lp.solve()
+        except Exception as err:  # noqa: BLE001 - any solver failure: the caller falls back
+            stats = SolveStats(False, f"error: {err}", float("nan"), 0.0, 0.0, 0)
         self.solves += 1
         if not stats.ok:
             return stats, None
