@@ -328,7 +328,7 @@ def plot_bills(cmp: Comparison, path: Path) -> None:
         ax2.set_xticks(
             range(1, len(others) + 1),
             [
-                f"{n}\n{s.winners_share:.0%} win, {s.losers_share:.0%} lose"
+                f"{n}\n{s.winners_share:.0%} win\n{s.losers_share:.0%} lose"
                 for n, s in shares.iterrows()
             ],
             fontsize=8,
