@@ -591,6 +591,12 @@ class PerformanceContract(Contract):
     # ------------------------------------------------------------------------------------------
     # KPIs
     # ------------------------------------------------------------------------------------------
+    def discount_eur_per_year(self, model: FeederModel) -> np.ndarray:
+        """The contract's grid-fee discount, for the households that signed."""
+        discount = np.zeros(model.fleet.n)
+        discount[self.sig] = self.terms.discount_eur_per_year
+        return discount
+
     def timeseries(self, model: FeederModel) -> dict[str, np.ndarray]:
         """The capacity band of every household and step (NaN: not signed, or firm fallback)."""
         band = np.full((model.n_steps, model.fleet.n), np.nan)
