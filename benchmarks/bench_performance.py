@@ -45,18 +45,36 @@ def child(case: str, mode: str) -> dict:
     from twin.run import run
 
     t_imported = time.perf_counter()
-    contract = ["contract=firm"] if mode == "firm" else ["contract=performance", f"contract.information={mode}"]
+    contract = (
+        ["contract=firm"]
+        if mode == "firm"
+        else ["contract=performance", f"contract.information={mode}"]
+    )
     cfg = compose([*CASES[case], "output.progress=false", *contract])
     r = run(cfg)
     t_end = time.perf_counter()
     k = r.kpis
-    kpi_keys = ("coincident_peak_per_household_kw", "comfort_days_met_share", "ev_days_met_share",
-                "trafo_peak_loading_pct", "line_max_loading_pct", "vm_min_pu", "heat_from_boilers_kwh",
-                "energy_heat_pump_kwh", "ev_public_charging_kwh")
+    kpi_keys = (
+        "coincident_peak_per_household_kw",
+        "comfort_days_met_share",
+        "ev_days_met_share",
+        "trafo_peak_loading_pct",
+        "line_max_loading_pct",
+        "vm_min_pu",
+        "heat_from_boilers_kwh",
+        "energy_heat_pump_kwh",
+        "ev_public_charging_kwh",
+    )
     if mode == "firm":  # the baseline: no optimiser
-        return {"case": case, "mode": mode, "process_s": t_end - t_start, "imports_s": t_imported - t_start,
-                "run_s": t_end - t_imported, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "kpis": {key: k[key] for key in kpi_keys}}
+        return {
+            "case": case,
+            "mode": mode,
+            "process_s": t_end - t_start,
+            "imports_s": t_imported - t_start,
+            "run_s": t_end - t_imported,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "kpis": {key: k[key] for key in kpi_keys},
+        }
     c = r.model.contract
     st = c.stats
     lps = [c.alloc] + ([c.hems] if c.hems is not None else [])
@@ -97,18 +115,33 @@ def child(case: str, mode: str) -> dict:
             "HEMS dispatch": st.dispatch_s,
             "physics, logging, agents": simulate - c.setup_s - st.replan_s - st.dispatch_s,
             "AC power flow": r.timings_s["powerflow"],
-            "KPIs and the rest": (t_end - t_imported) - r.timings_s["inputs"] - simulate - r.timings_s["powerflow"],
+            "KPIs and the rest": (t_end - t_imported)
+            - r.timings_s["inputs"]
+            - simulate
+            - r.timings_s["powerflow"],
         },
-        "kpis": {key: k[key] for key in (*kpi_keys, "performance_band_excess_kwh", "performance_relaxations",
-                                           "performance_fallback")},
+        "kpis": {
+            key: k[key]
+            for key in (
+                *kpi_keys,
+                "performance_band_excess_kwh",
+                "performance_relaxations",
+                "performance_fallback",
+            )
+        },
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", nargs="+", default=["week", "year"], choices=sorted(CASES))
-    ap.add_argument("--modes", nargs="+", default=["central"], choices=["firm", "central", "envelope"],
-                    help="firm runs the baseline contract (for the KPI comparison; no optimiser figures)")
+    ap.add_argument(
+        "--modes",
+        nargs="+",
+        default=["central"],
+        choices=["firm", "central", "envelope"],
+        help="firm runs the baseline contract (for the KPI comparison; no optimiser figures)",
+    )
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--child", nargs=2, metavar=("CASE", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -119,24 +152,37 @@ def main() -> None:
     for case in args.cases:
         for mode in args.modes:
             t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, __file__, "--child", case, mode], check=True,
-                                 capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", case, mode],
+                check=True,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
             res = json.loads(out.stdout.strip().splitlines()[-1])
             res["wall_from_parent_s"] = time.perf_counter() - t0
             results.append(res)
             print(f"{case} {mode}: {res['wall_from_parent_s']:.1f} s", file=sys.stderr)
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print(
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n"
+    )
     opt = [r for r in results if r["mode"] != "firm"]
-    print("| case | mode | whole process (s) | peak memory (MB) | HiGHS only (s) | re-plans | "
-          "optimisation / HiGHS | re-plans / HiGHS | process / HiGHS | LP cols x rows |")
+    print(
+        "| case | mode | whole process (s) | peak memory (MB) | HiGHS only (s) | re-plans | "
+        "optimisation / HiGHS | re-plans / HiGHS | process / HiGHS | LP cols x rows |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         if r["mode"] == "firm":
-            print(f"| {r['case']} | firm | {r['wall_from_parent_s']:.1f} | {r['peak_rss_mb']:.0f} | - | - | - | - | - | - |")
+            print(
+                f"| {r['case']} | firm | {r['wall_from_parent_s']:.1f} | {r['peak_rss_mb']:.0f} | - | - | - | - | - | - |"
+            )
             continue
-        print(f"| {r['case']} | {r['mode']} | {r['wall_from_parent_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['highs_s']:.2f} | "
-              f"{r['replans']} | {r['overhead_optimisation']:.2f} | {r['overhead_replan']:.2f} | "
-              f"{r['overhead_process']:.1f} | {r['lp_columns']} x {r['lp_rows']} |")
+        print(
+            f"| {r['case']} | {r['mode']} | {r['wall_from_parent_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['highs_s']:.2f} | "
+            f"{r['replans']} | {r['overhead_optimisation']:.2f} | {r['overhead_replan']:.2f} | "
+            f"{r['overhead_process']:.1f} | {r['lp_columns']} x {r['lp_rows']} |"
+        )
     if opt:
         print("\nWhere the time goes (s):\n")
         stages = list(opt[0]["stages_s"])
@@ -150,7 +196,11 @@ def main() -> None:
     print("|---|" + "---|" * len(results))
     for key in keys:
         vals = [r["kpis"].get(key, "-") for r in results]
-        print(f"| {key} | " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in vals) + " |")
+        print(
+            f"| {key} | "
+            + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in vals)
+            + " |"
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

@@ -24,8 +24,11 @@ def whole_process(overrides: list[str]) -> tuple[float, float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         t0 = time.perf_counter()
-        subprocess.run([TWIN, *overrides, f"paths.results_dir={tmp}", "output.progress=false"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [TWIN, *overrides, f"paths.results_dir={tmp}", "output.progress=false"],
+            check=True,
+            capture_output=True,
+        )
         wall = time.perf_counter() - t0
         peak_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
         timings = json.loads(next(Path(tmp).rglob("timings.json")).read_text())
@@ -37,10 +40,14 @@ def main() -> None:
     for label, over in (("winter week", []), ("full year", ["sim=year"])):
         wall, mb, t = whole_process(over)
         rows.append((label, wall, mb, t))
-    print("| period | whole process (s) | peak memory (MB) | inputs (s) | simulation (s) | AC power flow (s) | run() total (s) |")
+    print(
+        "| period | whole process (s) | peak memory (MB) | inputs (s) | simulation (s) | AC power flow (s) | run() total (s) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for label, wall, mb, t in rows:
-        print(f"| {label} | {wall:.1f} | {mb:.0f} | {t['inputs']:.2f} | {t['simulate']:.2f} | {t['powerflow']:.2f} | {t['total_run']:.2f} |")
+        print(
+            f"| {label} | {wall:.1f} | {mb:.0f} | {t['inputs']:.2f} | {t['simulate']:.2f} | {t['powerflow']:.2f} | {t['total_run']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -27,25 +27,55 @@ HOURLY4 = Horizon.from_segments([(4.0, 1.0)])
 E0 = np.zeros(0)
 
 
-def devset(n: int, ev: list[int] = (), hp: list[int] = (), bat: list[int] = (), *, ev_p_max_kw: float = 11.0,
-           ev_capacity_kwh: float = 60.0, r_k_per_kw: float = 5.0, c_kwh_per_k: float = 10.0,
-           hp_q_max_kw: float = 8.0, bat_kwh: float = 10.0, bat_kw: float = 5.0) -> DeviceSet:
+def devset(
+    n: int,
+    ev: list[int] = (),
+    hp: list[int] = (),
+    bat: list[int] = (),
+    *,
+    ev_p_max_kw: float = 11.0,
+    ev_capacity_kwh: float = 60.0,
+    r_k_per_kw: float = 5.0,
+    c_kwh_per_k: float = 10.0,
+    hp_q_max_kw: float = 8.0,
+    bat_kwh: float = 10.0,
+    bat_kw: float = 5.0,
+) -> DeviceSet:
     ev, hp, bat = (np.array(x, dtype=np.int64) for x in (ev, hp, bat))
     a = np.exp(-0.25 / (r_k_per_kw * c_kwh_per_k))
     return DeviceSet(
-        households=np.arange(n), hp=hp, hybrid=np.zeros(len(hp), bool),
-        r_k_per_kw=np.full(len(hp), r_k_per_kw), a_step=np.full(len(hp), a), setpoint_c=np.full(len(hp), 20.0),
+        households=np.arange(n),
+        hp=hp,
+        hybrid=np.zeros(len(hp), bool),
+        r_k_per_kw=np.full(len(hp), r_k_per_kw),
+        a_step=np.full(len(hp), a),
+        setpoint_c=np.full(len(hp), 20.0),
         hp_q_max_kw=np.full(len(hp), hp_q_max_kw),
-        ev=ev, ev_capacity_kwh=np.full(len(ev), ev_capacity_kwh), ev_p_max_kw=np.full(len(ev), ev_p_max_kw),
+        ev=ev,
+        ev_capacity_kwh=np.full(len(ev), ev_capacity_kwh),
+        ev_p_max_kw=np.full(len(ev), ev_p_max_kw),
         ev_need_kwh=np.full(len(ev), 30.0),
-        bat=bat, bat_capacity_kwh=np.full(len(bat), bat_kwh), bat_p_max_kw=np.full(len(bat), bat_kw),
+        bat=bat,
+        bat_capacity_kwh=np.full(len(bat), bat_kwh),
+        bat_p_max_kw=np.full(len(bat), bat_kw),
         bat_eta=np.full(len(bat), np.sqrt(0.9)),
-        comfort_band_k=1.0, preheat_k=1.0, deadline_step=24,
+        comfort_band_k=1.0,
+        preheat_k=1.0,
+        deadline_step=24,
     )
 
 
-def inputs(dev: DeviceSet, hz: Horizon, *, p_inflex_kw: np.ndarray | None = None, ev_soc_min: np.ndarray | None = None,
-           t_out_c: float = 0.0, cop: float = 3.0, d0_k: float = 0.0, bat_soc0: float = 5.0) -> DeviceInputs:
+def inputs(
+    dev: DeviceSet,
+    hz: Horizon,
+    *,
+    p_inflex_kw: np.ndarray | None = None,
+    ev_soc_min: np.ndarray | None = None,
+    t_out_c: float = 0.0,
+    cop: float = 3.0,
+    d0_k: float = 0.0,
+    bat_soc0: float = 5.0,
+) -> DeviceInputs:
     n_per = hz.n_periods
     a_per = dev.a_step[:, None] ** hz.steps[None, :]
     th_rhs = (1 - a_per) * (t_out_c - dev.setpoint_c[:, None]) * np.ones((dev.n_hp, n_per))
@@ -68,7 +98,9 @@ def inputs(dev: DeviceSet, hz: Horizon, *, p_inflex_kw: np.ndarray | None = None
 
 def limit_data(inflexible: np.ndarray, limit_kw: float = 1e4, sunk: float = 0.0) -> LimitData:
     inflexible = np.asarray(inflexible, dtype=float)
-    return LimitData(rhs_kw=(limit_kw - inflexible)[None, :], inflexible_kw=inflexible, sunk_peak_kw=sunk)
+    return LimitData(
+        rhs_kw=(limit_kw - inflexible)[None, :], inflexible_kw=inflexible, sunk_peak_kw=sunk
+    )
 
 
 OPTS = SolverOptions(time_limit_s=30.0)
@@ -106,8 +138,9 @@ def test_re_solve_with_new_data_matches_a_fresh_model():
     alloc.solve(inputs(dev, HOURLY4, ev_soc_min=soc_min), limit_data([2.0, 0.0, 0.0, 2.0]))
     soc_min[:, 3] = [20 * ETA, 20 * ETA]
     again = alloc.solve(inputs(dev, HOURLY4, ev_soc_min=soc_min), limit_data([0.0, 4.0, 4.0, 0.0]))
-    fresh = CentralAllocation(dev, HOURLY4, FeederLimits.transformer_only(2), Weights(), OPTS).solve(
-        inputs(dev, HOURLY4, ev_soc_min=soc_min), limit_data([0.0, 4.0, 4.0, 0.0]))
+    fresh = CentralAllocation(
+        dev, HOURLY4, FeederLimits.transformer_only(2), Weights(), OPTS
+    ).solve(inputs(dev, HOURLY4, ev_soc_min=soc_min), limit_data([0.0, 4.0, 4.0, 0.0]))
     assert again.peak_kw == pytest.approx(12.0, abs=1e-6)
     assert again.stats.objective == pytest.approx(fresh.stats.objective, rel=1e-9, abs=1e-9)
     assert again.stats.highs_s >= 0.0
@@ -161,7 +194,9 @@ def test_envelope_allocation_finds_the_flat_peak():
     n, n_per = 2, 4
     e_min = np.zeros((n, n_per + 1))
     e_min[:, -1] = 10.0
-    env = FlexibilityEnvelope(np.zeros((n, n_per)), np.full((n, n_per), 8.0), e_min, np.full((n, n_per + 1), 100.0))
+    env = FlexibilityEnvelope(
+        np.zeros((n, n_per)), np.full((n, n_per), 8.0), e_min, np.full((n, n_per + 1), 100.0)
+    )
     env.e_max_kwh[:, 0] = 0.0
     alloc = EnvelopeAllocation(n, HOURLY4, FeederLimits.transformer_only(n), Weights(), OPTS)
     res = alloc.allocate(env, limit_data([4.0, 0.0, 0.0, 4.0]))
@@ -177,7 +212,9 @@ def test_a_feeder_limit_that_cannot_hold_is_exceeded_and_reported_not_the_servic
     soc_min = np.zeros((2, 4))
     soc_min[:, 3] = [20 * ETA, 20 * ETA]
     alloc = CentralAllocation(dev, HOURLY4, FeederLimits.transformer_only(2), Weights(), OPTS)
-    res = alloc.solve(inputs(dev, HOURLY4, ev_soc_min=soc_min), limit_data(np.zeros(4), limit_kw=5.0))
+    res = alloc.solve(
+        inputs(dev, HOURLY4, ev_soc_min=soc_min), limit_data(np.zeros(4), limit_kw=5.0)
+    )
     assert res.stats.ok
     np.testing.assert_allclose(res.over_kw[0], 5.0, atol=1e-6)
     assert res.plan.ev_soc_kwh[:, -1] == pytest.approx([20 * ETA, 20 * ETA], abs=1e-6)
@@ -197,8 +234,10 @@ def test_lazy_cable_row_is_added_when_the_plan_would_overload_it():
     alloc = CentralAllocation(dev, HOURLY4, limits, Weights(), OPTS)
     assert not alloc.limits.active[1]
     rhs = np.array([np.full(4, 1e4), [0.0, 4.0, 4.0, 4.0]])
-    res = alloc.solve(inputs(dev, HOURLY4, ev_soc_min=soc_min),
-                      LimitData(rhs_kw=rhs, inflexible_kw=np.array([-10.0, 0.0, 0.0, 0.0])))
+    res = alloc.solve(
+        inputs(dev, HOURLY4, ev_soc_min=soc_min),
+        LimitData(rhs_kw=rhs, inflexible_kw=np.array([-10.0, 0.0, 0.0, 0.0])),
+    )
     assert alloc.limits.active[1]
     np.testing.assert_allclose(res.plan.p_ev_kw[0], [0.0, 4.0, 4.0, 4.0], atol=1e-6)
     assert res.peak_kw == pytest.approx(29.0 / 3.0, abs=1e-6)

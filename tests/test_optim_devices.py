@@ -24,14 +24,23 @@ from twin.timegrid import STEPS_PER_DAY, make_window
 from twin.weather import load_weather
 
 
-def small_inputs(n: int = 8, days: int = 2, start: str = "2025-12-01", warmup_days: int = 0,
-                 trafo_rating_kva: float = float("inf")) -> StudyInputs:
+def small_inputs(
+    n: int = 8,
+    days: int = 2,
+    start: str = "2025-12-01",
+    warmup_days: int = 0,
+    trafo_rating_kva: float = float("inf"),
+) -> StudyInputs:
     """``n`` households of the central 2040 scenario on a plain base load (no grid)."""
     window = make_window(start, days, warmup_days)
     weather = load_weather("try2010", 5)
     rows = window.sim_year_index
     hour = (np.arange(len(rows)) % STEPS_PER_DAY) / 4.0
-    shape = 0.25 + 0.35 * np.exp(-0.5 * ((hour - 19.0) / 2.0) ** 2) + 0.15 * np.exp(-0.5 * ((hour - 8.0) / 1.5) ** 2)
+    shape = (
+        0.25
+        + 0.35 * np.exp(-0.5 * ((hour - 19.0) / 2.0) ** 2)
+        + 0.15 * np.exp(-0.5 * ((hour - 8.0) / 1.5) ** 2)
+    )
     p_base = shape[:, None] * np.linspace(0.8, 1.2, n)[None, :]
     return StudyInputs(
         scenario=load_scenario("nl-2040-central"),
@@ -108,15 +117,42 @@ def test_ev_range_that_charging_cannot_reach_is_capped_and_reported():
     """An EV home all day at 5 kWh with a 3.7 kW charger can store at most 5 + 0.92 * 3.7 * 6
     kWh by 06:00: asking for its full battery reports the difference."""
     n_steps = 40
-    ev = dict(home=np.ones((n_steps, 1), bool), trip_kwh=np.zeros((n_steps, 1)), departure=np.zeros((n_steps, 1), bool),
-              km=np.zeros((1, 1)))
-    exo = Exogenous(np.zeros(n_steps), np.zeros(n_steps), np.zeros((n_steps, 1)), np.zeros((n_steps, 1)),
-                    np.zeros((n_steps, 1)), np.zeros((n_steps, 1)), np.full((n_steps, 1), 3.0), TripSchedule(**ev))
-    dev = DeviceSet(households=np.array([0]), hp=np.zeros(0, int), hybrid=np.zeros(0, bool), r_k_per_kw=np.zeros(0),
-                    a_step=np.zeros(0), setpoint_c=np.zeros(0), hp_q_max_kw=np.zeros(0), ev=np.array([0]),
-                    ev_capacity_kwh=np.array([60.0]), ev_p_max_kw=np.array([3.7]), ev_need_kwh=np.array([60.0]),
-                    bat=np.zeros(0, int), bat_capacity_kwh=np.zeros(0), bat_p_max_kw=np.zeros(0), bat_eta=np.zeros(0),
-                    comfort_band_k=1.0, preheat_k=1.0, deadline_step=24)
+    ev = dict(
+        home=np.ones((n_steps, 1), bool),
+        trip_kwh=np.zeros((n_steps, 1)),
+        departure=np.zeros((n_steps, 1), bool),
+        km=np.zeros((1, 1)),
+    )
+    exo = Exogenous(
+        np.zeros(n_steps),
+        np.zeros(n_steps),
+        np.zeros((n_steps, 1)),
+        np.zeros((n_steps, 1)),
+        np.zeros((n_steps, 1)),
+        np.zeros((n_steps, 1)),
+        np.full((n_steps, 1), 3.0),
+        TripSchedule(**ev),
+    )
+    dev = DeviceSet(
+        households=np.array([0]),
+        hp=np.zeros(0, int),
+        hybrid=np.zeros(0, bool),
+        r_k_per_kw=np.zeros(0),
+        a_step=np.zeros(0),
+        setpoint_c=np.zeros(0),
+        hp_q_max_kw=np.zeros(0),
+        ev=np.array([0]),
+        ev_capacity_kwh=np.array([60.0]),
+        ev_p_max_kw=np.array([3.7]),
+        ev_need_kwh=np.array([60.0]),
+        bat=np.zeros(0, int),
+        bat_capacity_kwh=np.zeros(0),
+        bat_p_max_kw=np.zeros(0),
+        bat_eta=np.zeros(0),
+        comfort_band_k=1.0,
+        preheat_k=1.0,
+        deadline_step=24,
+    )
     hz = Horizon.from_segments([(8.0, 0.25)])
     inp = device_inputs(dev, hz, exo, np.zeros(1), np.array([5.0]), np.zeros(1), 0)
     reach = 5.0 + CHARGE_EFFICIENCY * 3.7 * 6.0
@@ -133,8 +169,15 @@ def test_envelopes_contain_the_extreme_schedules_and_ev_bounds_are_exact(model):
     dev = DeviceSet.from_fleet(fleet, h, 1.0, 150.0, 6.0)
     fc = PerfectForecaster(model)
     s = model.state
-    inp = device_inputs(dev, hz, fc.exogenous(0, hz.n_steps + STEPS_PER_DAY, h), s.t_in_c, s.ev_soc_kwh,
-                        s.bat_soc_kwh, 0)
+    inp = device_inputs(
+        dev,
+        hz,
+        fc.exogenous(0, hz.n_steps + STEPS_PER_DAY, h),
+        s.t_in_c,
+        s.ev_soc_kwh,
+        s.bat_soc_kwh,
+        0,
+    )
     env = household_envelopes(dev, inp, hz, margin_k=0.3)
     assert np.all(env.e_min_kwh <= env.e_max_kwh + 1e-9) and np.all(env.e_min_kwh[:, 0] == 0)
     assert np.all(env.p_min_kw <= env.p_max_kw)

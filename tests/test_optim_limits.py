@@ -22,9 +22,15 @@ def test_rows_agree_with_the_linear_feeder_model(feeder):
     n_load = len(net.load)
     lin = LinearFeederModel(net)
     huge = np.full(n_load, 1e3)  # everything could bind: every row is kept
-    grid = build_grid_limits(net, huge, huge, np.full(n_load, 5.0), margin=0.0, v_min_pu=0.95, v_limit_pu=0.9)
+    grid = build_grid_limits(
+        net, huge, huge, np.full(n_load, 5.0), margin=0.0, v_min_pu=0.95, v_limit_pu=0.9
+    )
     names = list(grid.names)
-    assert names[0] == "trafo 0" and any(n.startswith("line") for n in names) and any(n.endswith("voltage") for n in names)
+    assert (
+        names[0] == "trafo 0"
+        and any(n.startswith("line") for n in names)
+        and any(n.endswith("voltage") for n in names)
+    )
     rng = np.random.default_rng(0)
     p = rng.uniform(0, 6, (5, n_load))
     q = rng.uniform(0, 1, (5, n_load))
@@ -32,7 +38,9 @@ def test_rows_agree_with_the_linear_feeder_model(feeder):
     # transformer: active power within sqrt(S^2 - Q^2)
     trafo = lin.trafo_p_kw(p, q)[:, 0]
     s_max = lin.trafo_rating_kva[0]
-    np.testing.assert_allclose(rhs[0], np.sqrt(s_max**2 - lin.trafo_q_kvar(p, q)[:, 0] ** 2) - trafo, rtol=1e-9)
+    np.testing.assert_allclose(
+        rhs[0], np.sqrt(s_max**2 - lin.trafo_q_kvar(p, q)[:, 0] ** 2) - trafo, rtol=1e-9
+    )
     # a cable, downstream direction: rating at 0.95 p.u. minus the downstream flow
     k = next(i for i, n in enumerate(names) if n.startswith("line") and not n.endswith("export"))
     line = int(names[k].split()[1])
@@ -41,12 +49,16 @@ def test_rows_agree_with_the_linear_feeder_model(feeder):
     flow_p = orient * lin.line_p_kw(p, q)[:, pos]
     flow_q = orient * lin.line_q_kvar(p, q)[:, pos]
     rating = lin.line_rating_kva[pos] * 0.95
-    np.testing.assert_allclose(rhs[k], np.sqrt(rating**2 - flow_q**2) - flow_p, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        rhs[k], np.sqrt(rating**2 - flow_q**2) - flow_p, rtol=1e-9, atol=1e-9
+    )
     # a voltage row: its slack has the sign of vm - 0.90 (scaled to kW-like units)
     v = next(i for i, n in enumerate(names) if n.endswith("voltage"))
     bus = int(names[v].split()[1])
     b = list(lin.bus_index).index(bus)
-    scale = 60.0 * np.linspace(0.2, 3.0, 40)[:, None] * np.ones((1, n_load))  # from light to very heavy
+    scale = (
+        60.0 * np.linspace(0.2, 3.0, 40)[:, None] * np.ones((1, n_load))
+    )  # from light to very heavy
     vm = lin.vm_pu(scale, 0.2 * scale)[:, b]
     slack = grid.rhs(scale, 0.2 * scale)[v]
     assert (vm < 0.9).any() and (vm > 0.9).any()

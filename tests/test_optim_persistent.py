@@ -18,24 +18,36 @@ def _lp_arrays(lp) -> dict[str, np.ndarray]:
     data = lp._highs.getLp()
     a = data.a_matrix_
     return {
-        "col_lower": np.array(data.col_lower_), "col_upper": np.array(data.col_upper_),
-        "row_lower": np.array(data.row_lower_), "row_upper": np.array(data.row_upper_),
-        "a_start": np.array(a.start_), "a_index": np.array(a.index_), "a_value": np.array(a.value_),
+        "col_lower": np.array(data.col_lower_),
+        "col_upper": np.array(data.col_upper_),
+        "row_lower": np.array(data.row_lower_),
+        "row_upper": np.array(data.row_upper_),
+        "a_start": np.array(a.start_),
+        "a_index": np.array(a.index_),
+        "a_value": np.array(a.value_),
         "cost": np.array(data.col_cost_),
     }
 
 
 def _case(dev, seed: int):
     rng = np.random.default_rng(seed)
-    inp = inputs(dev, HZ, t_out_c=float(rng.uniform(-5, 5)), cop=float(rng.uniform(2.5, 4.0)),
-                 d0_k=float(rng.uniform(-0.5, 0.5)), bat_soc0=float(rng.uniform(1, 9)))
+    inp = inputs(
+        dev,
+        HZ,
+        t_out_c=float(rng.uniform(-5, 5)),
+        cop=float(rng.uniform(2.5, 4.0)),
+        d0_k=float(rng.uniform(-0.5, 0.5)),
+        bat_soc0=float(rng.uniform(1, 9)),
+    )
     inp.cop[:] = rng.uniform(2.5, 4.0, inp.cop.shape)
     inp.hp_p_max_kw[:] = dev.hp_q_max_kw[:, None] / inp.cop
     inp.ev_p_max_kw *= rng.random(inp.ev_p_max_kw.shape) > 0.2
     inp.ev_soc0_kwh[:] = rng.uniform(5, 20, dev.n_ev)
     inp.ev_soc_min_kwh[:, -1] = 25.0
     inp.ev_trip_kwh[:, 3] = rng.uniform(0, 3, dev.n_ev)
-    return inp, limit_data(rng.uniform(0, 3, HZ.n_periods), limit_kw=40.0, sunk=float(rng.uniform(0, 5)))
+    return inp, limit_data(
+        rng.uniform(0, 3, HZ.n_periods), limit_kw=40.0, sunk=float(rng.uniform(0, 5))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +58,9 @@ def dev():
 def test_bulk_push_gives_the_lp_appsi_update_params_gives(dev):
     """Pushing a re-plan's data in bulk must leave HiGHS with exactly the LP that appsi's own
     parameter update (re-evaluating every Pyomo Param expression) produces."""
-    alloc = CentralAllocation(dev, HZ, FeederLimits.transformer_only(3), Weights(), SolverOptions(mirror_params=True))
+    alloc = CentralAllocation(
+        dev, HZ, FeederLimits.transformer_only(3), Weights(), SolverOptions(mirror_params=True)
+    )
     inp, lim = _case(dev, 1)
     alloc.solve(inp, lim)
     inp, lim = _case(dev, 2)
@@ -71,7 +85,9 @@ def test_warm_re_solve_reuses_the_basis_and_matches_a_cold_solve(dev):
     # new data: warm from the old basis; a model built from scratch agrees on the optimum
     inp, lim = _case(dev, 4)
     warm = alloc.solve(inp, lim)
-    cold = CentralAllocation(dev, HZ, FeederLimits.transformer_only(3), Weights(), SolverOptions()).solve(inp, lim)
+    cold = CentralAllocation(
+        dev, HZ, FeederLimits.transformer_only(3), Weights(), SolverOptions()
+    ).solve(inp, lim)
     assert warm.stats.objective == pytest.approx(cold.stats.objective, rel=1e-8, abs=1e-8)
     # HiGHS's run time is reported per solve (its clock accumulates over the object's life)
     assert 0.0 <= warm.stats.highs_s <= warm.stats.solve_wall_s + 1e-3
@@ -83,19 +99,32 @@ def test_plan_physics_hold_in_the_solution(dev):
     res = alloc.solve(inp, lim)
     plan, dt = res.plan, HZ.dt_h
     a_per = dev.a_step[:, None] ** HZ.steps[None, :]
-    d_next = a_per * plan.d_k[:, :-1] + (1 - a_per) * dev.r_k_per_kw[:, None] * inp.cop * plan.p_hp_kw + inp.th_rhs_k
+    d_next = (
+        a_per * plan.d_k[:, :-1]
+        + (1 - a_per) * dev.r_k_per_kw[:, None] * inp.cop * plan.p_hp_kw
+        + inp.th_rhs_k
+    )
     np.testing.assert_allclose(plan.d_k[:, 1:], d_next, atol=1e-7)
     assert plan.d_k[:, 1:].min() >= -1.0 - 1e-7 and plan.d_k[:, 0] == pytest.approx(inp.d0_k)
-    np.testing.assert_allclose(np.diff(plan.ev_soc_kwh, axis=1), ETA * plan.p_ev_kw * dt - inp.ev_trip_kwh, atol=1e-7)
+    np.testing.assert_allclose(
+        np.diff(plan.ev_soc_kwh, axis=1), ETA * plan.p_ev_kw * dt - inp.ev_trip_kwh, atol=1e-7
+    )
     assert plan.ev_soc_kwh[:, -1].min() >= 25.0 - 1e-7
-    assert np.all(plan.p_hp_kw <= inp.hp_p_max_kw + 1e-7) and np.all(plan.p_ev_kw <= inp.ev_p_max_kw + 1e-7)
+    assert np.all(plan.p_hp_kw <= inp.hp_p_max_kw + 1e-7) and np.all(
+        plan.p_ev_kw <= inp.ev_p_max_kw + 1e-7
+    )
     # the plan's feeder total and peak
     assert res.peak_kw >= lim.sunk_peak_kw - 1e-9
-    assert res.peak_kw == pytest.approx(max((res.total_kw + lim.inflexible_kw).max(), lim.sunk_peak_kw), abs=1e-6)
+    assert res.peak_kw == pytest.approx(
+        max((res.total_kw + lim.inflexible_kw).max(), lim.sunk_peak_kw), abs=1e-6
+    )
 
 
 def test_no_component_carries_a_name_that_breaks_appsi_highs(dev):
     alloc = CentralAllocation(dev, HZ, FeederLimits.transformer_only(3), Weights(), SolverOptions())
     names = {c.local_name for c in alloc.model.component_objects(descend_into=True)}
     assert not names & {"slack", "dual", "rc"}
-    assert any(isinstance(p, pyo.Param) and p.mutable for p in alloc.model.component_objects(pyo.Param, descend_into=True))
+    assert any(
+        isinstance(p, pyo.Param) and p.mutable
+        for p in alloc.model.component_objects(pyo.Param, descend_into=True)
+    )

@@ -54,7 +54,9 @@ def test_config_interpolates_the_service_levels_and_firm_stays_default():
     cfg = compose(["contract=performance", "service.comfort_band_k=0.5", "service.ev_range_km=100"])
     c = make_contract(cfg.contract)
     assert isinstance(c, PerformanceContract)
-    assert c.terms.comfort_band_k == 0.5 and c.terms.preheat_k == 0.5 and c.terms.ev_range_km == 100.0
+    assert (
+        c.terms.comfort_band_k == 0.5 and c.terms.preheat_k == 0.5 and c.terms.ev_range_km == 100.0
+    )
     assert c.terms.information == "central" and c.terms.share_signed == 1.0
     assert c.solver.time_limit_s == compose([]).solver.time_limit_s
     assert compose([]).contract.name == "firm"
@@ -79,7 +81,10 @@ def test_guarantees_hold_in_the_simulated_result(central, firm):
     assert (m.log["t_in_c"][:, hp] < m.fleet.setpoint_c[hp] - 0.1).any()
     out = c.kpis(m)
     assert out["performance_fallback"] is False and out["performance_relaxations"] == 0
-    assert out["performance_comfort_households_missed"] == 0 and out["performance_ev_deadlines_missed"] == 0
+    assert (
+        out["performance_comfort_households_missed"] == 0
+        and out["performance_ev_deadlines_missed"] == 0
+    )
     # every household stays inside its band, every interval
     assert np.all(m.log["p_net_kw"][:, c.sig] <= c.band_kw + 1e-6)
     assert out["performance_band_excess_kwh"] == 0.0
@@ -92,8 +97,17 @@ def test_envelope_mode_dso_receives_envelopes_only_and_service_holds(monkeypatch
     # envelope and the limit data carry power and energy bounds only
     hints = typing.get_type_hints(EnvelopeAllocation.allocate)
     assert hints == {"envelopes": FlexibilityEnvelope, "lim": LimitData, "return": hints["return"]}
-    assert {f.name for f in dataclasses.fields(FlexibilityEnvelope)} == {"p_min_kw", "p_max_kw", "e_min_kwh", "e_max_kwh"}
-    assert {f.name for f in dataclasses.fields(LimitData)} == {"rhs_kw", "inflexible_kw", "sunk_peak_kw"}
+    assert {f.name for f in dataclasses.fields(FlexibilityEnvelope)} == {
+        "p_min_kw",
+        "p_max_kw",
+        "e_min_kwh",
+        "e_max_kwh",
+    }
+    assert {f.name for f in dataclasses.fields(LimitData)} == {
+        "rhs_kw",
+        "inflexible_kw",
+        "sunk_peak_kw",
+    }
     assert "dev" not in inspect.signature(EnvelopeAllocation.__init__).parameters
     # and in a run: every call gets exactly those, and the DSO object holds no household data
     calls = []
@@ -177,13 +191,19 @@ def test_households_that_did_not_sign_behave_as_firm(firm):
 def test_pipeline_runs_on_the_default_feeder_with_grid_limits():
     from twin.run import run
 
-    r = run(compose(["sim=day", "sim.warmup_days=1", "output.progress=false", "contract=performance"]))
+    r = run(
+        compose(["sim=day", "sim.warmup_days=1", "output.progress=false", "contract=performance"])
+    )
     k = r.kpis
     assert k["contract"] == "performance" and k["performance_limit_rows"][0].startswith("trafo")
     assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
-    assert k["performance_fallback"] is False and k["performance_band_excess_kwh"] == pytest.approx(0.0, abs=1e-6)
+    assert k["performance_fallback"] is False and k["performance_band_excess_kwh"] == pytest.approx(
+        0.0, abs=1e-6
+    )
     # the AC power flow sees the simulated loads: transformer power = loads + losses
-    np.testing.assert_allclose(r.grid.trafo_p_kw[:, 0] - r.grid.losses_kw, r.p_load_kw.sum(1), rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(
+        r.grid.trafo_p_kw[:, 0] - r.grid.losses_kw, r.p_load_kw.sum(1), rtol=1e-6, atol=1e-3
+    )
     assert k["trafo_peak_loading_pct"] < 100.0
 
 

@@ -21,12 +21,16 @@ def test_rerun_into_the_same_folder_skips_a_complete_run(tmp_path, twin_exe, rep
     assert "already holds a complete run" in second.stdout
     assert (out / "kpis.json").stat().st_mtime_ns == stamp  # not rewritten
     # a different configuration into the same folder is run again
-    third = subprocess.run([*args, "seed=7"], capture_output=True, text=True, cwd=repo_dir, timeout=300)
+    third = subprocess.run(
+        [*args, "seed=7"], capture_output=True, text=True, cwd=repo_dir, timeout=300
+    )
     assert third.returncode == 0 and "already holds" not in third.stdout
     assert (out / "kpis.json").stat().st_mtime_ns != stamp
 
 
-def test_a_write_that_fails_part_way_leaves_no_complete_looking_result(day_result, tmp_path, monkeypatch):
+def test_a_write_that_fails_part_way_leaves_no_complete_looking_result(
+    day_result, tmp_path, monkeypatch
+):
     out = tmp_path / "run"
     day_result.write(out)
     assert is_complete(out)

@@ -102,7 +102,11 @@ def _hosting(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from twin.results import DONE, atomic_write, write_json
 
     # each contract runs as a single run: drop the study's own and contract overrides
-    task = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith(("contract", "study"))]
+    task = [
+        o
+        for o in HydraConfig.get().overrides.task
+        if not o.lstrip("+~").startswith(("contract", "study"))
+    ]
     configs = {}
     for name in cfg.study.contracts:
         c = compose(config_name="config", overrides=[*task, f"contract={name}", "study=single"])

@@ -117,9 +117,13 @@ class PerfectForecaster(Forecaster):
         t = model.n_steps
         if other_p_kw is None:
             agg = getattr(model.inputs, "p_other_kw", None)
-            other_p_kw = np.zeros((t, 0)) if agg is None else np.asarray(agg, dtype=float).reshape(t, 1)
+            other_p_kw = (
+                np.zeros((t, 0)) if agg is None else np.asarray(agg, dtype=float).reshape(t, 1)
+            )
         self._other_p = np.asarray(other_p_kw, dtype=float)
-        self._other_q = np.zeros_like(self._other_p) if other_q_kvar is None else np.asarray(other_q_kvar)
+        self._other_q = (
+            np.zeros_like(self._other_p) if other_q_kvar is None else np.asarray(other_q_kvar)
+        )
 
     def exogenous(self, k0: int, n: int, households: np.ndarray) -> Exogenous:
         rows = horizon_index(k0, n, self._model.n_steps)
@@ -152,8 +156,16 @@ def simulate_firm(fleet: Any, state: HouseholdState, exo: Exogenous) -> np.ndarr
     self-consumption (:class:`twin.contracts.firm.FirmContract`)."""
     out = np.empty((exo.n_steps, fleet.n))
     for k in range(exo.n_steps):
-        q = heat_to_reach(fleet.setpoint_c, state.t_in_c, exo.t_out_c[k], exo.q_gain_kw[k], fleet.r_k_per_kw,
-                          fleet.a_step)
-        res = step_households(fleet, state, exo, k, Controls(q_heat_kw=q, p_ev_kw=fleet.ev_p_max_kw))
+        q = heat_to_reach(
+            fleet.setpoint_c,
+            state.t_in_c,
+            exo.t_out_c[k],
+            exo.q_gain_kw[k],
+            fleet.r_k_per_kw,
+            fleet.a_step,
+        )
+        res = step_households(
+            fleet, state, exo, k, Controls(q_heat_kw=q, p_ev_kw=fleet.ev_p_max_kw)
+        )
         out[k] = res.p_net_kw
     return out

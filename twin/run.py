@@ -164,7 +164,10 @@ def run(
 
     t0 = time.perf_counter()
     window = inputs.window
-    log_ = {name: values[window.report] for name, values in (model.log | contract.timeseries(model)).items()}
+    log_ = {
+        name: values[window.report]
+        for name, values in (model.log | contract.timeseries(model)).items()
+    }
     home = model.exo.trips.home[window.report]
     rows = window.year_index
     p_load = feeder.load_p_kw[rows].copy()

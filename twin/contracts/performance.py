@@ -121,7 +121,11 @@ class PerformanceTerms:
             if v <= 0 or abs(v * STEPS_PER_HOUR - round(v * STEPS_PER_HOUR)) > 1e-9:
                 raise bad(key, v, "give a positive whole number of 15-minute steps (hours)")
         if self.replan_every_h > self.horizon_h:
-            raise bad("replan_every_h", self.replan_every_h, f"re-plan at least every horizon_h={self.horizon_h} h")
+            raise bad(
+                "replan_every_h",
+                self.replan_every_h,
+                f"re-plan at least every horizon_h={self.horizon_h} h",
+            )
         if not 0.0 <= self.replan_at_h < 24.0 or self.replan_at_h > self.horizon_h:
             raise bad("replan_at_h", self.replan_at_h, "give an hour of the day within the horizon")
         if not 0.0 <= self.fine_h <= self.horizon_h:
@@ -136,7 +140,9 @@ class PerformanceTerms:
         return cls(**values)
 
     def horizon(self) -> Horizon:
-        return Horizon.from_segments([(self.fine_h, 0.25), (self.horizon_h - self.fine_h, self.resolution_h)])
+        return Horizon.from_segments(
+            [(self.fine_h, 0.25), (self.horizon_h - self.fine_h, self.resolution_h)]
+        )
 
     @property
     def cadence_steps(self) -> int:
@@ -187,13 +193,23 @@ class _HemsConstants:
         no_ev = np.ones(len(sig), bool)
         no_ev[dev.ev] = False
         return cls(
-            g_hp=g_hp, g_ev=g_ev, g_bat=g_bat, g_no_ev=sig[no_ev],
-            hp_pos=dev.hp, ev_pos=dev.ev, bat_pos=dev.bat, hybrid=dev.hybrid,
+            g_hp=g_hp,
+            g_ev=g_ev,
+            g_bat=g_bat,
+            g_no_ev=sig[no_ev],
+            hp_pos=dev.hp,
+            ev_pos=dev.ev,
+            bat_pos=dev.bat,
+            hybrid=dev.hybrid,
             floor_c=dev.setpoint_c - dev.comfort_band_k + 0.1 * COMFORT_TOL_K,
-            r_hp=fleet.r_k_per_kw[g_hp], a_hp=fleet.a_step[g_hp], qmax_hp=fleet.hp_q_max_kw[g_hp],
-            ev_pmax=fleet.ev_p_max_kw[g_ev], ev_cap=fleet.ev_capacity_kwh[g_ev],
+            r_hp=fleet.r_k_per_kw[g_hp],
+            a_hp=fleet.a_step[g_hp],
+            qmax_hp=fleet.hp_q_max_kw[g_hp],
+            ev_pmax=fleet.ev_p_max_kw[g_ev],
+            ev_cap=fleet.ev_capacity_kwh[g_ev],
             ev_step_kwh=CHARGE_EFFICIENCY * DT_H,
-            bat_pmax=fleet.bat_p_max_kw[g_bat], bat_eta=fleet.bat_eta[g_bat],
+            bat_pmax=fleet.bat_p_max_kw[g_bat],
+            bat_eta=fleet.bat_eta[g_bat],
         )
 
 
@@ -222,8 +238,13 @@ class PerformanceContract(Contract):
 
     name = "performance"
 
-    def __init__(self, terms: PerformanceTerms | None = None, solver: SolverOptions | None = None,
-                 weights: Weights | None = None, forecaster: Forecaster | None = None) -> None:
+    def __init__(
+        self,
+        terms: PerformanceTerms | None = None,
+        solver: SolverOptions | None = None,
+        weights: Weights | None = None,
+        forecaster: Forecaster | None = None,
+    ) -> None:
         self.terms = terms or PerformanceTerms()
         self.solver = solver or SolverOptions()
         self.weights = weights or Weights()
@@ -236,7 +257,9 @@ class PerformanceContract(Contract):
             weights = Weights.from_config(cfg.get("weights") if hasattr(cfg, "get") else None)
         except ValueError as err:
             raise TwinError(f"contract.weights: {err}") from None
-        return cls(PerformanceTerms.from_config(cfg), SolverOptions.from_config(solver or {}), weights)
+        return cls(
+            PerformanceTerms.from_config(cfg), SolverOptions.from_config(solver or {}), weights
+        )
 
     # ------------------------------------------------------------------------------------------
     # set-up
@@ -260,8 +283,14 @@ class PerformanceContract(Contract):
         self.sig = np.flatnonzero(signed)
         self.non = np.flatnonzero(~signed)
         self.hz = terms.horizon()
-        self.dev = DeviceSet.from_fleet(fleet, self.sig, terms.comfort_band_k, terms.ev_range_km,
-                                        terms.ev_deadline_h, terms.preheat_k)
+        self.dev = DeviceSet.from_fleet(
+            fleet,
+            self.sig,
+            terms.comfort_band_k,
+            terms.ev_range_km,
+            terms.ev_deadline_h,
+            terms.preheat_k,
+        )
         self._setup_loads(model)
         if self._forecaster is None:
             self._forecaster = PerfectForecaster(model, self._other_p, self._other_q)
@@ -270,10 +299,13 @@ class PerformanceContract(Contract):
         feeder_limits = self.grid.feeder_limits(self.hh_cols[self.sig])
         if terms.information == "central":
             self.alloc: Any = CentralAllocation(
-                self.dev, self.hz, feeder_limits, self.weights, self.solver)
+                self.dev, self.hz, feeder_limits, self.weights, self.solver
+            )
             self.hems: Any = None
         else:
-            self.alloc = EnvelopeAllocation(self.dev.n, self.hz, feeder_limits, self.weights, self.solver)
+            self.alloc = EnvelopeAllocation(
+                self.dev.n, self.hz, feeder_limits, self.weights, self.solver
+            )
             self.hems = HemsPlanning(self.dev, self.hz, self.weights, self.solver)
         self._const = _HemsConstants.build(fleet, self.dev, self.sig)
         t = model.n_steps
@@ -294,7 +326,9 @@ class PerformanceContract(Contract):
             self.hh_cols = np.arange(n)
             self.other_cols = np.array([n])
             agg = getattr(inputs, "p_other_kw", None)
-            self._other_p = np.zeros((t, 1)) if agg is None else np.asarray(agg, float).reshape(t, 1)
+            self._other_p = (
+                np.zeros((t, 1)) if agg is None else np.asarray(agg, float).reshape(t, 1)
+            )
             self._other_q = np.zeros((t, 1))
             return
         rows = model.window.sim_year_index
@@ -315,7 +349,11 @@ class PerformanceContract(Contract):
         terms, fleet, inputs = self.terms, model.fleet, model.inputs
         feeder = getattr(inputs, "feeder", None)
         if feeder is None:
-            rating = terms.limit_kva if terms.limit_kva is not None else float(getattr(inputs, "trafo_rating_kva", np.inf))
+            rating = (
+                terms.limit_kva
+                if terms.limit_kva is not None
+                else float(getattr(inputs, "trafo_rating_kva", np.inf))
+            )
             self.grid = GridLimits.transformer_only(self.n_load, rating, terms.safety_margin)
             return
         fc = self.fc.exogenous(0, model.n_steps, np.arange(fleet.n))
@@ -325,14 +363,23 @@ class PerformanceContract(Contract):
         worst_imp = np.zeros(self.n_load)
         worst_exp = np.zeros(self.n_load)
         worst_imp[self.hh_cols] = fc.p_base_kw.max(axis=0) + dev_max
-        worst_exp[self.hh_cols] = np.maximum(fc.p_pv_kw.max(axis=0) + fleet.bat_p_max_kw - fc.p_base_kw.min(axis=0), 0.0)
+        worst_exp[self.hh_cols] = np.maximum(
+            fc.p_pv_kw.max(axis=0) + fleet.bat_p_max_kw - fc.p_base_kw.min(axis=0), 0.0
+        )
         worst_imp[self.other_cols] = po.max(axis=0, initial=0.0)
         worst_exp[self.other_cols] = np.maximum(-po.min(axis=0, initial=0.0), 0.0)
         q_max = np.zeros(self.n_load)
         q_max[self.hh_cols] = fc.q_base_kvar.max(axis=0)
         q_max[self.other_cols] = qo.max(axis=0, initial=0.0)
-        self.grid = build_grid_limits(feeder.net, worst_imp, worst_exp, q_max, terms.safety_margin,
-                                      cables=terms.cables, voltages=terms.voltages)
+        self.grid = build_grid_limits(
+            feeder.net,
+            worst_imp,
+            worst_exp,
+            q_max,
+            terms.safety_margin,
+            cables=terms.cables,
+            voltages=terms.voltages,
+        )
         if terms.limit_kva is not None:  # override the transformer rating
             self.grid.s_max[0] = terms.limit_kva * (1.0 - terms.safety_margin)
         binding = [nm for nm in self.grid.names if not nm.startswith("trafo")]
@@ -363,8 +410,15 @@ class PerformanceContract(Contract):
         sig_exo = self.fc.exogenous(k0, n_steps + STEPS_PER_DAY, self.sig)  # + trips that end later
         # the household side: its own devices and state
         s = model.state
-        inp = device_inputs(dev, hz, sig_exo, s.t_in_c[self.sig], s.ev_soc_kwh[self.sig],
-                            s.bat_soc_kwh[self.sig], k0)
+        inp = device_inputs(
+            dev,
+            hz,
+            sig_exo,
+            s.t_in_c[self.sig],
+            s.ev_soc_kwh[self.sig],
+            s.bat_soc_kwh[self.sig],
+            k0,
+        )
         # the DSO side: forecasts, per step, of everything that is not controllable
         p_rest = np.zeros((n_steps, self.n_load))
         q_all = np.zeros((n_steps, self.n_load))
@@ -393,7 +447,9 @@ class PerformanceContract(Contract):
             plan, flex = res.plan, res.flex_kw
             band_flex = flex
         else:
-            env = household_envelopes(dev, inp, hz, terms.envelope_margin_k, terms.battery_reserve_cycles)
+            env = household_envelopes(
+                dev, inp, hz, terms.envelope_margin_k, terms.battery_reserve_cycles
+            )
             res = self.alloc.allocate(env, lim)
             plan = flex = band_flex = None
             for round_ in range(1, terms.envelope_rounds + 1):
@@ -423,21 +479,33 @@ class PerformanceContract(Contract):
         st.highs_s += res.stats.highs_s
         st.solve_wall_s += res.stats.solve_wall_s
         st.iterations += res.stats.iterations
-        record.update(status=res.stats.status, highs_s=round(res.stats.highs_s, 4),
-                      iterations=res.stats.iterations)
+        record.update(
+            status=res.stats.status,
+            highs_s=round(res.stats.highs_s, 4),
+            iterations=res.stats.iterations,
+        )
         for rel in inp.relaxations:
             st.n_relaxations += 1
             if len(st.relaxations) < DETAIL_MAX:
                 st.relaxations.append(rel.as_dict())
         if inp.relaxations:
-            log.warning("performance: re-plan at step %d: %d service level(s) cannot be met physically, "
-                        "e.g. %s", k0, len(inp.relaxations), inp.relaxations[0].as_dict())
+            log.warning(
+                "performance: re-plan at step %d: %d service level(s) cannot be met physically, "
+                "e.g. %s",
+                k0,
+                len(inp.relaxations),
+                inp.relaxations[0].as_dict(),
+            )
         if not res.stats.ok or plan is None:
             st.failed += 1
             self.plan = None
             st.failures.append({"step": k0, "status": res.stats.status})
-            log.warning("performance: re-plan at step %d failed (%s): signed households fall back to "
-                        "firm behaviour until the next re-plan", k0, res.stats.status)
+            log.warning(
+                "performance: re-plan at step %d failed (%s): signed households fall back to "
+                "firm behaviour until the next re-plan",
+                k0,
+                res.stats.status,
+            )
             st.records.append(record)
             return
         level = max(res.peak_kw, sunk)
@@ -448,11 +516,20 @@ class PerformanceContract(Contract):
             for r, j in zip(*np.nonzero(over > 1e-6), strict=True):
                 st.over_kwh += float(over[r, j] * hz.dt_h[j])
                 if len(st.over) < DETAIL_MAX:
-                    st.over.append({"limit": self.grid.names[r], "step": k0 + int(hz.start_step[j]),
-                                    "kw": round(float(over[r, j]), 3)})
-            log.warning("performance: re-plan at step %d exceeds feeder limits (%s) by up to %.1f kW to keep "
-                        "the service levels", k0, ", ".join(sorted({self.grid.names[r] for r in np.nonzero(over > 1e-6)[0]})),
-                        float(over.max()))
+                    st.over.append(
+                        {
+                            "limit": self.grid.names[r],
+                            "step": k0 + int(hz.start_step[j]),
+                            "kw": round(float(over[r, j]), 3),
+                        }
+                    )
+            log.warning(
+                "performance: re-plan at step %d exceeds feeder limits (%s) by up to %.1f kW to keep "
+                "the service levels",
+                k0,
+                ", ".join(sorted({self.grid.names[r] for r in np.nonzero(over > 1e-6)[0]})),
+                float(over.max()),
+            )
         # bands per step: the household's own inflexible load, its allocation, a share of what is left
         share = self._headroom(res, lim, rhs_steps, infl_steps, period, level)
         band = inflex_sig.T + flex[:, period] + share[None, :]
@@ -469,8 +546,15 @@ class PerformanceContract(Contract):
             self._metered_until = k0
         return self._metered_peak
 
-    def _headroom(self, res: Any, lim: Any, rhs_steps: np.ndarray, infl_steps: np.ndarray, period: np.ndarray,
-                  level: float | None = None) -> np.ndarray:
+    def _headroom(
+        self,
+        res: Any,
+        lim: Any,
+        rhs_steps: np.ndarray,
+        infl_steps: np.ndarray,
+        period: np.ndarray,
+        level: float | None = None,
+    ) -> np.ndarray:
         """``(n_steps,)`` capacity per signed household left under the planned peak and under
         every limit row, step by step."""
         n_sig = max(len(self.sig), 1)
@@ -509,7 +593,9 @@ class PerformanceContract(Contract):
         # the household side: every HEMS measures its own house (state, base load, PV, car)
         t0 = time.perf_counter()
         f, s, x = model.fleet, model.state, model.exo
-        q_heat = heat_to_reach(f.setpoint_c, s.t_in_c, x.t_out_c[k], x.q_gain_kw[k], f.r_k_per_kw, f.a_step)
+        q_heat = heat_to_reach(
+            f.setpoint_c, s.t_in_c, x.t_out_c[k], x.q_gain_kw[k], f.r_k_per_kw, f.a_step
+        )
         p_ev = f.ev_p_max_kw.copy()
         plan = self.plan
         if not len(self.sig):
@@ -524,13 +610,26 @@ class PerformanceContract(Contract):
             non = self.non
             p_hp = np.minimum(np.maximum(q_heat[non], 0.0), f.hp_q_max_kw[non]) / x.cop[k, non]
             p_hp = np.where(f.has_hp[non], p_hp, 0.0)
-            residual = x.p_base_kw[k, non] + p_hp + _expected_ev_kw(model, k, p_ev)[non] - x.p_pv_kw[k, non]
+            residual = (
+                x.p_base_kw[k, non]
+                + p_hp
+                + _expected_ev_kw(model, k, p_ev)[non]
+                - x.p_pv_kw[k, non]
+            )
             p_bat[non] = -residual
         self.stats.dispatch_s += time.perf_counter() - t0
         return Controls(q_heat_kw=q_heat, p_ev_kw=p_ev, p_bat_kw=p_bat, q_hp_max_kw=q_hp_max)
 
-    def _hems(self, model: FeederModel, k: int, plan: _Plan, q_heat: np.ndarray, q_hp_max: np.ndarray,
-              p_ev: np.ndarray, p_bat: np.ndarray) -> None:
+    def _hems(
+        self,
+        model: FeederModel,
+        k: int,
+        plan: _Plan,
+        q_heat: np.ndarray,
+        q_hp_max: np.ndarray,
+        p_ev: np.ndarray,
+        p_bat: np.ndarray,
+    ) -> None:
         """Every signed household's HEMS: follow the plan inside the band, service first."""
         s, x, c = model.state, model.exo, self._const
         o = k - plan.k0
@@ -540,7 +639,9 @@ class PerformanceContract(Contract):
         # heat pumps: the planned power (a hybrid's boiler its planned heat); never below the floor
         g = c.g_hp
         cop = x.cop[k, g]
-        q_guard = heat_to_reach(c.floor_c, s.t_in_c[g], x.t_out_c[k], x.q_gain_kw[k, g], c.r_hp, c.a_hp)
+        q_guard = heat_to_reach(
+            c.floor_c, s.t_in_c[g], x.t_out_c[k], x.q_gain_kw[k, g], c.r_hp, c.a_hp
+        )
         np.maximum(q_guard, 0.0, out=q_guard)
         q_hp_plan = pl.p_hp_kw[:, j] * cop
         q_req = np.maximum(q_hp_plan + pl.q_boiler_kw[:, j], q_guard)
@@ -550,10 +651,17 @@ class PerformanceContract(Contract):
         # EVs: the planned power, never behind the deadline
         e = c.g_ev
         soc = np.maximum(s.ev_soc_kwh[e] - x.trips.trip_kwh[k, e], 0.0)
-        room = np.minimum(c.ev_pmax, np.maximum(c.ev_cap - soc, 0.0) / c.ev_step_kwh) * x.trips.home[k, e]
+        room = (
+            np.minimum(c.ev_pmax, np.maximum(c.ev_cap - soc, 0.0) / c.ev_step_kwh)
+            * x.trips.home[k, e]
+        )
         need = plan.ev_need_next_kwh[:, o]
-        behind = need + 0.5 * EV_TOL_KWH - soc - c.ev_step_kwh * c.ev_pmax * plan.ev_home_after[:, o]
-        ev_guard = np.minimum(np.where(need > 0, np.maximum(behind / c.ev_step_kwh, 0.0), 0.0), room)
+        behind = (
+            need + 0.5 * EV_TOL_KWH - soc - c.ev_step_kwh * c.ev_pmax * plan.ev_home_after[:, o]
+        )
+        ev_guard = np.minimum(
+            np.where(need > 0, np.maximum(behind / c.ev_step_kwh, 0.0), 0.0), room
+        )
         ev_req = np.minimum(np.maximum(pl.p_ev_kw[:, j], ev_guard), room)
 
         # batteries: the planned power (the battery's own limits apply in the physics)
@@ -619,7 +727,9 @@ class PerformanceContract(Contract):
             "performance_safety_margin": terms.safety_margin,
             "performance_limit_rows": list(self.grid.names) if len(sig) else [],
             "performance_limit_rows_in_lp": (
-                [n for n, a in zip(self.grid.names, self.alloc.limits.active, strict=True) if a] if len(sig) else []
+                [n for n, a in zip(self.grid.names, self.alloc.limits.active, strict=True) if a]
+                if len(sig)
+                else []
             ),
             "performance_limits_screened_out": len(self.grid.screened_out),
             "performance_replans": st.replans,
@@ -638,23 +748,27 @@ class PerformanceContract(Contract):
         net = lg["p_net_kw"][rep][:, sig]
         excess = np.where(np.isnan(band), 0.0, np.maximum(net - band, 0.0))
         excess[excess < 1e-6] = 0.0
-        out.update({
-            "performance_band_excess_steps": int((excess > 0).any(axis=1).sum()),
-            "performance_band_excess_kwh": float(excess.sum() * DT_H),
-            "performance_band_excess_max_kw": float(excess.max(initial=0.0)),
-            "performance_band_excess_households": int((excess > 0).any(axis=0).sum()),
-        })
+        out.update(
+            {
+                "performance_band_excess_steps": int((excess > 0).any(axis=1).sum()),
+                "performance_band_excess_kwh": float(excess.sum() * DT_H),
+                "performance_band_excess_max_kw": float(excess.max(initial=0.0)),
+                "performance_band_excess_households": int((excess > 0).any(axis=0).sum()),
+            }
+        )
         out.update(self._service_report(model))
-        out.update({
-            "performance_setup_s": round(self.setup_s, 4),
-            "performance_replan_s": round(st.replan_s, 4),
-            "performance_dispatch_s": round(st.dispatch_s, 4),
-            "performance_highs_s": round(st.highs_s + st.hems_highs_s, 4),
-            "performance_solve_wall_s": round(st.solve_wall_s + st.hems_wall_s, 4),
-            "performance_simplex_iterations": st.iterations,
-            "performance_lp_columns": self.alloc.lp.n_cols if len(sig) else 0,
-            "performance_lp_rows": self.alloc.lp.n_rows if len(sig) else 0,
-        })
+        out.update(
+            {
+                "performance_setup_s": round(self.setup_s, 4),
+                "performance_replan_s": round(st.replan_s, 4),
+                "performance_dispatch_s": round(st.dispatch_s, 4),
+                "performance_highs_s": round(st.highs_s + st.hems_highs_s, 4),
+                "performance_solve_wall_s": round(st.solve_wall_s + st.hems_wall_s, 4),
+                "performance_simplex_iterations": st.iterations,
+                "performance_lp_columns": self.alloc.lp.n_cols if len(sig) else 0,
+                "performance_lp_rows": self.alloc.lp.n_rows if len(sig) else 0,
+            }
+        )
         return out
 
     def _service_report(self, model: FeederModel) -> dict[str, Any]:
@@ -672,21 +786,43 @@ class PerformanceContract(Contract):
             n_comfort += 1
             if len(details) < DETAIL_MAX:
                 step = int(np.argmax(cold[:, h]))
-                details.append({"household": int(h), "term": "comfort", "step": step + model.window.n_warmup_steps,
-                                "amount": round(float(cold[step, h]), 4), "unit": "K below the band"})
-        short = ev_deadline_shortfall_kwh(lg["ev_soc_kwh"][rep], model.exo.trips.home[rep], f,
-                                          self.terms.ev_range_km, self.terms.ev_deadline_h)
+                details.append(
+                    {
+                        "household": int(h),
+                        "term": "comfort",
+                        "step": step + model.window.n_warmup_steps,
+                        "amount": round(float(cold[step, h]), 4),
+                        "unit": "K below the band",
+                    }
+                )
+        short = ev_deadline_shortfall_kwh(
+            lg["ev_soc_kwh"][rep],
+            model.exo.trips.home[rep],
+            f,
+            self.terms.ev_range_km,
+            self.terms.ev_deadline_h,
+        )
         short[short < 1e-6] = 0.0
         short[:, ~self.signed] = 0.0
         days, hh = np.nonzero(short > 0)
         for d, h in zip(days, hh, strict=True):
             if len(details) < DETAIL_MAX:
-                details.append({"household": int(h), "term": "ev_range", "day": int(d),
-                                "amount": round(float(short[d, h]), 4), "unit": "kWh short at the deadline"})
+                details.append(
+                    {
+                        "household": int(h),
+                        "term": "ev_range",
+                        "day": int(d),
+                        "amount": round(float(short[d, h]), 4),
+                        "unit": "kWh short at the deadline",
+                    }
+                )
         if n_comfort or len(days):
-            log.warning("performance: service levels missed in the simulated result: %d household(s) below "
-                        "the comfort band, %d EV deadline(s) short; see performance_service_detail",
-                        n_comfort, len(days))
+            log.warning(
+                "performance: service levels missed in the simulated result: %d household(s) below "
+                "the comfort band, %d EV deadline(s) short; see performance_service_detail",
+                n_comfort,
+                len(days),
+            )
         return {
             "performance_comfort_households_missed": n_comfort,
             "performance_ev_deadlines_missed": int(len(days)),
@@ -699,4 +835,6 @@ def _expected_ev_kw(model: FeederModel, k: int, p_req_kw: np.ndarray) -> np.ndar
     f, s, x = model.fleet, model.state, model.exo
     soc = np.maximum(s.ev_soc_kwh - x.trips.trip_kwh[k], 0.0)
     headroom = np.maximum(f.ev_capacity_kwh - soc, 0.0) / (CHARGE_EFFICIENCY * DT_H)
-    return np.where(x.trips.home[k], np.clip(p_req_kw, 0.0, np.minimum(f.ev_p_max_kw, headroom)), 0.0)
+    return np.where(
+        x.trips.home[k], np.clip(p_req_kw, 0.0, np.minimum(f.ev_p_max_kw, headroom)), 0.0
+    )

@@ -54,7 +54,9 @@ class FeederLimits:
     coef: np.ndarray
     sign: np.ndarray
     names: tuple[str, ...]
-    lazy: np.ndarray | None = None  # (R,) rows handed to the solver only once a plan would violate them
+    lazy: np.ndarray | None = (
+        None  # (R,) rows handed to the solver only once a plan would violate them
+    )
 
     @classmethod
     def transformer_only(cls, n: int) -> FeederLimits:
@@ -97,11 +99,19 @@ def _solve(lp: PersistentLP) -> SolveStats:
     try:
         return lp.solve()
     except Exception as err:  # noqa: BLE001 - any solver failure -> reported fallback
-        return SolveStats(ok=False, status=f"error: {err}", objective=float("nan"), highs_s=0.0,
-                          solve_wall_s=0.0, iterations=0)
+        return SolveStats(
+            ok=False,
+            status=f"error: {err}",
+            objective=float("nan"),
+            highs_s=0.0,
+            solve_wall_s=0.0,
+            iterations=0,
+        )
 
 
-def _solve_lazy(lp: PersistentLP, limits: LimitBlock, read_flex: Any, max_rounds: int = 5) -> SolveStats:
+def _solve_lazy(
+    lp: PersistentLP, limits: LimitBlock, read_flex: Any, max_rounds: int = 5
+) -> SolveStats:
     """Solve; while the solution violates a lazy limit row, hand it to the solver and re-solve."""
     total = None
     for _ in range(max_rounds):
@@ -137,16 +147,32 @@ class CentralAllocation:
         HiGHS settings.
     """
 
-    def __init__(self, dev: DeviceSet, horizon: Horizon, limits: FeederLimits, weights: Weights,
-                 options: SolverOptions) -> None:
+    def __init__(
+        self,
+        dev: DeviceSet,
+        horizon: Horizon,
+        limits: FeederLimits,
+        weights: Weights,
+        options: SolverOptions,
+    ) -> None:
         t0 = time.perf_counter()
         m = pyo.ConcreteModel(name="central_allocation")
         m.devices = pyo.Block()
         m.grid = pyo.Block()
         self.devices = DeviceBlock(m.devices, dev, horizon, weights)
-        self.limits = LimitBlock(m.grid, self.devices.household_terms, dev.n, horizon, limits.coef,
-                                 limits.sign, weights, limits.lazy)
-        m.objective = pyo.Objective(expr=self.devices.objective + self.limits.objective, sense=pyo.minimize)
+        self.limits = LimitBlock(
+            m.grid,
+            self.devices.household_terms,
+            dev.n,
+            horizon,
+            limits.coef,
+            limits.sign,
+            weights,
+            limits.lazy,
+        )
+        m.objective = pyo.Objective(
+            expr=self.devices.objective + self.limits.objective, sense=pyo.minimize
+        )
         self.build_s = time.perf_counter() - t0
         self.lp = PersistentLP(m, options)
         self.devices.bind(self.lp)
@@ -172,16 +198,32 @@ class EnvelopeAllocation:
     receives device states or device models.
     """
 
-    def __init__(self, n: int, horizon: Horizon, limits: FeederLimits, weights: Weights,
-                 options: SolverOptions) -> None:
+    def __init__(
+        self,
+        n: int,
+        horizon: Horizon,
+        limits: FeederLimits,
+        weights: Weights,
+        options: SolverOptions,
+    ) -> None:
         t0 = time.perf_counter()
         m = pyo.ConcreteModel(name="envelope_allocation")
         m.households = pyo.Block()
         m.grid = pyo.Block()
         self.households = EnvelopeBlock(m.households, n, horizon, weights)
-        self.limits = LimitBlock(m.grid, self.households.household_terms, n, horizon, limits.coef,
-                                 limits.sign, weights, limits.lazy)
-        m.objective = pyo.Objective(expr=self.households.objective + self.limits.objective, sense=pyo.minimize)
+        self.limits = LimitBlock(
+            m.grid,
+            self.households.household_terms,
+            n,
+            horizon,
+            limits.coef,
+            limits.sign,
+            weights,
+            limits.lazy,
+        )
+        m.objective = pyo.Objective(
+            expr=self.households.objective + self.limits.objective, sense=pyo.minimize
+        )
         self.build_s = time.perf_counter() - t0
         self.lp = PersistentLP(m, options)
         self.households.bind(self.lp)
@@ -208,7 +250,9 @@ class HemsPlanning:
     (``Weights.band_excess_kwh``): the band binds unless a service level needs more.
     """
 
-    def __init__(self, dev: DeviceSet, horizon: Horizon, weights: Weights, options: SolverOptions) -> None:
+    def __init__(
+        self, dev: DeviceSet, horizon: Horizon, weights: Weights, options: SolverOptions
+    ) -> None:
         t0 = time.perf_counter()
         n_per = horizon.n_periods
         dt = horizon.dt_h
@@ -223,11 +267,17 @@ class HemsPlanning:
         terms = self.devices.household_terms
         m.band = pyo.Constraint(
             m.FJ,
-            rule=lambda m, f, j: pyo.quicksum(c * v for c, v in terms(int(flex[f]), j)) - m.excess[f, j]
-            <= m.band_rhs[f, j],
+            rule=lambda m, f, j: (
+                pyo.quicksum(c * v for c, v in terms(int(flex[f]), j)) - m.excess[f, j]
+                <= m.band_rhs[f, j]
+            ),
         )
         excess = pyo.quicksum(
-            [weights.band_excess_kwh * float(dt[j]) * m.excess[f, j] for f in range(len(flex)) for j in range(n_per)],
+            [
+                weights.band_excess_kwh * float(dt[j]) * m.excess[f, j]
+                for f in range(len(flex))
+                for j in range(n_per)
+            ],
             linear=True,
         )
         m.objective = pyo.Objective(expr=self.devices.objective + excess, sense=pyo.minimize)
@@ -240,7 +290,9 @@ class HemsPlanning:
         self.model = m
         self.n = dev.n
 
-    def plan(self, inp: DeviceInputs, band_flex_kw: np.ndarray) -> tuple[SolveStats, DevicePlan | None, np.ndarray | None]:
+    def plan(
+        self, inp: DeviceInputs, band_flex_kw: np.ndarray
+    ) -> tuple[SolveStats, DevicePlan | None, np.ndarray | None]:
         """Plan the devices with ``band_flex_kw`` ``(n, N)`` controllable load allowed.
 
         Returns ``(stats, plan, excess_kw (n, N))``; plan and excess are None on failure.

@@ -94,8 +94,12 @@ class DeviceBlock:
         boil_coef = -(1.0 - a_per) * r[:, None]
 
         def thermal(b: pyo.Block, i: int, j: int) -> Any:
-            e = (b.warm[i, j + 1] - b.cold[i, j + 1] - float(a_per[i, j]) * (b.warm[i, j] - b.cold[i, j])
-                 + b.hp_coef[i, j] * b.p_hp[i, j])
+            e = (
+                b.warm[i, j + 1]
+                - b.cold[i, j + 1]
+                - float(a_per[i, j]) * (b.warm[i, j] - b.cold[i, j])
+                + b.hp_coef[i, j] * b.p_hp[i, j]
+            )
             if i in is_hy:
                 e += float(boil_coef[i, j]) * b.q_boil[i, j]
             return e == b.th_rhs[i, j]
@@ -114,8 +118,10 @@ class DeviceBlock:
         ev_gain = CHARGE_EFFICIENCY * dt
         b.ev_balance = pyo.Constraint(
             b.EVJ,
-            rule=lambda b, e, j: b.ev_soc[e, j + 1] - b.ev_soc[e, j] - float(ev_gain[j]) * b.p_ev[e, j]
-            == b.ev_rhs[e, j],
+            rule=lambda b, e, j: (
+                b.ev_soc[e, j + 1] - b.ev_soc[e, j] - float(ev_gain[j]) * b.p_ev[e, j]
+                == b.ev_rhs[e, j]
+            ),
         )
 
         # --- batteries ------------------------------------------------------------------------
@@ -130,23 +136,40 @@ class DeviceBlock:
         eta = dev.bat_eta
         b.bat_balance = pyo.Constraint(
             b.BATJ,
-            rule=lambda b, k, j: b.bat_soc[k, j + 1] - b.bat_soc[k, j]
-            - float(eta[k] * dt[j]) * b.ch[k, j] + float(dt[j] / eta[k]) * b.dis[k, j] == 0.0,
+            rule=lambda b, k, j: (
+                b.bat_soc[k, j + 1]
+                - b.bat_soc[k, j]
+                - float(eta[k] * dt[j]) * b.ch[k, j]
+                + float(dt[j] / eta[k]) * b.dis[k, j]
+                == 0.0
+            ),
         )
 
         # --- objective terms --------------------------------------------------------------------
         # states 1..N weigh with the length of the period that ends in them
-        hp_terms = [w.hp_kwh * float(dt[j]) * b.p_hp[i, j] for i in range(dev.n_hp) for j in range(n_per)]
+        hp_terms = [
+            w.hp_kwh * float(dt[j]) * b.p_hp[i, j] for i in range(dev.n_hp) for j in range(n_per)
+        ]
         th_terms = [
             float(dt[s - 1]) * (w.cold_kh * b.cold[i, s] + w.warm_kh * b.warm[i, s])
-            for i in range(dev.n_hp) for s in range(1, n_per + 1)
+            for i in range(dev.n_hp)
+            for s in range(1, n_per + 1)
         ]
         gas = [w.gas_kwh * float(dt[j]) * b.q_boil[i, j] for i in hy.tolist() for j in range(n_per)]
-        ev_terms = [-w.ev_soc_kwh_h * float(dt[s - 1]) * b.ev_soc[e, s]
-                    for e in range(dev.n_ev) for s in range(1, n_per + 1)]
+        ev_terms = [
+            -w.ev_soc_kwh_h * float(dt[s - 1]) * b.ev_soc[e, s]
+            for e in range(dev.n_ev)
+            for s in range(1, n_per + 1)
+        ]
         bat_terms = [
-            w.bat_cycle_kwh * float(dt[j]) * (b.ch[k, j] + b.dis[k, j]) for k in range(dev.n_bat) for j in range(n_per)
-        ] + [-w.bat_soc_kwh_h * float(dt[s - 1]) * b.bat_soc[k, s] for k in range(dev.n_bat) for s in range(1, n_per + 1)]
+            w.bat_cycle_kwh * float(dt[j]) * (b.ch[k, j] + b.dis[k, j])
+            for k in range(dev.n_bat)
+            for j in range(n_per)
+        ] + [
+            -w.bat_soc_kwh_h * float(dt[s - 1]) * b.bat_soc[k, s]
+            for k in range(dev.n_bat)
+            for s in range(1, n_per + 1)
+        ]
         self.objective = pyo.quicksum(hp_terms + th_terms + gas + ev_terms + bat_terms)
 
         # per household: its controllable load terms (coefficient, var-getter) at period j
@@ -189,9 +212,9 @@ class DeviceBlock:
         lp.bind(b.bat_soc_ub, bat_s, "col_ub", var=b.bat_soc)
         self._cols = {
             "p_hp": lp.cols(b.p_hp, hp_j).reshape(dev.n_hp, n_per),
-            "q_boil": lp.cols(b.q_boil, [(i, j) for i in dev.hybrid_pos.tolist() for j in range(n_per)]).reshape(
-                len(dev.hybrid_pos), n_per
-            ),
+            "q_boil": lp.cols(
+                b.q_boil, [(i, j) for i in dev.hybrid_pos.tolist() for j in range(n_per)]
+            ).reshape(len(dev.hybrid_pos), n_per),
             "warm": lp.cols(b.warm, hp_s).reshape(dev.n_hp, n_per + 1),
             "cold": lp.cols(b.cold, hp_s).reshape(dev.n_hp, n_per + 1),
             "p_ev": lp.cols(b.p_ev, ev_j).reshape(dev.n_ev, n_per),
@@ -214,17 +237,27 @@ class DeviceBlock:
         cold_lb = np.zeros((dev.n_hp, n_per + 1))
         cold_lb[:, :1] = np.maximum(-d0, 0.0)
         lp.push(b.warm_lb, warm_lb)
-        lp.push(b.warm_ub, np.concatenate([np.maximum(d0, 0.0), np.maximum(inp.d_hi_k, 0.0)], axis=1))
+        lp.push(
+            b.warm_ub, np.concatenate([np.maximum(d0, 0.0), np.maximum(inp.d_hi_k, 0.0)], axis=1)
+        )
         lp.push(b.cold_lb, cold_lb)
-        lp.push(b.cold_ub, np.concatenate([np.maximum(-d0, 0.0), np.maximum(-inp.d_lo_k, 0.0)], axis=1))
+        lp.push(
+            b.cold_ub, np.concatenate([np.maximum(-d0, 0.0), np.maximum(-inp.d_lo_k, 0.0)], axis=1)
+        )
         lp.push(b.ev_p_max, inp.ev_p_max_kw)
         lp.push(b.ev_rhs, -inp.ev_trip_kwh)
         soc0 = inp.ev_soc0_kwh[:, None]
         lp.push(b.ev_soc_lb, np.concatenate([soc0, inp.ev_soc_min_kwh], axis=1))
-        lp.push(b.ev_soc_ub, np.concatenate([soc0, np.repeat(dev.ev_capacity_kwh[:, None], n_per, 1)], axis=1))
+        lp.push(
+            b.ev_soc_ub,
+            np.concatenate([soc0, np.repeat(dev.ev_capacity_kwh[:, None], n_per, 1)], axis=1),
+        )
         bsoc0 = inp.bat_soc0_kwh[:, None]
         lp.push(b.bat_soc_lb, np.concatenate([bsoc0, np.zeros((dev.n_bat, n_per))], axis=1))
-        lp.push(b.bat_soc_ub, np.concatenate([bsoc0, np.repeat(dev.bat_capacity_kwh[:, None], n_per, 1)], axis=1))
+        lp.push(
+            b.bat_soc_ub,
+            np.concatenate([bsoc0, np.repeat(dev.bat_capacity_kwh[:, None], n_per, 1)], axis=1),
+        )
 
     def read(self, lp: PersistentLP) -> DevicePlan:
         """The last solution as numpy arrays."""
@@ -276,14 +309,21 @@ class EnvelopeBlock:
         b.xn = pyo.Var(b.HJ, bounds=lambda b, h, j: (b.xn_lb[h, j], b.xn_ub[h, j]))
         b.e = pyo.Var(b.HS, bounds=lambda b, h, s: (b.e_min[h, s], b.e_max[h, s]))
         b.energy = pyo.Constraint(
-            b.HJ, rule=lambda b, h, j: b.e[h, j + 1] - b.e[h, j] - float(dt[j]) * (b.xp[h, j] - b.xn[h, j]) == 0.0
+            b.HJ,
+            rule=lambda b, h, j: (
+                b.e[h, j + 1] - b.e[h, j] - float(dt[j]) * (b.xp[h, j] - b.xn[h, j]) == 0.0
+            ),
         )
         # a generous DSO: allocate what households can use, earlier rather than later; feed-in
         # (a battery discharging) only where it lowers the peak
         pref = w.alloc_kwh * dt * np.linspace(1.0, 0.5, n_per)
         self.objective = pyo.quicksum(
-            [-float(pref[j]) * b.xp[h, j] + (float(pref[j]) + w.bat_cycle_kwh * float(dt[j])) * b.xn[h, j]
-             for h in range(n) for j in range(n_per)]
+            [
+                -float(pref[j]) * b.xp[h, j]
+                + (float(pref[j]) + w.bat_cycle_kwh * float(dt[j])) * b.xn[h, j]
+                for h in range(n)
+                for j in range(n_per)
+            ]
         )
 
     def household_terms(self, h: int, j: int) -> list[tuple[float, pyo.Var]]:
@@ -340,8 +380,17 @@ class LimitBlock:
         ``(R,)`` +1 (import direction) or -1 (export direction).
     """
 
-    def __init__(self, m: pyo.Block, terms: Any, n: int, horizon: Horizon, coef: np.ndarray,
-                 sign: np.ndarray, w: Weights, lazy: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        m: pyo.Block,
+        terms: Any,
+        n: int,
+        horizon: Horizon,
+        coef: np.ndarray,
+        sign: np.ndarray,
+        w: Weights,
+        lazy: np.ndarray | None = None,
+    ) -> None:
         self.horizon, self.n_rows = horizon, len(coef)
         self.coef = np.asarray(coef, dtype=float)
         self.sign = np.asarray(sign, dtype=float)
@@ -370,8 +419,11 @@ class LimitBlock:
             if ones[r]:
                 flow = b.total[j]
             else:
-                flow = pyo.quicksum(float(coef[r, h]) * c * v for h in np.flatnonzero(coef[r]).tolist()
-                                    for c, v in per_h[h][j])
+                flow = pyo.quicksum(
+                    float(coef[r, h]) * c * v
+                    for h in np.flatnonzero(coef[r]).tolist()
+                    for c, v in per_h[h][j]
+                )
             return float(sign[r]) * flow - b.over[r, j] <= b.rhs[r, j]
 
         b.limit = pyo.Constraint(b.RJ, rule=limit)
@@ -386,12 +438,22 @@ class LimitBlock:
         b.peak_def = pyo.Constraint(b.J, rule=lambda b, j: b.total[j] - b.peak <= b.peak_rhs[j])
         self.objective = w.peak_kw * b.peak + pyo.quicksum(
             [w.over_kw * b.over_max[r] for r in range(len(coef))]
-            + [w.over_kwh * float(dt[j]) * b.over[r, j] for r in range(len(coef)) for j in range(n_per)]
+            + [
+                w.over_kwh * float(dt[j]) * b.over[r, j]
+                for r in range(len(coef))
+                for j in range(n_per)
+            ]
         )
 
     def _bind_row(self, lp: PersistentLP, r: int) -> None:
         n_per = self.horizon.n_periods
-        lp.bind(self.b.rhs, [(r, j) for j in range(n_per)], "row_ub", con=self.b.limit, key=f"limit rhs {r}")
+        lp.bind(
+            self.b.rhs,
+            [(r, j) for j in range(n_per)],
+            "row_ub",
+            con=self.b.limit,
+            key=f"limit rhs {r}",
+        )
 
     def bind(self, lp: PersistentLP) -> None:
         b, n_per = self.b, self.horizon.n_periods
@@ -411,7 +473,10 @@ class LimitBlock:
         for r in np.asarray(rows).tolist():
             if self.active[r]:
                 continue
-            lp.add_constraints([self.b.limit[r, j] for j in range(n_per)] + [self.b.over_cap[r, j] for j in range(n_per)])
+            lp.add_constraints(
+                [self.b.limit[r, j] for j in range(n_per)]
+                + [self.b.over_cap[r, j] for j in range(n_per)]
+            )
             self._bind_row(lp, r)
             self.active[r] = True
             lp.push(self.b.rhs, self._rhs[r], key=f"limit rhs {r}")
@@ -422,7 +487,9 @@ class LimitBlock:
         bad = np.any(flow > self._rhs + tol_kw, axis=1)
         return np.flatnonzero(bad & ~self.active)
 
-    def push(self, lp: PersistentLP, rhs_kw: np.ndarray, inflexible_kw: np.ndarray, sunk_peak_kw: float) -> None:
+    def push(
+        self, lp: PersistentLP, rhs_kw: np.ndarray, inflexible_kw: np.ndarray, sunk_peak_kw: float
+    ) -> None:
         b = self.b
         self._rhs = np.asarray(rhs_kw, dtype=float).copy()
         for r in np.flatnonzero(self.active).tolist():

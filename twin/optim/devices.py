@@ -181,8 +181,13 @@ class Relaxation:
     cause: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"household": self.household, "term": self.term, "step": self.step,
-                "amount": round(self.amount, 4), "cause": self.cause}
+        return {
+            "household": self.household,
+            "term": self.term,
+            "step": self.step,
+            "amount": round(self.amount, 4),
+            "cause": self.cause,
+        }
 
 
 @dataclass
@@ -284,8 +289,15 @@ def device_inputs(
     short = -dev.comfort_band_k - d_lo
     for i, j in zip(*np.nonzero(short > 1e-6), strict=True):
         cause = "starts below the band" if d0[i] < -dev.comfort_band_k else "heat pump too small"
-        relax.append(Relaxation(int(dev.households[hp[i]]), "comfort",
-                                k0 + int(horizon.state_step[j + 1]), float(short[i, j]), cause))
+        relax.append(
+            Relaxation(
+                int(dev.households[hp[i]]),
+                "comfort",
+                k0 + int(horizon.state_step[j + 1]),
+                float(short[i, j]),
+                cause,
+            )
+        )
 
     # --- EV ---------------------------------------------------------------------------------
     ev = dev.ev
@@ -293,7 +305,9 @@ def device_inputs(
     home_f = fc.trips.home[: n_steps + 1, ev].T  # (n_ev, n_steps + 1)
     home_all = horizon.all(fc.trips.home[:, ev]).T
     p_ub = dev.ev_p_max_kw[:, None] * home_all
-    trip = horizon.sum(trips_at_departure(fc.trips.trip_kwh[:, ev], fc.trips.departure[:, ev])[:n_steps]).T
+    trip = horizon.sum(
+        trips_at_departure(fc.trips.trip_kwh[:, ev], fc.trips.departure[:, ev])[:n_steps]
+    ).T
     soc0 = ev_soc_kwh[ev].copy()
     cap = dev.ev_capacity_kwh
     step_kwh = CHARGE_EFFICIENCY * p_ub * horizon.dt_h[None, :]
@@ -315,9 +329,15 @@ def device_inputs(
         soc_min[:, sig - 1] = np.maximum(soc_min[:, sig - 1], np.minimum(need, soc_max[:, sig]))
         gap = np.where(present, dev.ev_need_kwh - soc_max[:, sig], 0.0)
         for e in np.flatnonzero(gap > 1e-6):
-            relax.append(Relaxation(int(dev.households[ev[e]]), "ev_range",
-                                    k0 + int(horizon.state_step[sig]), float(gap[e]),
-                                    "cannot charge enough in time at full power"))
+            relax.append(
+                Relaxation(
+                    int(dev.households[ev[e]]),
+                    "ev_range",
+                    k0 + int(horizon.state_step[sig]),
+                    float(gap[e]),
+                    "cannot charge enough in time at full power",
+                )
+            )
 
     # --- households' inflexible load ----------------------------------------------------------
     p_inflex = horizon.mean(fc.p_base_kw - fc.p_pv_kw).T

@@ -72,7 +72,9 @@ class FlexibilityEnvelope:
                 raise ValueError(f"{name} must be {(n, n_per + 1)}")
 
 
-def fixed_profile(env: FlexibilityEnvelope, rows: np.ndarray, p_kw: np.ndarray, dt_h: np.ndarray) -> FlexibilityEnvelope:
+def fixed_profile(
+    env: FlexibilityEnvelope, rows: np.ndarray, p_kw: np.ndarray, dt_h: np.ndarray
+) -> FlexibilityEnvelope:
     """``env`` with households ``rows`` pinned to the load profile ``p_kw`` ``(len(rows), N)``.
 
     A HEMS whose devices cannot follow its allocation answers with the profile it can follow
@@ -81,13 +83,17 @@ def fixed_profile(env: FlexibilityEnvelope, rows: np.ndarray, p_kw: np.ndarray, 
     p_lo, p_hi = env.p_min_kw.copy(), env.p_max_kw.copy()
     e_lo, e_hi = env.e_min_kwh.copy(), env.e_max_kwh.copy()
     p_lo[rows] = p_hi[rows] = p_kw
-    cum = np.concatenate([np.zeros((len(rows), 1)), np.cumsum(p_kw * dt_h[None, :], axis=1)], axis=1)
+    cum = np.concatenate(
+        [np.zeros((len(rows), 1)), np.cumsum(p_kw * dt_h[None, :], axis=1)], axis=1
+    )
     e_lo[rows] = cum - 1e-6
     e_hi[rows] = cum + 1e-6
     return FlexibilityEnvelope(p_min_kw=p_lo, p_max_kw=p_hi, e_min_kwh=e_lo, e_max_kwh=e_hi)
 
 
-def _tighten(lo: np.ndarray, hi: np.ndarray, p_lo: np.ndarray, p_hi: np.ndarray, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _tighten(
+    lo: np.ndarray, hi: np.ndarray, p_lo: np.ndarray, p_hi: np.ndarray, dt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Make cumulative bounds consistent with the power bounds (both directions in time)."""
     lo, hi = lo.copy(), hi.copy()
     lo[:, 0] = hi[:, 0] = 0.0
@@ -102,7 +108,9 @@ def _tighten(lo: np.ndarray, hi: np.ndarray, p_lo: np.ndarray, p_hi: np.ndarray,
     return lo, np.maximum(hi, lo)
 
 
-def _thermal(dev: DeviceSet, inp: DeviceInputs, horizon: Horizon, margin_k: float) -> tuple[np.ndarray, ...]:
+def _thermal(
+    dev: DeviceSet, inp: DeviceInputs, horizon: Horizon, margin_k: float
+) -> tuple[np.ndarray, ...]:
     a_per = thermal_decay(dev, horizon)
     gain = (1.0 - a_per) * dev.r_k_per_kw[:, None] * inp.cop  # K per kW electric
     rhs = inp.th_rhs_k
@@ -115,10 +123,16 @@ def _thermal(dev: DeviceSet, inp: DeviceInputs, horizon: Horizon, margin_k: floa
     p_lazy = np.empty_like(p_hi)
     p_eager = np.empty_like(p_hi)
     for j in range(n_per):
-        lo = np.minimum(floor, a_per[:, j] * lo + rhs[:, j] + gain[:, j] * p_hi[:, j])  # reachable floor
-        p_lazy[:, j] = np.clip((lo - a_per[:, j] * d_lazy - rhs[:, j]) / gain[:, j], 0.0, p_hi[:, j])
+        lo = np.minimum(
+            floor, a_per[:, j] * lo + rhs[:, j] + gain[:, j] * p_hi[:, j]
+        )  # reachable floor
+        p_lazy[:, j] = np.clip(
+            (lo - a_per[:, j] * d_lazy - rhs[:, j]) / gain[:, j], 0.0, p_hi[:, j]
+        )
         d_lazy = a_per[:, j] * d_lazy + rhs[:, j] + gain[:, j] * p_lazy[:, j]
-        p_eager[:, j] = np.clip((ceil - a_per[:, j] * d_eager - rhs[:, j]) / gain[:, j], p_lazy[:, j], p_hi[:, j])
+        p_eager[:, j] = np.clip(
+            (ceil - a_per[:, j] * d_eager - rhs[:, j]) / gain[:, j], p_lazy[:, j], p_hi[:, j]
+        )
         d_eager = a_per[:, j] * d_eager + rhs[:, j] + gain[:, j] * p_eager[:, j]
     dt = horizon.dt_h
     zero = np.zeros((dev.n_hp, 1))
@@ -140,7 +154,9 @@ def _ev(dev: DeviceSet, inp: DeviceInputs, horizon: Horizon) -> tuple[np.ndarray
     return np.zeros_like(p_hi), p_hi, e_lo, e_hi
 
 
-def _battery(dev: DeviceSet, inp: DeviceInputs, horizon: Horizon, reserve_cycles: float) -> tuple[np.ndarray, ...]:
+def _battery(
+    dev: DeviceSet, inp: DeviceInputs, horizon: Horizon, reserve_cycles: float
+) -> tuple[np.ndarray, ...]:
     n_per = horizon.n_periods
     eta = dev.bat_eta
     cap = dev.bat_capacity_kwh
@@ -187,4 +203,6 @@ def household_envelopes(
     ):
         for acc, part in zip((p_lo, p_hi, e_lo, e_hi), parts, strict=True):
             np.add.at(acc, pos, part)
-    return FlexibilityEnvelope(p_min_kw=p_lo, p_max_kw=p_hi, e_min_kwh=e_lo, e_max_kwh=np.maximum(e_hi, e_lo))
+    return FlexibilityEnvelope(
+        p_min_kw=p_lo, p_max_kw=p_hi, e_min_kwh=e_lo, e_max_kwh=np.maximum(e_hi, e_lo)
+    )

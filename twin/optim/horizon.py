@@ -36,7 +36,9 @@ class Horizon:
     @classmethod
     def make(cls, horizon_h: float, fine_h: float, coarse_h: float = 1.0) -> Horizon:
         """``fine_h`` hours of 15-minute periods, then ``coarse_h`` periods up to ``horizon_h``."""
-        return cls.from_segments([(min(fine_h, horizon_h), 0.25), (max(horizon_h - fine_h, 0.0), coarse_h)])
+        return cls.from_segments(
+            [(min(fine_h, horizon_h), 0.25), (max(horizon_h - fine_h, 0.0), coarse_h)]
+        )
 
     @classmethod
     def from_segments(cls, segments: list[tuple[float, float]]) -> Horizon:
@@ -100,4 +102,6 @@ class Horizon:
 
     def all(self, mask: np.ndarray) -> np.ndarray:
         """Whether a per-step boolean holds at every step of each period (axis 0)."""
-        return np.logical_and.reduceat(np.asarray(mask, dtype=bool)[: self.n_steps], self.start_step, axis=0)
+        return np.logical_and.reduceat(
+            np.asarray(mask, dtype=bool)[: self.n_steps], self.start_step, axis=0
+        )

@@ -69,8 +69,16 @@ class GridLimits:
     @classmethod
     def transformer_only(cls, n_load: int, rating_kva: float, margin: float) -> GridLimits:
         """One row: the sum of all loads within the (derated) transformer rating."""
-        return cls(("trafo",), np.ones(1), np.ones((1, n_load)), np.ones((1, n_load)), np.zeros(1),
-                   np.zeros(1), np.array([rating_kva * (1.0 - margin)]), np.ones(1, bool))
+        return cls(
+            ("trafo",),
+            np.ones(1),
+            np.ones((1, n_load)),
+            np.ones((1, n_load)),
+            np.zeros(1),
+            np.zeros(1),
+            np.array([rating_kva * (1.0 - margin)]),
+            np.ones(1, bool),
+        )
 
     @property
     def n_rows(self) -> int:
@@ -79,7 +87,9 @@ class GridLimits:
     def feeder_limits(self, opt_cols: np.ndarray) -> FeederLimits:
         """The LP's coefficients for the optimised households at load columns ``opt_cols``
         (rows other than the transformer's import row are lazy)."""
-        lazy = np.array([not (n.startswith("trafo") and not n.endswith("export")) for n in self.names])
+        lazy = np.array(
+            [not (n.startswith("trafo") and not n.endswith("export")) for n in self.names]
+        )
         return FeederLimits(self.a_p[:, opt_cols].copy(), self.sign.copy(), self.names, lazy)
 
     def rhs(self, p_rest_kw: np.ndarray, q_kvar: np.ndarray) -> np.ndarray:
@@ -132,7 +142,16 @@ def build_grid_limits(
     out: dict[str, str] = {}
     derate = 1.0 - margin
 
-    def add(name: str, sg: float, ap: np.ndarray, aq: np.ndarray, pz: float, qz: float, smax: float, flow: bool) -> None:
+    def add(
+        name: str,
+        sg: float,
+        ap: np.ndarray,
+        aq: np.ndarray,
+        pz: float,
+        qz: float,
+        smax: float,
+        flow: bool,
+    ) -> None:
         names.append(name)
         sign.append(sg)
         a_p.append(ap)
@@ -146,10 +165,27 @@ def build_grid_limits(
     for t in range(len(lin.trafo_index)):
         rating = float(lin.trafo_rating_kva[t]) * derate
         a = lin.A_trafo[t]
-        add(f"trafo {lin.trafo_index[t]}", 1.0, a, a, float(lin.trafo_p0_kw[t]), float(lin.trafo_q0_kvar[t]), rating, True)
+        add(
+            f"trafo {lin.trafo_index[t]}",
+            1.0,
+            a,
+            a,
+            float(lin.trafo_p0_kw[t]),
+            float(lin.trafo_q0_kvar[t]),
+            rating,
+            True,
+        )
         if float(a @ p_worst_export_kw) > rating:
-            add(f"trafo {lin.trafo_index[t]} export", -1.0, a, a, float(lin.trafo_p0_kw[t]),
-                float(lin.trafo_q0_kvar[t]), rating, True)
+            add(
+                f"trafo {lin.trafo_index[t]} export",
+                -1.0,
+                a,
+                a,
+                float(lin.trafo_p0_kw[t]),
+                float(lin.trafo_q0_kvar[t]),
+                rating,
+                True,
+            )
         else:
             out[f"trafo {lin.trafo_index[t]} export"] = "feed-in cannot reach the rating"
     if cables:
@@ -161,10 +197,21 @@ def build_grid_limits(
             down = orient * a  # 0/1: loads downstream of the line
             rating = float(lin.line_rating_kva[k]) * v_min_pu * derate
             name = f"line {lin.line_index[k]}"
-            for sg, worst, label in ((1.0, p_worst_import_kw, ""), (-1.0, p_worst_export_kw, " export")):
+            for sg, worst, label in (
+                (1.0, p_worst_import_kw, ""),
+                (-1.0, p_worst_export_kw, " export"),
+            ):
                 if float(down @ worst) > rating:
-                    add(name + label, sg, down, down, orient * float(lin.line_p0_kw[k]),
-                        orient * float(lin.line_q0_kvar[k]), rating, True)
+                    add(
+                        name + label,
+                        sg,
+                        down,
+                        down,
+                        orient * float(lin.line_p0_kw[k]),
+                        orient * float(lin.line_q0_kvar[k]),
+                        rating,
+                        True,
+                    )
                 else:
                     out[name + label] = "worst case below the rating"
     if voltages:
@@ -176,8 +223,16 @@ def build_grid_limits(
                 continue
             name = f"bus {lin.bus_index[b]} voltage"
             if vm_worst[b] < v_limit_pu + margin * (1.0 - v_limit_pu):
-                add(name, 1.0, -lin.V_p[b] / scale, -lin.V_q[b] / scale, 0.0, 0.0,
-                    (float(lin.vm0_pu[b]) - v_limit_pu) / scale * derate, False)
+                add(
+                    name,
+                    1.0,
+                    -lin.V_p[b] / scale,
+                    -lin.V_q[b] / scale,
+                    0.0,
+                    0.0,
+                    (float(lin.vm0_pu[b]) - v_limit_pu) / scale * derate,
+                    False,
+                )
     if not any(n.startswith("bus") for n in names):
         out["bus voltages"] = "worst case stays above the limit"
     return GridLimits(

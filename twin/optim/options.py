@@ -56,7 +56,6 @@ class Weights:
         return cls(**{k: float(v) for k, v in given.items()})
 
 
-
 @dataclass(frozen=True)
 class SolverOptions:
     """HiGHS settings of a persistent LP.

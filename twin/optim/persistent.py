@@ -177,8 +177,16 @@ class PersistentLP:
         ``"col_lb"`` / ``"col_ub"`` — a bound of ``var[var_index[k]]``; ``"coef"`` — the
         coefficient of ``var[var_index[k]]`` in ``con[con_index[k]]``.
         """
-        rows = self.rows(con, con_index if con_index is not None else index) if con is not None else None
-        cols = self.cols(var, var_index if var_index is not None else index) if var is not None else None
+        rows = (
+            self.rows(con, con_index if con_index is not None else index)
+            if con is not None
+            else None
+        )
+        cols = (
+            self.cols(var, var_index if var_index is not None else index)
+            if var is not None
+            else None
+        )
         self._bindings[key or id(param)] = _Binding(kind, rows, cols, [param[i] for i in index])
 
     def push(self, param: pyo.Param, values: np.ndarray, key: str | None = None) -> None:
@@ -251,7 +259,11 @@ class PersistentLP:
         highs_s, self._run_time_s = run_time - self._run_time_s, run_time
         ok = res.termination_condition == TerminationCondition.optimal
         info = self._highs.getInfo()
-        obj = float(res.best_feasible_objective) if ok and res.best_feasible_objective is not None else float("nan")
+        obj = (
+            float(res.best_feasible_objective)
+            if ok and res.best_feasible_objective is not None
+            else float("nan")
+        )
         return SolveStats(
             ok=ok,
             status=str(res.termination_condition.name),
