@@ -18,9 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from twin.config import validate
 from twin.contracts import make_contract
-from twin.errors import TwinError
 from twin.grid.compliance import grid_kpis
-from twin.grid.feeders import Feeder, FeederError, load_feeder
+from twin.grid.feeders import Feeder, load_feeder
 from twin.grid.powerflow import BatchPowerFlow, PowerFlowResult
 from twin.kpi import household_kpis, per_household_table
 from twin.model import FeederModel, StudyInputs
@@ -111,10 +110,7 @@ def build_inputs(cfg: DictConfig, scenario: Scenario | None = None) -> tuple[Fee
     """Load feeder, weather and scenario (unless given) and cut them to the run's window."""
     window = make_window(cfg.sim.start, cfg.sim.days, cfg.sim.get("warmup_days", 0))
     cache = Path(cfg.paths.cache_dir) / "feeders" if cfg.paths.get("cache_dir") else None
-    try:
-        feeder = load_feeder(str(cfg.grid.name), cache_dir=cache)
-    except FeederError as err:
-        raise TwinError(str(err)) from None
+    feeder = load_feeder(str(cfg.grid.name), cache_dir=cache)  # FeederError is a TwinError
     weather = load_weather(cfg.weather.source, cfg.weather.region, cfg.weather.get("csv"))
     scenario = scenario or load_scenario(str(cfg.scenario.name))
     rows, cols = window.sim_year_index, feeder.household_cols

@@ -58,6 +58,8 @@ import pandapower as pp
 import pandas as pd
 from pandapower.auxiliary import pandapowerNet
 
+from twin.errors import TwinError
+
 __all__ = [
     "DEFAULT_FEEDER",
     "HOUSEHOLD_COS_PHI",
@@ -85,7 +87,7 @@ _SIMBENCH_LV_CODE = re.compile(r"^1-LV-(rural[123]|semiurb[45]|urban6)--[012]-(s
 _FEB29_START = 59 * 96  # first 15-min step of Feb 29 in a leap year
 
 
-class FeederError(ValueError):
+class FeederError(TwinError):
     """A feeder spec or file cannot be turned into a usable feeder (one-line message)."""
 
 
