@@ -42,7 +42,7 @@ def child(case: str, mode: str) -> dict:
 
     logging.basicConfig(level=logging.ERROR)
     from twin.config import compose
-    from twin.run import run
+    from twin.pipeline import run
 
     t_imported = time.perf_counter()
     contract = (

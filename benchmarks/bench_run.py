@@ -4,7 +4,7 @@
 
 Prints, for each period, the whole-process wall time of the ``twin`` command (imports, inputs,
 simulation, AC power flow, KPIs, files and figures) and peak memory, and the in-process
-stages of ``twin.run`` (from ``timings.json``). Not part of the test run.
+stages of ``twin.pipeline.run`` (from ``timings.json``). Not part of the test run.
 """
 
 from __future__ import annotations

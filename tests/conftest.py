@@ -33,7 +33,7 @@ def repo_dir() -> Path:
 def day_result():
     """One day of the embedded default (feeder, scenario, firm contract), seed 42."""
     from twin.config import compose
-    from twin.run import run
+    from twin.pipeline import run
 
     return run(compose(["sim=day", "output.progress=false"]))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from twin.config import CONFIG_DIR, compose, validate
-from twin.run import run
+from twin.pipeline import run
 from twin.scenario import SCENARIO_DIR
 
 GROUPS = {

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from twin.config import compose
-from twin.run import run
+from twin.pipeline import run
 from twin.timegrid import DT_H
 
 
@@ -103,3 +103,16 @@ def test_bad_input_gives_one_line_error_and_nonzero_exit(
     assert len(err) == 1 and needle in err[0], proc.stderr
     assert "Traceback" not in proc.stderr
     assert not list(tmp_path.rglob("DONE"))
+
+
+def test_python_api_as_documented(tmp_path):
+    """The README's notebook example: ``twin.compose`` + ``twin.run`` (twice) + ``write``."""
+    import twin
+
+    cfg = twin.compose(["sim=day", "seed=3", "output.progress=false", "output.figures=false"])
+    first = twin.run(cfg)
+    again = twin.run(cfg)  # twin.run stays the function after the pipeline module is imported
+    assert isinstance(first, twin.RunResult)
+    assert first.kpis == again.kpis
+    assert len(first.households_frame()) == 96 * first.kpis["households"]
+    assert (first.write(tmp_path / "r") / "DONE").exists()

@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 
 from twin.config import compose
 from twin.hosting import electrified, search_contract, summarise, violation
-from twin.run import run
+from twin.pipeline import run
 from twin.scenario import load_scenario
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from twin.config import compose
-from twin.run import run
+from twin.pipeline import run
 
 
 @pytest.fixture(scope="module")

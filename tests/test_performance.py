@@ -189,7 +189,7 @@ def test_households_that_did_not_sign_behave_as_firm(firm):
 
 
 def test_pipeline_runs_on_the_default_feeder_with_grid_limits():
-    from twin.run import run
+    from twin.pipeline import run
 
     r = run(
         compose(["sim=day", "sim.warmup_days=1", "output.progress=false", "contract=performance"])

@@ -25,7 +25,8 @@ def __getattr__(name):  # lazy: keep `import twin` cheap for the CLI's --help
 
         return compose
     if name in {"run", "RunResult"}:
-        from twin import run as _run
+        # the pipeline lives in twin.pipeline (a module named twin.run would shadow the function)
+        from twin import pipeline
 
-        return getattr(_run, name)
+        return getattr(pipeline, name)
     raise AttributeError(name)

@@ -76,8 +76,8 @@ def _output_dir() -> Path:
 
 
 def _single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    from twin.pipeline import config_to_yaml, run
     from twin.results import is_complete
-    from twin.run import config_to_yaml, run
 
     if is_complete(out_dir) and (out_dir / "config.yaml").read_text() == config_to_yaml(cfg):
         # a re-run of a sweep into the same folder: this run is already complete

@@ -99,7 +99,7 @@ class Comparison:
 
 def run_contract(cfg: DictConfig) -> ContractOutcome:
     """Run one contract's composed config and keep what the comparison needs."""
-    from twin.run import run
+    from twin.pipeline import run
 
     t0 = time.perf_counter()
     result = run(cfg, progress=False)
@@ -210,7 +210,7 @@ def compare_study(configs: dict[str, DictConfig], baseline: str = "firm") -> Com
         raise TwinError(
             f"study.baseline={baseline!r} is not among study.contracts={list(configs)}: add it"
         )
-    from twin.run import build_inputs
+    from twin.pipeline import build_inputs
 
     build_inputs(next(iter(configs.values())))  # load the feeder once: run times compare contracts
     return compare_outcomes([run_contract(cfg) for cfg in configs.values()], baseline)

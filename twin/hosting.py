@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from twin.run import run
+from twin.pipeline import run
 from twin.scenario import Scenario, load_scenario, with_adoption
 
 log = logging.getLogger("twin")
@@ -62,7 +62,7 @@ def electrified(scenario: Scenario, share: float) -> Scenario:
 
 def search_contract(cfg: DictConfig, limits: Any, curve_points: int = 5) -> list[HostingPoint]:
     """Bisection over the number of electrified households for the contract in ``cfg``."""
-    from twin.run import build_inputs
+    from twin.pipeline import build_inputs
 
     base = load_scenario(str(cfg.scenario.name))
     n_households = build_inputs(cfg, base)[1].p_base_kw.shape[1]

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 if TYPE_CHECKING:
-    from twin.run import RunResult
+    from twin.pipeline import RunResult
 
 
 def _save(fig, path: Path) -> None:

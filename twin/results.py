@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import OmegaConf
 
 if TYPE_CHECKING:
-    from twin.run import RunResult
+    from twin.pipeline import RunResult
 
 DONE = "DONE"
 

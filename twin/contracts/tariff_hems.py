@@ -247,7 +247,7 @@ class TariffHemsContract(Contract):
         if tariff is None:
             raise TwinError(
                 f"contract={self.name} plans against the run's tariff, but the run has none: "
-                "give the study inputs a tariff (twin.run.build_inputs does)"
+                "give the study inputs a tariff (twin.pipeline.build_inputs does)"
             )
         if tariff.name != terms.tariff:
             raise TwinError(
