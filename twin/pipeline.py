@@ -7,6 +7,7 @@ batch AC power flow over every step → KPIs. :meth:`RunResult.write` puts it on
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,7 +171,9 @@ def run(
     q_load = feeder.load_q_kvar[rows].copy()
     cols = feeder.household_cols
     p_load[:, cols] = log_["p_net_kw"]  # devices run at unity power factor: q stays the base load's
-    grid = BatchPowerFlow(feeder.net).run(p_load, q_load)
+    # all cores, or the ones a Slurm task was given (0 = hardware concurrency)
+    threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0)
+    grid = BatchPowerFlow(feeder.net, threads=threads).run(p_load, q_load)
     timings["powerflow"] = time.perf_counter() - t0
 
     kpis: dict[str, Any] = {
