@@ -47,6 +47,22 @@ def ev_deadline_shortfall_kwh(
     return np.where(at_home & fleet.has_ev, short, 0.0)
 
 
+def _spread(name: str, per_household: np.ndarray) -> dict[str, float]:
+    """Median, 90th percentile and worst of a per-household quantity (0 when nobody has it)."""
+    if per_household.size == 0:
+        return {
+            f"{name}_median_household": 0.0,
+            f"{name}_p90_household": 0.0,
+            f"{name}_worst_household": 0.0,
+        }
+    p50, p90 = np.percentile(per_household, [50, 90])
+    return {
+        f"{name}_median_household": float(p50),
+        f"{name}_p90_household": float(p90),
+        f"{name}_worst_household": float(per_household.max()),
+    }
+
+
 def _mean_energy(p_kw: np.ndarray, mask: np.ndarray) -> float:
     """Mean energy (kWh) per household in ``mask`` (0 when the mask is empty)."""
     return float(p_kw[:, mask].sum() * DT_H / mask.sum()) if mask.any() else 0.0
@@ -96,12 +112,14 @@ def household_kpis(
         "ev_public_charging_kwh": float(log["ev_public_kwh"].sum()),
         "heat_from_boilers_kwh": float(log["q_boiler_kw"][:, fleet.has_hp].sum() * DT_H),
         "comfort_kelvin_hours_total": float(kh.sum()),
-        "comfort_kelvin_hours_worst_household": float(kh.max()) if n_h else 0.0,
         "comfort_days_met_share": float(1 - outside_day[:, hp_idx].sum() / n_hp_days)
         if n_hp_days
         else 1.0,
         "ev_shortfall_kwh_total": float(short.sum()),
         "ev_shortfall_kwh_worst_day": float(short.max()) if short.size else 0.0,
+        # spread across households (fairness): heat-pump homes and EV owners respectively
+        **_spread("comfort_kelvin_hours", kh[hp_idx]),
+        **_spread("ev_shortfall_kwh", short.sum(axis=0)[fleet.has_ev]),
         "ev_days_met_share": float(1 - (short > 1e-6).sum() / n_ev_days) if n_ev_days else 1.0,
     }
 
