@@ -92,25 +92,32 @@ def _single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return result.kpis
 
 
-def _hosting(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    import pandas as pd
+def _contract_configs(cfg: DictConfig) -> dict[str, DictConfig]:
+    """One composed config per contract of ``cfg.study.contracts``, from this command's own
+    overrides (the study's and contract overrides dropped; tariff contracts get their tariff)."""
     from hydra import compose
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from twin.compare import contract_configs
+
+    def compose_main(overrides: list[str]) -> DictConfig:
+        c = compose(config_name="config", overrides=overrides)
+        return OmegaConf.masked_copy(c, [k for k in c if k != "hydra"])
+
+    return contract_configs(
+        list(cfg.study.contracts), list(HydraConfig.get().overrides.task), compose_main
+    )
+
+
+def _hosting(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    import pandas as pd
     from omegaconf import OmegaConf
 
     from twin.hosting import hosting_study, plot_hosting
     from twin.results import DONE, atomic_write, write_json
 
-    # each contract runs as a single run: drop the study's own and contract overrides
-    task = [
-        o
-        for o in HydraConfig.get().overrides.task
-        if not o.lstrip("+~").startswith(("contract", "study"))
-    ]
-    configs = {}
-    for name in cfg.study.contracts:
-        c = compose(config_name="config", overrides=[*task, f"contract={name}", "study=single"])
-        configs[name] = OmegaConf.masked_copy(c, [k for k in c if k != "hydra"])
+    configs = _contract_configs(cfg)
     (out_dir / DONE).unlink(missing_ok=True)
     summary, table = hosting_study(configs, cfg.study)
     write_json(
@@ -128,19 +135,9 @@ def _hosting(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
 
 def _compare(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    from hydra import compose
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
+    from twin.compare import compare_study, write_comparison
 
-    from twin.compare import compare_study, contract_configs, write_comparison
-
-    def compose_main(overrides: list[str]) -> DictConfig:
-        c = compose(config_name="config", overrides=overrides)
-        return OmegaConf.masked_copy(c, [k for k in c if k != "hydra"])
-
-    configs = contract_configs(
-        list(cfg.study.contracts), list(HydraConfig.get().overrides.task), compose_main
-    )
+    configs = _contract_configs(cfg)
     cmp = compare_study(configs, str(cfg.study.baseline))
     write_comparison(cmp, out_dir, figures=bool(cfg.study.get("figures", True)))
     print(cmp.normalised.to_markdown(floatfmt=".3f"))
