@@ -63,7 +63,14 @@ from twin.devices.thermal import heat_to_reach
 from twin.errors import TwinError
 from twin.forecast import Forecaster, PerfectForecaster
 from twin.kpi import ev_deadline_shortfall_kwh
-from twin.optim.devices import COMFORT_TOL_K, EV_TOL_KWH, DeviceInputs, DeviceSet, device_inputs
+from twin.optim.devices import (
+    COMFORT_TOL_K,
+    EV_TOL_KWH,
+    DeviceInputs,
+    DeviceSet,
+    device_inputs,
+    ev_guards,
+)
 from twin.optim.envelope import fixed_profile, household_envelopes
 from twin.optim.horizon import Horizon
 from twin.optim.options import SolverOptions, Weights
@@ -533,7 +540,9 @@ class PerformanceContract(Contract):
         # bands per step: the household's own inflexible load, its allocation, a share of what is left
         share = self._headroom(res, lim, rhs_steps, infl_steps, period, level)
         band = inflex_sig.T + flex[:, period] + share[None, :]
-        need, home_after = self._ev_guards(sig_exo, k0)
+        need, home_after = ev_guards(
+            self.dev, sig_exo.trips.home[:, self.dev.ev], k0, self.hz.n_steps
+        )
         self.plan = _Plan(k0, inp, plan, band, need, home_after)
         st.records.append(record)
 
@@ -565,26 +574,6 @@ class PerformanceContract(Contract):
         slack = np.maximum(rhs_steps - (coef @ res.flex_kw)[:, period], 0.0)
         count = np.maximum((np.abs(coef) > 1e-12).sum(axis=1), 1)[:, None]
         return np.minimum(free, (slack / count).min(axis=0))
-
-    def _ev_guards(self, exo: Any, k0: int) -> tuple[np.ndarray, np.ndarray]:
-        """For every EV and step of the horizon: energy due at the next deadline (0 when none
-        or the car is away then) and the home steps left before it (after this step)."""
-        dev, n_steps = self.dev, self.hz.n_steps
-        home = exo.trips.home[: n_steps + 1, dev.ev].T  # (n_ev, n_steps + 1)
-        need = np.zeros((dev.n_ev, n_steps))
-        after = np.zeros((dev.n_ev, n_steps))
-        csum = np.concatenate([np.zeros((dev.n_ev, 1)), np.cumsum(home, axis=1)], axis=1)
-        prev = 0
-        for s_f in range(1, n_steps + 1):
-            if (k0 + s_f) % STEPS_PER_DAY != dev.deadline_step:
-                continue
-            present = home[:, s_f - 1] & home[:, s_f]
-            o = np.arange(prev, s_f)
-            need[:, prev:s_f] = np.where(present, dev.ev_need_kwh, 0.0)[:, None]
-            # home steps tau = o + 1 .. s_f - 1
-            after[:, prev:s_f] = csum[:, [s_f]] - csum[:, o + 1]
-            prev = s_f
-        return need, after
 
     # ------------------------------------------------------------------------------------------
     # households

@@ -47,7 +47,7 @@ from twin.devices.thermal import heat_to_reach
 from twin.errors import TwinError
 from twin.forecast import Forecaster, PerfectForecaster, horizon_index
 from twin.kpi import ev_deadline_shortfall_kwh
-from twin.optim.devices import COMFORT_TOL_K, EV_TOL_KWH, DeviceSet, device_inputs
+from twin.optim.devices import COMFORT_TOL_K, EV_TOL_KWH, DeviceSet, device_inputs, ev_guards
 from twin.optim.horizon import Horizon
 from twin.optim.options import SolverOptions
 from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
@@ -155,32 +155,6 @@ class _Stats:
     planned_below_band_kh: float = 0.0
     planned_ev_short_kwh: float = 0.0
     failures: list[dict[str, Any]] = field(default_factory=list)
-
-
-def ev_guards(
-    dev: DeviceSet, home: np.ndarray, k0: int, n_steps: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """For every EV and step of a horizon: energy due at the next deadline (0 when none or
-    the car is away across it) and the home steps left before it (after this step).
-
-    Parameters
-    ----------
-    home : np.ndarray
-        ``(n_steps + 1, n_ev)`` home mask from ``k0``.
-    """
-    home = home[: n_steps + 1].T
-    need = np.zeros((dev.n_ev, n_steps))
-    after = np.zeros((dev.n_ev, n_steps))
-    csum = np.concatenate([np.zeros((dev.n_ev, 1)), np.cumsum(home, axis=1)], axis=1)
-    prev = 0
-    s_f = np.arange(1, n_steps + 1)
-    for s in s_f[(k0 + s_f) % STEPS_PER_DAY == dev.deadline_step]:
-        present = home[:, s - 1] & home[:, s]
-        o = np.arange(prev, s)
-        need[:, prev:s] = np.where(present, dev.ev_need_kwh, 0.0)[:, None]
-        after[:, prev:s] = csum[:, [s]] - csum[:, o + 1]  # home steps o + 1 .. s - 1
-        prev = s
-    return need, after
 
 
 class TariffHemsContract(Contract):

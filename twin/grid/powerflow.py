@@ -222,16 +222,22 @@ def pgm_input_from_net(net: pandapowerNet) -> tuple[dict, dict[str, np.ndarray]]
     def bus_in_service(bus_labels: pd.Series) -> np.ndarray:
         return bus_ok[bus_pos.loc[bus_labels.to_numpy()].to_numpy()]
 
+    def branch_ends(
+        arr: np.ndarray, table: pd.DataFrame, et: str, key: str, ends: tuple[str, str]
+    ) -> None:
+        """Ids, end nodes and per-end status of a branch table (lines ``et='l'``, trafos ``'t'``)."""
+        arr["id"] = new_ids(key, len(table))
+        ok = table["in_service"].astype(bool).to_numpy()
+        for end, col in zip(("from", "to"), ends, strict=True):
+            arr[f"{end}_node"] = node_id(table[col])
+            ok = ok & bus_in_service(table[col])
+        for end, col in zip(("from", "to"), ends, strict=True):
+            arr[f"{end}_status"] = ok & _switch_closed(net, et, table.index, table[col].to_numpy())
+
     line = net.line
     if len(line):
         ln = initialize_array("input", ComponentType.line, len(line))
-        ln["id"] = new_ids("line", len(line))
-        ln["from_node"] = node_id(line["from_bus"])
-        ln["to_node"] = node_id(line["to_bus"])
-        ok = line["in_service"].astype(bool).to_numpy()
-        ok &= bus_in_service(line["from_bus"]) & bus_in_service(line["to_bus"])
-        ln["from_status"] = ok & _switch_closed(net, "l", line.index, line["from_bus"].to_numpy())
-        ln["to_status"] = ok & _switch_closed(net, "l", line.index, line["to_bus"].to_numpy())
+        branch_ends(ln, line, "l", "line", ("from_bus", "to_bus"))
         length = line["length_km"].to_numpy(float)
         par = line["parallel"].to_numpy(float)
         c_nf = line["c_nf_per_km"].to_numpy(float)
@@ -248,13 +254,7 @@ def pgm_input_from_net(net: pandapowerNet) -> tuple[dict, dict[str, np.ndarray]]
     trafo = net.trafo
     if len(trafo):
         tr = initialize_array("input", ComponentType.transformer, len(trafo))
-        tr["id"] = new_ids("trafo", len(trafo))
-        tr["from_node"] = node_id(trafo["hv_bus"])
-        tr["to_node"] = node_id(trafo["lv_bus"])
-        ok = trafo["in_service"].astype(bool).to_numpy()
-        ok &= bus_in_service(trafo["hv_bus"]) & bus_in_service(trafo["lv_bus"])
-        tr["from_status"] = ok & _switch_closed(net, "t", trafo.index, trafo["hv_bus"].to_numpy())
-        tr["to_status"] = ok & _switch_closed(net, "t", trafo.index, trafo["lv_bus"].to_numpy())
+        branch_ends(tr, trafo, "t", "trafo", ("hv_bus", "lv_bus"))
         par = trafo["parallel"].to_numpy(float)
         sn_va = trafo["sn_mva"].to_numpy(float) * 1e6 * par
         tr["u1"] = trafo["vn_hv_kv"].to_numpy(float) * 1e3

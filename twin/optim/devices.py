@@ -358,3 +358,29 @@ def device_inputs(
         p_inflex_kw=p_inflex,
         relaxations=relax,
     )
+
+
+def ev_guards(
+    dev: DeviceSet, home: np.ndarray, k0: int, n_steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every EV and step of a horizon: energy due at the next deadline (0 when none or
+    the car is away across it) and the home steps left before it (after this step).
+
+    Parameters
+    ----------
+    home : np.ndarray
+        ``(n_steps + 1, n_ev)`` home mask from ``k0``.
+    """
+    home = home[: n_steps + 1].T
+    need = np.zeros((dev.n_ev, n_steps))
+    after = np.zeros((dev.n_ev, n_steps))
+    csum = np.concatenate([np.zeros((dev.n_ev, 1)), np.cumsum(home, axis=1)], axis=1)
+    prev = 0
+    s_f = np.arange(1, n_steps + 1)
+    for s in s_f[(k0 + s_f) % STEPS_PER_DAY == dev.deadline_step]:
+        present = home[:, s - 1] & home[:, s]
+        o = np.arange(prev, s)
+        need[:, prev:s] = np.where(present, dev.ev_need_kwh, 0.0)[:, None]
+        after[:, prev:s] = csum[:, [s]] - csum[:, o + 1]  # home steps o + 1 .. s - 1
+        prev = s
+    return need, after
