@@ -11,12 +11,12 @@ import pytest
 from twin.grid.compliance import (
     cable_kpis,
     grid_kpis,
-    line_rating_kva,
     loading_duration_curve,
     voltage_compliance,
     week_of_step,
 )
 from twin.grid.powerflow import PowerFlowResult
+from twin.grid.ratings import line_rating_kva
 
 WEEK = 7 * 96
 
@@ -96,7 +96,7 @@ def test_transformer_and_cable_overload_kpis() -> None:
 def test_duration_curve_sorted() -> None:
     res = make_result(10)
     res.trafo_loading_pct[:, 0] = [5, 80, 20, 120, 60, 0, 99, 101, 30, 40]
-    c = loading_duration_curve(res)
+    c = loading_duration_curve(res.trafo_loading_pct[:, 0])
     assert c.tolist() == [120, 101, 99, 80, 60, 40, 30, 20, 5, 0]
 
 

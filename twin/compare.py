@@ -37,6 +37,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from twin.errors import TwinError
+from twin.grid.compliance import station_of
 from twin.tariffs import Tariff
 from twin.tariffs import bills as bills_of
 from twin.timegrid import STEPS_PER_DAY
@@ -113,7 +114,7 @@ def run_contract(cfg: DictConfig) -> ContractOutcome:
         tariff=str(kpis["tariff"]),
         kpis=kpis,
         bill_eur=result.bills["total_eur"].to_numpy(),
-        trafo_loading_pct=result.grid.trafo_loading_pct[:, 0].copy(),
+        trafo_loading_pct=station_of(result.grid, result.feeder.net).loading_pct,
         times=window.times,
         run_s=run_s,
         p_net_kw=result.log["p_net_kw"].copy(),

@@ -19,9 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from twin.config import validate
 from twin.contracts import make_contract
-from twin.grid.compliance import grid_kpis
+from twin.grid.compliance import grid_kpis, station_of
 from twin.grid.feeders import Feeder, load_feeder
 from twin.grid.powerflow import BatchPowerFlow, PowerFlowResult
+from twin.grid.ratings import station_rating_kva
 from twin.kpi import household_kpis, per_household_table
 from twin.model import FeederModel, StudyInputs
 from twin.scenario import Scenario, load_scenario
@@ -65,14 +66,15 @@ class RunResult:
     def feeder_frame(self) -> pd.DataFrame:
         """One row per time step: feeder totals and the grid's worst values."""
         g = self.grid
+        st = station_of(g, self.feeder.net)
         return pd.DataFrame(
             {
                 "time": self.window.times,
                 "t_out_c": self.t_out_c,
                 "p_households_kw": self.log["p_net_kw"].sum(axis=1),
                 "p_loads_kw": self.p_load_kw.sum(axis=1),
-                "trafo_s_kva": g.trafo_s_kva[:, 0],
-                "trafo_loading_pct": g.trafo_loading_pct[:, 0],
+                "trafo_s_kva": st.s_kva,
+                "trafo_loading_pct": st.loading_pct,
                 "vm_min_pu": g.vm_pu.min(axis=1),
                 "vm_max_pu": g.vm_pu.max(axis=1),
                 "line_loading_max_pct": g.line_loading_pct.max(axis=1),
@@ -125,7 +127,7 @@ def build_inputs(cfg: DictConfig, scenario: Scenario | None = None) -> tuple[Fee
         load_index=np.asarray(feeder.household_load_idx),
         tariff=make_tariff(cfg.tariff, window, weather.t_out_c, weather.ghi_w_m2),
         p_other_kw=np.delete(feeder.load_p_kw[rows], cols, axis=1).sum(axis=1),
-        trafo_rating_kva=float(feeder.net.trafo.sn_mva.sum() * 1000.0),
+        trafo_rating_kva=station_rating_kva(feeder.net),
         feeder=feeder,
     )
     return feeder, inputs

@@ -37,7 +37,7 @@ def _band(ax, times, values: np.ndarray, color: str, label: str) -> None:
 
 
 def write_figures(result: RunResult, out_dir: Path) -> list[Path]:
-    from twin.grid.compliance import loading_duration_curve
+    from twin.grid.compliance import loading_duration_curve, station_of
     from twin.grid.plots import plot_duration_curve, plot_feeder_loading
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +49,8 @@ def write_figures(result: RunResult, out_dir: Path) -> list[Path]:
     paths = []
 
     fig, ax = plt.subplots(figsize=(10, 3.8))
-    ax.plot(times, g.trafo_loading_pct[:, 0], lw=1, label="transformer loading")
+    station = station_of(g, result.feeder.net)
+    ax.plot(times, station.loading_pct, lw=1, label="transformer loading")
     ax.axhline(100, color="crimson", ls="--", lw=1, label="rating (100 %)")
     ax.set_ylabel("loading (%)")
     ax.set_title(f"Transformer loading — {title}", fontsize=9)
@@ -114,5 +115,5 @@ def write_figures(result: RunResult, out_dir: Path) -> list[Path]:
     paths.append(out_dir / "feeder_line_loading.png")
     plot_feeder_loading(result.feeder.net, g.line_loading_pct.max(axis=0), paths[-1])
     paths.append(out_dir / "transformer_duration_curve.png")
-    plot_duration_curve(loading_duration_curve(g), paths[-1])
+    plot_duration_curve(loading_duration_curve(station.loading_pct), paths[-1])
     return paths

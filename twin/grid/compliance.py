@@ -2,8 +2,11 @@
 
 Definitions
 -----------
-* Transformer loading is power based (see :mod:`twin.grid.powerflow`); "energy above 100 %"
-  is the apparent energy above the rating, ``sum(max(0, S - S_rated)) * dt`` in kVAh.
+* Transformer loading is power based (see :mod:`twin.grid.powerflow`) and refers to the
+  feeder's **station** (:mod:`twin.grid.ratings`: parallel transformers together, their
+  apparent powers summed against the sum of their ratings); "energy above 100 %" is the
+  apparent energy above the rating, ``sum(max(0, S - S_rated)) * dt`` in kVAh. The worst single
+  unit's own peak loading is reported beside it.
 * Cable loading is current based; a cable's apparent rating is ``sqrt(3) * vn_kv * max_i_ka
   * df * parallel`` (kVA at nominal voltage), and its energy above 100 % is
   ``sum(max(0, loading_pct - 100) / 100) * rating * dt`` (kVAh).
@@ -23,19 +26,23 @@ Definitions
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from pandapower.auxiliary import pandapowerNet
 
 from twin.grid.powerflow import PowerFlowResult
+from twin.grid.ratings import line_rating_kva, station_mask, station_rating_kva
 
 __all__ = [
     "BAND_ALWAYS_PU",
     "BAND_95_PU",
     "cable_kpis",
     "grid_kpis",
-    "line_rating_kva",
+    "Station",
     "loading_duration_curve",
+    "station_of",
     "voltage_compliance",
     "week_of_step",
 ]
@@ -47,12 +54,31 @@ BAND_ALWAYS_PU = (0.85, 1.10)
 STEPS_PER_WEEK_15MIN = 7 * 96
 
 
-def line_rating_kva(net: pandapowerNet) -> np.ndarray:
-    """Apparent-power rating of each line at nominal voltage, kVA (``net.line`` order)."""
-    line = net.line
-    vn_kv = net.bus.loc[line["from_bus"].to_numpy(), "vn_kv"].to_numpy(float)
-    i_ka = line["max_i_ka"].to_numpy(float) * line["df"].to_numpy(float)
-    return np.sqrt(3.0) * vn_kv * i_ka * line["parallel"].to_numpy(float) * 1e3
+@dataclass(frozen=True)
+class Station:
+    """The feeder's MV/LV station over the steps of a result (see :mod:`twin.grid.ratings`)."""
+
+    rating_kva: float
+    s_kva: np.ndarray  # (T,) apparent power, sum over the station's transformers
+    p_kw: np.ndarray  # (T,) active power into the station at its HV side (import > 0)
+    units: np.ndarray  # (n_unit,) positions of its transformers in the result's columns
+
+    @property
+    def loading_pct(self) -> np.ndarray:
+        """``(T,)`` power-based loading, % of the station rating."""
+        return 100.0 * self.s_kva / self.rating_kva
+
+
+def station_of(result: PowerFlowResult, net: pandapowerNet) -> Station:
+    """The station's series in ``result`` (the feeder's transformers together)."""
+    in_station = station_mask(net)[net.trafo.index.get_indexer(result.trafo_index)]
+    cols = np.flatnonzero(in_station)
+    return Station(
+        rating_kva=station_rating_kva(net),
+        s_kva=result.trafo_s_kva[:, cols].sum(axis=1),
+        p_kw=result.trafo_p_kw[:, cols].sum(axis=1),
+        units=cols,
+    )
 
 
 def week_of_step(n_steps: int, dt_h: float = 0.25) -> np.ndarray:
@@ -106,9 +132,9 @@ def voltage_compliance(
     }
 
 
-def loading_duration_curve(result: PowerFlowResult, trafo: int = 0) -> np.ndarray:
-    """Transformer loading (%) sorted from highest to lowest, one value per step."""
-    return np.sort(result.trafo_loading_pct[:, trafo])[::-1].copy()
+def loading_duration_curve(loading_pct: np.ndarray) -> np.ndarray:
+    """Loading (%) sorted from highest to lowest, one value per step."""
+    return np.sort(np.asarray(loading_pct, dtype=float))[::-1].copy()
 
 
 def cable_kpis(result: PowerFlowResult, net: pandapowerNet, dt_h: float = 0.25) -> pd.DataFrame:
@@ -139,8 +165,8 @@ def _lv_bus_mask(result: PowerFlowResult, net: pandapowerNet) -> np.ndarray:
 def grid_kpis(result: PowerFlowResult, net: pandapowerNet, dt_h: float = 0.25) -> dict:
     """Flat, JSON-able dict of grid KPIs (names carry units).
 
-    Transformer KPIs refer to the transformer with the highest peak loading (an LV feeder has
-    one). Voltage KPIs cover the energised LV buses (< 1 kV). See the module docstring for
+    Transformer KPIs refer to the station (parallel transformers together; ``trafo_index``
+    names its unit with the highest own peak). Voltage KPIs cover the energised LV buses (< 1 kV). See the module docstring for
     the definitions.
 
     Parameters
@@ -155,19 +181,18 @@ def grid_kpis(result: PowerFlowResult, net: pandapowerNet, dt_h: float = 0.25) -
     n_t = result.n_steps
     kpi: dict = {"n_steps": int(n_t), "dt_h": float(dt_h), "duration_h": float(n_t * dt_h)}
 
-    # transformer
-    if result.trafo_loading_pct.shape[1]:
-        k = int(np.argmax(result.trafo_loading_pct.max(axis=0)))
-        lt = result.trafo_loading_pct[:, k]
-        s = result.trafo_s_kva[:, k]
-        tr = net.trafo.loc[result.trafo_index[k]]
-        rating = float(tr["sn_mva"] * 1e3 * tr["parallel"] * tr["df"])
-        p = result.trafo_p_kw[:, k]
+    # transformer station (parallel units together)
+    st = station_of(result, net)
+    if len(st.units):
+        lt, s, p, rating = st.loading_pct, st.s_kva, st.p_kw, st.rating_kva
+        unit_peak = result.trafo_loading_pct[:, st.units].max(axis=0)
         kpi.update(
-            trafo_index=int(result.trafo_index[k]),
+            trafo_index=int(result.trafo_index[st.units[np.argmax(unit_peak)]]),
+            trafo_units=len(st.units),
             trafo_rating_kva=rating,
             trafo_peak_kva=float(s.max()),
             trafo_peak_loading_pct=float(lt.max()),
+            trafo_unit_peak_loading_pct=float(unit_peak.max()),
             trafo_mean_loading_pct=float(lt.mean()),
             trafo_hours_over_100pct_h=float((lt > 100.0).sum() * dt_h),
             trafo_energy_over_rating_kvah=float(np.clip(s - rating, 0.0, None).sum() * dt_h),
@@ -176,7 +201,7 @@ def grid_kpis(result: PowerFlowResult, net: pandapowerNet, dt_h: float = 0.25) -
             trafo_peak_import_kw=float(p.max()),
             trafo_peak_export_kw=float(max(0.0, -p.min())),
         )
-        through_kwh = float(np.abs(result.trafo_p_kw).sum() * dt_h)
+        through_kwh = float(np.abs(p).sum() * dt_h)
     else:
         through_kwh = float("nan")
 

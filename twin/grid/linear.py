@@ -61,6 +61,13 @@ import numpy as np
 import pandapower as pp
 from pandapower.auxiliary import pandapowerNet
 
+from twin.grid.ratings import (
+    line_rating_kva,
+    station_mask,
+    station_rating_kva,
+    trafo_unit_rating_kva,
+)
+
 __all__ = ["LinearFeederModel"]
 
 
@@ -94,7 +101,8 @@ class LinearFeederModel:
     A_line : np.ndarray
         ``(n_line, n_load)`` d line_p_from / d p (entries 0, +1 or -1); same for q.
     A_trafo : np.ndarray
-        ``(n_trafo, n_load)`` d trafo_p_hv / d p (entries 0 or 1).
+        ``(n_trafo, n_load)`` d trafo_p_hv / d p (entries 0 or 1; parallel units between the
+        same buses share the station's flow in proportion to their admittances).
     V_p, V_q : np.ndarray
         ``(n_bus, n_load)`` voltage sensitivities, p.u. per kW and per kvar.
     vm0_pu, line_p0_kw, line_q0_kvar, trafo_p0_kw, trafo_q0_kvar : np.ndarray
@@ -103,7 +111,10 @@ class LinearFeederModel:
     line_rating_kva : np.ndarray
         ``sqrt(3) * vn_kv * max_i_ka * df * parallel * 1000`` (kVA at nominal voltage).
     trafo_rating_kva : np.ndarray
-        ``sn_mva * 1000 * parallel * df``.
+        ``sn_mva * 1000 * parallel * df`` (:mod:`twin.grid.ratings`).
+    station_units, A_station, station_p0_kw, station_q0_kvar, station_rating_kva
+        The station (:func:`twin.grid.ratings.station_mask`): which transformers it is made
+        of, the sum of their sensitivity rows and constant terms, and its rating.
     line_up_bus_pos : np.ndarray
         Position (in ``bus_index``) of each line's upstream bus (-1 if not energised).
     """
@@ -146,6 +157,9 @@ class LinearFeederModel:
                     float(vn_kv[bus_pos[fb]]),
                 )
             )
+        # transformers: parallel units between the same two buses are one station branch
+        # (their impedances in parallel); each unit carries its admittance's share of the flow
+        units: dict[tuple[int, int], list[tuple[int, complex, float]]] = {}
         for k, (idx, row) in enumerate(net.trafo.iterrows()):
             hb, lb = int(row["hv_bus"]), int(row["lv_bus"])
             if not (row["in_service"] and bus_ok[bus_pos[hb]] and bus_ok[bus_pos[lb]]):
@@ -155,17 +169,17 @@ class LinearFeederModel:
             z_base = float(row["vn_lv_kv"]) ** 2 / (float(row["sn_mva"]) * float(row["parallel"]))
             z = float(row["vk_percent"]) / 100 * z_base
             r = float(row["vkr_percent"]) / 100 * z_base
-            branches.append(
-                (
-                    "trafo",
-                    k,
-                    hb,
-                    lb,
-                    r,
-                    float(np.sqrt(max(z * z - r * r, 0.0))),
-                    float(row["vn_lv_kv"]),
-                )
-            )
+            zc = complex(r, float(np.sqrt(max(z * z - r * r, 0.0))))
+            units.setdefault((hb, lb), []).append((k, zc, float(row["vn_lv_kv"])))
+        self._trafo_share: dict[int, list[tuple[int, float]]] = {}
+        for (hb, lb), group in units.items():
+            y = np.array([1.0 / zc for _, zc, _ in group])
+            z_eq = group[0][1] if len(group) == 1 else 1.0 / y.sum()
+            self._trafo_share[len(branches)] = [
+                (k, float(abs(yk) / np.abs(y).sum()))
+                for (k, _, _), yk in zip(group, y, strict=True)
+            ]
+            branches.append(("trafo", group[0][0], hb, lb, z_eq.real, z_eq.imag, group[0][2]))
         if len(net.switch):
             for _idx, row in net.switch[
                 (net.switch["et"] == "b") & net.switch["closed"].astype(bool)
@@ -241,7 +255,8 @@ class LinearFeederModel:
                 self.A_line[br[1]] = sign * m_load[e]
                 self.line_up_bus_pos[br[1]] = up
             elif br[0] == "trafo":
-                self.A_trafo[br[1]] = sign * m_load[e]
+                for k, share in self._trafo_share[e]:
+                    self.A_trafo[k] = share * sign * m_load[e]
 
         # operating point (default: no load) from one pandapower AC power flow
         n_ld = len(self.load_idx)
@@ -293,22 +308,14 @@ class LinearFeederModel:
             res_trafo["q_hv_mvar"].fillna(0.0).to_numpy(float) * 1e3 - self.A_trafo @ q_ref
         )
 
-        line = net.line
-        self.line_rating_kva = (
-            np.sqrt(3.0)
-            * net.bus.loc[line["from_bus"].to_numpy(), "vn_kv"].to_numpy(float)
-            * line["max_i_ka"].to_numpy(float)
-            * line["df"].to_numpy(float)
-            * line["parallel"].to_numpy(float)
-            * 1e3
-        )
-        trafo = net.trafo
-        self.trafo_rating_kva = (
-            trafo["sn_mva"].to_numpy(float)
-            * 1e3
-            * trafo["parallel"].to_numpy(float)
-            * trafo["df"].to_numpy(float)
-        )
+        self.line_rating_kva = line_rating_kva(net)
+        self.trafo_rating_kva = trafo_unit_rating_kva(net)
+        # the station: its transformers together (parallel units are one station)
+        self.station_units = station_mask(net)
+        self.station_rating_kva = station_rating_kva(net)
+        self.A_station = self.A_trafo[self.station_units].sum(axis=0)
+        self.station_p0_kw = float(self.trafo_p0_kw[self.station_units].sum())
+        self.station_q0_kvar = float(self.trafo_q0_kvar[self.station_units].sum())
 
     # -- helpers --------------------------------------------------------------------------
     def _pq(

@@ -47,6 +47,8 @@ from power_grid_model import (
 )
 from power_grid_model.errors import PowerGridBatchError, PowerGridError
 
+from twin.grid.ratings import trafo_unit_rating_kva
+
 __all__ = [
     "BatchPowerFlow",
     "PowerFlowError",
@@ -435,13 +437,7 @@ class BatchPowerFlow:
         self.n_load = len(net.load)
         self._has_line = ComponentType.line in input_data
         self._has_trafo = ComponentType.transformer in input_data
-        trafo = net.trafo
-        self.trafo_rating_kva = (
-            trafo["sn_mva"].to_numpy(float)
-            * 1e3
-            * trafo["parallel"].to_numpy(float)
-            * trafo["df"].to_numpy(float)
-        )
+        self.trafo_rating_kva = trafo_unit_rating_kva(net)
         # which buses are energised (static topology): one non-iterative linear calculation
         try:
             out = self._model.calculate_power_flow(

@@ -161,33 +161,18 @@ def build_grid_limits(
         s_max.append(smax)
         is_flow.append(flow)
 
-    # transformer(s): import always, export if it could bind
-    for t in range(len(lin.trafo_index)):
-        rating = float(lin.trafo_rating_kva[t]) * derate
-        a = lin.A_trafo[t]
-        add(
-            f"trafo {lin.trafo_index[t]}",
-            1.0,
-            a,
-            a,
-            float(lin.trafo_p0_kw[t]),
-            float(lin.trafo_q0_kvar[t]),
-            rating,
-            True,
-        )
+    # the transformer station (parallel units together): import always, export if it could bind
+    units = lin.trafo_index[lin.station_units]
+    if len(units):
+        name = "trafo " + "+".join(str(int(u)) for u in units)
+        rating = float(lin.station_rating_kva) * derate
+        a = lin.A_station
+        sp0, sq0 = lin.station_p0_kw, lin.station_q0_kvar
+        add(name, 1.0, a, a, sp0, sq0, rating, True)
         if float(a @ p_worst_export_kw) > rating:
-            add(
-                f"trafo {lin.trafo_index[t]} export",
-                -1.0,
-                a,
-                a,
-                float(lin.trafo_p0_kw[t]),
-                float(lin.trafo_q0_kvar[t]),
-                rating,
-                True,
-            )
+            add(f"{name} export", -1.0, a, a, sp0, sq0, rating, True)
         else:
-            out[f"trafo {lin.trafo_index[t]} export"] = "feed-in cannot reach the rating"
+            out[f"{name} export"] = "feed-in cannot reach the rating"
     if cables:
         for k in range(len(lin.line_index)):
             a = lin.A_line[k]
