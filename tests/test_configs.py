@@ -6,7 +6,7 @@ import pytest
 
 from twin.config import CONFIG_DIR, compose, validate
 from twin.pipeline import run
-from twin.scenario import SCENARIO_DIR
+from twin.scenario import SCENARIO_DIR, load_scenario
 
 GROUPS = {
     d.name: sorted(p.stem for p in d.glob("*.yaml"))
@@ -28,7 +28,7 @@ def test_every_scenario_runs_for_a_day(name):
     r = run(compose(["sim=day", f"scenario={name}", "output.progress=false"]))
     k = r.kpis
     assert k["scenario"] == name
-    ad = r.model.inputs.scenario["adoption"]
+    ad = load_scenario(name)["adoption"]
     n = k["households"]
     expected = round(ad["heat_pump_all_electric"].value * n) + round(
         ad["heat_pump_hybrid"].value * n

@@ -25,11 +25,11 @@ def always_congested():
 
 def test_controllable_load_respects_the_guaranteed_cap(always_congested):
     r = always_congested
-    c = r.model.contract
-    congested = c.congested[r.window.report]
+    congested = r.contract_feeder["nonfirm_congested"]
+    signed = r.contract_households["signed"]
     assert congested[1:].all()
     lg = r.log
-    controllable = (lg["p_hp_kw"] + lg["p_ev_kw"])[congested][:, c.signed]
+    controllable = (lg["p_hp_kw"] + lg["p_ev_kw"])[congested][:, signed]
     assert controllable.max() <= 4.2 + 1e-9
     # the cap binds: EVs that would charge at 11 kW are held to the rest of 4.2 kW
     assert controllable.max() == pytest.approx(4.2, abs=1e-6)
@@ -37,7 +37,7 @@ def test_controllable_load_respects_the_guaranteed_cap(always_congested):
 
 def test_heat_pumps_keep_running_and_comfort_holds(always_congested):
     r = always_congested
-    f = r.model.fleet
+    f = r.fleet
     lg = r.log
     cold = r.t_out_c < 10.0
     ae = f.has_hp & ~f.hp_hybrid
@@ -61,6 +61,4 @@ def test_non_firm_lowers_ev_charging_power_but_not_the_energy_day():
     )
     assert nonfirm.log["p_ev_kw"].max() <= 4.2 + 1e-9 < firm.log["p_ev_kw"].max()
     assert nonfirm.kpis["bill_discount_eur_mean"] < 0 == firm.kpis["bill_discount_eur_mean"]
-    np.testing.assert_array_equal(
-        firm.model.fleet.has_ev, nonfirm.model.fleet.has_ev
-    )  # same households
+    np.testing.assert_array_equal(firm.fleet.has_ev, nonfirm.fleet.has_ev)  # same households

@@ -8,8 +8,9 @@ import pytest
 from twin.contracts.firm import FirmContract
 from twin.devices.ev import CHARGE_EFFICIENCY, TripSchedule
 from twin.devices.household import Exogenous
-from twin.forecast import PerfectForecaster, horizon_index
-from twin.model import FeederModel, StudyInputs
+from twin.forecast import horizon_index
+from twin.inputs import StudyInputs
+from twin.model import FeederModel
 from twin.optim.devices import (
     COMFORT_TOL_K,
     DeviceSet,
@@ -88,7 +89,7 @@ def test_service_levels_are_bounds_relaxed_only_where_physics_forbids_and_report
     hz = Horizon.from_segments([(24.0, 1.0)])
     h = np.arange(fleet.n)
     dev = DeviceSet.from_fleet(fleet, h, 1.0, 150.0, 6.0)
-    fc = PerfectForecaster(model)
+    fc = model.forecaster
     exo = fc.exogenous(0, hz.n_steps + STEPS_PER_DAY, h)
     s = model.state
     inp = device_inputs(dev, hz, exo, s.t_in_c, s.ev_soc_kwh, s.bat_soc_kwh, 0)
@@ -167,7 +168,7 @@ def test_envelopes_contain_the_extreme_schedules_and_ev_bounds_are_exact(model):
     hz = Horizon.from_segments([(24.0, 1.0)])
     h = np.arange(fleet.n)
     dev = DeviceSet.from_fleet(fleet, h, 1.0, 150.0, 6.0)
-    fc = PerfectForecaster(model)
+    fc = model.forecaster
     s = model.state
     inp = device_inputs(
         dev,

@@ -7,8 +7,9 @@ import pyomo.environ as pyo
 import pytest
 from test_optim_allocation import ETA, devset, inputs, limit_data
 
-from twin.optim.allocation import CentralAllocation, FeederLimits
+from twin.optim.allocation import CentralAllocation
 from twin.optim.horizon import Horizon
+from twin.optim.limits import FeederLimits
 from twin.optim.options import SolverOptions, Weights
 
 HZ = Horizon.from_segments([(2.0, 0.25), (6.0, 1.0)])  # 8 fine + 6 hourly periods

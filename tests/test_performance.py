@@ -18,13 +18,13 @@ from twin.contracts.firm import FirmContract
 from twin.contracts.performance import PerformanceContract, PerformanceTerms
 from twin.devices.household import Exogenous, HouseholdState
 from twin.errors import TwinError
+from twin.fleet import Fleet
 from twin.kpi import household_kpis
 from twin.model import FeederModel
 from twin.optim.allocation import EnvelopeAllocation, LimitData
 from twin.optim.devices import DeviceSet
 from twin.optim.envelope import FlexibilityEnvelope
 from twin.optim.persistent import PersistentLP
-from twin.population import Fleet
 
 SERVICE = type("Service", (), {"comfort_band_k": 1.0, "ev_range_km": 150.0, "ev_deadline_h": 6.0})()
 
@@ -79,14 +79,14 @@ def test_guarantees_hold_in_the_simulated_result(central, firm):
     assert np.all(m.log["t_in_c"][:, hp] >= m.fleet.setpoint_c[hp] - 1.0 - 1e-9)
     # the band is used: some houses coast below their setpoint when the feeder needs it
     assert (m.log["t_in_c"][:, hp] < m.fleet.setpoint_c[hp] - 0.1).any()
-    out = c.kpis(m)
+    out = m.contract_kpis()
     assert out["performance_fallback"] is False and out["performance_relaxations"] == 0
     assert (
         out["performance_comfort_households_missed"] == 0
         and out["performance_ev_deadlines_missed"] == 0
     )
     # every household stays inside its band, every interval
-    assert np.all(m.log["p_net_kw"][:, c.sig] <= c.band_kw + 1e-6)
+    assert np.all(m.log["p_net_kw"][:, c.sig] <= c.hems.band_kw + 1e-6)
     assert out["performance_band_excess_kwh"] == 0.0
     # and the feeder needs less capacity than under firm connections
     assert m.log["p_net_kw"].sum(1).max() < 0.8 * firm.log["p_net_kw"].sum(1).max()
@@ -126,7 +126,7 @@ def test_envelope_mode_dso_receives_envelopes_only_and_service_holds(monkeypatch
             for f in dataclasses.fields(a):
                 assert isinstance(getattr(a, f.name), np.ndarray | float)
     private = (DeviceSet, Fleet, HouseholdState, Exogenous, FeederModel)
-    dso = m.contract.alloc
+    dso = m.contract.dso.alloc
     assert isinstance(dso, EnvelopeAllocation)
     reachable = [*vars(dso).values(), *vars(dso.households).values(), *vars(dso.limits).values()]
     assert not [v for v in reachable if isinstance(v, private)]
@@ -137,7 +137,7 @@ def test_envelope_mode_dso_receives_envelopes_only_and_service_holds(monkeypatch
 def test_an_impossible_feeder_limit_is_exceeded_and_reported_with_service_kept(caplog):
     with caplog.at_level(logging.WARNING, logger="twin.performance"):
         m = simulate(performance(limit_kva=2.0, safety_margin=0.0), trafo_rating_kva=2.0)
-    out = m.contract.kpis(m)
+    out = m.contract_kpis()
     assert out["performance_planned_over_limit_kwh"] > 0
     first = out["performance_planned_over_limit_detail"][0]
     assert first["limit"] == "trafo" and first["kw"] > 0 and first["step"] >= 0
@@ -152,7 +152,7 @@ def test_an_unreachable_service_level_is_reported_per_household_term_and_time(ca
     simulated shortfalls are listed too."""
     with caplog.at_level(logging.WARNING, logger="twin.performance"):
         m = simulate(performance(ev_range_km=2000.0), days=2)
-    out = m.contract.kpis(m)
+    out = m.contract_kpis()
     assert out["performance_relaxations"] > 0
     rel = out["performance_relaxations_detail"][0]
     assert rel["term"] == "ev_range" and rel["amount"] > 0 and m.fleet.has_ev[rel["household"]]
@@ -169,7 +169,7 @@ def test_solver_failure_falls_back_to_firm_behaviour_and_is_flagged(monkeypatch,
     monkeypatch.setattr(PersistentLP, "solve", broken)
     with caplog.at_level(logging.WARNING, logger="twin.performance"):
         m = simulate(performance())
-    out = m.contract.kpis(m)
+    out = m.contract_kpis()
     assert out["performance_fallback"] is True
     assert out["performance_replans_failed"] == out["performance_replans"] > 0
     assert out["performance_fallback_steps"] == m.n_steps
@@ -185,7 +185,7 @@ def test_households_that_did_not_sign_behave_as_firm(firm):
     assert len(c.sig) == 4 and len(c.non) == 4
     for name in ("p_net_kw", "t_in_c", "ev_soc_kwh", "bat_soc_kwh"):
         np.testing.assert_allclose(m.log[name][:, c.non], firm.log[name][:, c.non], atol=1e-9)
-    assert c.kpis(m)["performance_band_excess_kwh"] == 0.0
+    assert m.contract_kpis()["performance_band_excess_kwh"] == 0.0
 
 
 def test_pipeline_runs_on_the_default_feeder_with_grid_limits():
@@ -211,7 +211,7 @@ def test_a_solver_time_limit_is_a_reported_fallback_not_a_crash():
     from twin.optim.options import SolverOptions
 
     m = simulate(PerformanceContract(PerformanceTerms(), SolverOptions(time_limit_s=1e-9)), days=1)
-    out = m.contract.kpis(m)
+    out = m.contract_kpis()
     assert out["performance_fallback"] is True and out["performance_replans_failed"] >= 1
     assert "TimeLimit" in out["performance_failures"][0]["status"]
     k = household_kpis(m.log, m.fleet, m.exo.trips.home, SERVICE)

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 import twin.plots
-from twin.results import is_complete
+from twin.writer import is_complete, write_run
 
 
 def test_rerun_into_the_same_folder_skips_a_complete_run(tmp_path, twin_exe, repo_dir):
@@ -32,7 +32,7 @@ def test_a_write_that_fails_part_way_leaves_no_complete_looking_result(
     day_result, tmp_path, monkeypatch
 ):
     out = tmp_path / "run"
-    day_result.write(out)
+    write_run(day_result, out)
     assert is_complete(out)
     before = (out / "kpis.json").read_text()
 
@@ -41,7 +41,7 @@ def test_a_write_that_fails_part_way_leaves_no_complete_looking_result(
 
     monkeypatch.setattr(twin.plots, "write_figures", broken)
     with pytest.raises(OSError, match="disk full"):
-        day_result.write(out)
+        write_run(day_result, out)
     assert not is_complete(out)  # the old DONE was removed before anything was rewritten
     assert (out / "kpis.json").read_text() == before  # files written earlier are intact
     assert not list(out.glob(".*.tmp-*"))  # no temporary files left behind

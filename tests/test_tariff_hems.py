@@ -14,7 +14,6 @@ from twin.contracts import make_contract
 from twin.contracts.firm import FirmContract
 from twin.contracts.tariff_hems import TariffHemsContract
 from twin.errors import TwinError
-from twin.forecast import PerfectForecaster
 from twin.kpi import household_kpis
 from twin.model import FeederModel
 from twin.optim.cost_hems import CostHems, CostWeights, PriceInputs, ev_need_per_period
@@ -135,7 +134,7 @@ def test_service_levels_met_and_each_household_pays_less_for_the_same_needs(runs
     assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
     hp = m.fleet.has_hp
     assert np.all(m.log["t_in_c"][:, hp] >= m.fleet.setpoint_c[hp] - 1.0 - 1e-9)
-    out = c.kpis(m)
+    out = m.contract_kpis()
     assert out["hems_comfort_households_missed"] == 0 and out["hems_ev_deadlines_missed"] == 0
     assert out["hems_replans_failed"] == 0 and out["hems_fallback_steps"] == 0
     # one LP for the run, re-solved once a day (first plan at the start, then at noon)
@@ -238,7 +237,7 @@ def test_unreachable_service_levels_are_penalised_not_infeasible():
     dev = DeviceSet.from_fleet(f, h, 1.0, 150.0, 6.0)
     hz = Horizon.from_segments([(12.0, 1.0)])
     k0 = 5 * 4  # 05:00, the EV range is due at 06:00
-    fc = PerfectForecaster(m).exogenous(k0, hz.n_steps + STEPS_PER_DAY, h)
+    fc = m.forecaster.exogenous(k0, hz.n_steps + STEPS_PER_DAY, h)
     home = np.ones_like(fc.trips.home)  # every car at home, no trips
     fc = dataclasses.replace(
         fc, trips=dataclasses.replace(fc.trips, home=home, trip_kwh=0.0 * fc.trips.trip_kwh)
@@ -262,7 +261,7 @@ def test_unreachable_service_levels_are_penalised_not_infeasible():
 def test_a_failed_solve_falls_back_to_firm_behaviour_and_is_reported():
     c = make_contract(compose(["contract=tou", "solver.time_limit_s=0"]).contract)
     m = simulate(c, "tou", n=6, days=1)
-    out = c.kpis(m)
+    out = m.contract_kpis()
     assert out["hems_replans_failed"] == out["hems_replans"] == 3 and out["hems_failures"]
     assert out["hems_fallback_steps"] == m.window.n_steps
     firm = simulate(FirmContract(), "tou", n=6, days=1)

@@ -9,13 +9,13 @@ Python use (the same pipeline as the ``twin`` command)::
     import twin
     cfg = twin.compose(["sim.days=1", "seed=7"])
     result = twin.run(cfg)
-    result.kpis["transformer_peak_kva"]
-    result.write("results/my_run")
+    result.kpis["trafo_peak_kva"]
+    twin.write(result, "results/my_run")
 """
 
 from twin.errors import TwinError
 
-__all__ = ["TwinError", "compose", "run", "RunResult"]
+__all__ = ["RunResult", "TwinError", "compose", "run", "write"]
 __version__ = "0.1.0"
 
 
@@ -24,9 +24,17 @@ def __getattr__(name):  # lazy: keep `import twin` cheap for the CLI's --help
         from twin.config import compose
 
         return compose
-    if name in {"run", "RunResult"}:
+    if name == "run":
         # the pipeline lives in twin.pipeline (a module named twin.run would shadow the function)
-        from twin import pipeline
+        from twin.pipeline import run
 
-        return getattr(pipeline, name)
+        return run
+    if name == "RunResult":
+        from twin.result import RunResult
+
+        return RunResult
+    if name == "write":
+        from twin.writer import write_run
+
+        return write_run
     raise AttributeError(name)

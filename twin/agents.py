@@ -4,22 +4,20 @@ Following the design principle "arrays simulate, agents decide", a :class:`House
 view on one column of the model's household arrays; the HEMS decisions of all household agents
 are taken together, vectorised, by the contract (``Contract.dispatch``), so no Python loop over
 households runs in the inner time loop. The :class:`DsoAgent` takes the DSO's decisions.
+
+Agents know the model only as a :class:`mesa.Model` holding ``fleet``, ``state``, ``contract``
+and ``k`` (no import of :mod:`twin.model`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import mesa
-
-if TYPE_CHECKING:
-    from twin.model import FeederModel
 
 
 class HouseholdAgent(mesa.Agent):
     """One household (its HEMS), attached to one load of the feeder."""
 
-    def __init__(self, model: FeederModel, index: int, load_index: int) -> None:
+    def __init__(self, model: mesa.Model, index: int, load_index: int) -> None:
         super().__init__(model)
         self.index = index
         self.load_index = load_index
@@ -48,5 +46,4 @@ class DsoAgent(mesa.Agent):
     """The grid operator: takes the contract's DSO decision each interval."""
 
     def step(self) -> None:
-        model: FeederModel = self.model
-        model.contract.dso_step(model, model.k)
+        self.model.contract.dso_step(self.model.k)

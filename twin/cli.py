@@ -77,7 +77,7 @@ def _output_dir() -> Path:
 
 def _single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from twin.pipeline import config_to_yaml, run
-    from twin.results import is_complete
+    from twin.writer import is_complete, write_run
 
     if is_complete(out_dir) and (out_dir / "config.yaml").read_text() == config_to_yaml(cfg):
         # a re-run of a sweep into the same folder: this run is already complete
@@ -86,7 +86,7 @@ def _single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     result = run(cfg)
     result.timings_s["total_run"] = time.perf_counter() - t0
-    result.write(out_dir)
+    write_run(result, out_dir)
     print(format_kpi_table(result.kpis))
     print(f"results: {out_dir}")
     return result.kpis
@@ -115,20 +115,17 @@ def _hosting(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from twin.hosting import hosting_study, plot_hosting
-    from twin.results import DONE, atomic_write, write_json
+    from twin.writer import RunFolder, write_json
 
     configs = _contract_configs(cfg)
-    (out_dir / DONE).unlink(missing_ok=True)
     summary, table = hosting_study(configs, cfg.study)
-    write_json(
-        out_dir / "hosting.json",
-        {"limits": OmegaConf.to_container(cfg.study), "contracts": summary},
-    )
-    atomic_write(
-        out_dir / "hosting_points.csv", lambda p: pd.DataFrame(table).to_csv(p, index=False)
-    )
-    plot_hosting(summary, table, out_dir / "hosting_capacity.png")
-    (out_dir / DONE).write_text("")
+    with RunFolder(out_dir) as folder:
+        write_json(
+            folder.stage / "hosting.json",
+            {"limits": OmegaConf.to_container(cfg.study), "contracts": summary},
+        )
+        pd.DataFrame(table).to_csv(folder.stage / "hosting_points.csv", index=False)
+        plot_hosting(summary, table, folder.stage / "hosting_capacity.png")
     print(pd.DataFrame(summary).to_markdown(index=False, floatfmt=".3g"))
     print(f"results: {out_dir}")
     return {"hosting": summary}
@@ -165,7 +162,10 @@ def _app(cfg: DictConfig) -> dict[str, Any] | None:
             raise TwinError(f"study={study!r} is unknown: use one of {', '.join(STUDIES)}")
         return STUDIES[study](cfg, _output_dir())
     except TwinError as err:
+        from twin.writer import mark_failed
+
         _log_to_files(f"twin: error: {err}")  # the run's log file, for twin-report
+        mark_failed(_output_dir(), f"twin: error: {err}")
         print(f"twin: error: {err}", file=sys.stderr)
         sys.exit(2)
 

@@ -118,11 +118,8 @@ def run_contract(cfg: DictConfig) -> ContractOutcome:
         times=window.times,
         run_s=run_s,
         p_net_kw=result.log["p_net_kw"].copy(),
-        tariff_prices=result.model.inputs.tariff.sliced(window.report),
-        discount_eur_per_year=np.broadcast_to(
-            np.asarray(result.model.contract.discount_eur_per_year(result.model), float),
-            result.bills.shape[:1],
-        ).copy(),
+        tariff_prices=result.tariff,
+        discount_eur_per_year=result.discount_eur_per_year.copy(),
     )
 
 
@@ -211,7 +208,7 @@ def compare_study(configs: dict[str, DictConfig], baseline: str = "firm") -> Com
         raise TwinError(
             f"study.baseline={baseline!r} is not among study.contracts={list(configs)}: add it"
         )
-    from twin.pipeline import build_inputs
+    from twin.inputs import build_inputs
 
     build_inputs(next(iter(configs.values())))  # load the feeder once: run times compare contracts
     return compare_outcomes([run_contract(cfg) for cfg in configs.values()], baseline)
@@ -275,7 +272,7 @@ def plot_load(cmp: Comparison, path: Path) -> None:
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    from twin.results import atomic_write
+    from twin.writer import atomic_write
 
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 7), gridspec_kw={"height_ratios": [1.3, 1]})
     hours = np.arange(STEPS_PER_DAY) / 4.0
@@ -310,7 +307,7 @@ def plot_bills(cmp: Comparison, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from twin.results import atomic_write
+    from twin.writer import atomic_write
 
     others = [o.name for o in cmp.outcomes if o.name != cmp.baseline]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -347,40 +344,40 @@ def plot_bills(cmp: Comparison, path: Path) -> None:
 
 
 def write_comparison(cmp: Comparison, out_dir: Path, figures: bool = True) -> Path:
-    """Write the study's files (module docstring) into ``out_dir``, ``DONE`` last."""
-    from twin.results import DONE, atomic_write, write_json
+    """Write the study's files (module docstring) into ``out_dir`` (an exclusive,
+    all-or-nothing :class:`twin.writer.RunFolder`), ``DONE`` last."""
+    from twin.writer import RunFolder, write_json
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / DONE).unlink(missing_ok=True)
     base = cmp.baseline
-    table = cmp.absolute.join(cmp.normalised.add_suffix(f"_vs_{base}"))
-    atomic_write(out_dir / "compare.csv", lambda p: table.to_csv(p, float_format="%.6g"))
-    bills = cmp.bills.join(
-        [
-            cmp.bill_change.drop(columns=base).add_suffix(f"_minus_{base}_eur"),
-            cmp.passive_bills.drop(columns=base).add_suffix(f"_{base}_load_eur"),
-        ]
-    )
-    atomic_write(out_dir / "bills.csv", lambda p: bills.to_csv(p, float_format="%.6g"))
-    write_json(
-        out_dir / "compare.json",
-        {
-            "baseline": base,
-            "contracts": [o.name for o in cmp.outcomes],
-            "tariffs": {o.name: o.tariff for o in cmp.outcomes},
-            "units": {k: unit for k, _, unit in COMPARE_KPIS},
-            "absolute": cmp.absolute.to_dict(orient="index"),
-            "normalised": cmp.normalised.to_dict(orient="index"),
-            "bill_change_vs_baseline": cmp.bill_change_summary.to_dict(orient="index"),
-            "run_s": {o.name: o.run_s for o in cmp.outcomes},
-            "kpis": {o.name: o.kpis for o in cmp.outcomes},
-        },
-    )
-    atomic_write(out_dir / "summary.md", lambda p: p.write_text(summary_markdown(cmp)))
-    if figures:
-        plot_load(cmp, out_dir / "compare_load.png")
-        plot_bills(cmp, out_dir / "compare_bills.png")
-    (out_dir / DONE).write_text("")
+    with RunFolder(out_dir) as folder:
+        stage = folder.stage
+        table = cmp.absolute.join(cmp.normalised.add_suffix(f"_vs_{base}"))
+        table.to_csv(stage / "compare.csv", float_format="%.6g")
+        bills = cmp.bills.join(
+            [
+                cmp.bill_change.drop(columns=base).add_suffix(f"_minus_{base}_eur"),
+                cmp.passive_bills.drop(columns=base).add_suffix(f"_{base}_load_eur"),
+            ]
+        )
+        bills.to_csv(stage / "bills.csv", float_format="%.6g")
+        write_json(
+            stage / "compare.json",
+            {
+                "baseline": base,
+                "contracts": [o.name for o in cmp.outcomes],
+                "tariffs": {o.name: o.tariff for o in cmp.outcomes},
+                "units": {k: unit for k, _, unit in COMPARE_KPIS},
+                "absolute": cmp.absolute.to_dict(orient="index"),
+                "normalised": cmp.normalised.to_dict(orient="index"),
+                "bill_change_vs_baseline": cmp.bill_change_summary.to_dict(orient="index"),
+                "run_s": {o.name: o.run_s for o in cmp.outcomes},
+                "kpis": {o.name: o.kpis for o in cmp.outcomes},
+            },
+        )
+        (stage / "summary.md").write_text(summary_markdown(cmp))
+        if figures:
+            plot_load(cmp, stage / "compare_load.png")
+            plot_bills(cmp, stage / "compare_bills.png")
     return out_dir
 
 

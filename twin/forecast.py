@@ -1,10 +1,10 @@
 """What the DSO (and a household's HEMS) know about the future: the forecast component.
 
-The DSO plans on forecasts and is judged on reality: every DSO-side decision reads the future
-only through a :class:`Forecaster` (never ``model.exo`` directly). Today there is one
+The DSO plans on forecasts and is judged on reality: every decision reads the future only
+through a :class:`Forecaster`, never the simulation's inputs. Today there is one
 implementation, :class:`PerfectForecaster` (perfect foresight: the forecast is what will
-happen); a noisy or statistical forecaster (p50/p10 quantiles, persistence) replaces it
-without touching the optimiser.
+happen, the upper bound); a noisy or statistical forecaster (p50/p10 quantiles) replaces it
+without touching the optimiser or the contracts.
 
 What a forecaster supplies, for a horizon of ``n`` steps from step ``k0``:
 
@@ -13,29 +13,28 @@ What a forecaster supplies, for a horizon of ``n`` steps from step ``k0``:
   trip energy; a HEMS knows its car's plans, and in central mode the DSO receives them);
 * :meth:`Forecaster.other_loads` — the feeder's non-household loads;
 * :meth:`Forecaster.firm_load_kw` — the net load of households that did not sign (they
-  behave as under a firm connection);
-* :meth:`Forecaster.measured_feeder_kw` — the past: the transformer's metered load.
+  behave as under a firm connection).
 
-Horizons that run past the end of the simulated window repeat its last day (a plan's
-look-ahead, never carried out).
+The measured past is the measurement layer's (:mod:`twin.measure`). Horizons that run past the
+end of the simulated window repeat its last day (a plan's look-ahead, never carried out).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from twin.devices.ev import TripSchedule
-from twin.devices.household import Controls, Exogenous, HouseholdState, step_households
-from twin.devices.thermal import heat_to_reach
+from twin.devices.household import Exogenous, HouseholdState, simulate_firm
+from twin.fleet import Fleet
 from twin.timegrid import STEPS_PER_DAY
 
-if TYPE_CHECKING:
-    from twin.model import FeederModel
-
 __all__ = ["Forecaster", "PerfectForecaster", "horizon_index"]
+
+#: Look-ahead the firm-behaviour forecast is prepared for beyond the window (the longest
+#: planning horizon, a week, plus the extra day plans read for trips that end later).
+FIRM_LOOKAHEAD_STEPS = 8 * STEPS_PER_DAY
 
 
 def horizon_index(k0: int, n: int, n_total: int) -> np.ndarray:
@@ -50,7 +49,8 @@ def horizon_index(k0: int, n: int, n_total: int) -> np.ndarray:
     return idx
 
 
-def _slice_exogenous(exo: Exogenous, rows: np.ndarray, cols: np.ndarray) -> Exogenous:
+def slice_exogenous(exo: Exogenous, rows: np.ndarray, cols: np.ndarray) -> Exogenous:
+    """The rows and household columns of ``exo`` (copies)."""
     ix = np.ix_(rows, cols)
     trips = exo.trips
     return Exogenous(
@@ -86,86 +86,72 @@ class Forecaster(ABC):
         """``(n, len(households))`` net load of ``households`` behaving as under a firm
         connection (thermostat, charge on arrival, self-consumption)."""
 
-    @abstractmethod
-    def measured_feeder_kw(self, k_end: int, k_start: int = 0) -> np.ndarray:
-        """``(k_end - k_start,)`` metered transformer load (all loads, kW) of steps
-        ``k_start .. k_end - 1``."""
-
 
 class PerfectForecaster(Forecaster):
-    """Perfect foresight: forecasts are read from the simulation's own inputs.
+    """Perfect foresight: forecasts are the simulation's own exogenous inputs.
 
-    This class is the one place on the DSO's side allowed to read ``model.exo`` and the
-    households' true state (for the firm-behaviour forecast of households that did not sign).
+    This class is the one place on the deciding side that holds the true future. It never
+    holds the households' live state: the firm behaviour of households that did not sign is
+    simulated once, from their state at the start, when it is first asked for (households
+    that did not sign behave as under a firm connection for the whole run).
 
     Parameters
     ----------
-    model : FeederModel
-        The simulation.
-    other_p_kw, other_q_kvar : np.ndarray, optional
-        ``(T, n_other)`` non-household loads over the simulated steps; by default the
-        aggregated ``model.inputs.p_other_kw`` (one column, no reactive power).
+    exo : Exogenous
+        The simulation's exogenous inputs over its steps (the truth).
+    fleet : Fleet
+        The households' devices (for the firm-behaviour forecast).
+    state0 : HouseholdState
+        The households' state at the first step (copied).
+    other_p_kw, other_q_kvar : np.ndarray
+        ``(T, n_other)`` the feeder's non-household loads.
     """
 
     def __init__(
         self,
-        model: FeederModel,
-        other_p_kw: np.ndarray | None = None,
-        other_q_kvar: np.ndarray | None = None,
+        exo: Exogenous,
+        fleet: Fleet,
+        state0: HouseholdState,
+        other_p_kw: np.ndarray,
+        other_q_kvar: np.ndarray,
     ) -> None:
-        self._model = model
-        t = model.n_steps
-        if other_p_kw is None:
-            agg = getattr(model.inputs, "p_other_kw", None)
-            other_p_kw = (
-                np.zeros((t, 0)) if agg is None else np.asarray(agg, dtype=float).reshape(t, 1)
-            )
-        self._other_p = np.asarray(other_p_kw, dtype=float)
-        self._other_q = (
-            np.zeros_like(self._other_p) if other_q_kvar is None else np.asarray(other_q_kvar)
+        self._exo = exo
+        self._fleet = fleet
+        self._state0 = HouseholdState(
+            state0.t_in_c.copy(), state0.ev_soc_kwh.copy(), state0.bat_soc_kwh.copy()
         )
+        self._other_p = np.asarray(other_p_kw, dtype=float)
+        self._other_q = np.asarray(other_q_kvar, dtype=float)
+        self._firm: dict[bytes, np.ndarray] = {}
+
+    @property
+    def n_steps(self) -> int:
+        return self._exo.n_steps
 
     def exogenous(self, k0: int, n: int, households: np.ndarray) -> Exogenous:
-        rows = horizon_index(k0, n, self._model.n_steps)
-        return _slice_exogenous(self._model.exo, rows, np.asarray(households, dtype=np.int64))
+        rows = horizon_index(k0, n, self.n_steps)
+        return slice_exogenous(self._exo, rows, np.asarray(households, dtype=np.int64))
 
     def other_loads(self, k0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = horizon_index(k0, n, self._model.n_steps)
+        rows = horizon_index(k0, n, self.n_steps)
         return self._other_p[rows], self._other_q[rows]
 
     def firm_load_kw(self, k0: int, n: int, households: np.ndarray) -> np.ndarray:
         h = np.asarray(households, dtype=np.int64)
         if len(h) == 0:
             return np.zeros((n, 0))
-        m = self._model
-        fleet = m.fleet.subset(h)
-        s = m.state
-        state = HouseholdState(s.t_in_c[h].copy(), s.ev_soc_kwh[h].copy(), s.bat_soc_kwh[h].copy())
-        exo = self.exogenous(k0, n, h)
-        return simulate_firm(fleet, state, exo)
-
-    def measured_feeder_kw(self, k_end: int, k_start: int = 0) -> np.ndarray:
-        m = self._model
-        p = m.log["p_net_kw"][k_start:k_end].sum(axis=1)
-        return p + self._other_p[k_start:k_end].sum(axis=1)
-
-
-def simulate_firm(fleet: Any, state: HouseholdState, exo: Exogenous) -> np.ndarray:
-    """Net load ``(T, n)`` of households behaving as under a firm connection (advances
-    ``state``): thermostat to the setpoint, EV at full power when home, battery
-    self-consumption (:class:`twin.contracts.firm.FirmContract`)."""
-    out = np.empty((exo.n_steps, fleet.n))
-    for k in range(exo.n_steps):
-        q = heat_to_reach(
-            fleet.setpoint_c,
-            state.t_in_c,
-            exo.t_out_c[k],
-            exo.q_gain_kw[k],
-            fleet.r_k_per_kw,
-            fleet.a_step,
-        )
-        res = step_households(
-            fleet, state, exo, k, Controls(q_heat_kw=q, p_ev_kw=fleet.ev_p_max_kw)
-        )
-        out[k] = res.p_net_kw
-    return out
+        key = h.tobytes()
+        if key not in self._firm:
+            s = self._state0
+            state = HouseholdState(
+                s.t_in_c[h].copy(), s.ev_soc_kwh[h].copy(), s.bat_soc_kwh[h].copy()
+            )
+            self._firm[key] = simulate_firm(
+                self._fleet.subset(h),
+                state,
+                self.exogenous(0, self.n_steps + FIRM_LOOKAHEAD_STEPS, h),
+            )
+        trajectory = self._firm[key]
+        if k0 + n > len(trajectory):
+            raise ValueError(f"firm forecast asked for {k0 + n} steps, prepared {len(trajectory)}")
+        return trajectory[k0 : k0 + n]

@@ -62,10 +62,10 @@ def electrified(scenario: Scenario, share: float) -> Scenario:
 
 def search_contract(cfg: DictConfig, limits: Any, curve_points: int = 5) -> list[HostingPoint]:
     """Bisection over the number of electrified households for the contract in ``cfg``."""
-    from twin.pipeline import build_inputs
+    from twin.inputs import build_inputs
 
     base = load_scenario(str(cfg.scenario.name))
-    n_households = build_inputs(cfg, base)[1].p_base_kw.shape[1]
+    n_households = build_inputs(cfg, base).p_base_kw.shape[1]
     points: dict[int, HostingPoint] = {}
 
     def evaluate(k: int) -> HostingPoint:
@@ -160,7 +160,7 @@ def plot_hosting(summary: list[dict], table: list[dict], path) -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from twin.results import atomic_write
+    from twin.writer import atomic_write
 
     df = pd.DataFrame(table)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.population import Fleet
+from twin.fleet import Fleet
 from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
 
 

@@ -1,13 +1,14 @@
 """The mesa model of one feeder: one step = one 15-minute control interval.
 
-Each step the DSO agent decides (contract-dependent), the household HEMSs dispatch their
-devices (vectorised, through the contract), the physics advances every household at once, and
-the outcome is logged into preallocated (time × household) arrays.
+The model holds the truth (device states, exact loads, the future weather) and gives the
+contract a :class:`~twin.view.FeederView`, never itself. Each step the DSO agent decides
+(contract-dependent), the household HEMSs dispatch their devices (vectorised, through the
+contract), the physics advances every household at once, and the outcome is logged into
+preallocated (time × household) arrays.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import mesa
@@ -17,10 +18,14 @@ from twin.agents import DsoAgent, HouseholdAgent
 from twin.contracts.base import Contract
 from twin.devices.ev import draw_trips
 from twin.devices.household import Exogenous, HouseholdState, make_exogenous, step_households
-from twin.population import Fleet, sample_fleet
-from twin.scenario import Scenario
-from twin.tariffs import Tariff
-from twin.timegrid import TimeWindow
+from twin.fleet import Fleet
+from twin.forecast import Forecaster, PerfectForecaster
+from twin.inputs import StudyInputs
+from twin.measure import Clock, Meters
+from twin.population import sample_fleet
+from twin.view import FeederView, HouseholdView, Registered
+
+__all__ = ["LOGGED", "FeederModel"]
 
 LOGGED = (
     "p_base_kw",
@@ -38,31 +43,31 @@ LOGGED = (
 )
 
 
-@dataclass(frozen=True)
-class StudyInputs:
-    """What a run simulates, for the run's simulated steps (warm-up included): scenario,
-    weather, today's household loads."""
-
-    scenario: Scenario
-    window: TimeWindow
-    t_out_c: np.ndarray  # (T,)
-    ghi_w_m2: np.ndarray  # (T,)
-    p_base_kw: np.ndarray  # (T, H)
-    q_base_kvar: np.ndarray  # (T, H)
-    load_index: np.ndarray  # (H,) net.load index of each household
-    tariff: Tariff | None = None  # prices over the simulated steps (HEMSs that optimise their bill)
-    p_other_kw: np.ndarray | None = None  # (T,) the feeder's non-household loads together
-    trafo_rating_kva: float = float("inf")
-    feeder: Any = None  # the grid (twin.grid.feeders.Feeder) when the pipeline built the inputs
-
-
 class FeederModel(mesa.Model):
     """Households and the DSO on one feeder, under one contract.
 
-    All randomness (population, trips) comes from ``self.rng``, seeded by ``seed``.
+    All randomness (population, trips, the contract's draws) comes from ``self.rng``, seeded
+    by ``seed``.
+
+    Parameters
+    ----------
+    inputs : StudyInputs
+        What the run simulates.
+    contract : Contract
+        The contract (set up here with the feeder view).
+    seed : int
+        The run's seed.
+    forecaster : Forecaster, optional
+        What the deciding side knows of the future; perfect foresight by default.
     """
 
-    def __init__(self, inputs: StudyInputs, contract: Contract, seed: int) -> None:
+    def __init__(
+        self,
+        inputs: StudyInputs,
+        contract: Contract,
+        seed: int,
+        forecaster: Forecaster | None = None,
+    ) -> None:
         super().__init__(rng=seed)
         self.inputs = inputs
         self.window = inputs.window
@@ -100,7 +105,32 @@ class FeederModel(mesa.Model):
         self.log: dict[str, np.ndarray] = {name: np.zeros((t, n)) for name in LOGGED}
         self.log["p_base_kw"][:] = self.exo.p_base_kw
         self.log["p_pv_kw"][:] = self.exo.p_pv_kw
-        contract.setup(self)
+        self.clock = Clock()
+        self.forecaster = forecaster or PerfectForecaster(
+            self.exo, self.fleet, self.state, inputs.p_other_kw, inputs.q_other_kvar
+        )
+        self.view = self._make_view()
+        contract.setup(self.view)
+
+    def _make_view(self) -> FeederView:
+        """What the contract may read (twin.view): built once, read through accessors."""
+        inp = self.inputs
+        meters = Meters(self.clock, self.log["p_net_kw"], inp.p_other_kw)
+        households = HouseholdView(
+            self.fleet, self.state, self.exo, self.clock, meters, self.forecaster
+        )
+        dso = {
+            "feeder": inp.feeder,
+            "station_rating_kva": inp.trafo_rating_kva,
+            "hh_cols": np.asarray(inp.hh_cols),
+            "other_cols": np.asarray(inp.other_cols),
+            "registered": Registered.of(self.fleet),
+            "forecaster": self.forecaster,
+            "meters": meters,
+        }
+        # the contract's own draws (who signs) come from a child stream of the run's seed,
+        # spawned after the fleet and trips, so the population is the same under every contract
+        return FeederView(households, dso, self.window, inp.tariff, self.rng.spawn(1)[0])
 
     @property
     def n_steps(self) -> int:
@@ -108,8 +138,9 @@ class FeederModel(mesa.Model):
 
     def step(self) -> None:
         k = self.k
+        self.clock.now = k
         self.dso.step()
-        controls = self.contract.dispatch(self, k)
+        controls = self.contract.dispatch(k)
         out = step_households(self.fleet, self.state, self.exo, k, controls)
         log = self.log
         log["p_hp_kw"][k] = out.p_hp_kw
@@ -123,5 +154,15 @@ class FeederModel(mesa.Model):
         log["ev_soc_kwh"][k] = self.state.ev_soc_kwh
         log["bat_soc_kwh"][k] = self.state.bat_soc_kwh
         self.k += 1
+        self.clock.now = self.k
         if self.k >= self.n_steps:
             self.running = False
+
+    def run_to_end(self) -> None:
+        """Step until the end of the window."""
+        while self.k < self.n_steps:
+            self.step()
+
+    def contract_kpis(self) -> dict[str, Any]:
+        """The contract's KPIs, measured on the simulated result."""
+        return self.contract.kpis(self.log, self.exo.trips.home)

@@ -1,9 +1,8 @@
-"""Figures of one run (PNG, matplotlib Agg)."""
+"""Figures of one run (PNG, matplotlib Agg), written into the run's staging folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -12,15 +11,13 @@ import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-if TYPE_CHECKING:
-    from twin.pipeline import RunResult
+from twin.result import RunResult
 
 
 def _save(fig, path: Path) -> None:
-    from twin.results import atomic_write
-
+    """Save into the run's staging folder (twin.writer.RunFolder moves it into place)."""
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -42,7 +39,7 @@ def write_figures(result: RunResult, out_dir: Path) -> list[Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     times = result.window.times
-    g, lg, f = result.grid, result.log, result.model.fleet
+    g, lg, f = result.grid, result.log, result.fleet
     title = (
         f"{result.kpis['grid']} · {result.kpis['scenario']} · contract {result.kpis['contract']}"
     )

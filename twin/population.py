@@ -1,65 +1,17 @@
 """Sample the households behind a feeder from a scenario (seeded): who has which device, and
-each device's parameters. The result is a :class:`Fleet` of arrays over households."""
+each device's parameters. The result is a :class:`~twin.fleet.Fleet` of arrays over
+households."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import numpy as np
 
-from twin.devices.thermal import decay_factor
+from twin.fleet import Fleet
 from twin.scenario import Scenario
-from twin.timegrid import DT_H
 
 CHARGER_KW_LOW = 3.7  # 1 x 16 A
 CHARGER_KW_HIGH = 11.0  # 3 x 16 A
 SOC_START_FRACTION = (0.5, 0.9)  # initial EV and battery state, drawn uniformly (assumption)
-
-
-@dataclass
-class Fleet:
-    """Per-household parameters, each an array of length ``n``."""
-
-    n: int
-    # adoption (bool)
-    has_hp: np.ndarray
-    hp_hybrid: np.ndarray
-    has_ev: np.ndarray
-    has_pv: np.ndarray
-    has_battery: np.ndarray
-    # dwelling
-    floor_area_m2: np.ndarray
-    ua_kw_per_k: np.ndarray
-    r_k_per_kw: np.ndarray
-    c_kwh_per_k: np.ndarray
-    a_step: np.ndarray
-    solar_aperture_m2: np.ndarray
-    internal_gains_kw: np.ndarray
-    setpoint_c: np.ndarray
-    design_heat_load_kw: np.ndarray
-    # heat pump (thermal capacity 0 where there is none)
-    hp_q_max_kw: np.ndarray
-    flow_design_c: np.ndarray
-    # EV (capacity 0 where there is none)
-    ev_capacity_kwh: np.ndarray
-    ev_p_max_kw: np.ndarray
-    ev_kwh_per_km: np.ndarray
-    ev_departure_h: np.ndarray
-    ev_arrival_h: np.ndarray
-    ev_soc0_kwh: np.ndarray
-    # PV and battery (0 where there is none)
-    pv_kwp: np.ndarray
-    bat_capacity_kwh: np.ndarray
-    bat_p_max_kw: np.ndarray
-    bat_eta: np.ndarray
-    bat_soc0_kwh: np.ndarray
-
-    def subset(self, idx: np.ndarray) -> Fleet:
-        """The households at positions ``idx`` (for small test instances)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values = {k: (v[idx] if isinstance(v, np.ndarray) else v) for k, v in values.items()}
-        values["n"] = len(np.arange(self.n)[idx])
-        return Fleet(**values)
 
 
 def sample_fleet(scenario: Scenario, n: int, rng: np.random.Generator) -> Fleet:
@@ -124,7 +76,6 @@ def sample_fleet(scenario: Scenario, n: int, rng: np.random.Generator) -> Fleet:
         ua_kw_per_k=ua,
         r_k_per_kw=r,
         c_kwh_per_k=c,
-        a_step=decay_factor(r, c, DT_H),
         solar_aperture_m2=dw["solar_aperture_m2_per_m2"].sample(rng, n) * area,
         internal_gains_kw=np.full(n, dw["internal_gains_kw"].value),
         setpoint_c=setpoint,

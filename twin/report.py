@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from twin.results import DONE, atomic_write
+from twin.writer import DONE, atomic_write
 
 KEY_COLUMNS = (
     "coincident_peak_per_household_kw",

@@ -2,50 +2,67 @@
 
 A contract has two halves, matching who decides what:
 
-* :meth:`Contract.dso_step` — the DSO agent's decision for the coming interval(s), e.g.
-  capacity bands per household (nothing under a firm connection);
+* :meth:`Contract.dso_step` — the DSO's decision for the coming interval(s), e.g. capacity
+  bands per household (nothing under a firm connection);
 * :meth:`Contract.dispatch` — every household HEMS's device requests for this interval,
   vectorised over the households (the physics then applies device limits).
+
+A contract is given a :class:`~twin.view.FeederView` once (:meth:`Contract.setup`) and reads
+the run only through it: the DSO half through ``view.dso(information)``, the HEMS half
+through ``view.households``. Scoring (:meth:`Contract.kpis`) gets the simulated result.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from twin.devices.household import Controls
-    from twin.model import FeederModel
+from twin.devices.household import Controls
+from twin.view import FeederView
+
+__all__ = ["Contract"]
 
 
 class Contract(ABC):
     name: str = "abstract"
+    view: FeederView
 
     @classmethod
     def from_config(cls, cfg: Any) -> Contract:
         return cls()
 
-    def setup(self, model: FeederModel) -> None:  # noqa: B027 - optional hook
-        """Called once after the model is built (e.g. to build an optimisation model)."""
+    def setup(self, view: FeederView) -> None:
+        """Called once, before the first step, with what the contract may read."""
+        self.view = view
 
-    def dso_step(self, model: FeederModel, k: int) -> None:  # noqa: B027 - optional hook
+    def dso_step(self, k: int) -> None:  # noqa: B027 - optional hook
         """The DSO's decision at step ``k``."""
 
     @abstractmethod
-    def dispatch(self, model: FeederModel, k: int) -> Controls:
+    def dispatch(self, k: int) -> Controls:
         """Every household's device requests at step ``k``."""
 
-    def discount_eur_per_year(self, model: FeederModel) -> float | np.ndarray:
+    def discount_eur_per_year(self) -> float | np.ndarray:
         """The grid-tariff discount each household gets for signing (0 without one)."""
         return 0.0
 
-    def timeseries(self, model: FeederModel) -> dict[str, np.ndarray]:
+    def timeseries(self) -> dict[str, np.ndarray]:
         """Contract-specific (simulated steps × households) arrays for the results' time series,
         e.g. the DSO's capacity bands; NaN where a household has none."""
         return {}
 
-    def kpis(self, model: FeederModel) -> dict[str, Any]:
-        """Contract-specific KPIs (e.g. solver status); merged into the run's KPIs."""
+    def household_table(self) -> dict[str, np.ndarray]:
+        """Contract-specific ``(H,)`` columns for the per-household results (e.g. who signed)."""
+        return {}
+
+    def feeder_timeseries(self) -> dict[str, np.ndarray]:
+        """Contract-specific ``(simulated steps,)`` series of the DSO's decisions (e.g. the
+        intervals a DSO declared congested) for the per-step feeder results."""
+        return {}
+
+    def kpis(self, log: dict[str, np.ndarray], home: np.ndarray) -> dict[str, Any]:
+        """Contract-specific KPIs measured on the simulated result (``log``: the simulated
+        ``(T, H)`` series, warm-up included; ``home``: where each EV was)."""
         return {}

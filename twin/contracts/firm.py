@@ -5,26 +5,21 @@
 * EV: charges at full power from arrival until full or departure;
 * battery: self-consumption (charges on PV surplus, covers the house's deficit);
 * PV: produces fully.
+
+(:func:`twin.devices.household.firm_controls`, the one firm behaviour every contract falls
+back to.)
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from twin.contracts.base import Contract
-from twin.devices.household import Controls
-from twin.devices.thermal import heat_to_reach
-
-if TYPE_CHECKING:
-    from twin.model import FeederModel
+from twin.devices.household import Controls, firm_controls
 
 
 class FirmContract(Contract):
     name = "firm"
 
-    def dispatch(self, model: FeederModel, k: int) -> Controls:
-        f, s, x = model.fleet, model.state, model.exo
-        q_heat = heat_to_reach(
-            f.setpoint_c, s.t_in_c, x.t_out_c[k], x.q_gain_kw[k], f.r_k_per_kw, f.a_step
-        )
-        return Controls(q_heat_kw=q_heat, p_ev_kw=f.ev_p_max_kw, p_bat_kw=None)
+    def dispatch(self, k: int) -> Controls:
+        h = self.view.households
+        x = h.present(k)
+        return firm_controls(h.devices, h.state.t_in_c, x.t_out_c, x.q_gain_kw)

@@ -12,16 +12,15 @@ Base load, PV and the battery (self-consumption never charges from the grid) are
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from twin.contracts.firm import FirmContract
+from twin.contracts.hems import draw_signed
 from twin.devices.household import Controls
 from twin.timegrid import STEPS_PER_DAY
-
-if TYPE_CHECKING:
-    from twin.model import FeederModel
+from twin.view import FeederView
 
 
 class NonFirmContract(FirmContract):
@@ -51,44 +50,47 @@ class NonFirmContract(FirmContract):
             discount_eur_per_year=float(cfg.discount_eur_per_year),
         )
 
-    def setup(self, model: FeederModel) -> None:
-        n = model.fleet.n
-        ranked = model.rng.permutation(n)  # drawn after the fleet and trips: they stay the same
-        self.signed = np.zeros(n, bool)
-        self.signed[ranked[: int(round(self.share_signed * n))]] = True
-        self.congested = np.zeros(model.n_steps, bool)
+    def setup(self, view: FeederView) -> None:
+        super().setup(view)
+        n = view.households.devices.n
+        self.signed = draw_signed(view.draws, n, self.share_signed)
+        self.congested = np.zeros(view.n_steps, bool)
         self._until = -1
+        # the DSO reads the station's meter and knows its rating; nothing of the households
+        self.dso = view.dso("envelope")
 
-    def measured_load_kw(self, model: FeederModel, k: int) -> float:
-        """What the DSO's transformer meter read over interval ``k``."""
-        other = 0.0 if model.inputs.p_other_kw is None else float(model.inputs.p_other_kw[k])
-        return float(model.log["p_net_kw"][k].sum()) + other
-
-    def dso_step(self, model: FeederModel, k: int) -> None:
-        limit_kw = self.threshold_pct / 100.0 * model.inputs.trafo_rating_kva
+    def dso_step(self, k: int) -> None:
+        limit_kw = self.threshold_pct / 100.0 * self.dso.station_rating_kva
+        meter = self.dso.meters
         seen = [k - 1, k - STEPS_PER_DAY]
-        if any(j >= 0 and self.measured_load_kw(model, j) > limit_kw for j in seen):
+        if any(j >= 0 and float(meter.transformer_kw(j, j + 1)[0]) > limit_kw for j in seen):
             self._until = k + self.hold_steps - 1
         self.congested[k] = k <= self._until
 
-    def dispatch(self, model: FeederModel, k: int) -> Controls:
-        ctl = super().dispatch(model, k)
+    def dispatch(self, k: int) -> Controls:
+        ctl = super().dispatch(k)
         if not self.congested[k]:
             return ctl
-        f, x = model.fleet, model.exo
+        f = self.view.households.devices
+        cop = self.view.households.present(k).cop
         cap = np.where(self.signed, self.guaranteed_kw, np.inf)
-        cop = x.cop[k]
         p_hp_wanted = np.minimum(np.maximum(ctl.q_heat_kw, 0.0), f.hp_q_max_kw) / cop
         p_hp_allowed = np.minimum(p_hp_wanted, cap)
         ctl.q_hp_max_kw = np.where(self.signed, p_hp_allowed * cop, np.inf)
         ctl.p_ev_kw = np.minimum(ctl.p_ev_kw, np.maximum(cap - p_hp_allowed, 0.0))
         return ctl
 
-    def discount_eur_per_year(self, model: FeederModel) -> np.ndarray:
+    def discount_eur_per_year(self) -> np.ndarray:
         return np.where(self.signed, self.discount, 0.0)
 
-    def kpis(self, model: FeederModel) -> dict[str, Any]:
-        report = model.window.report
+    def household_table(self) -> dict[str, np.ndarray]:
+        return {"signed": self.signed.copy()}
+
+    def feeder_timeseries(self) -> dict[str, np.ndarray]:
+        return {"nonfirm_congested": self.congested.copy()}
+
+    def kpis(self, log: dict[str, np.ndarray], home: np.ndarray) -> dict[str, Any]:
+        report = self.view.window.report
         return {
             "nonfirm_households_signed": int(self.signed.sum()),
             "nonfirm_congested_hours": float(self.congested[report].sum() * 0.25),

@@ -14,8 +14,8 @@ import numpy as np
 from twin.devices.battery import battery_step, self_consumption_request
 from twin.devices.ev import TripSchedule, ev_step
 from twin.devices.pv import pv_power_kw
-from twin.devices.thermal import cop, flow_temperature_c, step_temperature
-from twin.population import Fleet
+from twin.devices.thermal import cop, flow_temperature_c, heat_to_reach, step_temperature
+from twin.fleet import Fleet
 from twin.timegrid import DT_H
 
 
@@ -156,3 +156,35 @@ def step_households(
         p_bat_kw=p_bat,
         p_net_kw=p_base + p_hp + p_ev + p_bat - p_pv,
     )
+
+
+def thermostat_heat_kw(
+    fleet: Fleet, t_in_c: np.ndarray, t_out_c: float, q_gain_kw: np.ndarray
+) -> np.ndarray:
+    """Heat (kW thermal, unclipped) that brings every home exactly to its setpoint within the
+    step: the firm thermostat (modulating; the physics clips it to the heat pump's capacity)."""
+    return heat_to_reach(
+        fleet.setpoint_c, t_in_c, t_out_c, q_gain_kw, fleet.r_k_per_kw, fleet.a_step
+    )
+
+
+def firm_controls(
+    fleet: Fleet, t_in_c: np.ndarray, t_out_c: float, q_gain_kw: np.ndarray
+) -> Controls:
+    """Firm behaviour (today's connection, no control): the thermostat, the EV at full power
+    whenever it is home, the battery on self-consumption, PV producing fully."""
+    return Controls(
+        q_heat_kw=thermostat_heat_kw(fleet, t_in_c, t_out_c, q_gain_kw),
+        p_ev_kw=fleet.ev_p_max_kw,
+        p_bat_kw=None,
+    )
+
+
+def simulate_firm(fleet: Fleet, state: HouseholdState, exo: Exogenous) -> np.ndarray:
+    """Net load ``(T, n)`` of households behaving as under a firm connection over ``exo``'s
+    steps (:func:`firm_controls`); advances ``state``."""
+    out = np.empty((exo.n_steps, fleet.n))
+    for k in range(exo.n_steps):
+        ctl = firm_controls(fleet, state.t_in_c, exo.t_out_c[k], exo.q_gain_kw[k])
+        out[k] = step_households(fleet, state, exo, k, ctl).p_net_kw
+    return out

@@ -27,40 +27,10 @@ from twin.optim.blocks import DeviceBlock, DevicePlan, EnvelopeBlock, LimitBlock
 from twin.optim.devices import DeviceInputs, DeviceSet
 from twin.optim.envelope import FlexibilityEnvelope
 from twin.optim.horizon import Horizon
+from twin.optim.limits import FeederLimits
 from twin.optim.persistent import PersistentLP, SolverOptions, SolveStats
 
-__all__ = ["CentralAllocation", "EnvelopeAllocation", "FeederLimits", "HemsPlanning", "LimitData"]
-
-
-@dataclass(frozen=True)
-class FeederLimits:
-    """The feeder limits an allocation respects, as linear rows over households.
-
-    Attributes
-    ----------
-    coef : np.ndarray
-        ``(R, n)`` sensitivity of each limited quantity to each optimised household's load
-        (the row reads ``sign * coef @ flex <= rhs``).
-    lazy : np.ndarray, optional
-        ``(R,)`` rows built into the model but handed to the solver only when a solution
-        would violate them (then the LP is re-solved, warm); they rarely bind and would
-        otherwise slow every solve down.
-    sign : np.ndarray
-        ``(R,)`` +1 import direction, -1 export direction.
-    names : tuple[str, ...]
-        Row names (``"trafo"``, ``"line 17"``, ...), for reports.
-    """
-
-    coef: np.ndarray
-    sign: np.ndarray
-    names: tuple[str, ...]
-    lazy: np.ndarray | None = (
-        None  # (R,) rows handed to the solver only once a plan would violate them
-    )
-
-    @classmethod
-    def transformer_only(cls, n: int) -> FeederLimits:
-        return cls(np.ones((1, n)), np.ones(1), ("trafo",))
+__all__ = ["CentralAllocation", "EnvelopeAllocation", "HemsPlanning", "LimitData"]
 
 
 @dataclass

@@ -39,8 +39,8 @@ import numpy as np
 
 from twin.devices.ev import CHARGE_EFFICIENCY
 from twin.devices.household import Exogenous
+from twin.fleet import Fleet
 from twin.optim.horizon import Horizon
-from twin.population import Fleet
 from twin.timegrid import STEPS_PER_DAY, STEPS_PER_HOUR
 
 #: Boiler capacity used for the reachability of hybrids (kW thermal): "unlimited".

@@ -11,7 +11,7 @@ active power flow in either direction, or (scaled to kW) a bus voltage drop. For
 power factor, so ``Q`` is known before the plan) and ``S_max = rating * (1 - margin)``; cable
 ratings are taken at ``v_min_pu`` (a conservative voltage at the cable's upstream end). The
 part of ``A_r`` on the optimised households becomes the LP's coefficients
-(:class:`~twin.optim.allocation.FeederLimits`); everything else moves to the right-hand side
+(:class:`FeederLimits`); everything else moves to the right-hand side
 (:meth:`GridLimits.rhs`).
 
 Rows are **screened** once per run: a cable (or voltage) row enters the LP only if the worst
@@ -27,9 +27,38 @@ from typing import Any
 
 import numpy as np
 
-from twin.optim.allocation import FeederLimits
+__all__ = ["FeederLimits", "GridLimits", "build_grid_limits"]
 
-__all__ = ["GridLimits", "build_grid_limits"]
+
+@dataclass(frozen=True)
+class FeederLimits:
+    """The feeder limits an allocation respects, as linear rows over households.
+
+    Attributes
+    ----------
+    coef : np.ndarray
+        ``(R, n)`` sensitivity of each limited quantity to each optimised household's load
+        (the row reads ``sign * coef @ flex <= rhs``).
+    lazy : np.ndarray, optional
+        ``(R,)`` rows built into the model but handed to the solver only when a solution
+        would violate them (then the LP is re-solved, warm); they rarely bind and would
+        otherwise slow every solve down.
+    sign : np.ndarray
+        ``(R,)`` +1 import direction, -1 export direction.
+    names : tuple[str, ...]
+        Row names (``"trafo"``, ``"line 17"``, ...), for reports.
+    """
+
+    coef: np.ndarray
+    sign: np.ndarray
+    names: tuple[str, ...]
+    lazy: np.ndarray | None = (
+        None  # (R,) rows handed to the solver only once a plan would violate them
+    )
+
+    @classmethod
+    def transformer_only(cls, n: int) -> FeederLimits:
+        return cls(np.ones((1, n)), np.ones(1), ("trafo",))
 
 
 @dataclass

@@ -1,0 +1,312 @@
+"""The household side shared by every contract whose HEMSs carry out a plan (the performance
+contract and the tariff HEMS): planning terms and cadence, who signs, the service guards
+that secure comfort and EV range whatever the plan says, and the service report measured on
+the simulated result.
+
+* :class:`PlanningTerms` — service levels, horizon and re-plan cadence (validated once);
+* :func:`draw_signed` — which households sign, from the contract's seeded stream;
+* :class:`HemsDevices` — index arrays and device parameters the HEMSs use every interval;
+* :func:`follow_heat_plan`, :func:`follow_ev_plan` — a plan carried out with its guards: never
+  let the indoor temperature fall below the comfort band, never fall behind the EV deadline;
+* :func:`service_misses` — service levels missed in the simulated result, never silent.
+
+The firm behaviour every contract falls back to is the physics layer's
+(:func:`twin.devices.household.firm_controls`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from twin.devices.ev import CHARGE_EFFICIENCY
+from twin.devices.thermal import heat_to_reach
+from twin.errors import TwinError
+from twin.fleet import Fleet
+from twin.kpi import ev_deadline_shortfall_kwh
+from twin.optim.devices import COMFORT_TOL_K, EV_TOL_KWH, DeviceSet
+from twin.optim.horizon import Horizon
+from twin.timegrid import DT_H, STEPS_PER_HOUR
+from twin.view import Present
+
+__all__ = [
+    "DETAIL_MAX",
+    "HemsDevices",
+    "PlanningTerms",
+    "ServiceMisses",
+    "draw_signed",
+    "follow_ev_plan",
+    "follow_heat_plan",
+    "service_misses",
+]
+
+#: Entries kept in the detailed KPI lists (the counts and totals cover everything).
+DETAIL_MAX = 50
+
+
+def _bad(key: str, value: Any, want: str) -> TwinError:
+    return TwinError(f"contract.{key}={value!r} is invalid: {want}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanningTerms:
+    """Service levels and planning settings of a HEMS that follows a plan.
+
+    Attributes
+    ----------
+    comfort_band_k, preheat_k : float
+        Comfort band below the setpoint; allowed pre-heating above it.
+    ev_range_km, ev_deadline_h : float
+        EV range due at the deadline (hour of day).
+    horizon_h, resolution_h, fine_h : float
+        Rolling horizon, plan period length, optional leading 15-minute part.
+    replan_every_h, replan_at_h : float
+        Re-plan cadence and the hour of day it is anchored at (the first plan is made at the
+        start).
+    """
+
+    comfort_band_k: float = 1.0
+    preheat_k: float = 1.0
+    ev_range_km: float = 150.0
+    ev_deadline_h: float = 6.0
+    horizon_h: float = 24.0
+    resolution_h: float = 1.0
+    fine_h: float = 0.0
+    replan_every_h: float = 24.0
+    replan_at_h: float = 12.0
+
+    def __post_init__(self) -> None:
+        for key in ("horizon_h", "replan_every_h", "resolution_h"):
+            v = getattr(self, key)
+            if v <= 0 or abs(v * STEPS_PER_HOUR - round(v * STEPS_PER_HOUR)) > 1e-9:
+                raise _bad(key, v, "give a positive whole number of 15-minute steps (hours)")
+        if self.replan_every_h > self.horizon_h:
+            raise _bad(
+                "replan_every_h",
+                self.replan_every_h,
+                f"re-plan at least every horizon_h={self.horizon_h} h",
+            )
+        if not 0.0 <= self.replan_at_h < 24.0:
+            raise _bad("replan_at_h", self.replan_at_h, "give an hour of the day (0 to below 24)")
+        if not 0.0 <= self.fine_h <= self.horizon_h:
+            raise _bad("fine_h", self.fine_h, "give hours from 0 to horizon_h")
+        if self.comfort_band_k <= COMFORT_TOL_K:
+            raise _bad("comfort_band_k", self.comfort_band_k, f"give more than {COMFORT_TOL_K} K")
+
+    @classmethod
+    def from_config(cls, cfg: Any, **extra: Any) -> Any:
+        """The terms from a contract config (keys that are not terms are ignored)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: cfg[k] for k in names if k in cfg}
+        return cls(**{**values, **extra})
+
+    def horizon(self) -> Horizon:
+        return Horizon.from_segments(
+            [(self.fine_h, 0.25), (self.horizon_h - self.fine_h, self.resolution_h)]
+        )
+
+    @property
+    def cadence_steps(self) -> int:
+        return int(round(self.replan_every_h * STEPS_PER_HOUR))
+
+    @property
+    def offset_steps(self) -> int:
+        return int(round(self.replan_at_h * STEPS_PER_HOUR))
+
+    def is_replan_step(self, k: int) -> bool:
+        """Re-plan at the start and every ``replan_every_h`` from ``replan_at_h`` o'clock."""
+        return k == 0 or (k - self.offset_steps) % self.cadence_steps == 0
+
+    def device_set(self, fleet: Fleet, households: np.ndarray) -> DeviceSet:
+        """The controllable devices of ``households`` with these service levels."""
+        return DeviceSet.from_fleet(
+            fleet,
+            households,
+            self.comfort_band_k,
+            self.ev_range_km,
+            self.ev_deadline_h,
+            self.preheat_k,
+        )
+
+
+def draw_signed(rng: np.random.Generator, n: int, share: float) -> np.ndarray:
+    """``(n,)`` which households signed: ``round(share * n)`` of them at random."""
+    n_signed = int(round(share * n))
+    signed = np.zeros(n, bool)
+    if n_signed == n:
+        signed[:] = True
+    else:
+        signed[rng.permutation(n)[:n_signed]] = True
+    return signed
+
+
+@dataclass(frozen=True)
+class HemsDevices:
+    """Index arrays and device parameters the HEMSs of ``households`` use every interval.
+
+    ``g_*`` are fleet positions of the households with a heat pump / EV / battery among the
+    planning households (in :class:`~twin.optim.devices.DeviceSet` order), ``*_pos`` their
+    positions among the planning households.
+    """
+
+    g_hp: np.ndarray
+    g_ev: np.ndarray
+    g_bat: np.ndarray
+    g_no_ev: np.ndarray
+    hp_pos: np.ndarray
+    ev_pos: np.ndarray
+    bat_pos: np.ndarray
+    hybrid: np.ndarray
+    floor_c: np.ndarray
+    r_hp: np.ndarray
+    a_hp: np.ndarray
+    qmax_hp: np.ndarray
+    ev_pmax: np.ndarray
+    ev_cap: np.ndarray
+    ev_step_kwh: float
+    bat_pmax: np.ndarray
+    bat_eta: np.ndarray
+
+    @classmethod
+    def build(cls, fleet: Fleet, dev: DeviceSet) -> HemsDevices:
+        h = dev.households
+        g_hp, g_ev, g_bat = h[dev.hp], h[dev.ev], h[dev.bat]
+        no_ev = np.ones(len(h), bool)
+        no_ev[dev.ev] = False
+        return cls(
+            g_hp=g_hp,
+            g_ev=g_ev,
+            g_bat=g_bat,
+            g_no_ev=h[no_ev],
+            hp_pos=dev.hp,
+            ev_pos=dev.ev,
+            bat_pos=dev.bat,
+            hybrid=dev.hybrid,
+            floor_c=dev.setpoint_c - dev.comfort_band_k + 0.1 * COMFORT_TOL_K,
+            r_hp=fleet.r_k_per_kw[g_hp],
+            a_hp=fleet.a_step[g_hp],
+            qmax_hp=fleet.hp_q_max_kw[g_hp],
+            ev_pmax=fleet.ev_p_max_kw[g_ev],
+            ev_cap=fleet.ev_capacity_kwh[g_ev],
+            ev_step_kwh=CHARGE_EFFICIENCY * DT_H,
+            bat_pmax=fleet.bat_p_max_kw[g_bat],
+            bat_eta=fleet.bat_eta[g_bat],
+        )
+
+
+@dataclass
+class HeatRequest:
+    """The heat pumps' requests of one step (arrays over the planning heat pumps)."""
+
+    q_req_kw: np.ndarray  # heat asked for (heat pump + a hybrid's boiler), thermal
+    q_cap_kw: np.ndarray  # the heat pump's thermal limit this step
+    p_hp_kw: np.ndarray  # the heat pump's electric power it implies
+    q_guard_kw: np.ndarray  # heat that keeps the home at the comfort floor
+    cop: np.ndarray
+
+
+def follow_heat_plan(
+    c: HemsDevices,
+    t_in_c: np.ndarray,
+    x: Present,
+    p_hp_plan_kw: np.ndarray,
+    q_boiler_plan_kw: np.ndarray,
+) -> HeatRequest:
+    """The planned heat (heat pump power, a hybrid's boiler heat), never below the floor."""
+    g = c.g_hp
+    cop = x.cop[g]
+    q_guard = heat_to_reach(c.floor_c, t_in_c[g], x.t_out_c, x.q_gain_kw[g], c.r_hp, c.a_hp)
+    np.maximum(q_guard, 0.0, out=q_guard)
+    q_hp_plan = p_hp_plan_kw * cop
+    q_req = np.maximum(q_hp_plan + q_boiler_plan_kw, q_guard)
+    q_cap = np.where(c.hybrid, q_hp_plan, c.qmax_hp)
+    p_hp = np.minimum(q_req, np.minimum(q_cap, c.qmax_hp)) / cop
+    return HeatRequest(q_req, q_cap, p_hp, q_guard, cop)
+
+
+def follow_ev_plan(
+    c: HemsDevices,
+    ev_soc_kwh: np.ndarray,
+    x: Present,
+    p_ev_plan_kw: np.ndarray,
+    need_kwh: np.ndarray,
+    home_after: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(request, guard)`` per planning EV: the planned power, never behind the deadline
+    (``guard`` is the least power that keeps the deadline reachable, within what the car can
+    take this step)."""
+    e = c.g_ev
+    soc = np.maximum(ev_soc_kwh[e] - x.trip_kwh[e], 0.0)
+    room = np.minimum(c.ev_pmax, np.maximum(c.ev_cap - soc, 0.0) / c.ev_step_kwh) * x.home[e]
+    behind = need_kwh + 0.5 * EV_TOL_KWH - soc - c.ev_step_kwh * c.ev_pmax * home_after
+    guard = np.minimum(np.where(need_kwh > 0, np.maximum(behind / c.ev_step_kwh, 0.0), 0.0), room)
+    return np.minimum(np.maximum(p_ev_plan_kw, guard), room), guard
+
+
+@dataclass
+class ServiceMisses:
+    """Service levels missed in the simulated result."""
+
+    comfort_households: int
+    ev_deadlines: int
+    details: list[dict[str, Any]]
+
+
+def service_misses(
+    fleet: Fleet,
+    t_in_c: np.ndarray,
+    ev_soc_kwh: np.ndarray,
+    home: np.ndarray,
+    households: np.ndarray,
+    terms: PlanningTerms,
+    n_warmup_steps: int,
+    who: str,
+) -> ServiceMisses:
+    """Comfort and EV-range misses of ``households`` (bool mask) over the reported steps
+    (``(T, H)`` arrays, warm-up cut off); logged as a warning, never silent."""
+    floor = fleet.setpoint_c - terms.comfort_band_k
+    cold = np.maximum(floor - t_in_c, 0.0)
+    cold[cold < 1e-9] = 0.0
+    details: list[dict[str, Any]] = []
+    missed = np.flatnonzero(households & fleet.has_hp & (cold.max(axis=0, initial=0.0) > 0))
+    for h in missed[:DETAIL_MAX]:
+        step = int(np.argmax(cold[:, h]))
+        details.append(
+            {
+                "household": int(h),
+                "term": "comfort",
+                "step": step + n_warmup_steps,
+                "amount": round(float(cold[step, h]), 4),
+                "unit": "K below the band",
+            }
+        )
+    short = ev_deadline_shortfall_kwh(
+        ev_soc_kwh, home, fleet, terms.ev_range_km, terms.ev_deadline_h
+    )
+    short[short < 1e-6] = 0.0
+    short[:, ~households] = 0.0
+    days, hh = np.nonzero(short > 0)
+    for d, h in zip(days, hh, strict=True):
+        if len(details) >= DETAIL_MAX:
+            break
+        details.append(
+            {
+                "household": int(h),
+                "term": "ev_range",
+                "day": int(d),
+                "amount": round(float(short[d, h]), 4),
+                "unit": "kWh short at the deadline",
+            }
+        )
+    if len(missed) or len(days):
+        logging.getLogger(f"twin.{who}").warning(
+            "%s: service levels missed in the simulated result: %d household(s) below the "
+            "comfort band, %d EV deadline(s) short",
+            who,
+            len(missed),
+            len(days),
+        )
+    return ServiceMisses(int(len(missed)), int(len(days)), details)

@@ -1,0 +1,213 @@
+"""The DSO side of the performance contract: feeder limits, the allocation LP, capacity bands.
+
+:class:`DsoPlanner` is constructed with a :class:`~twin.view.DsoView` and nothing else of the
+run: forecasts, the measured past, the network model, the connections' registered ratings
+and, in central mode only, the signed households' declared devices and state. In envelope
+mode it learns about households only from the envelopes their HEMSs send
+(:meth:`DsoPlanner.allocate`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from twin.contracts.performance.terms import PerformanceTerms
+from twin.optim.devices import DeviceInputs, DeviceSet, device_inputs
+from twin.optim.envelope import FlexibilityEnvelope
+from twin.optim.horizon import Horizon
+from twin.optim.limits import GridLimits, build_grid_limits
+from twin.optim.options import SolverOptions, Weights
+from twin.timegrid import STEPS_PER_DAY
+from twin.view import DsoView
+
+__all__ = ["DsoPlanner", "LimitForecast"]
+
+log = logging.getLogger("twin.performance")
+
+
+@dataclass
+class LimitForecast:
+    """One re-plan's limits as the DSO forecasts them (step and period resolution)."""
+
+    lim: Any  # twin.optim.allocation.LimitData (per period)
+    rhs_steps: np.ndarray  # (R, n_steps) limit minus the uncontrollable flow, per step
+    infl_steps: np.ndarray  # (n_steps,) uncontrollable feeder load, per step
+    inflex_sig_kw: np.ndarray  # (n_steps, n_signed) signed households' base load minus PV
+
+
+class DsoPlanner:
+    """The DSO: screened feeder limits, the allocation LP (built once), bands.
+
+    Parameters
+    ----------
+    view : DsoView
+        What the DSO may read.
+    terms : PerformanceTerms
+        The contract's terms.
+    sig, non : np.ndarray
+        Positions of the households that signed and of those that did not.
+    hz : Horizon
+        The plan's periods.
+    weights, solver
+        Objective weights and HiGHS settings.
+    """
+
+    def __init__(
+        self,
+        view: DsoView,
+        terms: PerformanceTerms,
+        sig: np.ndarray,
+        non: np.ndarray,
+        hz: Horizon,
+        weights: Weights,
+        solver: SolverOptions,
+    ) -> None:
+        from twin.optim.allocation import CentralAllocation, EnvelopeAllocation
+
+        self.view = view
+        self.terms = terms
+        self.sig, self.non, self.hz = sig, non, hz
+        self.hh_cols = view.hh_cols
+        self.other_cols = view.other_cols
+        self.n_load = view.n_load
+        self.grid = self._grid_limits()
+        limits = self.grid.feeder_limits(self.hh_cols[sig])
+        if terms.information == "central":
+            declared = view.declared()
+            self.dev: DeviceSet | None = terms.device_set(declared.devices, sig)
+            self.alloc: Any = CentralAllocation(self.dev, hz, limits, weights, solver)
+        else:
+            self.dev = None
+            self.alloc = EnvelopeAllocation(len(sig), hz, limits, weights, solver)
+        self._metered_until, self._metered_peak = 0, 0.0
+
+    # -- limits --------------------------------------------------------------------------------
+    def _grid_limits(self) -> GridLimits:
+        """Feeder limit rows (linear feeder model when the grid is known, else the station).
+
+        Cable and voltage rows are screened on the worst case over the run, from the
+        connections' registered ratings and the forecaster's view of the run.
+        """
+        v, terms = self.view, self.terms
+        if v.feeder is None:
+            rating = terms.limit_kva if terms.limit_kva is not None else v.station_rating_kva
+            return GridLimits.transformer_only(self.n_load, rating, terms.safety_margin)
+        fc = v.forecaster.exogenous(0, v.n_steps, np.arange(v.n_households))
+        po, qo = v.forecaster.other_loads(0, v.n_steps)
+        reg = v.registered
+        cop_min = np.maximum(fc.cop.min(axis=0), 1e-3)
+        dev_max = reg.hp_q_max_kw / cop_min + reg.ev_p_max_kw + reg.bat_p_max_kw
+        worst_imp = np.zeros(self.n_load)
+        worst_exp = np.zeros(self.n_load)
+        worst_imp[self.hh_cols] = fc.p_base_kw.max(axis=0) + dev_max
+        worst_exp[self.hh_cols] = np.maximum(
+            fc.p_pv_kw.max(axis=0) + reg.bat_p_max_kw - fc.p_base_kw.min(axis=0), 0.0
+        )
+        worst_imp[self.other_cols] = po.max(axis=0, initial=0.0)
+        worst_exp[self.other_cols] = np.maximum(-po.min(axis=0, initial=0.0), 0.0)
+        q_max = np.zeros(self.n_load)
+        q_max[self.hh_cols] = fc.q_base_kvar.max(axis=0)
+        q_max[self.other_cols] = qo.max(axis=0, initial=0.0)
+        grid = build_grid_limits(
+            v.feeder.net,
+            worst_imp,
+            worst_exp,
+            q_max,
+            terms.safety_margin,
+            cables=terms.cables,
+            voltages=terms.voltages,
+        )
+        if terms.limit_kva is not None:  # override the station rating
+            grid.s_max[0] = terms.limit_kva * (1.0 - terms.safety_margin)
+        binding = [nm for nm in grid.names if not nm.startswith("trafo")]
+        if binding:
+            log.info("performance: limit rows besides the transformer: %s", ", ".join(binding))
+        return grid
+
+    @property
+    def planned_rating_kva(self) -> float:
+        """The station rating the DSO plans against (before the safety margin)."""
+        return float(self.grid.s_max[0] / (1.0 - self.terms.safety_margin))
+
+    def forecast_limits(self, k0: int) -> LimitForecast:
+        """Forecasts, per step and per period, of everything that is not controllable."""
+        from twin.optim.allocation import LimitData
+
+        hz, sig, non = self.hz, self.sig, self.non
+        n_steps = hz.n_steps
+        fc = self.view.forecaster
+        exo = fc.exogenous(k0, n_steps + 1, np.arange(self.view.n_households))
+        p_rest = np.zeros((n_steps, self.n_load))
+        q_all = np.zeros((n_steps, self.n_load))
+        inflex_sig = (exo.p_base_kw - exo.p_pv_kw)[:n_steps, sig]
+        p_rest[:, self.hh_cols[sig]] = inflex_sig
+        if len(non):
+            p_rest[:, self.hh_cols[non]] = fc.firm_load_kw(k0, n_steps, non)
+        po, qo = fc.other_loads(k0, n_steps)
+        p_rest[:, self.other_cols] = po
+        q_all[:, self.other_cols] = qo
+        q_all[:, self.hh_cols] = exo.q_base_kvar[:n_steps]
+        rhs_steps = self.grid.rhs(p_rest, q_all)
+        infl_steps = p_rest.sum(axis=1)
+        # devices hold their power over a period, so each period must fit its worst step
+        starts = hz.start_step
+        rhs = np.minimum.reduceat(rhs_steps, starts, axis=1)
+        inflexible = np.maximum.reduceat(infl_steps, starts)
+        lim = LimitData(rhs_kw=rhs, inflexible_kw=inflexible, sunk_peak_kw=self._sunk_peak(k0))
+        return LimitForecast(lim, rhs_steps, infl_steps, inflex_sig)
+
+    def _sunk_peak(self, k0: int) -> float:
+        """The largest metered feeder load of the reported steps before ``k0`` (running max)."""
+        start = max(self._metered_until, self.view.n_warmup_steps)
+        if k0 > start:
+            new = self.view.meters.transformer_kw(start, k0)
+            self._metered_peak = max(self._metered_peak, float(new.max()))
+            self._metered_until = k0
+        return self._metered_peak
+
+    # -- allocation ------------------------------------------------------------------------------
+    def central_inputs(self, k0: int) -> tuple[DeviceInputs, Any]:
+        """Central mode: the declared households' device data of a re-plan (and the forecast
+        it came from)."""
+        declared = self.view.declared()
+        s = declared.state
+        sig = self.sig
+        sig_exo = self.view.forecaster.exogenous(k0, self.hz.n_steps + STEPS_PER_DAY, sig)
+        inp = device_inputs(
+            self.dev, self.hz, sig_exo, s.t_in_c[sig], s.ev_soc_kwh[sig], s.bat_soc_kwh[sig], k0
+        )
+        return inp, sig_exo
+
+    def allocate_central(self, inp: DeviceInputs, lf: LimitForecast) -> Any:
+        return self.alloc.solve(inp, lf.lim)
+
+    def allocate(self, envelopes: FlexibilityEnvelope, lf: LimitForecast) -> Any:
+        """Envelope mode: allocate controllable load within the HEMSs' envelopes."""
+        return self.alloc.allocate(envelopes, lf.lim)
+
+    def headroom(self, res: Any, lf: LimitForecast, level: float | None = None) -> np.ndarray:
+        """``(n_steps,)`` capacity per signed household left under the planned peak and under
+        every limit row, step by step."""
+        hz = self.hz
+        period = np.repeat(np.arange(hz.n_periods), hz.steps)
+        n_sig = max(len(self.sig), 1)
+        level = max(res.peak_kw, lf.lim.sunk_peak_kw) if level is None else level
+        free = np.maximum(level - (res.total_kw[period] + lf.infl_steps), 0.0) / n_sig
+        fl = self.grid.feeder_limits(self.hh_cols[self.sig])
+        coef = fl.sign[:, None] * fl.coef
+        slack = np.maximum(lf.rhs_steps - (coef @ res.flex_kw)[:, period], 0.0)
+        count = np.maximum((np.abs(coef) > 1e-12).sum(axis=1), 1)[:, None]
+        return np.minimum(free, (slack / count).min(axis=0))
+
+    def bands(self, res: Any, lf: LimitForecast, flex: np.ndarray) -> np.ndarray:
+        """``(n_signed, n_steps)`` capacity bands: each signed household's own forecast base
+        load minus PV, its allocation, and an equal share of what is left."""
+        hz = self.hz
+        period = np.repeat(np.arange(hz.n_periods), hz.steps)
+        level = max(res.peak_kw, lf.lim.sunk_peak_kw)
+        share = self.headroom(res, lf, level)
+        return lf.inflex_sig_kw.T + flex[:, period] + share[None, :]

@@ -1,0 +1,91 @@
+"""The inputs of one run, cut to its window: :class:`StudyInputs` and :func:`build_inputs`.
+
+Feeder (:mod:`twin.grid.feeders`), weather (:mod:`twin.weather`), scenario
+(:mod:`twin.scenario`) and tariff (:mod:`twin.tariffs`) are loaded and cut to the run's
+simulated steps (warm-up included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twin.grid.feeders import Feeder, load_feeder
+from twin.grid.ratings import station_rating_kva
+from twin.scenario import Scenario, load_scenario
+from twin.tariffs import Tariff, make_tariff
+from twin.timegrid import TimeWindow, make_window
+from twin.weather import load_weather
+
+__all__ = ["StudyInputs", "build_inputs"]
+
+
+@dataclass(frozen=True)
+class StudyInputs:
+    """What a run simulates, for the run's simulated steps (warm-up included): scenario,
+    weather, today's household loads, the feeder's other loads and the grid.
+
+    ``p_other_kw`` / ``q_other_kvar`` are ``(T, n_other)`` (``n_other`` may be 0);
+    ``hh_cols`` and ``other_cols`` are the load columns (``net.load`` order) of the households
+    and of the other loads (without a feeder: households first, then the others).
+    """
+
+    scenario: Scenario
+    window: TimeWindow
+    t_out_c: np.ndarray  # (T,)
+    ghi_w_m2: np.ndarray  # (T,)
+    p_base_kw: np.ndarray  # (T, H)
+    q_base_kvar: np.ndarray  # (T, H)
+    load_index: np.ndarray  # (H,) net.load index of each household
+    tariff: Tariff | None = None  # prices over the simulated steps
+    p_other_kw: np.ndarray | None = None  # (T, n_other) the feeder's non-household loads
+    q_other_kvar: np.ndarray | None = None  # (T, n_other)
+    trafo_rating_kva: float = float("inf")  # the station rating (twin.grid.ratings)
+    feeder: Feeder | None = None  # the grid, when the pipeline built the inputs
+    weather_name: str = ""
+    hh_cols: np.ndarray = field(default=None)  # type: ignore[assignment]
+    other_cols: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        t, n = self.p_base_kw.shape
+        if self.p_other_kw is None:
+            object.__setattr__(self, "p_other_kw", np.zeros((t, 0)))
+        p_other = np.asarray(self.p_other_kw, dtype=float).reshape(t, -1)
+        object.__setattr__(self, "p_other_kw", p_other)
+        if self.q_other_kvar is None:
+            object.__setattr__(self, "q_other_kvar", np.zeros_like(p_other))
+        if self.hh_cols is None:
+            object.__setattr__(self, "hh_cols", np.arange(n))
+        if self.other_cols is None:
+            object.__setattr__(self, "other_cols", n + np.arange(p_other.shape[1]))
+
+
+def build_inputs(cfg: Any, scenario: Scenario | None = None) -> StudyInputs:
+    """Load feeder, weather and scenario (unless given) and cut them to the run's window."""
+    window = make_window(cfg.sim.start, cfg.sim.days, cfg.sim.get("warmup_days", 0))
+    cache = Path(cfg.paths.cache_dir) / "feeders" if cfg.paths.get("cache_dir") else None
+    feeder = load_feeder(str(cfg.grid.name), cache_dir=cache)  # FeederError is a TwinError
+    weather = load_weather(cfg.weather.source, cfg.weather.region, cfg.weather.get("csv"))
+    scenario = scenario or load_scenario(str(cfg.scenario.name))
+    rows, cols = window.sim_year_index, feeder.household_cols
+    other = np.setdiff1d(np.arange(feeder.load_p_kw.shape[1]), cols)
+    return StudyInputs(
+        scenario=scenario,
+        window=window,
+        t_out_c=weather.t_out_c[rows],
+        ghi_w_m2=weather.ghi_w_m2[rows],
+        p_base_kw=feeder.load_p_kw[np.ix_(rows, cols)],
+        q_base_kvar=feeder.load_q_kvar[np.ix_(rows, cols)],
+        load_index=np.asarray(feeder.household_load_idx),
+        tariff=make_tariff(cfg.tariff, window, weather.t_out_c, weather.ghi_w_m2),
+        p_other_kw=feeder.load_p_kw[np.ix_(rows, other)],
+        q_other_kvar=feeder.load_q_kvar[np.ix_(rows, other)],
+        trafo_rating_kva=station_rating_kva(feeder.net),
+        feeder=feeder,
+        weather_name=weather.name,
+        hh_cols=np.asarray(cols),
+        other_cols=other,
+    )

@@ -1,0 +1,68 @@
+"""The measurement layer: what the DSO's and the households' meters have recorded so far.
+
+The simulation holds the truth; a contract reads the *past* only through :class:`Meters`
+(the transformer's meter, each connection's smart meter), never the simulation's logs. Every
+read is checked against the simulation clock: a step that has not been simulated yet cannot be
+read (the future is the forecaster's business, :mod:`twin.forecast`).
+
+Today the meters are ideal (exact 15-minute means, no delay, no gaps); noise, delay, missing
+values and aggregation are the next milestone's state-estimation issue, and they change this
+module only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Clock", "Meters"]
+
+
+class Clock:
+    """The simulation's current step: steps ``0 .. now - 1`` have been simulated."""
+
+    __slots__ = ("now",)
+
+    def __init__(self) -> None:
+        self.now = 0
+
+
+class Meters:
+    """Ideal 15-minute meters over the simulated steps.
+
+    Parameters
+    ----------
+    clock : Clock
+        The simulation clock (reads beyond ``clock.now`` are refused).
+    p_net_kw : np.ndarray
+        ``(T, H)`` each household's net import as the simulation records it (read-only use).
+    p_other_kw : np.ndarray
+        ``(T, n_other)`` the feeder's other (non-household) loads.
+    """
+
+    __slots__ = ("_clock", "_p_net", "_p_other")
+
+    def __init__(self, clock: Clock, p_net_kw: np.ndarray, p_other_kw: np.ndarray) -> None:
+        self._clock = clock
+        self._p_net = p_net_kw
+        self._p_other = p_other_kw
+
+    def _check(self, k_start: int, k_end: int) -> None:
+        if not 0 <= k_start <= k_end <= self._clock.now:
+            raise RuntimeError(
+                f"meters read steps {k_start}..{k_end - 1}, but only steps before "
+                f"{self._clock.now} have been measured"
+            )
+
+    def transformer_kw(self, k_start: int, k_end: int) -> np.ndarray:
+        """``(k_end - k_start,)`` the station's metered active load (all loads), kW."""
+        self._check(k_start, k_end)
+        p = self._p_net[k_start:k_end].sum(axis=1)
+        return p + self._p_other[k_start:k_end].sum(axis=1)
+
+    def household_kw(
+        self, k_start: int, k_end: int, households: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``(k_end - k_start, n)`` smart-meter readings (net import, kW) of ``households``."""
+        self._check(k_start, k_end)
+        rows = self._p_net[k_start:k_end]
+        return rows if households is None else rows[:, households]
