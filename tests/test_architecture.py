@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "twin.timegrid": 0,
     "twin.fleet": 0,
     "twin.config": 0,
+    "twin.catalog": 0,
     # inputs: weather, scenario, population, feeders (and their ratings), tariffs
     "twin.weather": 1,
     "twin.scenario": 1,
@@ -34,6 +35,7 @@ LAYERS: dict[str, int] = {
     "twin.devices": 2,
     "twin.grid": 2,
     "twin.kpi": 2,
+    "twin.service": 2,
     # what the deciding side may read: forecasts, measurements, the feeder view
     "twin.forecast": 3,
     "twin.measure": 3,

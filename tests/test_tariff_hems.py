@@ -245,7 +245,7 @@ def test_unreachable_service_levels_are_penalised_not_infeasible():
     t_in = f.setpoint_c[h] - 6.0
     inp = device_inputs(dev, hz, fc, t_in, np.zeros(len(h)), f.bat_soc0_kwh[h], k0)
     assert {r.term for r in inp.relaxations} == {"comfort", "ev_range"}
-    need = ev_need_per_period(dev, hz, home[:, dev.ev], k0, STEPS_PER_DAY)
+    need = ev_need_per_period(dev, hz, home[:, dev.ev], k0)
     lp = CostHems(dev, hz, CostWeights(), SolverOptions())
     price = np.full(hz.n_periods, 0.3)
     stats, plan = lp.solve(inp, PriceInputs(price, np.full(hz.n_periods, 0.05), need))

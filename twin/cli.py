@@ -19,39 +19,16 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from twin.catalog import RUN_TABLE, label, unit
 from twin.config import CONFIG_DIR
 from twin.errors import TwinError
 
 log = logging.getLogger("twin")
 
-KPI_TABLE = (
-    ("trafo_peak_kva", "transformer peak", "kVA"),
-    ("trafo_peak_loading_pct", "transformer peak", "% of rating"),
-    ("coincident_peak_per_household_kw", "coincident peak per household", "kW"),
-    ("trafo_hours_over_100pct_h", "hours above 100 % (transformer)", "h"),
-    ("line_max_loading_pct", "max cable loading", "%"),
-    ("lines_n_overloaded", "cables ever above 100 %", "count"),
-    ("vm_min_pu", "min voltage", "p.u."),
-    ("vm_max_pu", "max voltage", "p.u."),
-    ("voltage_bus_weeks_compliant_share", "bus-weeks compliant (EN 50160)", "share"),
-    ("losses_kwh", "network losses", "kWh"),
-    ("energy_base_kwh", "energy: household appliances", "kWh"),
-    ("energy_heat_pump_kwh", "energy: heat pumps", "kWh"),
-    ("energy_ev_home_kwh", "energy: EV home charging", "kWh"),
-    ("energy_pv_kwh", "energy: PV production", "kWh"),
-    ("heat_pump_kwh_per_all_electric", "energy per all-electric heat pump", "kWh"),
-    ("ev_kwh_per_ev", "energy per EV (home charging)", "kWh"),
-    ("comfort_kelvin_hours_total", "comfort: K·h below band (all)", "K·h"),
-    ("comfort_kelvin_hours_worst_household", "comfort: K·h, worst household", "K·h"),
-    ("comfort_days_met_share", "comfort: household-days met", "share"),
-    ("ev_shortfall_kwh_total", "EV: energy short at deadline", "kWh"),
-    ("ev_days_met_share", "EV: household-days met", "share"),
-)
-
 
 def format_kpi_table(kpis: dict[str, Any]) -> str:
     """The terminal KPI table (also used in the README)."""
-    rows = [(label, unit, kpis[key]) for key, label, unit in KPI_TABLE if key in kpis]
+    rows = [(label(key), unit(key), kpis[key]) for key in RUN_TABLE if key in kpis]
     width = max(len(r[0]) for r in rows)
     uwidth = max(len(r[1]) for r in rows)
     head = (
@@ -59,13 +36,13 @@ def format_kpi_table(kpis: dict[str, Any]) -> str:
         f"{kpis.get('start')} + {kpis.get('days')} d | {kpis.get('households')} households | seed {kpis.get('seed')}"
     )
     lines = [head, "-" * len(head)]
-    for label, unit, value in rows:
+    for name, units, value in rows:
         text = (
             f"{value:,.3f}"
             if isinstance(value, float) and abs(value) < 10
             else (f"{value:,.1f}" if isinstance(value, float) else str(value))
         )
-        lines.append(f"{label:<{width}}  {text:>12}  {unit:<{uwidth}}")
+        lines.append(f"{name:<{width}}  {text:>12}  {units:<{uwidth}}")
     return "\n".join(lines)
 
 

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from twin.catalog import COMPARE, label, unit
 from twin.errors import TwinError
 from twin.grid.compliance import station_of
 from twin.tariffs import Tariff
@@ -44,25 +45,8 @@ from twin.timegrid import STEPS_PER_DAY
 
 log = logging.getLogger("twin")
 
-#: (KPI key, label, unit) of the comparison table, in order.
-COMPARE_KPIS: tuple[tuple[str, str, str], ...] = (
-    ("coincident_peak_per_household_kw", "peak per household", "kW"),
-    ("trafo_peak_loading_pct", "transformer peak", "% of rating"),
-    ("trafo_hours_over_100pct_h", "transformer above rating", "h"),
-    ("line_max_loading_pct", "max cable loading", "%"),
-    ("vm_min_pu", "min voltage", "p.u."),
-    ("comfort_days_met_share", "comfort: household-days met", "share"),
-    ("comfort_kelvin_hours_total", "comfort: K·h below band", "K·h"),
-    ("ev_days_met_share", "EV: household-days met", "share"),
-    ("ev_shortfall_kwh_total", "EV: energy short at deadline", "kWh"),
-    ("bill_mean_eur", "household cost, mean", "€"),
-    ("bill_median_eur", "household cost, median", "€"),
-    ("bill_worst_decile_eur", "household cost, worst decile", "€"),
-    ("dso_revenue_eur", "DSO revenue", "€"),
-    ("energy_import_kwh", "energy imported", "kWh"),
-    ("heat_from_boilers_kwh", "hybrids' boiler heat", "kWh"),
-    ("run_s", "run time", "s"),
-)
+#: (KPI key, label, unit) of the comparison table, in order (twin.catalog).
+COMPARE_KPIS: tuple[tuple[str, str, str], ...] = tuple((k, label(k), unit(k)) for k in COMPARE)
 
 #: A household whose bill changes by less than this (€ over the window) neither wins nor loses.
 BILL_TOL_EUR = 0.01

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from twin.fleet import Fleet
+from twin.service import ev_deadline_states
 from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
 
 
@@ -31,20 +32,18 @@ def ev_deadline_shortfall_kwh(
     range_km: float,
     deadline_h: float,
 ) -> np.ndarray:
-    """(days, H): energy short of ``range_km`` at each day's deadline, for cars at home then.
+    """``(D, H)``: energy short of ``range_km`` at each deadline of the window (D: one a day),
+    for cars that owe it (:func:`twin.service.ev_deadline_states`).
 
     The state of charge is read at the end of the step just before the deadline (so 06:00 reads
-    the state reached by 06:00). Cars away at the deadline, and households without an EV, count
+    the state reached by 06:00). Cars that do not owe it, and households without an EV, count
     as 0. The requirement is capped at the battery capacity.
     """
-    t, _ = ev_soc_kwh.shape
-    days = t // STEPS_PER_DAY
-    step = int(round(deadline_h * STEPS_PER_HOUR)) - 1
-    rows = np.arange(days) * STEPS_PER_DAY + max(step, 0)
+    deadline_step = int(round(deadline_h * STEPS_PER_HOUR)) % STEPS_PER_DAY
+    states, due = ev_deadline_states(home, 0, deadline_step)
     need = np.minimum(range_km * fleet.ev_kwh_per_km, fleet.ev_capacity_kwh)
-    short = np.maximum(need - ev_soc_kwh[rows], 0.0)
-    at_home = home[np.minimum(rows + 1, t - 1)] & home[rows]
-    return np.where(at_home & fleet.has_ev, short, 0.0)
+    short = np.maximum(need - ev_soc_kwh[states - 1], 0.0)
+    return np.where(due & fleet.has_ev, short, 0.0)
 
 
 def _spread(name: str, per_household: np.ndarray) -> dict[str, float]:
@@ -87,7 +86,7 @@ def household_kpis(
     # a household-day meets the comfort term if it spends no step outside the band that day
     outside = log["t_in_c"] < fleet.setpoint_c - service.comfort_band_k - 1e-9
     outside_day = outside[: days * STEPS_PER_DAY].reshape(days, STEPS_PER_DAY, n_h).any(axis=1)
-    n_ev_days = int(fleet.has_ev.sum()) * days
+    n_ev_days = int(fleet.has_ev.sum()) * short.shape[0]
     n_hp_days = int(hp_idx.sum()) * days
     return {
         "households": n_h,

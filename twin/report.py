@@ -18,17 +18,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from twin.catalog import REPORT
 from twin.writer import DONE, atomic_write
 
-KEY_COLUMNS = (
-    "coincident_peak_per_household_kw",
-    "trafo_peak_loading_pct",
-    "trafo_hours_over_100pct_h",
-    "line_max_loading_pct",
-    "vm_min_pu",
-    "comfort_days_met_share",
-    "ev_days_met_share",
-)
+KEY_COLUMNS = REPORT  # twin.catalog
 
 
 def _overrides(run_dir: Path) -> dict[str, str]:

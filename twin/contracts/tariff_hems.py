@@ -229,9 +229,7 @@ class TariffHemsContract(Contract):
         prices = PriceInputs(
             import_eur_per_kwh=hz.mean(tariff.import_eur_per_kwh[rows]),
             export_eur_per_kwh=hz.mean(tariff.export_eur_per_kwh[rows]),
-            ev_need_kwh=ev_need_per_period(
-                dev, hz, exo.trips.home[: hz.n_steps + 1, dev.ev], k0, STEPS_PER_DAY
-            ),
+            ev_need_kwh=ev_need_per_period(dev, hz, exo.trips.home[: hz.n_steps + 1, dev.ev], k0),
         )
         if self._capacity:
             self._meter(k0)

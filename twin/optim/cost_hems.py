@@ -54,6 +54,7 @@ from twin.optim.devices import COMFORT_TOL_K, EV_TOL_KWH, DeviceInputs, DeviceSe
 from twin.optim.horizon import Horizon
 from twin.optim.options import SolverOptions, Weights
 from twin.optim.persistent import PersistentLP, SolveStats
+from twin.service import ev_deadline_states
 
 __all__ = ["CapacityPrices", "CostHems", "CostPlan", "CostWeights", "PriceInputs"]
 
@@ -189,9 +190,7 @@ class _CostLP(PersistentLP):
         self.push_s += time.perf_counter() - t0
 
 
-def ev_need_per_period(
-    dev: DeviceSet, horizon: Horizon, home: np.ndarray, k0: int, steps_per_day: int
-) -> np.ndarray:
+def ev_need_per_period(dev: DeviceSet, horizon: Horizon, home: np.ndarray, k0: int) -> np.ndarray:
     """``(n_ev, N)`` energy each EV must hold at the end of period ``j`` (0: no deadline).
 
     A deadline counts when the car is home across it (as
@@ -204,10 +203,9 @@ def ev_need_per_period(
         ``(n_steps + 1, n_ev)`` forecast home mask from ``k0``.
     """
     need = np.zeros((dev.n_ev, horizon.n_periods))
-    s_f = np.arange(1, horizon.n_steps + 1)
-    for s in s_f[(k0 + s_f) % steps_per_day == dev.deadline_step]:
+    due = ev_deadline_states(home[: horizon.n_steps + 1], k0, dev.deadline_step)
+    for s, present in zip(*due, strict=True):
         j = int(np.searchsorted(horizon.state_step, s)) - 1
-        present = home[s - 1] & home[s]
         need[:, j] = np.maximum(need[:, j], np.where(present, dev.ev_need_kwh + EV_TOL_KWH, 0.0))
     return need
 

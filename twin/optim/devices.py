@@ -41,6 +41,7 @@ from twin.devices.ev import CHARGE_EFFICIENCY
 from twin.devices.household import Exogenous
 from twin.fleet import Fleet
 from twin.optim.horizon import Horizon
+from twin.service import ev_deadline_states
 from twin.timegrid import STEPS_PER_DAY, STEPS_PER_HOUR
 
 #: Boiler capacity used for the reachability of hybrids (kW thermal): "unlimited".
@@ -302,7 +303,6 @@ def device_inputs(
     # --- EV ---------------------------------------------------------------------------------
     ev = dev.ev
     n_steps = horizon.n_steps
-    home_f = fc.trips.home[: n_steps + 1, ev].T  # (n_ev, n_steps + 1)
     home_all = horizon.all(fc.trips.home[:, ev]).T
     p_ub = dev.ev_p_max_kw[:, None] * home_all
     trip = horizon.sum(
@@ -320,11 +320,9 @@ def device_inputs(
         s = np.minimum(s - trip_eff[:, j] + step_kwh[:, j], cap)
         soc_max[:, j + 1] = s
     soc_min = np.zeros((dev.n_ev, n_per))
-    fine_state = np.arange(1, n_steps + 1)
-    is_deadline = (k0 + fine_state) % STEPS_PER_DAY == dev.deadline_step
-    for s_f in fine_state[is_deadline]:
+    home_f = fc.trips.home[: n_steps + 1, ev]  # (n_steps + 1, n_ev)
+    for s_f, present in zip(*ev_deadline_states(home_f, k0, dev.deadline_step), strict=True):
         sig = int(np.searchsorted(horizon.state_step, s_f))  # first state at or after it
-        present = home_f[:, s_f - 1] & home_f[:, s_f]
         need = np.where(present, dev.ev_need_kwh + EV_TOL_KWH, 0.0)
         soc_min[:, sig - 1] = np.maximum(soc_min[:, sig - 1], np.minimum(need, soc_max[:, sig]))
         gap = np.where(present, dev.ev_need_kwh - soc_max[:, sig], 0.0)
@@ -376,9 +374,7 @@ def ev_guards(
     after = np.zeros((dev.n_ev, n_steps))
     csum = np.concatenate([np.zeros((dev.n_ev, 1)), np.cumsum(home, axis=1)], axis=1)
     prev = 0
-    s_f = np.arange(1, n_steps + 1)
-    for s in s_f[(k0 + s_f) % STEPS_PER_DAY == dev.deadline_step]:
-        present = home[:, s - 1] & home[:, s]
+    for s, present in zip(*ev_deadline_states(home.T, k0, dev.deadline_step), strict=True):
         o = np.arange(prev, s)
         need[:, prev:s] = np.where(present, dev.ev_need_kwh, 0.0)[:, None]
         after[:, prev:s] = csum[:, [s]] - csum[:, o + 1]  # home steps o + 1 .. s - 1

@@ -1,0 +1,107 @@
+"""What each headline KPI means on screen: one label and one unit per KPI key, in one place.
+
+The KPI table of a run (``twin``), the comparison study's tables, ``twin-report`` and the
+hosting study pick their rows from :data:`KPI_INFO` by key, so a label or a unit is written
+once. The keys themselves are defined where they are computed (:mod:`twin.kpi`,
+:mod:`twin.grid.compliance`, :mod:`twin.tariffs`, the contracts); names carry their units.
+"""
+
+from __future__ import annotations
+
+__all__ = ["COMPARE", "KPI_INFO", "REPORT", "RUN_TABLE", "label", "unit"]
+
+#: KPI key -> (label, unit).
+KPI_INFO: dict[str, tuple[str, str]] = {
+    "trafo_peak_kva": ("transformer peak", "kVA"),
+    "trafo_peak_loading_pct": ("transformer peak", "% of rating"),
+    "coincident_peak_per_household_kw": ("coincident peak per household", "kW"),
+    "trafo_hours_over_100pct_h": ("hours above 100 % (transformer)", "h"),
+    "line_max_loading_pct": ("max cable loading", "%"),
+    "lines_n_overloaded": ("cables ever above 100 %", "count"),
+    "vm_min_pu": ("min voltage", "p.u."),
+    "vm_max_pu": ("max voltage", "p.u."),
+    "voltage_bus_weeks_compliant_share": ("bus-weeks compliant (EN 50160)", "share"),
+    "losses_kwh": ("network losses", "kWh"),
+    "energy_base_kwh": ("energy: household appliances", "kWh"),
+    "energy_heat_pump_kwh": ("energy: heat pumps", "kWh"),
+    "energy_ev_home_kwh": ("energy: EV home charging", "kWh"),
+    "energy_pv_kwh": ("energy: PV production", "kWh"),
+    "energy_import_kwh": ("energy imported", "kWh"),
+    "heat_pump_kwh_per_all_electric": ("energy per all-electric heat pump", "kWh"),
+    "ev_kwh_per_ev": ("energy per EV (home charging)", "kWh"),
+    "heat_from_boilers_kwh": ("hybrids' boiler heat", "kWh"),
+    "comfort_kelvin_hours_total": ("comfort: K·h below band (all)", "K·h"),
+    "comfort_kelvin_hours_worst_household": ("comfort: K·h, worst household", "K·h"),
+    "comfort_days_met_share": ("comfort: household-days met", "share"),
+    "ev_shortfall_kwh_total": ("EV: energy short at deadline", "kWh"),
+    "ev_days_met_share": ("EV: household-days met", "share"),
+    "bill_mean_eur": ("household cost, mean", "€"),
+    "bill_median_eur": ("household cost, median", "€"),
+    "bill_worst_decile_eur": ("household cost, worst decile", "€"),
+    "dso_revenue_eur": ("DSO revenue", "€"),
+    "run_s": ("run time", "s"),
+}
+
+#: The terminal KPI table of one run, in order.
+RUN_TABLE: tuple[str, ...] = (
+    "trafo_peak_kva",
+    "trafo_peak_loading_pct",
+    "coincident_peak_per_household_kw",
+    "trafo_hours_over_100pct_h",
+    "line_max_loading_pct",
+    "lines_n_overloaded",
+    "vm_min_pu",
+    "vm_max_pu",
+    "voltage_bus_weeks_compliant_share",
+    "losses_kwh",
+    "energy_base_kwh",
+    "energy_heat_pump_kwh",
+    "energy_ev_home_kwh",
+    "energy_pv_kwh",
+    "heat_pump_kwh_per_all_electric",
+    "ev_kwh_per_ev",
+    "comfort_kelvin_hours_total",
+    "comfort_kelvin_hours_worst_household",
+    "comfort_days_met_share",
+    "ev_shortfall_kwh_total",
+    "ev_days_met_share",
+)
+
+#: The comparison study's table, in order.
+COMPARE: tuple[str, ...] = (
+    "coincident_peak_per_household_kw",
+    "trafo_peak_loading_pct",
+    "trafo_hours_over_100pct_h",
+    "line_max_loading_pct",
+    "vm_min_pu",
+    "comfort_days_met_share",
+    "comfort_kelvin_hours_total",
+    "ev_days_met_share",
+    "ev_shortfall_kwh_total",
+    "bill_mean_eur",
+    "bill_median_eur",
+    "bill_worst_decile_eur",
+    "dso_revenue_eur",
+    "energy_import_kwh",
+    "heat_from_boilers_kwh",
+    "run_s",
+)
+
+#: The columns ``twin-report`` shows for every run of a sweep.
+REPORT: tuple[str, ...] = (
+    "coincident_peak_per_household_kw",
+    "trafo_peak_loading_pct",
+    "trafo_hours_over_100pct_h",
+    "line_max_loading_pct",
+    "vm_min_pu",
+    "comfort_days_met_share",
+    "ev_days_met_share",
+)
+
+
+def label(key: str) -> str:
+    return KPI_INFO[key][0]
+
+
+def unit(key: str) -> str:
+    return KPI_INFO[key][1]
