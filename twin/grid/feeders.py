@@ -332,10 +332,23 @@ def _check_refs(name: str, net: pandapowerNet, table: str, cols: tuple[str, ...]
             )
 
 
-def _require(name: str, table: str, df: pd.DataFrame, bad: pd.Series, what: str, fix: str) -> None:
+def _require(
+    name: str, table: str, df: pd.DataFrame, col: str, ok: pd.Series, rule: str, fix: str
+) -> None:
+    """Raise naming the rows of ``df`` where ``ok`` is False and the first one's ``col``."""
+    bad = ~ok.fillna(False).to_numpy(bool)
     if bad.any():
+        rows = df.index[bad]
+        value = df.at[rows[0], col] if col in df.columns else None
+        if value is None or pd.isna(value):
+            shown = "missing"
+        elif isinstance(value, int | float | np.number) and not isinstance(value, bool):
+            shown = f"{float(value):g}"
+        else:
+            shown = repr(_one_line(value)[:30])
         raise FeederError(
-            f"feeder '{name}': {_elements(table, df, df.index[bad.to_numpy()])} {what}: {fix}"
+            f"feeder '{name}': {_elements(table, df, rows)} has {col}={shown} (must be {rule}): "
+            f"{fix}"
         )
 
 
@@ -367,79 +380,58 @@ def check_net(net: pandapowerNet, name: str = "net") -> None:
     ):
         _check_refs(name, net, table, cols)
     vn = _col(net.bus, "vn_kv")
+    bus = _in_service(net.bus)
     _require(
-        name,
-        "bus",
-        net.bus,
-        ~(vn > 0),
-        "has vn_kv <= 0 or missing",
-        "give every bus its nominal voltage in kV",
+        name, "bus", bus, "vn_kv", _col(bus, "vn_kv") > 0, "> 0", "give its nominal voltage in kV"
     )
 
     line = _in_service(net.line)
-    length, r, x = _col(line, "length_km"), _col(line, "r_ohm_per_km"), _col(line, "x_ohm_per_km")
-    fix_z = "correct it (a cable's r and x are positive) or take the line out of the net"
-    _require(
-        name,
-        "line",
-        line,
-        ~(length > 0),
-        "has length_km <= 0 or missing",
-        "give it its length in km (> 0)",
+    r, x = _col(line, "r_ohm_per_km"), _col(line, "x_ohm_per_km")
+    fix_z = (
+        "correct the cable data (r and x of a cable are positive) or set the line out of service"
     )
-    _require(name, "line", line, ~(r >= 0), "has r_ohm_per_km < 0 or missing", fix_z)
-    _require(name, "line", line, ~(x >= 0), "has x_ohm_per_km < 0 or missing", fix_z)
-    _require(name, "line", line, (r == 0) & (x == 0), "has zero impedance (r = x = 0)", fix_z)
-    _require(
-        name,
-        "line",
-        line,
-        ~(_col(line, "max_i_ka") > 0),
-        "has max_i_ka <= 0 or missing",
-        "give its rated current in kA (> 0)",
-    )
-    _require(
-        name,
-        "line",
-        line,
-        ~(_col(line, "parallel") >= 1),
-        "has parallel < 1",
-        "set parallel to the number of cables (>= 1)",
-    )
+    for col, ok, rule, fix in (
+        ("length_km", _col(line, "length_km") > 0, "> 0", "give the line its length in km"),
+        ("r_ohm_per_km", r >= 0, ">= 0", fix_z),
+        ("x_ohm_per_km", x >= 0, ">= 0", fix_z),
+        ("r_ohm_per_km", (r > 0) | (x > 0), "> 0 where x_ohm_per_km is 0: zero impedance", fix_z),
+        ("max_i_ka", _col(line, "max_i_ka") > 0, "> 0", "give the line its rated current in kA"),
+        ("parallel", _col(line, "parallel") >= 1, ">= 1", "set the number of parallel cables"),
+    ):
+        _require(name, "line", line, col, ok, rule, fix)
     vf = vn.reindex(line["from_bus"]).to_numpy()
     vt = vn.reindex(line["to_bus"]).to_numpy()
-    _require(
-        name,
-        "line",
-        line,
-        pd.Series(~np.isclose(vf, vt, rtol=1e-6), index=line.index),
-        f"join(s) buses of different vn_kv (e.g. {vf[~np.isclose(vf, vt, rtol=1e-6)][:1].tolist()} and "
-        f"{vt[~np.isclose(vf, vt, rtol=1e-6)][:1].tolist()} kV)",
-        "a line must join buses of one voltage level: correct net.bus.vn_kv or connect it through a transformer",
-    )
+    same = pd.Series(np.isclose(vf, vt, rtol=1e-6), index=line.index)
+    if not same.all():
+        i = line.index[~same.to_numpy()][0]
+        raise FeederError(
+            f"feeder '{name}': {_elements('line', line, line.index[~same.to_numpy()])} joins "
+            f"buses of different vn_kv (bus {line.at[i, 'from_bus']} at {vn[line.at[i, 'from_bus']]:g} "
+            f"kV, bus {line.at[i, 'to_bus']} at {vn[line.at[i, 'to_bus']]:g} kV): a line joins "
+            "buses of one voltage level: correct net.bus.vn_kv or connect them through a "
+            "transformer"
+        )
 
     trafo = _in_service(net.trafo)
     fix_t = "correct the transformer data (pandapower create_transformer_from_parameters)"
-    for col in ("sn_mva", "vk_percent", "vn_hv_kv", "vn_lv_kv"):
-        _require(name, "trafo", trafo, ~(_col(trafo, col) > 0), f"has {col} <= 0 or missing", fix_t)
     vk, vkr = _col(trafo, "vk_percent"), _col(trafo, "vkr_percent")
-    _require(
-        name,
-        "trafo",
-        trafo,
-        ~((vkr >= 0) & (vkr <= vk)),
-        "has vkr_percent outside 0 ... vk_percent",
-        fix_t,
-    )
-    _require(name, "trafo", trafo, ~(_col(trafo, "parallel") >= 1), "has parallel < 1", fix_t)
+    for col, ok, rule in (
+        ("sn_mva", _col(trafo, "sn_mva") > 0, "> 0"),
+        ("vk_percent", vk > 0, "> 0"),
+        ("vkr_percent", (vkr >= 0) & (vkr <= vk), "within 0 ... vk_percent"),
+        ("vn_hv_kv", _col(trafo, "vn_hv_kv") > 0, "> 0"),
+        ("vn_lv_kv", _col(trafo, "vn_lv_kv") > 0, "> 0"),
+        ("parallel", _col(trafo, "parallel") >= 1, ">= 1"),
+    ):
+        _require(name, "trafo", trafo, col, ok, rule, fix_t)
     for side, bus_col in (("hv", "hv_bus"), ("lv", "lv_bus")):
         rated = _col(trafo, f"vn_{side}_kv")
         at_bus = vn.reindex(trafo[bus_col]).to_numpy()
-        off = pd.Series(np.abs(rated.to_numpy() / at_bus - 1) > TRAFO_VN_RTOL, index=trafo.index)
+        off = np.abs(rated.to_numpy() / at_bus - 1) > TRAFO_VN_RTOL
         if off.any():
-            i = trafo.index[off.to_numpy()][0]
+            i = trafo.index[off][0]
             raise FeederError(
-                f"feeder '{name}': {_elements('trafo', trafo, trafo.index[off.to_numpy()])} "
+                f"feeder '{name}': {_elements('trafo', trafo, trafo.index[off])} "
                 f"has vn_{side}_kv={rated[i]:g} but its {bus_col} {trafo.at[i, bus_col]} has "
                 f"vn_kv={vn[trafo.at[i, bus_col]]:g} (more than {TRAFO_VN_RTOL:.0%} apart): "
                 f"connect the {side.upper()} side to a bus of its rated voltage (hv_bus/lv_bus "
@@ -452,6 +444,7 @@ def check_supplied(net: pandapowerNet, name: str = "net") -> None:
     import pandapower.topology as top
 
     unsupplied = set(top.unsupplied_buses(net, respect_switches=True))
+    unsupplied |= set(net.bus.index) - set(_in_service(net.bus).index)
     load = _in_service(net.load)
     cut = load.index[load["bus"].isin(unsupplied).to_numpy()]
     if len(cut):
@@ -672,7 +665,9 @@ def _build(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profiles]:
     in_service = net.load["in_service"].astype(bool).to_numpy()
     if simbench:
         names = net.load["profile"].astype(str).to_numpy()
-        households = net.load.index[np.char.startswith(names.astype(str), "H0") & in_service].to_numpy()
+        households = net.load.index[
+            np.char.startswith(names.astype(str), "H0") & in_service
+        ].to_numpy()
     else:
         households = net.load.index[in_service].to_numpy()
     _check_usable(name, net, households)
