@@ -745,7 +745,7 @@ def _load_cache(cache_dir: Path, key: str) -> tuple[pandapowerNet, _Profiles] | 
 # ----------------------------------------------------------------------------------------------
 
 
-# converted feeders already read in this process (pandapower.from_json costs ~0.5 s)
+# converted feeders already read in this process (reading the JSON costs ~0.5 s)
 _MEMO: dict[tuple[str, str], tuple[pandapowerNet, _Profiles]] = {}
 _MEMO_SIZE = 8
 
