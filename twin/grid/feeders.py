@@ -98,6 +98,7 @@ __all__ = [
     "TRAFO_VN_RTOL",
     "check_net",
     "check_radial",
+    "check_supplied",
     "default_cache_dir",
     "find_mesh",
     "is_radial",
@@ -660,6 +661,19 @@ def _h0_profiles(net: pandapowerNet) -> _Profiles:
 
 
 def _build(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profiles]:
+    try:
+        return _build_checked(name, net)
+    except FeederError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # a table without a column pandapower always writes, or of the wrong type
+        raise FeederError(
+            f"feeder '{name}' has a malformed table ({type(exc).__name__}: "
+            f"{_one_line(exc)[:120]}): write the net with pandapower.to_json"
+        ) from None
+
+
+def _build_checked(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profiles]:
     prepare_net(net)
     simbench = _has_simbench_profiles(net)
     in_service = net.load["in_service"].astype(bool).to_numpy()

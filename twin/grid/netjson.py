@@ -105,7 +105,7 @@ _DTYPE = re.compile(
     r"|[Ff]loat(16|32|64)|complex(64|128)|datetime64\[(ns|us|ms|s)(, ?UTC)?\]"
     r"|timedelta64\[(ns|us|ms|s)\])$"
 )
-_FIX = "save the net with pandapower.to_json from plain pandapower tables"
+_FIX = "remove that entry, or re-save the net with pandapower.to_json from plain pandapower tables"
 
 
 class _Refused(Exception):
@@ -195,7 +195,14 @@ class _Decoder:
             import pandapower as pp
 
             net = pp.create_empty_network()
-            net.update({k: self.decode(v, f"net.{k}") for k, v in obj.items()})
+            decoded = {k: self.decode(v, f"net.{k}") for k, v in obj.items()}
+            for key, value in decoded.items():
+                if isinstance(net.get(key), pd.DataFrame) and not isinstance(value, pd.DataFrame):
+                    raise _Refused(
+                        f"net.{key} is a {type(value).__name__}, not a table (pandapower "
+                        "writes a DataFrame)"
+                    )
+            net.update(decoded)
             return net
         if cls == "DataFrame" and module in _FRAME_MODULES:
             return self._pandas(node, where, "DataFrame")

@@ -152,6 +152,16 @@ def grids() -> None:
     write_tree("net_as_text.json", t)
     case("grid/net_as_text.json", "grid", "error", "not a JSON object")
 
+    t = tree(base_net())
+    t["_object"]["bus"] = "a text where the bus table should be"
+    write_tree("bus_not_a_table.json", t)
+    case("grid/bus_not_a_table.json", "grid", "error", "net.bus is a str, not a table")
+
+    net = base_net()
+    net.line = net.line.drop(columns=["from_bus"])
+    write_net("line_without_from_bus.json", net)
+    case("grid/line_without_from_bus.json", "grid", "error", "malformed table (KeyError")
+
     (HERE / "grid" / "not_json.json").write_text('{"_module": "pandapower.auxiliary", "_class":')
     case("grid/not_json.json", "grid", "error", "not JSON", cli=True)
     (HERE / "grid" / "list.json").write_text("[1, 2, 3]")
