@@ -14,7 +14,7 @@ A feeder is selected by a *spec* string:
 
 Which loads are households
 --------------------------
-* SimBench: loads whose ``profile`` starts with ``"H0"`` (one household per load). Other
+* SimBench: in-service loads whose ``profile`` starts with ``"H0"`` (one household per load). Other
   loads (commercial ``G*``, and in the future scenarios heat pumps / charging points) stay as
   non-household loads with their own SimBench profile.
 * ``pandapower.networks`` feeders and user JSON files: every in-service load is one household.
@@ -37,6 +37,28 @@ Static generators and storage units are set out of service: twin models rooftop 
 batteries per household itself. Their rows stay in the net (``net.sgen.p_mw`` tells where PV
 was installed in the source data).
 
+Checks when a feeder is loaded (:func:`check_net`, each a one-line :class:`FeederError`
+naming the element and the fix; nothing is repaired silently):
+
+* exactly one in-service ``ext_grid``; at least one in-service transformer (transformers in
+  parallel between the same two buses are one station, not an error);
+* no in-service element the power flow does not model (``twin.grid.powerflow._UNSUPPORTED``:
+  ``gen``, ``ward``, ``impedance``, ``trafo3w``, ``dcline``, ...); storage and static
+  generators are set out of service first (see above);
+* in-service lines: ``length_km > 0``, ``r_ohm_per_km >= 0``, ``x_ohm_per_km >= 0`` and not
+  both zero, ``max_i_ka > 0``, both buses at the same ``vn_kv``; transformers: ``sn_mva``,
+  ``vk_percent``, ``vn_hv_kv``, ``vn_lv_kv`` > 0, ``0 <= vkr_percent <= vk_percent``, rated
+  voltages within :data:`TRAFO_VN_RTOL` of their buses' ``vn_kv``; buses: ``vn_kv > 0``;
+  every referenced bus exists;
+* every in-service load is supplied from the ``ext_grid`` (no out-of-service line, isolated bus
+  or open switch between them): loads cut off from the transformer would otherwise be counted
+  as consumption that no power flow delivers.
+
+A meshed feeder is not an error when loaded (the AC power flow handles meshes); contracts
+that need a radial feeder call :func:`check_radial` (or :func:`is_radial`).
+
+User JSON files and cache entries are read as data only (:mod:`twin.grid.netjson`: an
+allowlist of pandapower's table classes, no module imported by name, no file read by path).
 Converted feeders are cached (pandapower JSON plus an ``.npz`` of the profiles, never pickle)
 under ``$TWIN_CACHE_DIR/feeders`` or, without that variable, ``~/.cache/twin/feeders``.
 """
@@ -46,6 +68,8 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import itertools
+import logging
 import os
 import re
 import tempfile
@@ -58,7 +82,9 @@ import pandapower as pp
 import pandas as pd
 from pandapower.auxiliary import pandapowerNet
 
-from twin.errors import TwinError
+from twin.grid.netjson import FeederError, read_net_json
+
+log = logging.getLogger("twin")
 
 __all__ = [
     "DEFAULT_FEEDER",
@@ -69,7 +95,13 @@ __all__ = [
     "Feeder",
     "bdew_h0_profile_kw",
     "FeederError",
+    "TRAFO_VN_RTOL",
+    "check_net",
+    "check_radial",
+    "check_supplied",
     "default_cache_dir",
+    "find_mesh",
+    "is_radial",
     "load_feeder",
     "prepare_net",
 ]
@@ -81,14 +113,17 @@ HOUSEHOLD_E_KWH_PER_YEAR = 2550.0
 #: Power factor given to loads without a reactive profile (typical household, inductive).
 HOUSEHOLD_COS_PHI = 0.97
 #: Bump when the cached format or the conversion rules change.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+#: Largest relative difference allowed between a transformer's rated voltage and its bus's
+#: ``vn_kv``. Off-nominal ratings in practice are within 10 % (0.41/0.42/0.433 kV on a 0.4 kV
+#: bus, 10.5/11 kV on 10 kV); a wrong voltage level is at least 50 % off (10 vs 20 kV, 0.23 vs
+#: 0.4 kV, or hv and lv swapped).
+TRAFO_VN_RTOL = 0.15
+#: How many elements an error message names before it says "and N more" (one line).
+_MAX_NAMED = 4
 
 _SIMBENCH_LV_CODE = re.compile(r"^1-LV-(rural[123]|semiurb[45]|urban6)--[012]-(sw|no_sw)$")
 _FEB29_START = 59 * 96  # first 15-min step of Feb 29 in a leap year
-
-
-class FeederError(TwinError):
-    """A feeder spec or file cannot be turned into a usable feeder (one-line message)."""
 
 
 def _ieee_european_lv() -> pandapowerNet:
@@ -235,28 +270,285 @@ def prepare_net(net: pandapowerNet) -> pandapowerNet:
     return net
 
 
-def _supplied_buses(net: pandapowerNet) -> set[int]:
-    import pandapower.topology as top
+def _elements(table: str, df: pd.DataFrame, idx: pd.Index | np.ndarray) -> str:
+    """``line 3 ('L3'), line 7 and 2 more``: the rows of a table, named for a message."""
+    idx = list(idx)
+    names = []
+    for i in idx[:_MAX_NAMED]:
+        label = df.at[i, "name"] if "name" in df.columns else None
+        shown = f" ({_one_line(label)[:30]!r})" if isinstance(label, str) and label else ""
+        names.append(f"{table} {i}{shown}")
+    more = f" and {len(idx) - _MAX_NAMED} more" if len(idx) > _MAX_NAMED else ""
+    return ", ".join(names) + more
 
-    unsupplied = top.unsupplied_buses(net, respect_switches=True)
-    return set(net.bus.index[net.bus.in_service]) - set(unsupplied)
+
+def _in_service(df: pd.DataFrame) -> pd.DataFrame:
+    if "in_service" not in df.columns:
+        return df
+    return df[df["in_service"].fillna(False).astype(bool)]
 
 
-def _check_usable(name: str, net: pandapowerNet, household_load_idx: np.ndarray) -> None:
-    if not len(net.ext_grid) or not net.ext_grid.in_service.any():
+def _col(df: pd.DataFrame, col: str) -> pd.Series:
+    """A numeric column (NaN where missing or not a number)."""
+    if col not in df.columns:
+        return pd.Series(np.nan, index=df.index)
+    return pd.to_numeric(df[col], errors="coerce").astype(float)
+
+
+#: Fix suggested for in-service elements the power flow does not model.
+_UNSUPPORTED_FIX = {
+    "gen": "model PV as sgen (twin sets sgens out of service and adds its own PV)",
+    "trafo3w": "replace it by two-winding transformers (net.trafo)",
+    "asymmetric_load": "replace it by a balanced load (net.load) with the sum of its phases",
+    "impedance": "model it as a line (net.line) or a transformer",
+    "ward": "model it as a load",
+    "xward": "model it as a load",
+    "dcline": "remove it (twin models an LV feeder behind one station)",
+}
+
+
+def _check_supported(name: str, net: pandapowerNet) -> None:
+    from twin.grid.powerflow import _UNSUPPORTED
+
+    for el in _UNSUPPORTED:
+        if el not in net or not isinstance(net[el], pd.DataFrame) or not len(net[el]):
+            continue
+        rows = _in_service(net[el])
+        if len(rows):
+            fix = _UNSUPPORTED_FIX.get(el, "model it with lines, transformers and loads")
+            raise FeederError(
+                f"feeder '{name}': {_elements(el, net[el], rows.index)} in service, which "
+                f"twin's power flow does not model: set in_service=False or {fix}"
+            )
+
+
+def _check_refs(name: str, net: pandapowerNet, table: str, cols: tuple[str, ...]) -> None:
+    df = net[table]
+    for col in cols:
+        bad = df.index[~df[col].isin(net.bus.index)]
+        if len(bad):
+            raise FeederError(
+                f"feeder '{name}': {_elements(table, df, bad)} refer(s) to a {col} that net.bus "
+                f"lacks: give {table}.{col} the index of an existing bus"
+            )
+
+
+def _require(
+    name: str, table: str, df: pd.DataFrame, col: str, ok: pd.Series, rule: str, fix: str
+) -> None:
+    """Raise naming the rows of ``df`` where ``ok`` is False and the first one's ``col``."""
+    bad = ~ok.fillna(False).to_numpy(bool)
+    if bad.any():
+        rows = df.index[bad]
+        value = df.at[rows[0], col] if col in df.columns else None
+        if value is None or pd.isna(value):
+            shown = "missing"
+        elif isinstance(value, int | float | np.number) and not isinstance(value, bool):
+            shown = f"{float(value):g}"
+        else:
+            shown = repr(_one_line(value)[:30])
         raise FeederError(
-            f"feeder '{name}' has no in-service ext_grid: add one at the transformer's "
-            "MV bus (pandapower create_ext_grid)"
+            f"feeder '{name}': {_elements(table, df, rows)} has {col}={shown} (must be {rule}): "
+            f"{fix}"
         )
-    if not len(net.trafo) or not net.trafo.in_service.any():
+
+
+def check_net(net: pandapowerNet, name: str = "net") -> None:
+    """Check a prepared net before twin uses it (see the module docstring); raise FeederError.
+
+    Loads cut off from the ``ext_grid`` are checked by :func:`check_supplied`.
+    """
+    eg = _in_service(net.ext_grid)
+    if len(eg) != 1:
+        found = (
+            "no" if not len(eg) else f"{len(eg)} ({_elements('ext_grid', net.ext_grid, eg.index)})"
+        )
+        raise FeederError(
+            f"feeder '{name}' has {found} in-service ext_grid: twin needs exactly one, at the "
+            "transformer's MV bus (pandapower create_ext_grid; set the others in_service=False)"
+        )
+    if not len(_in_service(net.trafo)):
         raise FeederError(
             f"feeder '{name}' has no in-service MV/LV transformer: twin models a feeder "
             "behind one transformer (pandapower create_transformer)"
         )
-    supplied = _supplied_buses(net)
-    hh = net.load.loc[household_load_idx]
-    usable = hh["in_service"].astype(bool) & hh["bus"].isin(supplied)
-    if not usable.any():
+    _check_supported(name, net)
+    for table, cols in (
+        ("ext_grid", ("bus",)),
+        ("load", ("bus",)),
+        ("line", ("from_bus", "to_bus")),
+        ("trafo", ("hv_bus", "lv_bus")),
+    ):
+        _check_refs(name, net, table, cols)
+    vn = _col(net.bus, "vn_kv")
+    bus = _in_service(net.bus)
+    _require(
+        name, "bus", bus, "vn_kv", _col(bus, "vn_kv") > 0, "> 0", "give its nominal voltage in kV"
+    )
+
+    line = _in_service(net.line)
+    r, x = _col(line, "r_ohm_per_km"), _col(line, "x_ohm_per_km")
+    fix_z = (
+        "correct the cable data (r and x of a cable are positive) or set the line out of service"
+    )
+    for col, ok, rule, fix in (
+        ("length_km", _col(line, "length_km") > 0, "> 0", "give the line its length in km"),
+        ("r_ohm_per_km", r >= 0, ">= 0", fix_z),
+        ("x_ohm_per_km", x >= 0, ">= 0", fix_z),
+        ("r_ohm_per_km", (r > 0) | (x > 0), "> 0 where x_ohm_per_km is 0: zero impedance", fix_z),
+        ("max_i_ka", _col(line, "max_i_ka") > 0, "> 0", "give the line its rated current in kA"),
+        ("parallel", _col(line, "parallel") >= 1, ">= 1", "set the number of parallel cables"),
+    ):
+        _require(name, "line", line, col, ok, rule, fix)
+    vf = vn.reindex(line["from_bus"]).to_numpy()
+    vt = vn.reindex(line["to_bus"]).to_numpy()
+    same = pd.Series(np.isclose(vf, vt, rtol=1e-6), index=line.index)
+    if not same.all():
+        i = line.index[~same.to_numpy()][0]
+        raise FeederError(
+            f"feeder '{name}': {_elements('line', line, line.index[~same.to_numpy()])} joins "
+            f"buses of different vn_kv (bus {line.at[i, 'from_bus']} at {vn[line.at[i, 'from_bus']]:g} "
+            f"kV, bus {line.at[i, 'to_bus']} at {vn[line.at[i, 'to_bus']]:g} kV): a line joins "
+            "buses of one voltage level: correct net.bus.vn_kv or connect them through a "
+            "transformer"
+        )
+
+    trafo = _in_service(net.trafo)
+    fix_t = "correct the transformer data (pandapower create_transformer_from_parameters)"
+    vk, vkr = _col(trafo, "vk_percent"), _col(trafo, "vkr_percent")
+    for col, ok, rule in (
+        ("sn_mva", _col(trafo, "sn_mva") > 0, "> 0"),
+        ("vk_percent", vk > 0, "> 0"),
+        ("vkr_percent", (vkr >= 0) & (vkr <= vk), "within 0 ... vk_percent"),
+        ("vn_hv_kv", _col(trafo, "vn_hv_kv") > 0, "> 0"),
+        ("vn_lv_kv", _col(trafo, "vn_lv_kv") > 0, "> 0"),
+        ("parallel", _col(trafo, "parallel") >= 1, ">= 1"),
+    ):
+        _require(name, "trafo", trafo, col, ok, rule, fix_t)
+    for side, bus_col in (("hv", "hv_bus"), ("lv", "lv_bus")):
+        rated = _col(trafo, f"vn_{side}_kv")
+        at_bus = vn.reindex(trafo[bus_col]).to_numpy()
+        off = np.abs(rated.to_numpy() / at_bus - 1) > TRAFO_VN_RTOL
+        if off.any():
+            i = trafo.index[off][0]
+            raise FeederError(
+                f"feeder '{name}': {_elements('trafo', trafo, trafo.index[off])} "
+                f"has vn_{side}_kv={rated[i]:g} but its {bus_col} {trafo.at[i, bus_col]} has "
+                f"vn_kv={vn[trafo.at[i, bus_col]]:g} (more than {TRAFO_VN_RTOL:.0%} apart): "
+                f"connect the {side.upper()} side to a bus of its rated voltage (hv_bus/lv_bus "
+                "swapped?) or correct the ratings"
+            )
+
+
+def check_supplied(net: pandapowerNet, name: str = "net") -> None:
+    """Every in-service load must be supplied from the ext_grid; raise FeederError if not."""
+    import pandapower.topology as top
+
+    unsupplied = set(top.unsupplied_buses(net, respect_switches=True))
+    unsupplied |= set(net.bus.index) - set(_in_service(net.bus).index)
+    load = _in_service(net.load)
+    cut = load.index[load["bus"].isin(unsupplied).to_numpy()]
+    if len(cut):
+        raise FeederError(
+            f"feeder '{name}': {_elements('load', net.load, cut)} ({len(cut)} in all) are not "
+            "supplied by the ext_grid (an out-of-service line or bus, or an open switch, cuts "
+            "them off from the transformer): reconnect them, or set those loads "
+            "in_service=False to leave them out"
+        )
+
+
+def _mesh_edges(net: pandapowerNet) -> list[tuple[int, int, str]]:
+    """In-service, switched-in lines and transformers as (node, node, label).
+
+    Buses joined by a closed bus-bus switch are one node (the switch has no impedance);
+    transformers in parallel between the same two nodes count once (one station).
+    """
+    bus_ok = set(_in_service(net.bus).index)
+    sw = net.switch if "switch" in net else pd.DataFrame()
+    closed = sw["closed"].astype(bool) if len(sw) else pd.Series(dtype=bool)
+    node: dict[int, int] = {}
+
+    def find(v: int) -> int:
+        node.setdefault(v, v)
+        while node[v] != v:
+            node[v] = node[node[v]]
+            v = node[v]
+        return v
+
+    open_ends: set[tuple[str, int]] = set()
+    if len(sw):
+        for _, row in sw[(sw["et"] == "b") & closed].iterrows():
+            a, b = int(row["bus"]), int(row["element"])
+            if a in bus_ok and b in bus_ok:
+                node[find(a)] = find(b)
+        for _, row in sw[(sw["et"] != "b") & ~closed].iterrows():
+            open_ends.add((str(row["et"]), int(row["element"])))
+
+    edges: list[tuple[int, int, str]] = []
+    for i, row in _in_service(net.line).iterrows():
+        a, b = int(row["from_bus"]), int(row["to_bus"])
+        if a in bus_ok and b in bus_ok and ("l", i) not in open_ends:
+            edges.append((find(a), find(b), f"line {i}"))
+    stations: set[frozenset[int]] = set()
+    for i, row in _in_service(net.trafo).iterrows():
+        a, b = int(row["hv_bus"]), int(row["lv_bus"])
+        if a in bus_ok and b in bus_ok and ("t", i) not in open_ends:
+            pair = frozenset((find(a), find(b)))
+            if pair not in stations:
+                stations.add(pair)
+                edges.append((find(a), find(b), f"trafo {i}"))
+    return edges
+
+
+def find_mesh(net: pandapowerNet) -> list[str] | None:
+    """The branches of one loop of the net (``["line 3", "line 7", "line 9"]``), or None if
+    the net is radial. Buses joined by closed bus-bus switches are one node; transformers in
+    parallel between the same two nodes are one station; two line rows between the same two
+    buses are a loop (merge them into one with ``parallel=2``)."""
+    import networkx as nx
+
+    parent: dict[int, int] = {}
+
+    def root(v: int) -> int:
+        parent.setdefault(v, v)
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    forest = nx.Graph()
+    for a, b, label in _mesh_edges(net):
+        ra, rb = root(a), root(b)
+        if ra == rb:
+            path = nx.shortest_path(forest, a, b) if a != b else [a]
+            return [forest.edges[u, v]["label"] for u, v in itertools.pairwise(path)] + [label]
+        parent[ra] = rb
+        forest.add_edge(a, b, label=label)
+    return None
+
+
+def is_radial(net: pandapowerNet) -> bool:
+    """True if the in-service, switched-in net has no loop (parallel transformers between the
+    same two buses count as one station)."""
+    return find_mesh(net) is None
+
+
+def check_radial(net: pandapowerNet, name: str = "net", needed_by: str = "this contract") -> None:
+    """Raise FeederError (one line, naming the loop) if the net is meshed."""
+    loop = find_mesh(net)
+    if loop is not None:
+        shown = ", ".join(loop[:6]) + (f" and {len(loop) - 6} more" if len(loop) > 6 else "")
+        raise FeederError(
+            f"feeder '{name}' is meshed (a loop through {shown}) but {needed_by} needs a radial "
+            "feeder: open a switch in the loop (net.switch closed=False), set one of its lines "
+            "out of service, or merge parallel lines into one with parallel=2"
+        )
+
+
+def _check_usable(name: str, net: pandapowerNet, household_load_idx: np.ndarray) -> None:
+    check_net(net, name)
+    check_supplied(net, name)
+    if not len(household_load_idx):
         raise FeederError(
             f"feeder '{name}' has no in-service household load on a bus supplied by the "
             "ext_grid: add loads to its LV buses (pandapower create_load)"
@@ -342,7 +634,8 @@ def _simbench_profiles(net: pandapowerNet) -> _Profiles:
     profile_p = _drop_feb29(np.column_stack([rel[f"{n}_pload"].to_numpy(float) for n in uniq]))
     profile_q = _drop_feb29(np.column_stack([rel[f"{n}_qload"].to_numpy(float) for n in uniq]))
     lookup = {n: i for i, n in enumerate(uniq)}
-    households = net.load.index[np.char.startswith(names.astype(str), "H0")].to_numpy()
+    in_service = net.load["in_service"].astype(bool).to_numpy()
+    households = net.load.index[np.char.startswith(names.astype(str), "H0") & in_service].to_numpy()
     return _Profiles(
         profile_p=profile_p,
         profile_q=profile_q,
@@ -368,13 +661,29 @@ def _h0_profiles(net: pandapowerNet) -> _Profiles:
 
 
 def _build(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profiles]:
+    try:
+        return _build_checked(name, net)
+    except FeederError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # a table without a column pandapower always writes, or of the wrong type
+        raise FeederError(
+            f"feeder '{name}' has a malformed table ({type(exc).__name__}: "
+            f"{_one_line(exc)[:120]}): write the net with pandapower.to_json"
+        ) from None
+
+
+def _build_checked(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profiles]:
     prepare_net(net)
     simbench = _has_simbench_profiles(net)
+    in_service = net.load["in_service"].astype(bool).to_numpy()
     if simbench:
         names = net.load["profile"].astype(str).to_numpy()
-        households = net.load.index[np.char.startswith(names.astype(str), "H0")].to_numpy()
+        households = net.load.index[
+            np.char.startswith(names.astype(str), "H0") & in_service
+        ].to_numpy()
     else:
-        households = net.load.index[net.load["in_service"].astype(bool)].to_numpy()
+        households = net.load.index[in_service].to_numpy()
     _check_usable(name, net, households)
     profiles = _simbench_profiles(net) if simbench else _h0_profiles(net)
     # keep the cached net small: the profiles live in the arrays
@@ -434,10 +743,13 @@ def _load_cache(cache_dir: Path, key: str) -> tuple[pandapowerNet, _Profiles] | 
     if not (json_path.is_file() and npz_path.is_file()):
         return None
     try:
-        net = pp.from_json(str(json_path))
+        net = read_net_json(json_path)  # data only, like a user's file
         with np.load(npz_path, allow_pickle=False) as z:
             prof = _Profiles(**{k: z[k] for k in z.files})
-    except Exception:  # a corrupt cache entry is rebuilt
+    except Exception as exc:  # a corrupt or foreign cache entry is rebuilt
+        log.warning(
+            "feeder cache entry %s is unreadable (%s): rebuilding it", json_path, _one_line(exc)
+        )
         return None
     return net, prof
 
@@ -447,24 +759,15 @@ def _load_cache(cache_dir: Path, key: str) -> tuple[pandapowerNet, _Profiles] | 
 # ----------------------------------------------------------------------------------------------
 
 
-# converted feeders already read in this process (pandapower.from_json costs ~0.5 s)
+# converted feeders already read in this process (reading the JSON costs ~0.5 s)
 _MEMO: dict[tuple[str, str], tuple[pandapowerNet, _Profiles]] = {}
 _MEMO_SIZE = 8
 
 
 def _read_json(path: Path) -> pandapowerNet:
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            net = pp.from_json(str(path))
-    except Exception as exc:
-        raise FeederError(
-            f"cannot read pandapower net from '{path}' ({type(exc).__name__}: "
-            f"{_one_line(exc)[:200]}): write it with pandapower.to_json"
-        ) from None
-    if not isinstance(net, pandapowerNet) or "bus" not in net or not len(net.bus):
+    """A user's pandapower JSON file, read as data only (:func:`twin.grid.netjson.read_net_json`)."""
+    net = read_net_json(path)
+    if "bus" not in net or not len(net.bus):
         raise FeederError(
             f"'{path}' is not a pandapower net with buses: write it with pandapower.to_json"
         )
