@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "twin.inputs": 1,
     "twin.grid.feeders": 1,
     "twin.grid.netjson": 1,
+    "twin.grid.elements": 1,
     "twin.grid.ratings": 1,
     # physics and the grid
     "twin.devices": 2,

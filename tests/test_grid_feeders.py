@@ -83,6 +83,9 @@ def test_all_known_names_resolve() -> None:
     assert "ieee_european_lv" in KNOWN_FEEDERS and "kerber_dorfnetz" in KNOWN_FEEDERS
 
 
+# pandapower's nets_equal compares object columns whose empty cells are NaN in a net built in
+# memory and None after a JSON round trip; pandas warns that it will stop treating them as equal
+@pytest.mark.filterwarnings("ignore:Mismatched null-like values:FutureWarning")
 def test_cache_round_trip(tmp_path) -> None:
     a = load_feeder("kerber_landnetz_kabel_2", cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.json"))) == 1 and len(list(tmp_path.glob("*.npz"))) == 1

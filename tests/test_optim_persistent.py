@@ -129,3 +129,30 @@ def test_no_component_carries_a_name_that_breaks_appsi_highs(dev):
         isinstance(p, pyo.Param) and p.mutable
         for p in alloc.model.component_objects(pyo.Param, descend_into=True)
     )
+
+
+def test_the_solver_internals_twin_relies_on_are_there():
+    """appsi/HiGHS internals are read in one adapter (twin.optim.persistent); this fails
+    loudly, naming them, when a Pyomo or highspy upgrade moves one."""
+
+    from twin.optim.persistent import PersistentLP, check_solver_internals
+
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0, 1))
+    m.c = pyo.Constraint(expr=m.x >= 0.25)
+    m.obj = pyo.Objective(expr=m.x)
+    lp = PersistentLP(m, SolverOptions())  # runs the check on a live instance
+    check_solver_internals(lp.opt)
+    assert lp.solve().ok and lp.values(lp.cols(m.x, [None]))[0] == pytest.approx(0.25)
+
+
+def test_a_moved_internal_is_named(monkeypatch):
+    from pyomo.contrib.appsi.solvers import Highs
+
+    from twin.optim.persistent import check_solver_internals
+
+    monkeypatch.delattr(Highs, "_postsolve")
+    with pytest.raises(
+        RuntimeError, match=r"moved appsi/HiGHS internals twin uses \(Highs\._postsolve\)"
+    ):
+        check_solver_internals()

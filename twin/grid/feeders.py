@@ -42,7 +42,7 @@ naming the element and the fix; nothing is repaired silently):
 
 * exactly one in-service ``ext_grid``; at least one in-service transformer (transformers in
   parallel between the same two buses are one station, not an error);
-* no in-service element the power flow does not model (``twin.grid.powerflow._UNSUPPORTED``:
+* no in-service element the power flow does not model (``twin.grid.elements.UNSUPPORTED``:
   ``gen``, ``ward``, ``impedance``, ``trafo3w``, ``dcline``, ...); storage and static
   generators are set out of service first (see above);
 * in-service lines: ``length_km > 0``, ``r_ohm_per_km >= 0``, ``x_ohm_per_km >= 0`` and not
@@ -82,6 +82,7 @@ import pandapower as pp
 import pandas as pd
 from pandapower.auxiliary import pandapowerNet
 
+from twin.grid.elements import UNSUPPORTED, UNSUPPORTED_FIX
 from twin.grid.netjson import FeederError, read_net_json
 
 log = logging.getLogger("twin")
@@ -296,26 +297,15 @@ def _col(df: pd.DataFrame, col: str) -> pd.Series:
 
 
 #: Fix suggested for in-service elements the power flow does not model.
-_UNSUPPORTED_FIX = {
-    "gen": "model PV as sgen (twin sets sgens out of service and adds its own PV)",
-    "trafo3w": "replace it by two-winding transformers (net.trafo)",
-    "asymmetric_load": "replace it by a balanced load (net.load) with the sum of its phases",
-    "impedance": "model it as a line (net.line) or a transformer",
-    "ward": "model it as a load",
-    "xward": "model it as a load",
-    "dcline": "remove it (twin models an LV feeder behind one station)",
-}
 
 
 def _check_supported(name: str, net: pandapowerNet) -> None:
-    from twin.grid.powerflow import _UNSUPPORTED
-
-    for el in _UNSUPPORTED:
+    for el in UNSUPPORTED:
         if el not in net or not isinstance(net[el], pd.DataFrame) or not len(net[el]):
             continue
         rows = _in_service(net[el])
         if len(rows):
-            fix = _UNSUPPORTED_FIX.get(el, "model it with lines, transformers and loads")
+            fix = UNSUPPORTED_FIX.get(el, "model it with lines, transformers and loads")
             raise FeederError(
                 f"feeder '{name}': {_elements(el, net[el], rows.index)} in service, which "
                 f"twin's power flow does not model: set in_service=False or {fix}"

@@ -47,6 +47,7 @@ from power_grid_model import (
 )
 from power_grid_model.errors import PowerGridBatchError, PowerGridError
 
+from twin.grid.elements import UNSUPPORTED
 from twin.grid.ratings import trafo_unit_rating_kva
 
 __all__ = [
@@ -60,22 +61,6 @@ __all__ = [
 #: Short-circuit power given to the PGM source so that it behaves as an ideal voltage source.
 SOURCE_SK_VA = 1e15
 
-_UNSUPPORTED = (
-    "gen",
-    "ward",
-    "xward",
-    "impedance",
-    "trafo3w",
-    "dcline",
-    "storage",
-    "asymmetric_load",
-    "asymmetric_sgen",
-    "motor",
-    "svc",
-    "tcsc",
-    "ssc",
-    "vsc",
-)
 
 _WINDING = {
     "Y": WindingType.wye,
@@ -143,7 +128,7 @@ class PowerFlowResult:
 
 
 def _check_supported(net: pandapowerNet) -> None:
-    for el in _UNSUPPORTED:
+    for el in UNSUPPORTED:
         if el in net and len(net[el]) and net[el]["in_service"].astype(bool).any():
             raise ValueError(
                 f"BatchPowerFlow does not model in-service '{el}' elements: set them out of "

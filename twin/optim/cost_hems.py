@@ -36,7 +36,7 @@ Objective (€):
 included), ``c_exp`` its feed-in price capped at ``c_imp`` (a household cannot earn by
 importing and exporting at once), ``c_cap`` the charge for one more kW of the billing period's
 peak (VAT included). Prices change every re-plan: they are objective coefficients, written
-straight into HiGHS (:meth:`_CostLP.push_costs`), next to the mutable Params that
+straight into HiGHS (:meth:`~twin.optim.persistent.PersistentLP.push_costs`), next to the mutable Params that
 :class:`~twin.optim.persistent.PersistentLP` pushes in bulk. The model is built once.
 """
 
@@ -176,20 +176,6 @@ class CostPlan:
     bill_eur: np.ndarray  # (n,) planned energy (+ capacity increment) cost over the horizon
 
 
-class _CostLP(PersistentLP):
-    """A :class:`PersistentLP` whose objective coefficients can change between solves."""
-
-    def push_costs(self, cols: np.ndarray, costs: np.ndarray) -> None:
-        """Set the objective coefficients of solver columns ``cols`` (same shape)."""
-        t0 = time.perf_counter()
-        c = np.ascontiguousarray(cols, dtype=np.int32).ravel()
-        v = np.ascontiguousarray(costs, dtype=float).ravel()
-        if len(c) != len(v):
-            raise ValueError(f"{len(v)} costs for {len(c)} columns")
-        self._highs.changeColsCost(len(c), c, v)
-        self.push_s += time.perf_counter() - t0
-
-
 def ev_need_per_period(dev: DeviceSet, horizon: Horizon, home: np.ndarray, k0: int) -> np.ndarray:
     """``(n_ev, N)`` energy each EV must hold at the end of period ``j`` (0: no deadline).
 
@@ -311,7 +297,7 @@ class CostHems:
             expr=self.devices.objective + pyo.quicksum(bill + soft + cap), sense=pyo.minimize
         )
         self.build_s = time.perf_counter() - t0
-        self.lp = _CostLP(m, options)
+        self.lp = PersistentLP(m, options)
         self.devices.bind(self.lp)
         lp = self.lp
         hj = [(h, j) for h in range(n) for j in range(n_per)]

@@ -18,8 +18,13 @@
 * HiGHS's ``getRunTime()`` accumulates over the life of the object: :class:`SolveStats` holds
   the difference per solve (the "solver-only" time the benchmark compares against).
 
-The appsi interface exposes the HiGHS object and its index maps only as private attributes;
-they are read in one place (:meth:`PersistentLP.__init__`).
+**The one adapter to solver internals.** appsi exposes the HiGHS object, its index maps and
+its last solution only as private attributes, and twin overrides two private methods for the
+lean re-solve path. All of that is here and nowhere else; :func:`check_solver_internals` lists
+what twin relies on and fails with one message naming what moved, on import of a Pyomo that
+changed it (``tests/test_optim_persistent.py`` runs it). Why appsi and not the newer
+``pyomo.contrib.solver`` interface: appsi's persistent HiGHS with this lean path is what twin
+measured (``benchmarks/bench_performance.py``); the adapter keeps a switch to one file.
 """
 
 from __future__ import annotations
@@ -35,7 +40,53 @@ from pyomo.contrib.appsi.solvers import Highs
 
 from twin.optim.options import SolverOptions
 
-__all__ = ["PersistentLP", "SolveStats", "SolverOptions"]
+__all__ = ["PersistentLP", "SolveStats", "SolverOptions", "check_solver_internals"]
+
+#: appsi HiGHS methods twin overrides or calls that are not public API.
+_PRIVATE_METHODS = ("_solve", "_postsolve", "update")
+#: appsi HiGHS instance attributes twin reads after ``set_instance`` (not public API).
+_PRIVATE_ATTRIBUTES = (
+    "_solver_model",
+    "_pyomo_var_to_solver_var_map",
+    "_pyomo_con_to_solver_con_map",
+    "_sol",
+)
+#: highspy methods twin calls on the HiGHS object.
+_HIGHSPY_METHODS = (
+    "run",
+    "getLp",
+    "getInfo",
+    "getRunTime",
+    "getSolution",
+    "setOptionValue",
+    "changeCoeff",
+    "changeRowsBounds",
+    "changeColsBounds",
+    "changeColsCost",
+    "getNumCol",
+    "getNumRow",
+    "getNumNz",
+)
+
+
+def check_solver_internals(opt: Any | None = None) -> None:
+    """Raise ``RuntimeError`` naming every appsi/HiGHS internal twin relies on that the
+    installed Pyomo or highspy no longer has (``opt``: an appsi ``Highs`` after
+    ``set_instance``, to check its instance attributes and HiGHS object too)."""
+    import pyomo
+
+    missing = [f"Highs.{m}" for m in _PRIVATE_METHODS if not callable(getattr(Highs, m, None))]
+    if opt is not None:
+        missing += [f"Highs().{a}" for a in _PRIVATE_ATTRIBUTES if not hasattr(opt, a)]
+        h = getattr(opt, "_solver_model", None)
+        if h is not None:
+            missing += [f"highspy.Highs.{m}" for m in _HIGHSPY_METHODS if not hasattr(h, m)]
+    if missing:
+        raise RuntimeError(
+            f"pyomo {pyomo.__version__} moved appsi/HiGHS internals twin uses "
+            f"({', '.join(missing)}): pin the versions in pyproject.toml, or update "
+            "twin/optim/persistent.py (the one adapter to them)"
+        )
 
 
 class _LeanHighs(Highs):
@@ -119,6 +170,7 @@ class PersistentLP:
         t0 = time.perf_counter()
         opt.set_instance(model)
         self.set_instance_s = time.perf_counter() - t0
+        check_solver_internals(opt)
         self.opt = opt
         options = {**opt.highs_options, "time_limit": float(self.options.time_limit_s)}
         for key, value in options.items():
@@ -218,6 +270,16 @@ class PersistentLP:
             if changed.any():
                 bound[b.cols] = v
                 self._pending_cols.append(b.cols[changed])
+
+    def push_costs(self, cols: np.ndarray, costs: np.ndarray) -> None:
+        """Set the objective coefficients of solver columns ``cols`` (same shape)."""
+        t0 = time.perf_counter()
+        c = np.ascontiguousarray(cols, dtype=np.int32).ravel()
+        v = np.ascontiguousarray(costs, dtype=float).ravel()
+        if len(c) != len(v):
+            raise ValueError(f"{len(v)} costs for {len(c)} columns")
+        self._highs.changeColsCost(len(c), c, v)
+        self.push_s += time.perf_counter() - t0
 
     def add_constraints(self, cons: list) -> None:
         """Hand constraints that were built but inactive to the solver (lazy rows)."""
