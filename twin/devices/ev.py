@@ -10,6 +10,14 @@ Trips (per household and day, all vectorised):
 * the trip's energy ``km * consumption_kwh_per_km`` leaves the battery at the arrival step; if
   the battery holds less, the rest is charged elsewhere (``public_kwh``), so energy is conserved:
   ``Δsoc = eta * E_home_charge - E_drive + E_public``.
+
+Vehicle-to-grid (optional, per car): a car whose ``bidirectional`` flag is set accepts negative
+requests while at home and discharges up to ``p_dis_max_kw`` (grid side), never taking the
+battery below ``reserve_kwh`` (e.g. the energy for the contract's guaranteed range). Energy
+through the discharge path loses ``DISCHARGE_EFFICIENCY``:
+``Δsoc = eta * E_charge - E_discharge / eta_dis - E_drive + E_public``. Unidirectional cars
+ignore negative requests exactly as before. The wear cost of cycling the battery for the grid is
+:func:`v2g_wear_cost_eur` (``V2G_WEAR_COST_EUR_PER_KWH`` per kWh delivered).
 """
 
 from __future__ import annotations
@@ -21,6 +29,11 @@ import numpy as np
 from twin.timegrid import STEPS_PER_DAY, STEPS_PER_HOUR
 
 CHARGE_EFFICIENCY = 0.92  # AC charger + battery, typical 0.9-0.95 (assumption)
+# battery -> grid through a bidirectional charger: same chain backwards (assumption)
+DISCHARGE_EFFICIENCY = 0.92
+# battery wear per kWh delivered to the grid: pack ~120 EUR/kWh / ~2,500 equivalent full cycles
+# ~= 0.05 EUR/kWh (assumption derived from pack prices and cycle-life ratings; sweep 0.03-0.10)
+V2G_WEAR_COST_EUR_PER_KWH = 0.05
 DEPARTURE_JITTER_H = 0.5
 ARRIVAL_JITTER_H = 0.75
 KM_LOGNORMAL_SIGMA = 0.5
@@ -89,14 +102,41 @@ def ev_step(
     capacity_kwh: np.ndarray,
     p_max_kw: np.ndarray,
     dt_h: float,
+    bidirectional: np.ndarray | None = None,
+    p_dis_max_kw: np.ndarray | float | None = None,
+    reserve_kwh: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One step: trip energy leaves at arrival, then home charging within limits.
+    """One step: trip energy leaves at arrival, then home charging (or V2G discharge) within limits.
 
-    Returns ``(p_kw, new_soc_kwh, public_kwh)``.
+    ``p_req_kw`` > 0 charges; < 0 discharges, only for cars with ``bidirectional`` True (bool
+    (H,), default none), limited to ``p_dis_max_kw`` (kW at the grid side, default the charger's
+    ``p_max_kw``) and to the energy above ``reserve_kwh``. Returns ``(p_kw, new_soc_kwh,
+    public_kwh)`` with ``p_kw`` < 0 while discharging.
     """
     public_kwh = np.maximum(trip_kwh - soc_kwh, 0.0)
     soc = soc_kwh - trip_kwh + public_kwh
     headroom_kw = (capacity_kwh - soc) / (CHARGE_EFFICIENCY * dt_h)
     p_kw = np.where(home, np.clip(p_req_kw, 0.0, np.minimum(p_max_kw, headroom_kw)), 0.0)
     soc = np.minimum(soc + CHARGE_EFFICIENCY * p_kw * dt_h, capacity_kwh)
-    return p_kw, soc, public_kwh
+    if bidirectional is None:
+        return p_kw, soc, public_kwh
+    dis_max = p_max_kw if p_dis_max_kw is None else p_dis_max_kw
+    available_kw = np.maximum(soc - reserve_kwh, 0.0) * DISCHARGE_EFFICIENCY / dt_h
+    p_dis = np.where(
+        home & bidirectional, np.clip(-p_req_kw, 0.0, np.minimum(dis_max, available_kw)), 0.0
+    )
+    soc = soc - p_dis / DISCHARGE_EFFICIENCY * dt_h
+    return p_kw - p_dis, soc, public_kwh
+
+
+def v2g_wear_cost_eur(
+    p_ev_kw: np.ndarray,
+    dt_h: float,
+    cost_eur_per_kwh: float | np.ndarray = V2G_WEAR_COST_EUR_PER_KWH,
+) -> np.ndarray:
+    """Battery wear cost of the energy a car delivered to the grid: ``p_ev_kw`` (T, H) or (H,),
+    negative while discharging; summed over time -> (H,) EUR (or per step for (H,) input)."""
+    e_dis_kwh = np.clip(-np.asarray(p_ev_kw), 0.0, None) * dt_h
+    if e_dis_kwh.ndim > 1:
+        e_dis_kwh = e_dis_kwh.sum(axis=0)
+    return e_dis_kwh * cost_eur_per_kwh
