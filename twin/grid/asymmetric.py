@@ -25,28 +25,36 @@ What the model gives and what it does not
 Why pandapower and power-grid-model differed by 5.5e-4 p.u. on the IEEE feeder
 -----------------------------------------------------------------------------------
 Settled by ``tests/test_grid_asym_crosscheck.py``. The cause is the **zero-sequence model of
-the Dyn transformer**. ``runpp_3ph`` defaults to ``trafo_model='t'``, in which the zero-
-sequence impedance seen from the earthed LV star point is ``Z_LV + (Z_HV || Z_m0)`` with the
-short-circuit impedance split ``si0_hv_partial`` = 0.9 to the HV side and the zero-sequence
-magnetising impedance ``Z_m0 = mag0_percent/100 * Z_k0``; the IEEE net (and pandapower's
-suggested defaults) carry ``mag0_percent = 100``, so ``Z_0 = 0.1 Z_k + 0.9 Z_k || Z_k``
-= about 0.57 ``Z_k``. power-grid-model (and pandapower's ``trafo_model='pi'``, and OpenDSS for
-this feeder) model the delta winding as a short circuit for zero-sequence currents behind the
-leakage impedance: ``Z_0 = Z_k``. The feeder's unbalanced load drives a zero-sequence current
-through the transformer (about 35 A of residual current at the peak snapshot), and the two
-values of ``Z_0`` shift the LV star point differently: 5.5e-4 p.u. at the worst phase. With
-``runpp_3ph(trafo_model='pi')`` the difference falls to ~1e-9 p.u., and so it does with the
-'t' model when ``mag0_percent`` is made very large (``Z_m0`` -> infinity, ``Z_0`` -> ``Z_k``).
-The other candidates do not matter here: the source (pandapower keeps the ext grid ideal in
-the positive sequence and uses its 10 GVA short-circuit power in the negative one; PGM is
-given an ideal source: < 1e-6 p.u.), the load model (both are wye, constant power), the
-lines' zero sequence (both take the net's r0/x0), c0 (zero in this net), and the positive-
-sequence 't' vs 'pi' difference (the IEEE transformer has no iron losses or magnetising
-current). Which ``Z_0`` is right depends on the transformer: for a Dyn distribution
-transformer the delta winding short-circuits zero-sequence flux, so ``Z_0`` is about
-``Z_k`` (0.8 ... 1.0 ``Z_k`` for core types); the 't' model with ``mag0_percent = 100``
-assumes a zero-sequence magnetising impedance as small as the leakage impedance, which
-describes three-limb core flux through the tank rather than a delta-shorted winding.
+the Dyn transformer**. pandapower's ``runpp_3ph`` uses its transformer 't' model (3.5.6
+refuses 'pi' for unbalanced flows). There the zero-sequence impedance seen from the earthed
+LV star point is ``Z_LV + (Z_HV || Z_m0)``: the short-circuit impedance is split
+``si0_hv_partial`` = 0.9 to the HV side, and the zero-sequence magnetising impedance is
+``Z_m0 = mag0_percent/100 * Z_k0``. The IEEE net (like pandapower's suggested defaults)
+carries ``mag0_percent = 100``, so ``Z_0 = 0.1 Z_k + (0.9 Z_k || Z_k)``, about 0.57 ``Z_k``.
+power-grid-model treats the delta winding as a short circuit for zero-sequence currents
+behind the leakage impedance: ``Z_0 = Z_k`` (as OpenDSS does for this feeder; the published
+solution is reproduced with it, ``tests/test_grid_asym_reference.py``). The feeder's
+unbalanced load drives a residual current of 121 A through the transformer at the on-peak
+snapshot, and the two values of ``Z_0`` shift the LV star point differently: 6.2e-4 p.u. at
+the worst bus and phase with pandapower 3.5.6 (the "5.5e-4" of the earlier comparison). The
+difference is in the zero-sequence voltages, and it vanishes with balanced loads (no
+residual current). Aligned, by giving pandapower ``mag0_percent`` = 1e12 (``Z_m0`` ->
+infinity, so its ``Z_0`` -> ``Z_k``; :func:`run_pandapower_3ph` does this by default), the
+two engines agree to 1.7e-6 p.u. That remainder grows with the load and is pandapower's: on a
+60-cable test chain PGM's solution draws the specified load power to 1e-9 (Kirchhoff check
+in the test), pandapower's misses it by about 1e-6 of the load. The other candidates do not
+matter here: the source (pandapower keeps the ext grid ideal in the positive sequence and
+uses its 10 GVA short-circuit power in the negative one; PGM is given an ideal source), the
+load model (both wye, constant power), the lines' zero sequence (both take the net's r0/x0),
+c0 (zero in this net), and the positive-sequence 't' vs 'pi' difference (the IEEE transformer
+has no iron losses or magnetising current; on SimBench feeders, which have them, it causes
+~2e-6 p.u.).
+
+Which ``Z_0`` is right depends on the transformer: in a Dyn distribution transformer the
+delta winding carries the zero-sequence ampere-turns, so ``Z_0`` is close to ``Z_k`` (about
+0.8-1.0 ``Z_k`` for core types); ``mag0_percent = 100`` in the 't' model assumes a
+zero-sequence magnetising impedance as small as the leakage impedance, which describes flux
+returning through the tank of a transformer *without* a delta winding. twin follows PGM.
 """
 
 from __future__ import annotations

@@ -286,8 +286,8 @@ def pgm_input_from_net(
         (their own ``r0/x0/c0`` where set, else ``line_zero_sequence``); transformers get
         their neutral earthing impedance (``rn_ohm``/``xn_ohm``, 0 = solid) on the earthed
         wye side. The zero-sequence of a transformer follows PGM's model: for ``Dyn``/``YNd``
-        the earthed side sees the leakage impedance ``uk`` (as pandapower's
-        ``trafo_model='pi'``; see :mod:`twin.grid.asymmetric` for pandapower's ``'t'``).
+        the earthed side sees the leakage impedance ``uk`` (see :mod:`twin.grid.asymmetric`
+        for how pandapower's 't' model differs).
     source : {"ideal", "ext_grid"}
         ``"ideal"``: the external grid is an ideal voltage source (``sk`` = 1e15 VA) in all
         sequences. ``"ext_grid"``: its impedance from ``net.ext_grid`` ``s_sc_max_mva``,
