@@ -305,7 +305,8 @@ def unbalance_compliance(
     -------
     dict
         ``share_within`` ``(n_week, n_bus)`` share of steps with VUF <= limit;
-        ``p95_pct`` ``(n_week, n_bus)`` 95th percentile of the week's VUF;
+        ``p95_pct`` ``(n_week, n_bus)`` the week's 95th percentile of the VUF (nearest rank,
+        so ``p95_pct <= limit`` exactly where the week complies);
         ``compliant`` ``(n_week, n_bus)`` bool (False for NaN buses); ``valid_bus``.
     """
     vuf = np.asarray(vuf_pct, dtype=float)
@@ -317,7 +318,14 @@ def unbalance_compliance(
     ends = np.r_[starts[1:], len(week)]
     within = np.add.reduceat((vuf <= limit_pct).astype(float), starts, axis=0)
     share = within / (ends - starts)[:, None]
-    p95 = np.stack([np.percentile(vuf[a:b], 95, axis=0) for a, b in zip(starts, ends, strict=True)])
+    # nearest rank: the smallest value that 95 % of the week's values do not exceed, so
+    # p95 <= limit exactly when the week complies
+    p95 = np.stack(
+        [
+            np.percentile(vuf[a:b], 100 * share_required, axis=0, method="inverted_cdf")
+            for a, b in zip(starts, ends, strict=True)
+        ]
+    )
     compliant = (share >= share_required - 1e-12) & valid[None, :]
     return {"share_within": share, "p95_pct": p95, "compliant": compliant, "valid_bus": valid}
 

@@ -305,20 +305,28 @@ def plot_phase_voltages(
     fig, (ax, ax2) = plt.subplots(
         2, 1, figsize=(9, 5.5), dpi=120, sharex=True, gridspec_kw={"height_ratios": [2.2, 1]}
     )
-    for j, (ph, color) in enumerate(zip("abc", ("tab:brown", "0.15", "tab:gray"), strict=True)):
+    colors = ("tab:orange", "tab:blue", "tab:green")
+    for j, (ph, color) in enumerate(zip("abc", colors, strict=True)):
         ax.plot(days, vm[:, j], color=color, lw=1.0, label=f"phase {ph}")
-    for lim in BAND_95_PU:
+    lo, hi = float(np.nanmin(vm)), float(np.nanmax(vm))
+    y0, y1 = min(lo - 0.01, 0.95), max(hi + 0.01, 1.05)
+    shown = [lim for lim in BAND_95_PU if y0 <= lim <= y1]
+    for lim in shown:
         ax.axhline(lim, color="tab:red", ls="--", lw=0.9)
     ax.axhline(1.0, color="0.6", lw=0.6)
-    lo, hi = float(np.nanmin(vm)), float(np.nanmax(vm))
-    ax.set_ylim(min(lo - 0.01, 0.95), max(hi + 0.01, 1.05))
+    ax.set_ylim(y0, y1)
     ax.set_ylabel("phase-to-neutral voltage (p.u.)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8, ncol=3)
+    band = (
+        "Un ±10 % band dashed"
+        if shown
+        else f"Un ±10 % band ({BAND_95_PU[0]:.2f}-{BAND_95_PU[1]:.2f} p.u.) outside the view"
+    )
     ax.text(
         0.99,
         0.02,
-        f"min {lo:.3f} p.u.   max {hi:.3f} p.u.   band Un ±10 % dashed",
+        f"min {lo:.3f} p.u.   max {hi:.3f} p.u.   {band}",
         transform=ax.transAxes,
         ha="right",
         va="bottom",
@@ -326,11 +334,11 @@ def plot_phase_voltages(
     )
     ax2.plot(days, vuf, color="tab:purple", lw=1.0, label="voltage unbalance factor")
     ax2.axhline(VUF_LIMIT_PCT, color="tab:red", ls="--", lw=0.9, label=f"{VUF_LIMIT_PCT:g} % limit")
-    ax2.set_ylim(0, max(VUF_LIMIT_PCT * 1.25, float(np.nanmax(vuf)) * 1.1))
+    ax2.set_ylim(0, max(VUF_LIMIT_PCT * 1.5, float(np.nanmax(vuf)) * 1.35))
     ax2.set_ylabel("VUF (%)")
     ax2.set_xlabel("time (days from the first step)")
     ax2.grid(alpha=0.3)
-    ax2.legend(loc="upper right", fontsize=8)
+    ax2.legend(loc="upper left", fontsize=8, ncol=2)
     name = net.bus.at[b, "name"] if "name" in net.bus else None
     label = f"bus {b}" + (f" ({name})" if isinstance(name, str) and name else "")
     ax.set_title(title or f"Phase voltages at {label}, the bus with the lowest phase voltage")
