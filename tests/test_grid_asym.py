@@ -25,9 +25,11 @@ def urban6() -> Feeder:
     return load_feeder("1-LV-urban6--0-sw")
 
 
-def one_phase_evening(f: Feeder, seed: int = 5, days: int = 2, ev_share: float = 0.5):
+def one_phase_evening(
+    f: Feeder, seed: int = 5, days: int = 2, ev_share: float = 0.5, ev_kw: float = 3.7
+):
     """``days`` winter days from Jan 21: households x2 (60 % single-phase on a random phase,
-    the rest three-phase), and a 3.7 kW charger on **phase a** at ``ev_share`` of the
+    the rest three-phase), and an ``ev_kw`` charger on **phase a** at ``ev_share`` of the
     households for 3 h from a random start between 17 and 20 h. Returns (p, q, phase)."""
     rng = np.random.default_rng(seed)
     s0 = 20 * 96
@@ -41,7 +43,7 @@ def one_phase_evening(f: Feeder, seed: int = 5, days: int = 2, ev_share: float =
     ev = rng.choice(hh, size=int(ev_share * len(hh)), replace=False)
     for d in range(days):
         for j, start in zip(ev, rng.integers(17 * 4, 20 * 4, len(ev)), strict=True):
-            p3[d * 96 + start : d * 96 + start + 12, j, 0] += 3.7
+            p3[d * 96 + start : d * 96 + start + 12, j, 0] += ev_kw
     return p3, q3, phase
 
 

@@ -44,7 +44,9 @@ def published_model(case: dict, power_factor: float | None = None, source_isc3: 
         for ph in "abc":
             net.asymmetric_load[f"q_{ph}_mvar"] = net.asymmetric_load[f"p_{ph}_mw"] * tan_phi
     if source_isc3:
-        net.ext_grid["s_sc_max_mva"] = np.sqrt(3) * model["source_kv"] * model["source_isc3_a"] / 1e3
+        net.ext_grid["s_sc_max_mva"] = (
+            np.sqrt(3) * model["source_kv"] * model["source_isc3_a"] / 1e3
+        )
         net.ext_grid["rx_max"] = 1.0 / model["source_x_over_r"]
         # zero sequence from ISC1 (irrelevant behind the delta winding, kept for completeness)
         z1 = model["source_kv"] ** 2 / net.ext_grid["s_sc_max_mva"].iloc[0]
