@@ -283,6 +283,8 @@ class AsymmetricPowerFlow:
                 np.array([node_pos[int(i)] for i in ln["from_node"]]),
                 np.array([node_pos[int(i)] for i in ln["to_node"]]),
             )
+            # lines with shunt admittance: their two ends carry different currents
+            self._line_shunt = np.flatnonzero((ln["c1"] > 0) | (ln["c0"] > 0))
         if self._has_trafo:
             tr = data[ComponentType.transformer]
             self._trafo_lv = np.array([node_pos[int(i)] for i in tr["to_node"]])
@@ -427,24 +429,32 @@ class AsymmetricPowerFlow:
             node = out[ComponentType.node]
             vm[s0:s1] = node["u_pu"]
             va[s0:s1] = np.rad2deg(node["u_angle"])
-            # phase voltage phasors in V, for the residual currents
-            u_v = node["u_pu"] * self._u_base_v[None, :, None] * np.exp(1j * node["u_angle"])
+            # phase voltage phasors (V) as U / |U|^2, for the residual currents
+            u_abs = node["u_pu"] * self._u_base_v[None, :, None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                inv = np.where(u_abs > 0, 1.0 / u_abs, 0.0)
+            u_re = np.cos(node["u_angle"]) * inv
+            u_im = np.sin(node["u_angle"]) * inv
             if self._has_line:
                 o = out[ComponentType.line]
                 li[s0:s1] = np.maximum(o["i_from"], o["i_to"]) / 1e3
                 lp[s0:s1] = o["p_from"].sum(axis=-1) / 1e3
                 losses[s0:s1] += (o["p_from"] + o["p_to"]).sum(axis=(1, 2)) / 1e3
                 f, t = self._line_ends
-                i_f = _residual_ka(o["p_from"], o["q_from"], u_v[:, f])
-                i_t = _residual_ka(o["p_to"], o["q_to"], u_v[:, t])
-                lin[s0:s1] = np.maximum(i_f, i_t)
+                i_n = _residual_ka(o["p_from"], o["q_from"], u_re[:, f], u_im[:, f])
+                sh, t = self._line_shunt, t[self._line_shunt]
+                if len(sh):  # without shunt admittance the to-end current is the same
+                    i_t = _residual_ka(o["p_to"][:, sh], o["q_to"][:, sh], u_re[:, t], u_im[:, t])
+                    i_n[:, sh] = np.maximum(i_n[:, sh], i_t)
+                lin[s0:s1] = i_n
             if self._has_trafo:
                 o = out[ComponentType.transformer]
                 ts[s0:s1] = o["s_to"] / 1e3
                 tplv[s0:s1] = -o["p_to"] / 1e3
                 tp[s0:s1] = o["p_from"].sum(axis=-1) / 1e3
                 losses[s0:s1] += (o["p_from"] + o["p_to"]).sum(axis=(1, 2)) / 1e3
-                tin[s0:s1] = _residual_ka(o["p_to"], o["q_to"], u_v[:, self._trafo_lv])
+                lv = self._trafo_lv
+                tin[s0:s1] = _residual_ka(o["p_to"], o["q_to"], u_re[:, lv], u_im[:, lv])
         vm[:, ~self._energized] = np.nan
         va[:, ~self._energized] = np.nan
         return AsymPowerFlowResult(
@@ -467,12 +477,12 @@ class AsymmetricPowerFlow:
         )
 
 
-def _residual_ka(p_w: np.ndarray, q_var: np.ndarray, u_v: np.ndarray) -> np.ndarray:
-    """``|sum over phases of conj(S / U)|`` in kA (0 where a voltage is 0)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        i = np.conj((p_w + 1j * q_var) / u_v)
-    i = np.where(np.isfinite(i), i, 0.0)
-    return np.abs(i.sum(axis=-1)) / 1e3
+def _residual_ka(p_w: np.ndarray, q_var: np.ndarray, u_re: np.ndarray, u_im: np.ndarray):
+    """``|sum over phases of conj(S / U)|`` in kA, with ``u_re + j u_im = U / |U|^2``
+    (0 where the voltage is 0): ``conj(S / U) = (P - jQ) U / |U|^2``."""
+    re = (p_w * u_re + q_var * u_im).sum(axis=-1)
+    im = (p_w * u_im - q_var * u_re).sum(axis=-1)
+    return np.hypot(re, im) / 1e3
 
 
 # ----------------------------------------------------------------------------------------------
