@@ -17,7 +17,7 @@ from twin.grid.compliance import (
     voltage_unbalance_factor,
 )
 from twin.grid.feeders import Feeder, load_feeder
-from twin.grid.powerflow import BatchPowerFlow, PowerFlowError
+from twin.grid.powerflow import BatchPowerFlow, LineZeroSequence, PowerFlowError
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +110,17 @@ def test_single_phase_load_alone() -> None:
         res.line_i_n_ka[0, carrying], res.line_i_ka[0, carrying, 1], rtol=2e-3
     )
     assert voltage_unbalance_factor(res.u_pu[0, k]) > 0.5
+    # with Z0 = Z1 for every branch (the Dyn transformer's Z0 is its leakage impedance
+    # anyway) the phases decouple: the unloaded phases keep their no-load voltage
+    decoupled = LineZeroSequence(r0_per_r1=1.0, x0_per_x1=1.0, c0_per_c1=1.0)
+    apf = AsymmetricPowerFlow(f.net, line_zero_sequence=decoupled)
+    v0 = apf.run(np.zeros_like(p), q).vm_pu[0]
+    v1 = apf.run(p, q).vm_pu[0]
+    lv = f.net.bus["vn_kv"].to_numpy() < 1.0
+    assert np.abs(v1[lv][:, [0, 2]] - v0[lv][:, [0, 2]]).max() < 1e-4
+    assert (v0[lv, 1] - v1[lv, 1]).max() > 0.01
+    # and with the default Z0 = 4 Z1 the loaded phase drops more (the neutral's drop adds)
+    assert v0[k, 1] - vm[1] > 1.5 * (v0[k, 1] - v1[k, 1])
 
 
 def test_asymmetric_rows_of_a_user_net() -> None:
@@ -180,6 +191,10 @@ def test_errors_name_the_step_and_shape() -> None:
         apf.run(bad, np.zeros_like(bad))
     with pytest.raises(ValueError, match="phase"):
         phase_loads(np.ones((2, n)), np.ones((2, n)), np.full(n, 3))
+    no_sc = copy.deepcopy(f.net)
+    no_sc.ext_grid["s_sc_max_mva"] = np.nan
+    with pytest.raises(ValueError, match="s_sc_max_mva"):
+        AsymmetricPowerFlow(no_sc, source="ext_grid")
 
 
 def test_voltage_unbalance_factor_definition() -> None:

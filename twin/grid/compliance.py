@@ -19,6 +19,11 @@ Definitions
   gives 51 weeks of 7 days and one of 8 days), and a run shorter than a week is one
   (partial) week. Only buses below 1 kV that are energised count (the MV bus of the external
   grid is not part of the LV feeder).
+* Unbalance (unbalanced results, :func:`asym_grid_kpis`): the voltage unbalance factor
+  ``|U2| / |U1|`` per bus and step from the phase voltage phasors; per bus and week, 95 % of
+  the 10-min values must be at most 2 % (Netcode / EN 50160, LV), with 15-min steps standing
+  in for 10-min values as for the voltage. Phase voltages are checked against the voltage
+  rule per phase (a bus complies when all three phases do).
 """
 
 from __future__ import annotations
