@@ -75,7 +75,7 @@ from twin.grid.powerflow import (
     LINE_ZERO_SEQUENCE_DEFAULT,
     LineZeroSequence,
     PowerFlowError,
-    _line_zero_sequence,
+    line_zero_sequence_per_km,
     pgm_input_from_net,
     solve_batch,
 )
@@ -511,7 +511,7 @@ def net_for_runpp_3ph(
     net = copy.deepcopy(net)
     line = net.line
     if len(line):
-        r0, x0, c0, _ = _line_zero_sequence(line, line_zero_sequence)
+        r0, x0, c0, _ = line_zero_sequence_per_km(line, line_zero_sequence)
         line["r0_ohm_per_km"], line["x0_ohm_per_km"], line["c0_nf_per_km"] = r0, x0, c0
     trafo = net.trafo
     if len(trafo):

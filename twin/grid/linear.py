@@ -69,7 +69,11 @@ import numpy as np
 import pandapower as pp
 from pandapower.auxiliary import pandapowerNet
 
-from twin.grid.powerflow import LINE_ZERO_SEQUENCE_DEFAULT, LineZeroSequence, _line_zero_sequence
+from twin.grid.powerflow import (
+    LINE_ZERO_SEQUENCE_DEFAULT,
+    LineZeroSequence,
+    line_zero_sequence_per_km,
+)
 
 __all__ = ["LinearFeederModel"]
 
@@ -144,7 +148,7 @@ class LinearFeederModel:
         branches: list[tuple[str, int, int, int, float, float, float]] = []
         z0: list[complex] = []
         if len(net.line):
-            r0_km, x0_km, _, _ = _line_zero_sequence(net.line, line_zero_sequence)
+            r0_km, x0_km, _, _ = line_zero_sequence_per_km(net.line, line_zero_sequence)
         for k, (idx, row) in enumerate(net.line.iterrows()):
             fb, tb = int(row["from_bus"]), int(row["to_bus"])
             if not (row["in_service"] and bus_ok[bus_pos[fb]] and bus_ok[bus_pos[tb]]):

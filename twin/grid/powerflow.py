@@ -54,6 +54,7 @@ __all__ = [
     "LineZeroSequence",
     "PowerFlowError",
     "PowerFlowResult",
+    "line_zero_sequence_per_km",
     "pgm_input_from_net",
     "run_pandapower",
     "solve_batch",
@@ -248,7 +249,7 @@ def _source_impedance(net: pandapowerNet, source: str) -> tuple[np.ndarray, np.n
     return sk, rx, z01
 
 
-def _line_zero_sequence(
+def line_zero_sequence_per_km(
     line: pd.DataFrame, rule: LineZeroSequence
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-km r0, x0, c0 of every line and whether the default rule filled any of them."""
@@ -362,7 +363,7 @@ def pgm_input_from_net(
             ln["tan1"] = np.where(c_nf > 0, g_us * 1e-6 / (2 * np.pi * f_hz * c_nf * 1e-9), 0.0)
         ln["i_n"] = line["max_i_ka"].to_numpy(float) * 1e3 * line["df"].to_numpy(float) * par
         if asymmetric:
-            r0, x0, c0, filled = _line_zero_sequence(line, line_zero_sequence)
+            r0, x0, c0, filled = line_zero_sequence_per_km(line, line_zero_sequence)
             ln["r0"] = r0 * length / par
             ln["x0"] = x0 * length / par
             ln["c0"] = c0 * length * par * 1e-9
