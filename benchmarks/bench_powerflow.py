@@ -1,12 +1,20 @@
-"""Time a year of AC power flow: power-grid-model batch vs pandapower (runpp, run_timeseries).
+"""Time a year of AC power flow: power-grid-model batch vs pandapower (runpp, run_timeseries),
+and the unbalanced year: power-grid-model asymmetric batch vs a pandapower ``runpp_3ph`` loop.
 
 Usage::
 
     python benchmarks/bench_powerflow.py [FEEDER] [--pp-steps 200] [--ts-steps 500]
+    python benchmarks/bench_powerflow.py --asym [--asym-feeders 1-LV-urban6--0-sw ieee_european_lv]
+        [--pp3-steps 20]
 
 Prints a Markdown table (paste into the README) and the worst agreement between the batch
 engine and pandapower on the steps pandapower solved. pandapower runs are extrapolated
 linearly from a sample of steps spread over the year.
+
+Unbalanced loads (``--asym``): SimBench and other feeders get 60 % of their loads on one
+random phase each (seed 0) and the rest split equally over the phases; the IEEE European LV
+feeder gets each load on its own phase of the published feeder. The batch stores float32
+results for feeders above 500 buses (memory: a year of the IEEE feeder is ~1.4 GB then).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from twin.grid.asymmetric import AsymmetricPowerFlow, phase_loads, run_pandapower_3ph
 from twin.grid.feeders import DEFAULT_FEEDER, load_feeder
 from twin.grid.linear import LinearFeederModel
 from twin.grid.powerflow import BatchPowerFlow, run_pandapower
@@ -77,13 +86,76 @@ def _time_run_timeseries(net, p_kw: np.ndarray, q_kvar: np.ndarray, steps: np.nd
     return time.perf_counter() - t0
 
 
+def _phase_of_loads(spec: str, net) -> np.ndarray:
+    if spec == "ieee_european_lv":
+        import pandapower.networks as pn
+
+        orig = pn.ieee_european_lv_asymmetric("on_peak_566").asymmetric_load
+        return np.argmax(orig[["p_a_mw", "p_b_mw", "p_c_mw"]].to_numpy(), axis=1)
+    rng = np.random.default_rng(0)
+    n = len(net.load)
+    return np.where(rng.random(n) < 0.6, rng.integers(0, 3, n), -1)
+
+
+def bench_asymmetric(specs: list[str], pp3_steps: int) -> None:
+    """Unbalanced year per feeder: PGM batch (1 and all threads) vs a runpp_3ph loop."""
+    n_threads = os.cpu_count() or 1
+    print(
+        "| feeder (buses / loads) | PGM asym, 1 thread | PGM asym, "
+        f"{n_threads} threads | `runpp_3ph` loop ({pp3_steps} steps, extrapolated) "
+        "| speed-up | max abs dV (p.u.) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for spec in specs:
+        f = load_feeder(spec)
+        net = f.net
+        p, q = phase_loads(f.load_p_kw, f.load_q_kvar, _phase_of_loads(spec, net))
+        n_t = p.shape[0]
+        dtype = np.float32 if len(net.bus) > 500 else np.float64
+        times = {}
+        res = None
+        for th in (1, 0):
+            apf = AsymmetricPowerFlow(net, threads=th, dtype=dtype)
+            t0 = time.perf_counter()
+            res = apf.run(p, q)
+            times[th] = time.perf_counter() - t0
+        steps = np.linspace(0, n_t - 1, pp3_steps).astype(int)
+        run_pandapower_3ph(net, p, q, steps=steps[:1])  # warm up
+        timings: list[float] = []
+        t0 = time.perf_counter()
+        ref = run_pandapower_3ph(net, p, q, steps=steps, timings=timings)
+        t_pp = (time.perf_counter() - t0) / len(steps) * n_t
+        d_vm = float(np.nanmax(np.abs(res.vm_pu[steps] - ref.vm_pu)))
+        best = min(times.values())
+        print(
+            f"| {f.name} ({len(net.bus)} / {len(net.load)}) | {times[1]:.2f} s | {times[0]:.2f} s "
+            f"| {t_pp:.0f} s ({np.median(timings) * 1e3:.0f} ms per call) | {t_pp / best:.0f}x "
+            f"| {d_vm:.1e} |"
+        )
+        del res, ref
+    print(
+        "\ntargets: default-feeder unbalanced year <= 5 s; >= 100x the runpp_3ph loop "
+        "(runpp_3ph run with the transformer zero sequence aligned, see twin.grid.asymmetric)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("feeder", nargs="?", default=DEFAULT_FEEDER)
     ap.add_argument("--pp-steps", type=int, default=200, help="runpp calls to time")
     ap.add_argument("--ts-steps", type=int, default=500, help="run_timeseries steps (0: skip)")
+    ap.add_argument("--asym", action="store_true", help="time the unbalanced year instead")
+    ap.add_argument("--asym-feeders", nargs="+", default=[DEFAULT_FEEDER, "ieee_european_lv"])
+    ap.add_argument("--pp3-steps", type=int, default=20, help="runpp_3ph calls per feeder")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
+    if args.asym:
+        print(
+            f"machine: {platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} hardware threads\n"
+        )
+        bench_asymmetric(args.asym_feeders, args.pp3_steps)
+        return
 
     f = load_feeder(args.feeder)
     net = f.net

@@ -22,6 +22,11 @@ Definitions
   gives 51 weeks of 7 days and one of 8 days), and a run shorter than a week is one
   (partial) week. Only buses below 1 kV that are energised count (the MV bus of the external
   grid is not part of the LV feeder).
+* Unbalance (unbalanced results, :func:`asym_grid_kpis`): the voltage unbalance factor
+  ``|U2| / |U1|`` per bus and step from the phase voltage phasors; per bus and week, 95 % of
+  the 10-min values must be at most 2 % (Netcode / EN 50160, LV), with 15-min steps standing
+  in for 10-min values as for the voltage. Phase voltages are checked against the voltage
+  rule per phase (a bus complies when all three phases do).
 """
 
 from __future__ import annotations
@@ -38,12 +43,16 @@ from twin.grid.ratings import line_rating_kva, station_mask, station_rating_kva
 __all__ = [
     "BAND_ALWAYS_PU",
     "BAND_95_PU",
+    "VUF_LIMIT_PCT",
+    "asym_grid_kpis",
     "cable_kpis",
     "grid_kpis",
     "Station",
     "loading_duration_curve",
     "station_of",
+    "unbalance_compliance",
     "voltage_compliance",
+    "voltage_unbalance_factor",
     "week_of_step",
 ]
 
@@ -264,4 +273,175 @@ def grid_kpis(result: PowerFlowResult, net: pandapowerNet, dt_h: float = 0.25) -
         else float("nan"),
         losses_peak_kw=float(result.losses_kw.max()) if n_t else 0.0,
     )
+    return kpi
+
+
+# ----------------------------------------------------------------------------------------------
+# unbalanced (three-phase) results
+# ----------------------------------------------------------------------------------------------
+
+#: Voltage unbalance limit (negative / positive sequence) for 95 % of the 10-min values of a
+#: week, % (Dutch Netcode elektriciteit / EN 50160, LV).
+VUF_LIMIT_PCT = 2.0
+_A = np.exp(2j * np.pi / 3)
+
+
+def voltage_unbalance_factor(u_pu: np.ndarray) -> np.ndarray:
+    """Voltage unbalance factor ``|U2| / |U1|`` in %, from phase voltage phasors.
+
+    Parameters
+    ----------
+    u_pu : np.ndarray
+        ``(..., 3)`` complex phase-to-earth voltages of phases a, b, c (b lagging a), e.g.
+        :attr:`twin.grid.asymmetric.AsymPowerFlowResult.u_pu`.
+
+    Returns
+    -------
+    np.ndarray
+        ``(...)`` VUF, %. ``U1 = (Ua + a Ub + a^2 Uc) / 3``, ``U2 = (Ua + a^2 Ub + a Uc) / 3``
+        with ``a = exp(j 120 deg)``. The zero sequence does not enter, so this equals the
+        negative-/positive-sequence ratio of the line-to-line voltages that EN 50160 defines.
+        NaN where the bus is not energised.
+    """
+    u = np.asarray(u_pu)
+    if u.shape[-1] != 3:
+        raise ValueError(f"u_pu must have 3 phases on its last axis, got shape {u.shape}")
+    u1 = (u[..., 0] + _A * u[..., 1] + _A**2 * u[..., 2]) / 3.0
+    u2 = (u[..., 0] + _A**2 * u[..., 1] + _A * u[..., 2]) / 3.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 100.0 * np.abs(u2) / np.abs(u1)
+
+
+def unbalance_compliance(
+    vuf_pct: np.ndarray,
+    dt_h: float = 0.25,
+    limit_pct: float = VUF_LIMIT_PCT,
+    share_required: float = 0.95,
+) -> dict[str, np.ndarray]:
+    """Netcode / EN 50160 unbalance compliance per bus and week.
+
+    Each 15-minute step stands in for the 10-minute values inside it (as for the voltage,
+    see the module docstring); weeks as in :func:`week_of_step`.
+
+    Parameters
+    ----------
+    vuf_pct : np.ndarray
+        ``(T, n_bus)`` voltage unbalance factor, % (NaN columns are ignored).
+    dt_h, limit_pct, share_required :
+        Step length (h), the limit (2 %) and the share of a week's values that must respect
+        it (95 %).
+
+    Returns
+    -------
+    dict
+        ``share_within`` ``(n_week, n_bus)`` share of steps with VUF <= limit;
+        ``p95_pct`` ``(n_week, n_bus)`` the week's 95th percentile of the VUF (nearest rank,
+        so ``p95_pct <= limit`` exactly where the week complies);
+        ``compliant`` ``(n_week, n_bus)`` bool (False for NaN buses); ``valid_bus``.
+    """
+    vuf = np.asarray(vuf_pct, dtype=float)
+    if vuf.ndim != 2 or vuf.shape[0] == 0:
+        raise ValueError(f"vuf_pct must be (T, n_bus) with T >= 1, got shape {vuf.shape}")
+    week = week_of_step(vuf.shape[0], dt_h)
+    valid = np.isfinite(vuf).all(axis=0)
+    starts = np.flatnonzero(np.r_[True, np.diff(week) != 0])
+    ends = np.r_[starts[1:], len(week)]
+    within = np.add.reduceat((vuf <= limit_pct).astype(float), starts, axis=0)
+    share = within / (ends - starts)[:, None]
+    # nearest rank: the smallest value that 95 % of the week's values do not exceed, so
+    # p95 <= limit exactly when the week complies
+    p95 = np.stack(
+        [
+            np.percentile(vuf[a:b], 100 * share_required, axis=0, method="inverted_cdf")
+            for a, b in zip(starts, ends, strict=True)
+        ]
+    )
+    compliant = (share >= share_required - 1e-12) & valid[None, :]
+    return {"share_within": share, "p95_pct": p95, "compliant": compliant, "valid_bus": valid}
+
+
+def asym_grid_kpis(result, net: pandapowerNet, dt_h: float = 0.25) -> dict:
+    """Flat, JSON-able dict of the unbalance KPIs of an unbalanced power-flow result.
+
+    Parameters
+    ----------
+    result : twin.grid.asymmetric.AsymPowerFlowResult
+        Unbalanced AC power flow over the run's steps.
+    net : pandapowerNet
+        The feeder (voltage levels, names).
+    dt_h : float
+        Step length, hours.
+
+    Returns
+    -------
+    dict
+        Voltage unbalance over the energised LV buses (< 1 kV): ``vuf_max_pct`` (and its bus
+        and step), ``vuf_p95_max_pct`` (largest weekly 95th percentile of any bus),
+        ``unbalance_bus_weeks_compliant_share``, ``unbalance_buses_compliant_share``,
+        ``unbalance_all_compliant``; phase voltages: ``vm_min_pu``/``vm_max_pu`` with bus and
+        phase, ``voltage_buses_compliant_share`` (every phase of a bus must comply);
+        cables: ``line_max_loading_pct`` of the worst phase with its line and phase,
+        ``line_phase_loading_spread_max_pct`` (largest difference between the most and least
+        loaded phase of a cable), ``line_residual_current_max_a`` (neutral current if all of
+        the residual returns through the neutral) with its line; transformer:
+        ``trafo_max_phase_loading_pct`` and its phase, ``trafo_residual_current_max_a``.
+    """
+    from twin.grid.asymmetric import PHASES
+
+    kpi: dict = {"n_steps": int(result.n_steps), "dt_h": float(dt_h)}
+    step_of = result.steps if len(result.steps) == result.n_steps else np.arange(result.n_steps)
+    vn = net.bus.loc[result.bus_index, "vn_kv"].to_numpy(float)
+    lv = vn < 1.0
+    vm = result.vm_pu[:, lv]
+    ok = np.isfinite(vm).all(axis=(0, 2))
+    vm = vm[:, ok]
+    bus_lv = result.bus_index[lv][ok]
+    if vm.shape[1]:
+        vuf = voltage_unbalance_factor(result.u_pu[:, lv][:, ok])
+        i_max = np.unravel_index(np.argmax(vuf), vuf.shape)
+        comp = unbalance_compliance(vuf, dt_h)
+        vcomp = voltage_compliance(vm.reshape(vm.shape[0], -1), dt_h)
+        bus_ok_v = vcomp["compliant"].all(axis=0).reshape(-1, 3).all(axis=1)
+        i_lo = np.unravel_index(np.argmin(vm), vm.shape)
+        i_hi = np.unravel_index(np.argmax(vm), vm.shape)
+        kpi.update(
+            vuf_max_pct=float(vuf[i_max]),
+            vuf_max_bus=int(bus_lv[i_max[1]]),
+            vuf_max_step=int(step_of[i_max[0]]),
+            vuf_p95_max_pct=float(comp["p95_pct"].max()),
+            unbalance_bus_weeks_compliant_share=float(comp["compliant"].mean()),
+            unbalance_buses_compliant_share=float(comp["compliant"].all(axis=0).mean()),
+            unbalance_all_compliant=bool(comp["compliant"].all()),
+            vm_min_pu=float(vm[i_lo]),
+            vm_min_bus=int(bus_lv[i_lo[1]]),
+            vm_min_phase=PHASES[int(i_lo[2])],
+            vm_max_pu=float(vm[i_hi]),
+            vm_max_bus=int(bus_lv[i_hi[1]]),
+            vm_max_phase=PHASES[int(i_hi[2])],
+            voltage_buses_compliant_share=float(bus_ok_v.mean()),
+        )
+    if result.line_i_ka.shape[1]:
+        ll = result.line_loading_pct
+        i_w = np.unravel_index(np.nanargmax(ll), ll.shape)
+        i_n = np.unravel_index(np.argmax(result.line_i_n_ka), result.line_i_n_ka.shape)
+        kpi.update(
+            line_max_loading_pct=float(ll[i_w]),
+            line_worst=int(result.line_index[i_w[1]]),
+            line_worst_phase=PHASES[int(i_w[2])],
+            line_worst_step=int(step_of[i_w[0]]),
+            line_phase_loading_spread_max_pct=float(np.nanmax(ll.max(-1) - ll.min(-1))),
+            lines_n_overloaded=int((ll.max(axis=(0, 2)) > 100.0).sum()),
+            line_residual_current_max_a=float(result.line_i_n_ka[i_n] * 1e3),
+            line_residual_current_max_line=int(result.line_index[i_n[1]]),
+        )
+    if result.trafo_s_kva.shape[1]:
+        tl = result.trafo_loading_pct
+        i_t = np.unravel_index(np.argmax(tl), tl.shape)
+        kpi.update(
+            trafo_max_phase_loading_pct=float(tl[i_t]),
+            trafo_worst_phase=PHASES[int(i_t[2])],
+            trafo_worst_step=int(step_of[i_t[0]]),
+            trafo_phase_loading_spread_max_pct=float((tl.max(-1) - tl.min(-1)).max()),
+            trafo_residual_current_max_a=float(np.nanmax(result.trafo_i_n_ka) * 1e3),
+        )
     return kpi

@@ -7,7 +7,7 @@ table when a feeder is loaded, naming the fix; the power-flow converter
 
 from __future__ import annotations
 
-__all__ = ["UNSUPPORTED", "UNSUPPORTED_FIX"]
+__all__ = ["ASYMMETRIC_ONLY", "UNSUPPORTED", "UNSUPPORTED_FIX"]
 
 #: Element tables the power flow does not model.
 UNSUPPORTED: tuple[str, ...] = (
@@ -18,14 +18,15 @@ UNSUPPORTED: tuple[str, ...] = (
     "trafo3w",
     "dcline",
     "storage",
-    "asymmetric_load",
-    "asymmetric_sgen",
     "motor",
     "svc",
     "tcsc",
     "ssc",
     "vsc",
 )
+
+#: Element tables only the unbalanced engine models (:mod:`twin.grid.asymmetric`).
+ASYMMETRIC_ONLY: tuple[str, ...] = ("asymmetric_load", "asymmetric_sgen")
 
 #: How to replace an element of an unsupported table (a default covers the rest).
 UNSUPPORTED_FIX: dict[str, str] = {

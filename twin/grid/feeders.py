@@ -82,7 +82,7 @@ import pandapower as pp
 import pandas as pd
 from pandapower.auxiliary import pandapowerNet
 
-from twin.grid.elements import UNSUPPORTED, UNSUPPORTED_FIX
+from twin.grid.elements import ASYMMETRIC_ONLY, UNSUPPORTED, UNSUPPORTED_FIX
 from twin.grid.netjson import FeederError, read_net_json
 
 log = logging.getLogger("twin")
@@ -300,7 +300,7 @@ def _col(df: pd.DataFrame, col: str) -> pd.Series:
 
 
 def _check_supported(name: str, net: pandapowerNet) -> None:
-    for el in UNSUPPORTED:
+    for el in UNSUPPORTED + ASYMMETRIC_ONLY:  # asymmetric rows: the unbalanced path only
         if el not in net or not isinstance(net[el], pd.DataFrame) or not len(net[el]):
             continue
         rows = _in_service(net[el])

@@ -22,7 +22,13 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from pandapower.auxiliary import pandapowerNet  # noqa: E402
 
-__all__ = ["bus_coordinates", "plot_duration_curve", "plot_feeder_loading"]
+__all__ = [
+    "bus_coordinates",
+    "plot_duration_curve",
+    "plot_feeder_loading",
+    "plot_phase_voltages",
+    "worst_phase_voltage_bus",
+]
 
 
 def _geo_xy(net: pandapowerNet) -> np.ndarray | None:
@@ -247,6 +253,95 @@ def plot_duration_curve(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "Transformer loading duration curve")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def worst_phase_voltage_bus(result, net: pandapowerNet) -> int:
+    """``net.bus`` index label of the energised LV bus with the lowest phase voltage."""
+    vn = net.bus.loc[result.bus_index, "vn_kv"].to_numpy(float)
+    vm = np.where((vn < 1.0)[None, :, None], result.vm_pu, np.nan)
+    if not np.isfinite(vm).any():
+        raise ValueError("the result has no energised LV bus")
+    return int(result.bus_index[np.unravel_index(np.nanargmin(vm), vm.shape)[1]])
+
+
+def plot_phase_voltages(
+    result,
+    net: pandapowerNet,
+    path: str | Path,
+    bus: int | None = None,
+    dt_h: float = 0.25,
+    title: str | None = None,
+) -> Path:
+    """Per-phase voltages at one bus over time, with the unbalance factor below.
+
+    Parameters
+    ----------
+    result : twin.grid.asymmetric.AsymPowerFlowResult
+        Unbalanced power-flow result.
+    net : pandapowerNet
+        The feeder (bus names).
+    path : str or Path
+        Output image.
+    bus : int, optional
+        ``net.bus`` index label; default :func:`worst_phase_voltage_bus`.
+    dt_h : float
+        Step length, hours (x axis in days).
+    title : str, optional
+        Figure title (default names the bus).
+    """
+    from twin.grid.compliance import BAND_95_PU, VUF_LIMIT_PCT, voltage_unbalance_factor
+
+    b = worst_phase_voltage_bus(result, net) if bus is None else int(bus)
+    k = int(np.flatnonzero(result.bus_index == b)[0])
+    vm = result.vm_pu[:, k, :]
+    vuf = voltage_unbalance_factor(result.u_pu[:, k, :])
+    days = np.arange(result.n_steps) * dt_h / 24.0
+    fig, (ax, ax2) = plt.subplots(
+        2, 1, figsize=(9, 5.5), dpi=120, sharex=True, gridspec_kw={"height_ratios": [2.2, 1]}
+    )
+    colors = ("tab:orange", "tab:blue", "tab:green")
+    for j, (ph, color) in enumerate(zip("abc", colors, strict=True)):
+        ax.plot(days, vm[:, j], color=color, lw=1.0, label=f"phase {ph}")
+    lo, hi = float(np.nanmin(vm)), float(np.nanmax(vm))
+    y0, y1 = min(lo - 0.01, 0.95), max(hi + 0.01, 1.05)
+    shown = [lim for lim in BAND_95_PU if y0 <= lim <= y1]
+    for lim in shown:
+        ax.axhline(lim, color="tab:red", ls="--", lw=0.9)
+    ax.axhline(1.0, color="0.6", lw=0.6)
+    ax.set_ylim(y0, y1)
+    ax.set_ylabel("phase-to-neutral voltage (p.u.)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8, ncol=3)
+    band = (
+        "Un ±10 % band dashed"
+        if shown
+        else f"Un ±10 % band ({BAND_95_PU[0]:.2f}-{BAND_95_PU[1]:.2f} p.u.) outside the view"
+    )
+    ax.text(
+        0.99,
+        0.02,
+        f"min {lo:.3f} p.u.   max {hi:.3f} p.u.   {band}",
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=8,
+    )
+    ax2.plot(days, vuf, color="tab:purple", lw=1.0, label="voltage unbalance factor")
+    ax2.axhline(VUF_LIMIT_PCT, color="tab:red", ls="--", lw=0.9, label=f"{VUF_LIMIT_PCT:g} % limit")
+    ax2.set_ylim(0, max(VUF_LIMIT_PCT * 1.5, float(np.nanmax(vuf)) * 1.35))
+    ax2.set_ylabel("VUF (%)")
+    ax2.set_xlabel("time (days from the first step)")
+    ax2.grid(alpha=0.3)
+    ax2.legend(loc="upper left", fontsize=8, ncol=2)
+    name = net.bus.at[b, "name"] if "name" in net.bus else None
+    label = f"bus {b}" + (f" ({name})" if isinstance(name, str) and name else "")
+    ax.set_title(title or f"Phase voltages at {label}, the bus with the lowest phase voltage")
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,20 +48,50 @@ from power_grid_model import (
 )
 from power_grid_model.errors import PowerGridBatchError, PowerGridError
 
-from twin.grid.elements import UNSUPPORTED
+from twin.grid.elements import ASYMMETRIC_ONLY, UNSUPPORTED
 from twin.grid.ratings import trafo_unit_rating_kva
 
 __all__ = [
+    "LINE_ZERO_SEQUENCE_DEFAULT",
     "BatchPowerFlow",
+    "LineZeroSequence",
     "PowerFlowError",
     "PowerFlowResult",
+    "line_zero_sequence_per_km",
     "pgm_input_from_net",
     "run_pandapower",
+    "solve_batch",
 ]
 
 #: Short-circuit power given to the PGM source so that it behaves as an ideal voltage source.
 SOURCE_SK_VA = 1e15
 
+
+@dataclass(frozen=True)
+class LineZeroSequence:
+    """Zero-sequence data given to lines that carry none (``r0/x0/c0_*_per_km`` NaN or absent).
+
+    ``r0 = r0_per_r1 * r1``, ``x0 = x0_per_x1 * x1``, ``c0 = c0_per_c1 * c1``, per line.
+
+    The default (4, 4, 1) is an **assumption** for a 4-core LV cable (NAYY/NA2XY 4x..) whose
+    neutral core has the phase cross-section and carries all of the zero-sequence return
+    current (no earth return, neutral earthed at the ends): then ``R0 = R_phase + 3 R_neutral
+    = 4 R1`` and, for cores at equal spacing, ``X0 = 4 (X_self - X_mutual) = 4 X1``. The same
+    4x ratios are used in pandapower's ``create_std_type`` example of a three-phase line type
+    (``r0 = 0.7766 = 4 x 0.1941``, ``x0 = 4 x 0.0748`` Ohm/km). Real cables with a concentric
+    neutral or sheath have a smaller ``X0``: the IEEE European LV test feeder's line codes
+    have ``R0/R1 = 3.4 ... 3.6`` and ``X0/X1 = 1.1 ... 1.2``. ``c0 = c1`` is a placeholder
+    (LV cable charging moves voltages by < 1e-5 p.u.). Lines that carry their own r0/x0/c0
+    (e.g. the IEEE feeder) keep them.
+    """
+
+    r0_per_r1: float = 4.0
+    x0_per_x1: float = 4.0
+    c0_per_c1: float = 1.0
+
+
+#: Default zero-sequence rule for lines without zero-sequence data (an assumption, see above).
+LINE_ZERO_SEQUENCE_DEFAULT = LineZeroSequence()
 
 _WINDING = {
     "Y": WindingType.wye,
@@ -127,13 +158,27 @@ class PowerFlowResult:
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_supported(net: pandapowerNet) -> None:
-    for el in UNSUPPORTED:
+def _check_supported(net: pandapowerNet, asymmetric: bool = False) -> None:
+    for el in UNSUPPORTED + (() if asymmetric else ASYMMETRIC_ONLY):
         if el in net and len(net[el]) and net[el]["in_service"].astype(bool).any():
-            raise ValueError(
-                f"BatchPowerFlow does not model in-service '{el}' elements: set them out of "
-                "service or convert them to loads/sgens"
+            hint = (
+                "use the unbalanced engine (twin.grid.asymmetric.AsymmetricPowerFlow)"
+                if el in ASYMMETRIC_ONLY
+                else "set them out of service or convert them to loads/sgens"
             )
+            raise ValueError(f"BatchPowerFlow does not model in-service '{el}' elements: {hint}")
+    if asymmetric:
+        for el in ASYMMETRIC_ONLY:
+            if el in net and len(net[el]) and "type" in net[el]:
+                on = net[el]["in_service"].astype(bool)
+                kind = net[el]["type"].astype(object).where(net[el]["type"].notna(), "wye")
+                bad = on & (kind.astype(str).str.lower() != "wye")
+                if bad.any():
+                    raise ValueError(
+                        f"{el} rows {list(net[el].index[bad][:5])} are delta-connected: only "
+                        "wye (phase-to-neutral) connection is modelled; give their power per "
+                        "phase as type='wye'"
+                    )
     if not len(net.ext_grid) or not net.ext_grid["in_service"].astype(bool).any():
         raise ValueError("net has no in-service ext_grid: add one (pandapower create_ext_grid)")
 
@@ -164,25 +209,92 @@ def _winding_types(vector_group: object) -> tuple[WindingType, WindingType]:
     return _WINDING[m.group(1)], _WINDING[m.group(2).upper()]
 
 
-def pgm_input_from_net(net: pandapowerNet) -> tuple[dict, dict[str, np.ndarray]]:
+def _source_impedance(net: pandapowerNet, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PGM source ``sk`` (VA), ``rx_ratio`` and ``z01_ratio`` per ext grid row."""
+    eg = net.ext_grid
+    n = len(eg)
+    if source == "ideal":
+        return np.full(n, SOURCE_SK_VA), np.full(n, 0.1), np.ones(n)
+    if source != "ext_grid":
+        raise ValueError(f"source must be 'ideal' or 'ext_grid', got {source!r}")
+
+    def col(name: str) -> np.ndarray:
+        if name not in eg or eg[name].isna().any():
+            raise ValueError(
+                f"source='ext_grid' needs net.ext_grid['{name}'] (short-circuit data of the "
+                "MV grid) on every row"
+            )
+        return eg[name].to_numpy(float)
+
+    sk = col("s_sc_max_mva") * 1e6
+    rx = col("rx_max")
+    # pandapower: x0 = x0x * x1, r0 = r0x0 * x0; PGM scales |z1| by z01_ratio
+    x0x = eg["x0x_max"].fillna(1.0).to_numpy(float) if "x0x_max" in eg else np.ones(n)
+    r0x0 = eg["r0x0_max"].fillna(0.1).to_numpy(float) if "r0x0_max" in eg else rx
+    z01 = x0x * np.sqrt(1.0 + r0x0**2) / np.sqrt(1.0 + rx**2)
+    return sk, rx, z01
+
+
+def line_zero_sequence_per_km(
+    line: pd.DataFrame, rule: LineZeroSequence
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-km r0, x0, c0 of every line and whether the default rule filled any of them."""
+
+    def own(col: str) -> np.ndarray:
+        return line[col].to_numpy(float) if col in line else np.full(len(line), np.nan)
+
+    r0, x0, c0 = own("r0_ohm_per_km"), own("x0_ohm_per_km"), own("c0_nf_per_km")
+    filled = ~(np.isfinite(r0) & np.isfinite(x0) & np.isfinite(c0))
+    r0 = np.where(np.isfinite(r0), r0, rule.r0_per_r1 * line["r_ohm_per_km"].to_numpy(float))
+    x0 = np.where(np.isfinite(x0), x0, rule.x0_per_x1 * line["x_ohm_per_km"].to_numpy(float))
+    c0 = np.where(np.isfinite(c0), c0, rule.c0_per_c1 * line["c_nf_per_km"].to_numpy(float))
+    return r0, x0, c0, filled
+
+
+def pgm_input_from_net(
+    net: pandapowerNet,
+    asymmetric: bool = False,
+    source: str = "ideal",
+    line_zero_sequence: LineZeroSequence = LINE_ZERO_SEQUENCE_DEFAULT,
+) -> tuple[dict, dict[str, np.ndarray]]:
     """Convert a pandapower net to power-grid-model input data.
 
     Parameters
     ----------
     net : pandapowerNet
         Net with buses, lines, two-winding transformers, ext grids, loads, and optionally
-        static generators, shunts and bus-bus switches.
+        static generators, shunts and bus-bus switches; with ``asymmetric=True`` also
+        ``asymmetric_load`` and ``asymmetric_sgen`` rows (wye-connected).
+    asymmetric : bool
+        Build the model for asymmetric (per-phase) calculations: ``net.load`` rows become
+        ``asym_load`` rows (their power split equally over the phases until updated),
+        ``net.asymmetric_load`` rows follow them in the same ``asym_load`` array,
+        ``net.asymmetric_sgen`` rows become ``asym_gen``; lines get zero-sequence data
+        (their own ``r0/x0/c0`` where set, else ``line_zero_sequence``); transformers get
+        their neutral earthing impedance (``rn_ohm``/``xn_ohm``, 0 = solid) on the earthed
+        wye side. The zero-sequence of a transformer follows PGM's model: for ``Dyn``/``YNd``
+        the earthed side sees the leakage impedance ``uk`` (see :mod:`twin.grid.asymmetric`
+        for how pandapower's 't' model differs).
+    source : {"ideal", "ext_grid"}
+        ``"ideal"``: the external grid is an ideal voltage source (``sk`` = 1e15 VA) in all
+        sequences. ``"ext_grid"``: its impedance from ``net.ext_grid`` ``s_sc_max_mva``,
+        ``rx_max`` and (zero sequence) ``x0x_max``/``r0x0_max``.
+    line_zero_sequence : LineZeroSequence
+        Rule for lines without zero-sequence data (asymmetric only).
 
     Returns
     -------
     input_data : dict
-        PGM input dataset (``node``, ``line``, ``transformer``, ``source``, ``sym_load`` and
-        where present ``link``, ``sym_gen``, ``shunt``). ``sym_load`` rows follow
-        ``net.load`` row order; ``node`` rows follow ``net.bus`` row order.
+        PGM input dataset (``node``, ``line``, ``transformer``, ``source``, ``sym_load`` or
+        ``asym_load``, and where present ``link``, ``sym_gen``, ``asym_gen``, ``shunt``).
+        Load rows follow ``net.load`` row order (then ``net.asymmetric_load``); ``node``
+        rows follow ``net.bus`` row order.
     ids : dict
-        PGM ids per pandapower table: ``"bus"``, ``"line"``, ``"trafo"``, ``"load"``, ...
+        PGM ids per pandapower table: ``"bus"``, ``"line"``, ``"trafo"``, ``"load"``, ...;
+        asymmetric models also carry ``"line_z0_default"`` (bool per line: the default
+        zero-sequence rule filled its data).
     """
-    _check_supported(net)
+    _check_supported(net, asymmetric)
     f_hz = float(getattr(net, "f_hz", 50.0) or 50.0)
     next_id = 0
     ids: dict[str, np.ndarray] = {}
@@ -236,6 +348,15 @@ def pgm_input_from_net(net: pandapowerNet) -> tuple[dict, dict[str, np.ndarray]]
             # tan(delta) = G / (omega C) per unit length
             ln["tan1"] = np.where(c_nf > 0, g_us * 1e-6 / (2 * np.pi * f_hz * c_nf * 1e-9), 0.0)
         ln["i_n"] = line["max_i_ka"].to_numpy(float) * 1e3 * line["df"].to_numpy(float) * par
+        if asymmetric:
+            r0, x0, c0, filled = line_zero_sequence_per_km(line, line_zero_sequence)
+            ln["r0"] = r0 * length / par
+            ln["x0"] = x0 * length / par
+            ln["c0"] = c0 * length * par * 1e-9
+            g0 = line["g0_us_per_km"].fillna(0.0).to_numpy(float) if "g0_us_per_km" in line else 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ln["tan0"] = np.where(c0 > 0, g0 * 1e-6 / (2 * np.pi * f_hz * c0 * 1e-9), 0.0)
+            ids["line_z0_default"] = filled
         data[ComponentType.line] = ln
 
     trafo = net.trafo
@@ -305,6 +426,17 @@ def pgm_input_from_net(net: pandapowerNet) -> tuple[dict, dict[str, np.ndarray]]
         )
         vn_tap_v = np.where(tap_hv, tr["u1"], tr["u2"])
         tr["tap_size"] = trafo["tap_step_percent"].fillna(0).to_numpy(float) / 100 * vn_tap_v
+        if asymmetric:
+            # neutral earthing impedance (pandapower rn_ohm / xn_ohm) on the earthed wye side
+            rn = trafo["rn_ohm"].fillna(0.0).to_numpy(float) if "rn_ohm" in trafo else 0.0
+            xn = trafo["xn_ohm"].fillna(0.0).to_numpy(float) if "xn_ohm" in trafo else 0.0
+            earthed = (WindingType.wye_n, WindingType.zigzag_n)
+            hv_earthed = np.array([w[0] in earthed for w in windings])
+            lv_earthed = np.array([w[1] in earthed for w in windings]) & ~hv_earthed
+            tr["r_grounding_from"] = np.where(hv_earthed, rn, 0.0)
+            tr["x_grounding_from"] = np.where(hv_earthed, xn, 0.0)
+            tr["r_grounding_to"] = np.where(lv_earthed, rn, 0.0)
+            tr["x_grounding_to"] = np.where(lv_earthed, xn, 0.0)
         data[ComponentType.transformer] = tr
 
     bb = net.switch[net.switch["et"] == "b"] if len(net.switch) else net.switch
@@ -326,21 +458,43 @@ def pgm_input_from_net(net: pandapowerNet) -> tuple[dict, dict[str, np.ndarray]]
     src["status"] = eg["in_service"].astype(bool).to_numpy() & bus_in_service(eg["bus"])
     src["u_ref"] = eg["vm_pu"].to_numpy(float)
     src["u_ref_angle"] = np.deg2rad(eg["va_degree"].fillna(0.0).to_numpy(float))
-    src["sk"] = SOURCE_SK_VA
-    src["rx_ratio"] = 0.1
-    src["z01_ratio"] = 1.0
+    src["sk"], src["rx_ratio"], src["z01_ratio"] = _source_impedance(net, source)
     data[ComponentType.source] = src
 
     load = net.load
-    ld = initialize_array("input", ComponentType.sym_load, len(load))
-    ld["id"] = new_ids("load", len(load))
+    asym = net.asymmetric_load if asymmetric and "asymmetric_load" in net else None
+    n_asym = 0 if asym is None else len(asym)
+    ld = initialize_array(
+        "input",
+        ComponentType.asym_load if asymmetric else ComponentType.sym_load,
+        len(load) + n_asym,
+    )
+    ld["id"][: len(load)] = new_ids("load", len(load))
+    ld["type"] = LoadGenType.const_power
     if len(load):
-        ld["node"] = node_id(load["bus"])
-        ld["status"] = load["in_service"].astype(bool).to_numpy() & bus_in_service(load["bus"])
-        ld["type"] = LoadGenType.const_power
-        ld["p_specified"] = load["p_mw"].to_numpy(float) * 1e6
-        ld["q_specified"] = load["q_mvar"].to_numpy(float) * 1e6
-    data[ComponentType.sym_load] = ld
+        ld["node"][: len(load)] = node_id(load["bus"])
+        ld["status"][: len(load)] = load["in_service"].astype(bool).to_numpy() & bus_in_service(
+            load["bus"]
+        )
+        p_w = load["p_mw"].to_numpy(float) * 1e6
+        q_var = load["q_mvar"].to_numpy(float) * 1e6
+        if asymmetric:
+            ld["p_specified"][: len(load)] = p_w[:, None] / 3.0
+            ld["q_specified"][: len(load)] = q_var[:, None] / 3.0
+        else:
+            ld["p_specified"] = p_w
+            ld["q_specified"] = q_var
+    if n_asym:
+        rows = slice(len(load), len(load) + n_asym)
+        ld["id"][rows] = new_ids("asymmetric_load", n_asym)
+        ld["node"][rows] = node_id(asym["bus"])
+        ld["status"][rows] = asym["in_service"].astype(bool).to_numpy() & bus_in_service(
+            asym["bus"]
+        )
+        scale = asym["scaling"].fillna(1.0).to_numpy(float)[:, None] * 1e6
+        ld["p_specified"][rows] = asym[["p_a_mw", "p_b_mw", "p_c_mw"]].to_numpy(float) * scale
+        ld["q_specified"][rows] = asym[["q_a_mvar", "q_b_mvar", "q_c_mvar"]].to_numpy(float) * scale
+    data[ComponentType.asym_load if asymmetric else ComponentType.sym_load] = ld
 
     sgen = net.sgen
     if len(sgen) and sgen["in_service"].astype(bool).any():
@@ -353,6 +507,18 @@ def pgm_input_from_net(net: pandapowerNet) -> tuple[dict, dict[str, np.ndarray]]
         sg["p_specified"] = sgen["p_mw"].to_numpy(float) * scale * 1e6
         sg["q_specified"] = sgen["q_mvar"].to_numpy(float) * scale * 1e6
         data[ComponentType.sym_gen] = sg
+
+    asg = net.asymmetric_sgen if asymmetric and "asymmetric_sgen" in net else None
+    if asg is not None and len(asg) and asg["in_service"].astype(bool).any():
+        ag = initialize_array("input", ComponentType.asym_gen, len(asg))
+        ag["id"] = new_ids("asymmetric_sgen", len(asg))
+        ag["node"] = node_id(asg["bus"])
+        ag["status"] = asg["in_service"].astype(bool).to_numpy() & bus_in_service(asg["bus"])
+        ag["type"] = LoadGenType.const_power
+        scale = asg["scaling"].fillna(1.0).to_numpy(float)[:, None] * 1e6
+        ag["p_specified"] = asg[["p_a_mw", "p_b_mw", "p_c_mw"]].to_numpy(float) * scale
+        ag["q_specified"] = asg[["q_a_mvar", "q_b_mvar", "q_c_mvar"]].to_numpy(float) * scale
+        data[ComponentType.asym_gen] = ag
 
     shunt = net.shunt
     if len(shunt) and shunt["in_service"].astype(bool).any():
@@ -372,6 +538,60 @@ def pgm_input_from_net(net: pandapowerNet) -> tuple[dict, dict[str, np.ndarray]]
 # ----------------------------------------------------------------------------------------------
 # batch engine
 # ----------------------------------------------------------------------------------------------
+
+
+def solve_batch(
+    model: PowerGridModel,
+    update: dict,
+    outputs: dict,
+    step0: int,
+    symmetric: bool,
+    error_tolerance: float,
+    threading: int,
+    load_kw: Callable[[int], float],
+) -> dict:
+    """One PGM batch power flow with the iterative-current method; failed steps are re-solved
+    with Newton-Raphson, and a step that fails both raises :class:`PowerFlowError`.
+
+    ``update`` maps component types to columnar batch arrays (first axis = steps, all rows of
+    the component in input order); ``step0`` is the first step's number (for the message);
+    ``load_kw(k)`` is the total load of batch row ``k`` (for the message).
+    """
+
+    def calc(upd: dict, method: CalculationMethod) -> dict:
+        return model.calculate_power_flow(
+            update_data=upd,
+            symmetric=symmetric,
+            calculation_method=method,
+            error_tolerance=error_tolerance,
+            max_iterations=100 if method == CalculationMethod.iterative_current else 30,
+            threading=threading,
+            output_component_types=outputs,
+            continue_on_batch_error=True,
+        )
+
+    out = calc(update, CalculationMethod.iterative_current)
+    err = model.batch_error
+    if err is None:
+        return out
+    failed = np.asarray(err.failed_scenarios, dtype=np.int64)
+    sub = {
+        c: {a: np.ascontiguousarray(v[failed]) for a, v in cols.items()}
+        for c, cols in update.items()
+    }
+    retry = calc(sub, CalculationMethod.newton_raphson)
+    err2: PowerGridBatchError | None = model.batch_error
+    if err2 is not None:
+        k = int(failed[int(err2.failed_scenarios[0])])
+        msg = " ".join(str(err2.error_messages[0]).split())[:300]
+        raise PowerFlowError(
+            f"power flow failed at step {step0 + k} ({len(err2.failed_scenarios)} step(s) "
+            f"failed; total load there {load_kw(k):.1f} kW): {msg}"
+        )
+    for comp, cols in out.items():
+        for attr, arr in cols.items():
+            arr[failed] = retry[comp][attr]
+    return out
 
 
 class BatchPowerFlow:
@@ -453,38 +673,17 @@ class BatchPowerFlow:
     def _threading(self) -> int:
         return -1 if self.threads == 1 else max(0, self.threads)
 
-    def _calc(self, p_w: np.ndarray, q_var: np.ndarray, method: CalculationMethod) -> dict:
-        update = {ComponentType.sym_load: {"p_specified": p_w, "q_specified": q_var}}
-        return self._model.calculate_power_flow(
-            update_data=update,
-            calculation_method=method,
-            error_tolerance=self.error_tolerance,
-            max_iterations=100 if method == CalculationMethod.iterative_current else 30,
-            threading=self._threading(),
-            output_component_types=self._outputs(),
-            continue_on_batch_error=True,
-        )
-
     def _solve_chunk(self, p_w: np.ndarray, q_var: np.ndarray, step0: int) -> dict:
-        out = self._calc(p_w, q_var, CalculationMethod.iterative_current)
-        err = self._model.batch_error
-        if err is None:
-            return out
-        failed = np.asarray(err.failed_scenarios, dtype=np.int64)
-        retry = self._calc(p_w[failed], q_var[failed], CalculationMethod.newton_raphson)
-        err2: PowerGridBatchError | None = self._model.batch_error
-        if err2 is not None:
-            k = int(err2.failed_scenarios[0])
-            step = step0 + int(failed[k])
-            msg = " ".join(str(err2.error_messages[0]).split())[:300]
-            raise PowerFlowError(
-                f"power flow failed at step {step} ({len(err2.failed_scenarios)} step(s) failed; "
-                f"total load there {p_w[failed[k]].sum() / 1e3:.1f} kW): {msg}"
-            )
-        for comp, cols in out.items():
-            for attr, arr in cols.items():
-                arr[failed] = retry[comp][attr]
-        return out
+        return solve_batch(
+            self._model,
+            {ComponentType.sym_load: {"p_specified": p_w, "q_specified": q_var}},
+            outputs=self._outputs(),
+            step0=step0,
+            symmetric=True,
+            error_tolerance=self.error_tolerance,
+            threading=self._threading(),
+            load_kw=lambda k: float(p_w[k].sum()) / 1e3,
+        )
 
     # -- public ---------------------------------------------------------------------------
     def run(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray) -> PowerFlowResult:
