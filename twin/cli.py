@@ -1,6 +1,6 @@
 """``twin``: the Hydra command line. Compose the config, run, write the results, print KPIs.
 
-    twin                                  # the embedded default (configs/config.yaml)
+    twin                                  # the embedded default (twin/configs/config.yaml)
     twin sim.days=1 seed=7                # overrides
     twin -m seed=1,2,3 hydra/launcher=joblib   # a sweep
 

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from twin.errors import TwinError
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # package data (ships in the wheel)
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:
@@ -39,7 +39,7 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
 def _require(cfg: DictConfig, key: str) -> Any:
     value = OmegaConf.select(cfg, key, default="__missing__")
     if value == "__missing__":
-        raise TwinError(f"config key '{key}' is missing: add it (see configs/config.yaml)")
+        raise TwinError(f"config key '{key}' is missing: add it (see twin/configs/config.yaml)")
     return value
 
 

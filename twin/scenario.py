@@ -1,6 +1,6 @@
 """Scenario files: adoption shares and device parameter ranges, each number with its source.
 
-A scenario lives in ``scenarios/<name>.yaml``. Every parameter is a mapping with either
+A scenario lives in ``twin/scenarios/<name>.yaml``. Every parameter is a mapping with either
 ``value`` (one number) or ``range`` ([low, high], sampled uniformly per household) and a
 ``source`` string. ``extends: <other scenario>`` takes every parameter of the other scenario
 that the file does not set itself (so shared device and dwelling numbers stand in one place). ``SCHEMA`` below lists every field with the bounds a value must respect; a
@@ -18,7 +18,7 @@ import yaml
 
 from twin.errors import TwinError
 
-SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"  # package data (ships in the wheel)
 
 # section -> field -> (lowest allowed, highest allowed)
 SCHEMA: dict[str, dict[str, tuple[float, float]]] = {
@@ -153,7 +153,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise TwinError(
-            f"scenario file {path} is empty or not a mapping: see scenarios/nl-2040-central.yaml"
+            f"scenario file {path} is empty or not a mapping: see twin/scenarios/nl-2040-central.yaml"
         )
     return data
 
@@ -179,7 +179,7 @@ def _read_with_parents(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
 
 
 def load_scenario(name_or_path: str) -> Scenario:
-    """Read and validate a scenario by name (``scenarios/<name>.yaml``) or path."""
+    """Read and validate a scenario by name (``twin/scenarios/<name>.yaml``) or path."""
     path = resolve_scenario_path(name_or_path)
     data = _read_with_parents(path, seen=())
     params: dict[str, dict[str, Param]] = {}

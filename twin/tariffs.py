@@ -1,6 +1,6 @@
 """Tariffs and household bills. Energy price, grid fee and taxes are kept apart.
 
-A :class:`Tariff` turns a tariff config (``configs/tariff/``) into per-step prices over a run's
+A :class:`Tariff` turns a tariff config (``twin/configs/tariff/``) into per-step prices over a run's
 window; :func:`bills` turns household net loads into bills per component.
 
 Synthetic day-ahead series (the ``dynamic`` tariff's default, no market data ships offline):
@@ -98,7 +98,7 @@ class Tariff:
 def make_tariff(
     cfg: Any, window: TimeWindow, t_out_year_c: np.ndarray, ghi_year_w_m2: np.ndarray
 ) -> Tariff:
-    """Build the tariff of ``cfg`` (a ``configs/tariff/`` entry) for every simulated step of
+    """Build the tariff of ``cfg`` (a ``twin/configs/tariff/`` entry) for every simulated step of
     ``window`` (warm-up included; :meth:`Tariff.sliced` cuts it to the reported steps)."""
     rows = window.sim_year_index
     n = len(rows)

@@ -1,7 +1,7 @@
 """Contract kinds, all behind :class:`~twin.contracts.base.Contract`.
 
 Adding a contract kind: a module here with a ``Contract`` subclass, an entry in ``REGISTRY``,
-and a file in ``configs/contract/``. Nothing else changes.
+and a file in ``twin/configs/contract/``. Nothing else changes.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ feeder. The price is the only signal, so households that see the same prices ten
 together (herding): that is what this contract kind is in the comparison for.
 
 One class, registered three times (``contract=tou``, ``dynamic``, ``capacity``); each config
-selects the matching tariff (``configs/contract/<name>.yaml``: ``override /tariff: <name>``),
+selects the matching tariff (``twin/configs/contract/<name>.yaml``: ``override /tariff: <name>``),
 so the bills of the run are computed with the tariff the HEMSs planned against. The run's
 tariff must be the one the contract names (``contract.tariff``); otherwise the run stops with
 one line saying so.
@@ -71,7 +71,7 @@ DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype
 
 @dataclass(frozen=True, kw_only=True)
 class HemsTerms(PlanningTerms):
-    """Settings of the tariff HEMS (``configs/contract/{tou,dynamic,capacity}.yaml``): the
+    """Settings of the tariff HEMS (``twin/configs/contract/{tou,dynamic,capacity}.yaml``): the
     tariff planned against, plus the service levels and planning cadence of
     :class:`~twin.contracts.hems.PlanningTerms` (horizon 36 h by default: from noon a plan sees
     the next day's prices and the 06:00 deadline after).

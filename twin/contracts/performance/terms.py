@@ -1,5 +1,5 @@
 """The performance contract's terms and the DSO's planning settings
-(``configs/contract/performance.yaml``)."""
+(``twin/configs/contract/performance.yaml``)."""
 
 from __future__ import annotations
 
