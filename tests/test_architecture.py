@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "twin.fleet": 0,
     "twin.config": 0,
     "twin.catalog": 0,
+    "twin.schema": 0,
     # inputs: weather, scenario, population, feeders (and their ratings), tariffs
     "twin.weather": 1,
     "twin.scenario": 1,

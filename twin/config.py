@@ -6,12 +6,16 @@ checks the values a typo or a bad override can break, with one-line errors that 
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from twin.errors import TwinError
+from twin.schema import CONTRACT_SCHEMAS, STUDY_SCHEMAS, TwinConfig, bounds_of, register
+
+register()  # the structured configs Hydra composes against (twin/schema.py)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # package data (ships in the wheel)
 
@@ -36,30 +40,50 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
     return cfg
 
 
-def _require(cfg: DictConfig, key: str) -> Any:
-    value = OmegaConf.select(cfg, key, default="__missing__")
-    if value == "__missing__":
-        raise TwinError(f"config key '{key}' is missing: add it (see twin/configs/config.yaml)")
-    return value
+def _value_error(key: str, value: Any, meta: dict[str, Any]) -> TwinError | None:
+    low, high, choices = meta.get("low"), meta.get("high"), meta.get("choices")
+    if choices is not None:
+        if value not in choices:
+            return TwinError(
+                f"{key}={value!r} is invalid: use one of {', '.join(map(str, choices))}"
+            )
+        return None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return TwinError(f"{key}={value!r} is invalid: give a number")
+    if (low is not None and value < low) or (high is not None and value > high):
+        return TwinError(f"{key}={value!r} is out of range: give a number from {low:g} to {high:g}")
+    return None
 
 
-def _number(cfg: DictConfig, key: str, low: float, high: float, integer: bool = False) -> None:
-    value = _require(cfg, key)
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
-        what = "a whole number" if integer else "a number"
-        raise TwinError(f"{key}={value!r} is invalid: give {what} from {low:g} to {high:g}")
+def _check(cfg: DictConfig, schema: type, prefix: str) -> None:
+    for key, meta in bounds_of(schema, prefix):
+        value = OmegaConf.select(cfg, key, default="__missing__")
+        if value == "__missing__":
+            raise TwinError(f"config key '{key}' is missing: add it (see twin/configs/config.yaml)")
+        err = _value_error(key, value, meta)
+        if err is not None:
+            raise err
+
+
+def _unknown_top_level(cfg: DictConfig) -> None:
+    import difflib
+
+    known = {f.name for f in fields(TwinConfig)} | {"hydra"}
+    for k in cfg:
+        if k not in known:
+            near = difflib.get_close_matches(str(k), sorted(known), n=1)
+            hint = f"did you mean {near[0]}?" if near else f"known keys: {', '.join(sorted(known))}"
+            raise TwinError(f"config key '{k}' is not a twin key: {hint}")
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise :class:`TwinError` (one line) on the first invalid value."""
-    _number(cfg, "seed", 0, 2**32 - 1, integer=True)
-    _number(cfg, "sim.days", 1, 365, integer=True)
-    _require(cfg, "sim.start")
-    _number(cfg, "sim.warmup_days", 0, 14, integer=True)
-    _require(cfg, "grid.name")
-    _require(cfg, "scenario.name")
-    _require(cfg, "contract.name")
-    _number(cfg, "service.comfort_band_k", 0.0, 10.0)
-    _number(cfg, "service.ev_range_km", 0.0, 1000.0)
-    _number(cfg, "service.ev_deadline_h", 0.0, 24.0)
+    """Raise :class:`TwinError` (one line) on the first invalid value: every bound the schema
+    (:mod:`twin.schema`) declares, for the config and its contract and study."""
+    _unknown_top_level(cfg)
+    _check(cfg, TwinConfig, "")
+    for group, schemas in (("contract", CONTRACT_SCHEMAS), ("study", STUDY_SCHEMAS)):
+        name = OmegaConf.select(cfg, f"{group}.name")
+        if name in schemas:
+            _check(cfg, schemas[name], f"{group}.")

@@ -1,0 +1,259 @@
+"""The configuration's schema: Hydra structured configs (dataclasses in the ConfigStore).
+
+Every key of ``twin/configs`` has a type here, so a wrong type fails when Hydra composes the
+config (``sim.days=abc``), and the keys that have bounds carry them in their field's metadata
+(``low``, ``high``, ``choices``) with a one-line ``help``; :func:`twin.config.validate` checks
+them all generically. The YAML files hold the values and their sources; this module holds what
+a value may be.
+
+Registered (:func:`register`): the primary config's schema ``twin_schema``, and one schema per
+option of the ``contract``, ``tariff`` and ``study`` groups (each YAML file names its schema in
+its defaults list).
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from typing import Any
+
+from omegaconf import MISSING as REQUIRED  # '???': the YAML file must give it
+
+__all__ = ["CONTRACT_SCHEMAS", "STUDY_SCHEMAS", "TwinConfig", "bounds_of", "register"]
+
+
+def key(
+    default: Any = MISSING,
+    help: str = "",
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+    factory: Any = None,
+) -> Any:
+    """A config field with its bounds and a one-line description."""
+    meta = {"help": help, "low": low, "high": high, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# -- groups of the primary config ---------------------------------------------------------------
+@dataclass
+class SimConfig:
+    start: str = key("2025-12-01", "first reported day (YYYY-MM-DD; mapped onto the year 2025)")
+    days: int = key(7, "reported days", 1, 365)
+    warmup_days: int = key(2, "days simulated before start and not reported", 0, 14)
+
+
+@dataclass
+class ServiceConfig:
+    comfort_band_k: float = key(1.0, "indoor temperature at most this far below setpoint", 0, 10)
+    ev_range_km: float = key(150.0, "EV range due at the deadline", 0, 1000)
+    ev_deadline_h: float = key(6.0, "hour of day the EV range is due", 0, 24)
+
+
+@dataclass
+class PathsConfig:
+    results_dir: str = key("results", "where run folders go (relative to the start folder)")
+    cache_dir: str | None = key(None, "feeder cache (null: $TWIN_CACHE_DIR or ~/.cache/twin)")
+
+
+@dataclass
+class OutputConfig:
+    timeseries: bool = key(True, "write households.parquet and feeder.parquet")
+    figures: bool = key(True, "write figures/")
+    progress: bool = key(True, "progress bar on the terminal")
+
+
+@dataclass
+class WeatherConfig:
+    source: str = key("try2010", "try2010 (bundled) or csv", choices=("try2010", "csv"))
+    region: int = key(5, "TRY2010 region (5 = Essen, on the Dutch border)", 1, 15)
+    csv: str | None = key(None, "weather file (columns time, t_out_c, ghi_w_m2)")
+
+
+@dataclass
+class GridConfig:
+    name: str = key("1-LV-urban6--0-sw", "SimBench LV code, pandapower.networks name or JSON")
+
+
+@dataclass
+class ScenarioConfig:
+    name: str = key("nl-2040-central", "twin/scenarios/<name>.yaml or a path")
+
+
+@dataclass
+class SolverConfig:
+    time_limit_s: float = key(60.0, "HiGHS time limit per solve", 0.001, 86400)
+    threads: int = key(1, "HiGHS threads", 1, 256)
+    mirror_params: bool = key(False, "also write pushed values into the Pyomo Params")
+    simplex_strategy: int = key(1, "HiGHS simplex_strategy (1: dual)", 0, 4)
+    highs_options: dict[str, Any] = key(factory=dict, help="further HiGHS options as they are")
+
+
+# -- tariffs ------------------------------------------------------------------------------------
+@dataclass
+class TariffConfig:
+    name: str = key("flat", "tariff name")
+    energy_eur_per_kwh: float = key(0.11, "supplier's energy price", -10, 10)
+    feed_in_eur_per_kwh: float = key(0.05, "feed-in compensation", -10, 10)
+    grid_fee_eur_per_year: float = key(468.0, "fixed grid fee", 0, 1e5)
+    grid_fee_eur_per_kwh: float = key(0.0, "volumetric grid fee", -10, 10)
+    tax_eur_per_kwh: float = key(0.10154, "energy tax", -10, 10)
+    vat: float = key(0.21, "VAT share", 0, 1)
+    tou: Any = key(None, "time-of-use blocks (tariff=tou)")
+    dynamic: Any = key(None, "day-ahead price series (tariff=dynamic)")
+    capacity: Any = key(None, "capacity charge (tariff=capacity)")
+
+
+# -- contracts ----------------------------------------------------------------------------------
+@dataclass
+class FirmConfig:
+    name: str = "firm"
+
+
+@dataclass
+class NonfirmConfig:
+    name: str = "nonfirm"
+    guaranteed_kw: float = key(4.2, "cap on controllable devices when congested", 0, 100)
+    congestion_threshold_pct: float = key(80.0, "% of the rating that declares congestion", 1, 1000)
+    hold_steps: int = key(4, "15-min steps a declaration lasts", 1, 7 * 96)
+    share_signed: float = key(1.0, "share of households on the non-firm connection", 0, 1)
+    discount_eur_per_year: float = key(110.0, "grid-fee discount per signed household", 0, 1e4)
+
+
+@dataclass
+class _PlanningConfig:
+    name: str = REQUIRED
+    comfort_band_k: float = key(1.0, "comfort band below the setpoint", 0.05, 10)
+    preheat_k: float = key(1.0, "pre-heating allowed above the setpoint", 0, 10)
+    ev_range_km: float = key(150.0, "EV range due at the deadline", 0, 1000)
+    ev_deadline_h: float = key(6.0, "hour of day the EV range is due", 0, 24)
+    horizon_h: float = key(24.0, "rolling planning horizon", 0.25, 168)
+    resolution_h: float = key(1.0, "plan period length", 0.25, 24)
+    fine_h: float = key(0.0, "leading part planned at 15 min", 0, 168)
+    replan_every_h: float = key(24.0, "re-plan cadence", 0.25, 168)
+    replan_at_h: float = key(12.0, "hour of day of the re-plans", 0, 23.75)
+    weights: dict[str, float] = key(factory=dict, help="objective weights")
+    solver: Any = key("${solver}", "HiGHS settings (the solver group)")
+
+
+@dataclass
+class PerformanceConfig(_PlanningConfig):
+    name: str = "performance"
+    share_signed: float = key(1.0, "share of households that signed", 0, 1)
+    discount_eur_per_year: float = key(117.0, "grid-fee discount per signed household", 0, 1e4)
+    information: str = key("central", "what the DSO sees", choices=("central", "envelope"))
+    safety_margin: float = key(0.10, "share of every limit kept free", 0, 0.99)
+    cables: bool = key(True, "cable limits in the DSO's LP")
+    voltages: bool = key(True, "bus-voltage limits in the DSO's LP")
+    limit_kva: float | None = key(None, "override of the station rating (kVA)", 0.001, 1e6)
+    envelope_margin_k: float = key(0.3, "envelope mode: narrower band for heat pumps", 0, 5)
+    battery_reserve_cycles: float = key(1.0, "envelope mode: battery energy kept back", 0, 10)
+    envelope_rounds: int = key(3, "envelope mode: allocation rounds", 1, 20)
+
+
+@dataclass
+class TariffHemsConfig(_PlanningConfig):
+    tariff: str = key(REQUIRED, "the tariff the HEMSs plan against (must be the run's)")
+    horizon_h: float = key(36.0, "rolling planning horizon", 0.25, 168)
+
+
+# -- studies ------------------------------------------------------------------------------------
+@dataclass
+class SingleStudyConfig:
+    name: str = "single"
+    label: str = "${contract.name}"
+
+
+@dataclass
+class CompareStudyConfig:
+    name: str = "compare"
+    contracts: list[str] = key(
+        factory=lambda: ["firm", "tou", "dynamic", "capacity", "nonfirm", "performance"],
+        help="contracts compared on the same households",
+    )
+    baseline: str = key("firm", "KPIs are normalised to this contract's")
+    figures: bool = True
+    label: str = "compare"
+
+
+@dataclass
+class HostingStudyConfig:
+    name: str = "hosting"
+    contracts: list[str] = key(
+        factory=lambda: ["firm", "nonfirm", "performance"], help="contracts searched"
+    )
+    max_trafo_loading_pct: float = key(100.0, "transformer limit", 1, 1000)
+    max_line_loading_pct: float = key(100.0, "cable limit", 1, 1000)
+    vm_min_pu: float = key(0.90, "lowest bus voltage", 0.5, 1.2)
+    vm_max_pu: float = key(1.10, "highest bus voltage", 0.8, 1.5)
+    min_service_share: float = key(1.0, "share of household-days meeting the service levels", 0, 1)
+    curve_points: int = key(5, "evenly spaced shares run first", 2, 50)
+    label: str = "hosting"
+
+
+# -- the primary config -------------------------------------------------------------------------
+@dataclass
+class TwinConfig:
+    seed: int = key(42, "drives every random stream", 0, 2**32 - 1)
+    run_name: str = "${study.label}"
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+    weather: WeatherConfig = field(default_factory=WeatherConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    tariff: TariffConfig = field(default_factory=TariffConfig)
+    contract: Any = None  # one of CONTRACT_SCHEMAS (the contract group's option names it)
+    study: Any = None  # one of STUDY_SCHEMAS
+
+
+#: The schema of each contract kind (keyed by ``contract.name``).
+CONTRACT_SCHEMAS: dict[str, type] = {
+    "firm": FirmConfig,
+    "nonfirm": NonfirmConfig,
+    "performance": PerformanceConfig,
+    "tou": TariffHemsConfig,
+    "dynamic": TariffHemsConfig,
+    "capacity": TariffHemsConfig,
+}
+#: The schema of each study (keyed by ``study.name``).
+STUDY_SCHEMAS: dict[str, type] = {
+    "single": SingleStudyConfig,
+    "compare": CompareStudyConfig,
+    "hosting": HostingStudyConfig,
+}
+
+
+def register() -> None:
+    """Put the schemas into Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="twin_schema", node=TwinConfig)
+    cs.store(group="tariff", name="tariff_schema", node=TariffConfig)
+    for name, schema in (
+        ("firm_schema", FirmConfig),
+        ("nonfirm_schema", NonfirmConfig),
+        ("performance_schema", PerformanceConfig),
+        ("tariff_hems_schema", TariffHemsConfig),
+    ):
+        cs.store(group="contract", name=name, node=schema)
+    for name, schema in STUDY_SCHEMAS.items():
+        cs.store(group="study", name=f"{name}_schema", node=schema)
+
+
+def bounds_of(schema: type, prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every field of ``schema`` (recursively) that carries bounds, as ``(dotted key,
+    metadata)``."""
+    out = []
+    for f in fields(schema):
+        name = f"{prefix}{f.name}"
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        if is_dataclass(default):
+            out += bounds_of(type(default), f"{name}.")
+        elif any(f.metadata.get(k) is not None for k in ("low", "high", "choices")):
+            out.append((name, dict(f.metadata)))
+    return out
