@@ -129,7 +129,7 @@ def test_fairness_spread_matches_the_per_household_values():
     log["t_in_c"] = log["t_in_c"].copy()
     hp = np.flatnonzero(f.has_hp)
     log["t_in_c"][:, hp[0]] = f.setpoint_c[hp[0]] - 3.0  # 2 K below the 1 K band all day: 48 K·h
-    k = household_kpis(log, f, r.home, r.cfg.service)
+    k = household_kpis(log, f, r.trips, r.start_state, r.cfg.service)
     assert k["comfort_kelvin_hours_worst_household"] == pytest.approx(2.0 * 24)
     assert k["comfort_kelvin_hours_median_household"] == 0.0
     assert k["ev_shortfall_kwh_worst_household"] == 0.0

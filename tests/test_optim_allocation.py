@@ -55,6 +55,7 @@ def devset(
         ev_capacity_kwh=np.full(len(ev), ev_capacity_kwh),
         ev_p_max_kw=np.full(len(ev), ev_p_max_kw),
         ev_need_kwh=np.full(len(ev), 30.0),
+        ev_reserve_kwh=np.zeros(len(ev)),  # the hand-computed optima keep no reserve
         bat=bat,
         bat_capacity_kwh=np.full(len(bat), bat_kwh),
         bat_p_max_kw=np.full(len(bat), bat_kw),

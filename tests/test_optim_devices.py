@@ -146,6 +146,7 @@ def test_ev_range_that_charging_cannot_reach_is_capped_and_reported():
         ev_capacity_kwh=np.array([60.0]),
         ev_p_max_kw=np.array([3.7]),
         ev_need_kwh=np.array([60.0]),
+        ev_reserve_kwh=np.array([0.0]),
         bat=np.zeros(0, int),
         bat_capacity_kwh=np.zeros(0),
         bat_p_max_kw=np.zeros(0),

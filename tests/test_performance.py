@@ -19,7 +19,6 @@ from twin.contracts.performance import PerformanceContract, PerformanceTerms
 from twin.devices.household import Exogenous, HouseholdState
 from twin.errors import TwinError
 from twin.fleet import Fleet
-from twin.kpi import household_kpis
 from twin.model import FeederModel
 from twin.optim.allocation import EnvelopeAllocation, LimitData
 from twin.optim.devices import DeviceSet
@@ -51,12 +50,21 @@ def central():
 
 
 def test_config_interpolates_the_service_levels_and_firm_stays_default():
-    cfg = compose(["contract=performance", "service.comfort_band_k=0.5", "service.ev_range_km=100"])
+    cfg = compose(
+        [
+            "contract=performance",
+            "service.comfort_band_k=0.5",
+            "service.comfort_above_k=0.7",
+            "service.comfort_rule=band",
+            "service.ev_range_km=100",
+            "service.ev_reserve_km=20",
+        ]
+    )
     c = make_contract(cfg.contract)
     assert isinstance(c, PerformanceContract)
-    assert (
-        c.terms.comfort_band_k == 0.5 and c.terms.preheat_k == 0.5 and c.terms.ev_range_km == 100.0
-    )
+    t = c.terms
+    assert t.comfort_band_k == 0.5 and t.preheat_k == 0.7 and t.comfort_rule == "band"
+    assert t.ev_range_km == 100.0 and t.ev_reserve_km == 20.0
     assert c.terms.information == "central" and c.terms.share_signed == 1.0
     assert c.solver.time_limit_s == compose([]).solver.time_limit_s
     assert compose([]).contract.name == "firm"
@@ -73,7 +81,7 @@ def test_same_seed_same_households_and_trips_under_every_contract(firm, central)
 
 def test_guarantees_hold_in_the_simulated_result(central, firm):
     m, c = central, central.contract
-    k = household_kpis(m.log, m.fleet, m.exo.trips.home, SERVICE)
+    k = m.household_kpis(SERVICE)
     assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
     hp = m.fleet.has_hp
     assert np.all(m.log["t_in_c"][:, hp] >= m.fleet.setpoint_c[hp] - 1.0 - 1e-9)
@@ -130,7 +138,7 @@ def test_envelope_mode_dso_receives_envelopes_only_and_service_holds(monkeypatch
     assert isinstance(dso, EnvelopeAllocation)
     reachable = [*vars(dso).values(), *vars(dso.households).values(), *vars(dso.limits).values()]
     assert not [v for v in reachable if isinstance(v, private)]
-    k = household_kpis(m.log, m.fleet, m.exo.trips.home, SERVICE)
+    k = m.household_kpis(SERVICE)
     assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
 
 
@@ -142,7 +150,7 @@ def test_an_impossible_feeder_limit_is_exceeded_and_reported_with_service_kept(c
     first = out["performance_planned_over_limit_detail"][0]
     assert first["limit"] == "trafo" and first["kw"] > 0 and first["step"] >= 0
     assert any("exceeds feeder limits" in r.message for r in caplog.records)
-    k = household_kpis(m.log, m.fleet, m.exo.trips.home, SERVICE)
+    k = m.household_kpis(SERVICE)
     assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
 
 
@@ -157,7 +165,7 @@ def test_an_unreachable_service_level_is_reported_per_household_term_and_time(ca
     rel = out["performance_relaxations_detail"][0]
     assert rel["term"] == "ev_range" and rel["amount"] > 0 and m.fleet.has_ev[rel["household"]]
     assert rel["step"] % 96 == 24  # 06:00
-    missed = [d for d in out["performance_service_detail"] if d["term"] == "ev_range"]
+    missed = [d for d in out["performance_service_detail"] if d["term"] == "ev_range_unreachable"]
     assert missed and all(d["amount"] > 0 for d in missed)
     assert any("cannot be met physically" in r.message for r in caplog.records)
 
@@ -214,5 +222,5 @@ def test_a_solver_time_limit_is_a_reported_fallback_not_a_crash():
     out = m.contract_kpis()
     assert out["performance_fallback"] is True and out["performance_replans_failed"] >= 1
     assert "TimeLimit" in out["performance_failures"][0]["status"]
-    k = household_kpis(m.log, m.fleet, m.exo.trips.home, SERVICE)
+    k = m.household_kpis(SERVICE)
     assert k["comfort_days_met_share"] == 1.0  # firm behaviour keeps the houses warm

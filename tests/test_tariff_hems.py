@@ -14,13 +14,13 @@ from twin.contracts import make_contract
 from twin.contracts.firm import FirmContract
 from twin.contracts.tariff_hems import TariffHemsContract
 from twin.errors import TwinError
-from twin.kpi import household_kpis
+from twin.kpi import stored_electricity_kwh
 from twin.model import FeederModel
 from twin.optim.cost_hems import CostHems, CostWeights, PriceInputs, ev_need_per_period
 from twin.optim.devices import DeviceInputs, DeviceSet, device_inputs
 from twin.optim.horizon import Horizon
 from twin.optim.options import SolverOptions
-from twin.tariffs import bills, make_tariff
+from twin.tariffs import bills, make_tariff, stored_value_eur
 from twin.timegrid import DT_H, STEPS_PER_DAY
 from twin.weather import load_weather
 
@@ -28,7 +28,7 @@ WEATHER = load_weather()
 SERVICE = type("Service", (), {"comfort_band_k": 1.0, "ev_range_km": 150.0, "ev_deadline_h": 6.0})()
 
 
-def simulate(contract, tariff: str, n: int = 12, days: int = 2) -> FeederModel:
+def simulate(contract, tariff: str, n: int = 12, days: int = 4) -> FeederModel:
     """``n`` households of the central 2040 scenario (seed 3: 8 heat pumps, 6 EVs, 2 batteries),
     one warm-up day, billed and planned with ``tariff``."""
     inp = small_inputs(n=n, days=days, warmup_days=1)
@@ -91,7 +91,8 @@ def test_time_of_use_moves_ev_and_heat_pump_energy_out_of_the_dear_blocks(runs):
     # firm charges on arrival (partly in the evening block); the HEMS waits for the cheap block
     assert ev_off_peak_share(firm) < 0.5 and ev_off_peak_share(tou) > 0.99
     hp_evening = {k: reported(m, "p_hp_kw")[evening].sum() * DT_H for k, m in runs.items()}
-    assert hp_evening["tou"] < 0.5 * hp_evening["firm"]  # pre-heats, then coasts in the band
+    # pre-heats, then coasts in the band: within the day's 1 K swing (the E.DSO wording)
+    assert hp_evening["tou"] < 0.6 * hp_evening["firm"]
     # the two batteries discharge in the dear blocks and never charge from the grid there
     bat = reported(tou, "p_bat_kw")[:, tou.fleet.has_battery]
     assert bat[~off_peak].sum() < -1.0 and bat[~off_peak].max() < 0.05
@@ -128,21 +129,29 @@ def test_capacity_tariff_lowers_each_households_own_peak(runs):
 def test_service_levels_met_and_each_household_pays_less_for_the_same_needs(runs, name):
     m, c = runs[name], runs[name].contract
     rep = m.window.report
-    k = household_kpis(
-        {n: v[rep] for n, v in m.log.items()}, m.fleet, m.exo.trips.home[rep], SERVICE
-    )
+    k = m.household_kpis(SERVICE)
     assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
     hp = m.fleet.has_hp
     assert np.all(m.log["t_in_c"][:, hp] >= m.fleet.setpoint_c[hp] - 1.0 - 1e-9)
     out = m.contract_kpis()
     assert out["hems_comfort_households_missed"] == 0 and out["hems_ev_deadlines_missed"] == 0
     assert out["hems_replans_failed"] == 0 and out["hems_fallback_steps"] == 0
-    # one LP for the run, re-solved once a day (first plan at the start, then at noon)
-    assert out["hems_replans"] == c.hems.solves == 4 and out["hems_lp_columns"] > 0
+    # one LP for the run, re-solved once a day (first plan at the window's start, after the
+    # common firm warm-up, then at every noon)
+    noons = m.window.days
+    assert out["hems_replans"] == c.hems.solves == 1 + noons and out["hems_lp_columns"] > 0
     # under its own tariff the HEMS pays less than the firm household behaviour would
     prices = m.inputs.tariff.sliced(rep)
-    own = bills(reported(m, "p_net_kw"), prices)["total_eur"]
-    passive = bills(reported(runs["firm"], "p_net_kw"), prices)["total_eur"]
+
+    def corrected_bill(run: FeederModel) -> np.ndarray:
+        # equal terms: both start from the firm warm-up's state; what each leaves stored at
+        # the end (EV, battery, building heat) is valued at the mean import price
+        log = {n: v[rep] for n, v in run.log.items()}
+        stored = stored_electricity_kwh(log, run.fleet, run.start_state())["total_kwh"]
+        bill = bills(reported(run, "p_net_kw"), prices)["total_eur"].to_numpy()
+        return bill - stored_value_eur(stored, prices)
+
+    own, passive = corrected_bill(m), corrected_bill(runs["firm"])
     assert (own - passive).sum() < -10.0 and (own - passive).max() < 0.2
 
 
@@ -176,6 +185,7 @@ def one_battery(eta: float = 0.95) -> DeviceSet:
         ev_capacity_kwh=e,
         ev_p_max_kw=e,
         ev_need_kwh=e,
+        ev_reserve_kwh=e,
         bat=np.array([0]),
         bat_capacity_kwh=4.0 * one,
         bat_p_max_kw=2.0 * one,
@@ -245,7 +255,7 @@ def test_unreachable_service_levels_are_penalised_not_infeasible():
     t_in = f.setpoint_c[h] - 6.0
     inp = device_inputs(dev, hz, fc, t_in, np.zeros(len(h)), f.bat_soc0_kwh[h], k0)
     assert {r.term for r in inp.relaxations} == {"comfort", "ev_range"}
-    need = ev_need_per_period(dev, hz, home[:, dev.ev], k0)
+    need = ev_need_per_period(dev, hz, fc, k0)
     lp = CostHems(dev, hz, CostWeights(), SolverOptions())
     price = np.full(hz.n_periods, 0.3)
     stats, plan = lp.solve(inp, PriceInputs(price, np.full(hz.n_periods, 0.05), need))
@@ -262,7 +272,8 @@ def test_a_failed_solve_falls_back_to_firm_behaviour_and_is_reported():
     c = make_contract(compose(["contract=tou", "solver.time_limit_s=0"]).contract)
     m = simulate(c, "tou", n=6, days=1)
     out = m.contract_kpis()
-    assert out["hems_replans_failed"] == out["hems_replans"] == 3 and out["hems_failures"]
+    # the first plan at the window's start (after the firm warm-up), then at noon
+    assert out["hems_replans_failed"] == out["hems_replans"] == 2 and out["hems_failures"]
     assert out["hems_fallback_steps"] == m.window.n_steps
     firm = simulate(FirmContract(), "tou", n=6, days=1)
     np.testing.assert_allclose(m.log["p_net_kw"], firm.log["p_net_kw"])

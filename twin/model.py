@@ -17,13 +17,20 @@ import numpy as np
 from twin.agents import DsoAgent, HouseholdAgent
 from twin.contracts.base import Contract
 from twin.devices.ev import draw_trips
-from twin.devices.household import Exogenous, HouseholdState, make_exogenous, step_households
+from twin.devices.household import (
+    Exogenous,
+    HouseholdState,
+    firm_controls,
+    make_exogenous,
+    step_households,
+)
 from twin.fleet import Fleet
 from twin.forecast import Forecaster, PerfectForecaster
 from twin.inputs import StudyInputs
+from twin.kpi import household_kpis
 from twin.measure import Clock, Meters
 from twin.population import sample_fleet
-from twin.view import FeederView, HouseholdView, Registered
+from twin.view import FeederView, HouseholdView, Outcome, Registered
 
 __all__ = ["LOGGED", "FeederModel"]
 
@@ -139,8 +146,13 @@ class FeederModel(mesa.Model):
     def step(self) -> None:
         k = self.k
         self.clock.now = k
-        self.dso.step()
-        controls = self.contract.dispatch(k)
+        if k < self.window.n_warmup_steps:
+            # warm-up: every contract starts its window from the same states (firm behaviour)
+            x = self.exo
+            controls = firm_controls(self.fleet, self.state.t_in_c, x.t_out_c[k], x.q_gain_kw[k])
+        else:
+            self.dso.step()
+            controls = self.contract.dispatch(k)
         out = step_households(self.fleet, self.state, self.exo, k, controls)
         log = self.log
         log["p_hp_kw"][k] = out.p_hp_kw
@@ -163,6 +175,36 @@ class FeederModel(mesa.Model):
         while self.k < self.n_steps:
             self.step()
 
+    def start_state(self) -> dict[str, np.ndarray]:
+        """Device states at the start of the reported window (the end of the warm-up)."""
+        first = self.window.n_warmup_steps - 1
+        f = self.fleet
+        initial = {
+            "t_in_c": f.setpoint_c,
+            "ev_soc_kwh": f.ev_soc0_kwh,
+            "bat_soc_kwh": f.bat_soc0_kwh,
+        }
+        return {
+            name: (self.log[name][first] if first >= 0 else value).copy()
+            for name, value in initial.items()
+        }
+
+    def outcome(self) -> Outcome:
+        """The simulated result, for scoring (the truth)."""
+        return Outcome(
+            self.log,
+            self.exo.trips,
+            self.window.report,
+            self.start_state(),
+            self.window.n_warmup_steps,
+        )
+
     def contract_kpis(self) -> dict[str, Any]:
         """The contract's KPIs, measured on the simulated result."""
-        return self.contract.kpis(self.log, self.exo.trips.home)
+        return self.contract.kpis(self.outcome())
+
+    def household_kpis(self, service: Any) -> dict[str, Any]:
+        """The household KPIs of the reported steps (:func:`twin.kpi.household_kpis`)."""
+        o = self.outcome()
+        log = {name: values[o.report] for name, values in self.log.items()}
+        return household_kpis(log, self.fleet, o.reported_trips, o.start_state, service)

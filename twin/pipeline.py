@@ -20,11 +20,11 @@ from twin.contracts import make_contract
 from twin.grid.compliance import grid_kpis
 from twin.grid.powerflow import BatchPowerFlow
 from twin.inputs import build_inputs
-from twin.kpi import household_kpis
+from twin.kpi import household_kpis, stored_electricity_kwh
 from twin.model import FeederModel
 from twin.result import RunResult
 from twin.scenario import Scenario
-from twin.tariffs import bill_kpis, bills
+from twin.tariffs import bill_kpis, bills, stored_value_eur
 
 __all__ = ["RunResult", "config_to_yaml", "run"]
 
@@ -82,7 +82,10 @@ def run(
         "start": str(window.start.date()),
         "days": window.days,
     }
-    kpis.update(household_kpis(log_, model.fleet, home, cfg.service))
+    outcome = model.outcome()
+    kpis.update(
+        household_kpis(log_, model.fleet, outcome.reported_trips, outcome.start_state, cfg.service)
+    )
     kpis.update(grid_kpis(grid, feeder.net))
     discount = np.broadcast_to(
         np.asarray(contract.discount_eur_per_year(), float), (model.fleet.n,)
@@ -90,17 +93,9 @@ def run(
     tariff = inputs.tariff.sliced(rep)
     bill = bills(log_["p_net_kw"], tariff, discount)
     kpis["tariff"] = inputs.tariff.name
-    kpis.update(bill_kpis(bill))
+    stored = stored_electricity_kwh(log_, model.fleet, outcome.start_state)["total_kwh"]
+    kpis.update(bill_kpis(bill, stored_value_eur(stored, tariff)))
     kpis.update(model.contract_kpis())
-    first = window.n_warmup_steps - 1  # the state at the end of the warm-up
-    start_state = {
-        name: (model.log[name][first].copy() if first >= 0 else initial.copy())
-        for name, initial in (
-            ("t_in_c", model.fleet.setpoint_c),
-            ("ev_soc_kwh", model.fleet.ev_soc0_kwh),
-            ("bat_soc_kwh", model.fleet.bat_soc0_kwh),
-        )
-    }
     return RunResult(
         cfg=cfg,
         window=window,
@@ -109,7 +104,8 @@ def run(
         load_index=np.asarray(inputs.load_index),
         log=log_,
         home=home,
-        start_state=start_state,
+        start_state=outcome.start_state,
+        trips=outcome.reported_trips,
         t_out_c=model.exo.t_out_c[rep],
         grid=grid,
         p_load_kw=p_load,
@@ -118,6 +114,7 @@ def run(
         bills=bill,
         tariff=tariff,
         discount_eur_per_year=discount,
+        stored_electricity_kwh=stored,
         contract_households=contract.household_table(),
         contract_feeder={k: v[rep] for k, v in contract.feeder_timeseries().items()},
         timings_s=timings,

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from twin.devices.ev import TripSchedule
 from twin.fleet import Fleet
 from twin.grid.compliance import station_of
 from twin.grid.feeders import Feeder
@@ -46,6 +47,8 @@ class RunResult:
         ``(T, H)`` per logged variable (the model's, then the contract's time series).
     home : np.ndarray
         ``(T, H)`` EV at home.
+    trips : TripSchedule
+        The reported steps' trips (home mask, departures, energy at arrival, km per day).
     start_state : dict[str, np.ndarray]
         ``(H,)`` device states at the start of the reported window (``t_in_c``,
         ``ev_soc_kwh``, ``bat_soc_kwh``), i.e. at the end of the warm-up.
@@ -63,6 +66,9 @@ class RunResult:
         The run's prices over the reported steps.
     discount_eur_per_year : np.ndarray
         ``(H,)`` each household's contract discount.
+    stored_electricity_kwh : np.ndarray
+        ``(H,)`` electricity in what is left stored at the end beyond the start
+        (:func:`twin.kpi.stored_electricity_kwh`), the equal-terms correction.
     contract_households, contract_feeder : dict[str, np.ndarray]
         The contract's own ``(H,)`` columns (e.g. ``signed``) and ``(T,)`` series (e.g. the
         intervals the DSO declared congested).
@@ -78,6 +84,7 @@ class RunResult:
     log: dict[str, np.ndarray]
     home: np.ndarray
     start_state: dict[str, np.ndarray]
+    trips: TripSchedule
     t_out_c: np.ndarray
     grid: PowerFlowResult
     p_load_kw: np.ndarray
@@ -86,6 +93,7 @@ class RunResult:
     bills: pd.DataFrame
     tariff: Tariff
     discount_eur_per_year: np.ndarray
+    stored_electricity_kwh: np.ndarray
     contract_households: dict[str, np.ndarray] = field(default_factory=dict)
     contract_feeder: dict[str, np.ndarray] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -101,6 +109,8 @@ class RunResult:
         for name, values in self.log.items():  # the model's LOGGED variables, then the contract's
             frame[name] = values.astype(np.float32).ravel()
         frame["ev_home"] = self.home.ravel()
+        frame["ev_departure"] = self.trips.departure.ravel()
+        frame["ev_trip_kwh"] = self.trips.trip_kwh.astype(np.float32).ravel()
         return pd.DataFrame(frame)
 
     def feeder_frame(self) -> pd.DataFrame:

@@ -47,8 +47,18 @@ class SimConfig:
 @dataclass
 class ServiceConfig:
     comfort_band_k: float = key(1.0, "indoor temperature at most this far below setpoint", 0, 10)
-    ev_range_km: float = key(150.0, "EV range due at the deadline", 0, 1000)
+    comfort_above_k: float = key(1.0, "... and this far above it (warmth heating brought)", 0, 10)
+    comfort_rule: str = key(
+        "swing",
+        "swing: a day varies by no more than comfort_swing_k; band",
+        choices=("swing", "band"),
+    )
+    comfort_swing_k: float = key(
+        1.0, "largest swing of the indoor temperature within a day", 0.1, 10
+    )
+    ev_range_km: float = key(150.0, "EV range due at the deadline or departure, first", 0, 1000)
     ev_deadline_h: float = key(6.0, "hour of day the EV range is due", 0, 24)
+    ev_reserve_km: float = key(30.0, "range kept at all times for an unplanned trip", 0, 1000)
 
 
 @dataclass
@@ -126,8 +136,11 @@ class _PlanningConfig:
     name: str = REQUIRED
     comfort_band_k: float = key(1.0, "comfort band below the setpoint", 0.05, 10)
     preheat_k: float = key(1.0, "pre-heating allowed above the setpoint", 0, 10)
-    ev_range_km: float = key(150.0, "EV range due at the deadline", 0, 1000)
+    comfort_rule: str = key("swing", "swing or band", choices=("swing", "band"))
+    comfort_swing_k: float = key(1.0, "largest swing within a day", 0.1, 10)
+    ev_range_km: float = key(150.0, "EV range due at the deadline or departure", 0, 1000)
     ev_deadline_h: float = key(6.0, "hour of day the EV range is due", 0, 24)
+    ev_reserve_km: float = key(30.0, "range kept at all times", 0, 1000)
     horizon_h: float = key(24.0, "rolling planning horizon", 0.25, 168)
     resolution_h: float = key(1.0, "plan period length", 0.25, 24)
     fine_h: float = key(0.0, "leading part planned at 15 min", 0, 168)

@@ -1,37 +1,212 @@
-"""The service levels' definitions, in one place: where and how the EV promise is checked.
+"""The service levels' definitions, in one place: when a car owes which energy, and how the
+indoor temperature is judged.
 
-The planner's constraints (:mod:`twin.optim.devices`, :mod:`twin.optim.cost_hems`), the HEMS
-guards (:func:`twin.optim.devices.ev_guards`) and the KPIs (:mod:`twin.kpi`) all read the EV
-promise from :func:`ev_deadline_states`, so they cannot disagree about when a car owes its
-range.
+The planners' constraints (:mod:`twin.optim.devices`, :mod:`twin.optim.cost_hems`), the HEMS
+guards (:func:`twin.optim.devices.ev_guards`, :mod:`twin.contracts.hems`) and the KPIs
+(:mod:`twin.kpi`) all read the promises from here, so they cannot disagree.
 
-States and steps: over a home mask of ``S + 1`` steps from step ``k0``, *state* ``s``
-(``1 .. S``) is the state reached at the end of step ``k0 + s - 1``, i.e. at the start of step
-``k0 + s``. The range is due at the deadline (``deadline_step``, the step of the day, e.g. 24
-for 06:00) for a car that is home across it (home in the step before and in the step after).
+States and steps
+----------------
+Over ``R`` steps from step ``k0`` (a home mask of ``R`` rows), *state* ``s`` (``0 .. R``) is the
+state at the start of step ``k0 + s`` (state 0: now; state ``s`` is reached at the end of step
+``k0 + s - 1``).
+
+The EV promise (:func:`ev_due`)
+--------------------------------
+* **Range**: the range energy (``ev_range_km`` × consumption, capped at the battery) is due at
+  the deadline (``deadline_step`` of the day, 06:00 → 24) or at departure, whichever comes
+  first: a car that is home in the step before the deadline owes it at the deadline (if it
+  leaves exactly then, that is its departure); a car that is away then owes it at its last
+  departure before the deadline.
+* **Reserve**: the car keeps energy for an unplanned trip (``ev_reserve_km``) at all times: it
+  never leaves home with less than its trip plus the reserve (capped at the battery), and at
+  home it never sits below the reserve longer than charging at full power takes.
+
+Nothing can charge faster than full power: the KPIs judge every check against what charging at
+full power whenever the car is home could have reached from the window's start
+(:func:`full_power_soc`), and report what even that could not reach separately.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from twin.timegrid import STEPS_PER_DAY
+from twin.devices.ev import ev_step
+from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
 
-__all__ = ["ev_deadline_states"]
+__all__ = [
+    "EvDue",
+    "ServiceLevels",
+    "ev_due",
+    "full_power_soc",
+    "heating_rise_k",
+    "trips_at_departure",
+]
 
 
-def ev_deadline_states(
-    home: np.ndarray, k0: int, deadline_step: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Where the EV range is due over a home mask ``(S + 1, n)`` starting at step ``k0``.
+def trips_at_departure(trip_kwh: np.ndarray, departure: np.ndarray) -> np.ndarray:
+    """Move each trip's energy from its arrival step to its departure step (``(T, n)``).
 
-    Returns
-    -------
-    states : np.ndarray
-        ``(D,)`` the states (``1 .. S``) that fall on a deadline.
-    due : np.ndarray
-        ``(D, n)`` bool, the car owes its range at that state.
+    The simulation takes a trip's energy at arrival; while the car is away nothing else
+    happens to its battery, so taking it at departure is the same for every plan, and it lets
+    a horizon that ends before the car is back still see the trip it must charge for. Trips
+    that started before the horizon keep their arrival step.
     """
-    s = np.arange(1, home.shape[0])
-    states = s[(k0 + s) % STEPS_PER_DAY == deadline_step]
-    return states, home[states - 1] & home[states]
+    t = np.arange(len(trip_kwh))[:, None]
+    last_dep = np.maximum.accumulate(np.where(departure, t, -1), axis=0)  # (T, n)
+    out = np.zeros_like(trip_kwh, dtype=float)
+    rows, cols = np.nonzero(trip_kwh)
+    dest = last_dep[rows, cols]
+    dest = np.where(dest >= 0, dest, rows)
+    np.add.at(out, (dest, cols), trip_kwh[rows, cols])
+    return out
+
+
+@dataclass(frozen=True)
+class EvDue:
+    """What the cars owe over ``R`` steps (states ``0 .. R``).
+
+    Attributes
+    ----------
+    due_kwh : np.ndarray
+        ``(R + 1, n)`` the energy each car must hold at each state (0: nothing due): the range
+        at its check state, trip + reserve at every departure.
+    range_state : np.ndarray
+        ``(D, n)`` int, the state at which each deadline's range is checked (-1: not within
+        the steps, e.g. the car left before them).
+    range_at_departure : np.ndarray
+        ``(D, n)`` bool, checked at departure (the car left at or before the deadline).
+    departure_state : np.ndarray
+        ``(R + 1, n)`` bool, the car leaves at this state (trip + reserve due).
+    """
+
+    due_kwh: np.ndarray
+    range_state: np.ndarray
+    range_at_departure: np.ndarray
+    departure_state: np.ndarray
+
+
+def ev_due(
+    home: np.ndarray,
+    departure: np.ndarray,
+    trip_at_departure_kwh: np.ndarray,
+    k0: int,
+    deadline_step: int,
+    range_kwh: np.ndarray,
+    reserve_kwh: np.ndarray,
+    capacity_kwh: np.ndarray,
+) -> EvDue:
+    """The EV promise over ``R`` steps from ``k0`` (see the module docstring).
+
+    Parameters
+    ----------
+    home, departure, trip_at_departure_kwh : np.ndarray
+        ``(R, n)`` per step from ``k0``: car at home; first step away; the energy of the trip
+        that starts there (:func:`trips_at_departure`).
+    range_kwh, reserve_kwh, capacity_kwh : np.ndarray
+        ``(n,)`` range energy due at the deadline, the reserve, the battery.
+    """
+    r, n = home.shape
+    due = np.zeros((r + 1, n))
+    dep_state = np.zeros((r + 1, n), bool)
+    dep_state[:r] = departure
+    leave = np.minimum(trip_at_departure_kwh + reserve_kwh[None, :], capacity_kwh[None, :])
+    due[:r] = np.where(departure, leave, 0.0)
+    states = np.arange(1, r + 1)
+    deadlines = states[(k0 + states) % STEPS_PER_DAY == deadline_step]
+    # the last departure at or before each state (-1: none within the steps)
+    t = np.arange(r)[:, None]
+    last_dep = np.maximum.accumulate(np.where(departure, t, -1), axis=0)
+    range_state = np.full((len(deadlines), n), -1)
+    at_dep = np.zeros((len(deadlines), n), bool)
+    for d, s in enumerate(deadlines):
+        was_home = home[s - 1]
+        away_from = last_dep[s - 1]
+        range_state[d] = np.where(was_home, s, away_from)
+        at_dep[d] = ~was_home & (away_from >= 0)
+    cols = np.broadcast_to(np.arange(n), range_state.shape)
+    ok = range_state >= 0
+    np.maximum.at(
+        due, (range_state[ok], cols[ok]), np.broadcast_to(range_kwh, range_state.shape)[ok]
+    )
+    at_dep |= ok & dep_state[np.maximum(range_state, 0), cols]  # leaving exactly at the deadline
+    return EvDue(due, range_state, at_dep & ok, dep_state)
+
+
+def full_power_soc(
+    soc0_kwh: np.ndarray,
+    home: np.ndarray,
+    trip_kwh: np.ndarray,
+    p_max_kw: np.ndarray,
+    capacity_kwh: np.ndarray,
+) -> np.ndarray:
+    """``(T + 1, n)`` the state of charge if every car charged at full power whenever home
+    (trips at arrival, the rest charged elsewhere as in :func:`twin.devices.ev.ev_step`): the
+    most any contract can reach."""
+    out = np.empty((len(home) + 1, len(soc0_kwh)))
+    out[0] = s = np.asarray(soc0_kwh, dtype=float)
+    for k in range(len(home)):
+        _, s, _ = ev_step(s, p_max_kw, home[k], trip_kwh[k], capacity_kwh, p_max_kw, DT_H)
+        out[k + 1] = s
+    return out
+
+
+@dataclass(frozen=True)
+class ServiceLevels:
+    """The service levels every run measures (``service.*`` of the config).
+
+    Attributes
+    ----------
+    comfort_band_k : float
+        The indoor temperature stays at most this far below the setpoint.
+    comfort_above_k : float
+        ... and at most this far above it, counting only warmth that heating brought (sun and
+        appliances may warm a house further: there is no cooling, and that is not a contract's
+        doing).
+    comfort_rule : str
+        ``swing``: the day's temperature also varies by no more than ``comfort_swing_k``
+        (the E.DSO paper's wording); ``band``: the band alone.
+    comfort_swing_k : float
+        The largest swing within a day (max − min of the temperature relative to the
+        setpoint, warmth not brought by heating clipped at the band).
+    ev_range_km, ev_deadline_h, ev_reserve_km : float
+        The EV promise (module docstring).
+    """
+
+    comfort_band_k: float = 1.0
+    comfort_above_k: float = 1.0
+    comfort_rule: str = "swing"
+    comfort_swing_k: float = 1.0
+    ev_range_km: float = 150.0
+    ev_deadline_h: float = 6.0
+    ev_reserve_km: float = 30.0
+
+    @classmethod
+    def from_config(cls, cfg: object) -> ServiceLevels:
+        names = cls.__dataclass_fields__
+        get = cfg.get if hasattr(cfg, "get") else (lambda k, d=None: getattr(cfg, k, d))
+        return cls(**{k: get(k) for k in names if get(k, None) is not None})
+
+    @property
+    def swing_k(self) -> float | None:
+        """The swing limit when the swing rule applies (None: band only)."""
+        return self.comfort_swing_k if self.comfort_rule == "swing" else None
+
+    @property
+    def deadline_step(self) -> int:
+        return int(round(self.ev_deadline_h * STEPS_PER_HOUR)) % STEPS_PER_DAY
+
+
+def heating_rise_k(q_heat_kw: np.ndarray, r_k_per_kw: np.ndarray, a_step: np.ndarray) -> np.ndarray:
+    """``(T, n)`` how much warmer each home is at the end of each step because of the heat
+    delivered since the first step (heat pump + boiler): the 1R1C building is linear, so its
+    temperature is the free-floating one plus ``x`` with ``x' = a x + (1 - a) R q``."""
+    out = np.empty_like(q_heat_kw, dtype=float)
+    x = np.zeros(q_heat_kw.shape[1])
+    gain = (1.0 - a_step) * r_k_per_kw
+    for k in range(len(q_heat_kw)):
+        x = a_step * x + gain * q_heat_kw[k]
+        out[k] = x
+    return out

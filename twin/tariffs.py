@@ -200,7 +200,14 @@ def bills(
     return frame
 
 
-def bill_kpis(frame: pd.DataFrame) -> dict[str, float]:
+def stored_value_eur(stored_kwh: np.ndarray, tariff: Tariff) -> np.ndarray:
+    """``(H,)`` what the electricity left stored at the end of a window would cost to buy at the
+    window's mean marginal import price (VAT included): the bill correction that compares
+    contracts ending in different states like with like."""
+    return np.asarray(stored_kwh, float) * float(np.mean(tariff.import_eur_per_kwh))
+
+
+def bill_kpis(frame: pd.DataFrame, stored_value: np.ndarray | None = None) -> dict[str, float]:
     """Across households: mean, median and worst decile of the total; mean per component."""
     total = frame["total_eur"]
     out = {
@@ -214,4 +221,9 @@ def bill_kpis(frame: pd.DataFrame) -> dict[str, float]:
     out["dso_revenue_eur"] = float(
         (frame["grid_fee_eur"] + frame["capacity_eur"] + frame["discount_eur"]).sum()
     )
+    if stored_value is not None:  # corrected for what is left stored at the end
+        corrected = total - stored_value
+        out["bill_mean_corrected_eur"] = float(corrected.mean())
+        out["bill_median_corrected_eur"] = float(corrected.median())
+        out["bill_worst_decile_corrected_eur"] = float(corrected.quantile(0.9))
     return out

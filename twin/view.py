@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.devices.ev import TripSchedule
 from twin.devices.household import Exogenous, HouseholdState
 from twin.fleet import Fleet
 from twin.forecast import Forecaster
@@ -37,6 +38,7 @@ from twin.timegrid import TimeWindow
 __all__ = [
     "INFORMATION_MODES",
     "Declared",
+    "Outcome",
     "DsoView",
     "FeederView",
     "HouseholdView",
@@ -262,3 +264,27 @@ class FeederView:
             declared=declared,
             **self._dso,
         )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The simulated result a contract's KPIs are scored on (the truth, once the run is over).
+
+    ``log`` and ``trips`` cover every simulated step (warm-up included); ``report`` selects the
+    reported ones; ``start_state`` is the device state at the start of the reported window.
+    """
+
+    log: dict[str, np.ndarray]
+    trips: TripSchedule
+    report: slice
+    start_state: dict[str, np.ndarray]
+    n_warmup_steps: int
+
+    @property
+    def reported_trips(self) -> TripSchedule:
+        t, r = self.trips, self.report
+        day0 = self.n_warmup_steps // 96
+        return TripSchedule(t.home[r], t.trip_kwh[r], t.departure[r], t.km[day0:])
+
+    def reported(self, name: str) -> np.ndarray:
+        return self.log[name][self.report]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from twin.devices.household import Controls
-from twin.view import FeederView
+from twin.view import FeederView, Outcome
 
 __all__ = ["Contract"]
 
@@ -62,7 +62,6 @@ class Contract(ABC):
         intervals a DSO declared congested) for the per-step feeder results."""
         return {}
 
-    def kpis(self, log: dict[str, np.ndarray], home: np.ndarray) -> dict[str, Any]:
-        """Contract-specific KPIs measured on the simulated result (``log``: the simulated
-        ``(T, H)`` series, warm-up included; ``home``: where each EV was)."""
+    def kpis(self, outcome: Outcome) -> dict[str, Any]:
+        """Contract-specific KPIs measured on the simulated result."""
         return {}

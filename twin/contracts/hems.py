@@ -26,14 +26,16 @@ from twin.devices.ev import CHARGE_EFFICIENCY
 from twin.devices.thermal import heat_to_reach
 from twin.errors import TwinError
 from twin.fleet import Fleet
-from twin.kpi import ev_deadline_shortfall_kwh
+from twin.kpi import EV_CHECK_TOL_KWH, comfort_measures, ev_measures
 from twin.optim.devices import COMFORT_TOL_K, EV_TOL_KWH, DeviceSet
 from twin.optim.horizon import Horizon
-from twin.timegrid import DT_H, STEPS_PER_HOUR
-from twin.view import Present
+from twin.service import ServiceLevels
+from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
+from twin.view import Outcome, Present
 
 __all__ = [
     "DETAIL_MAX",
+    "DayExtremes",
     "HemsDevices",
     "PlanningTerms",
     "ServiceMisses",
@@ -59,8 +61,13 @@ class PlanningTerms:
     ----------
     comfort_band_k, preheat_k : float
         Comfort band below the setpoint; allowed pre-heating above it.
+    comfort_rule, comfort_swing_k : str, float
+        ``swing``: the indoor temperature also varies by no more than ``comfort_swing_k``
+        within a day (the E.DSO paper's wording); ``band``: the band alone.
     ev_range_km, ev_deadline_h : float
-        EV range due at the deadline (hour of day).
+        EV range due at the deadline (hour of day) or at departure, whichever comes first.
+    ev_reserve_km : float
+        Range kept at all times for an unplanned trip (:mod:`twin.service`).
     horizon_h, resolution_h, fine_h : float
         Rolling horizon, plan period length, optional leading 15-minute part.
     replan_every_h, replan_at_h : float
@@ -70,8 +77,11 @@ class PlanningTerms:
 
     comfort_band_k: float = 1.0
     preheat_k: float = 1.0
+    comfort_rule: str = "swing"
+    comfort_swing_k: float = 1.0
     ev_range_km: float = 150.0
     ev_deadline_h: float = 6.0
+    ev_reserve_km: float = 30.0
     horizon_h: float = 24.0
     resolution_h: float = 1.0
     fine_h: float = 0.0
@@ -95,6 +105,14 @@ class PlanningTerms:
             raise _bad("fine_h", self.fine_h, "give hours from 0 to horizon_h")
         if self.comfort_band_k <= COMFORT_TOL_K:
             raise _bad("comfort_band_k", self.comfort_band_k, f"give more than {COMFORT_TOL_K} K")
+        if self.comfort_rule not in ("band", "swing"):
+            raise _bad("comfort_rule", self.comfort_rule, "use band or swing")
+        if self.comfort_rule == "swing" and self.comfort_swing_k <= 2 * COMFORT_TOL_K:
+            raise _bad(
+                "comfort_swing_k", self.comfort_swing_k, f"give more than {2 * COMFORT_TOL_K} K"
+            )
+        if self.ev_reserve_km < 0 or self.ev_reserve_km > self.ev_range_km:
+            raise _bad("ev_reserve_km", self.ev_reserve_km, "give km from 0 to ev_range_km")
 
     @classmethod
     def from_config(cls, cfg: Any, **extra: Any) -> Any:
@@ -116,9 +134,22 @@ class PlanningTerms:
     def offset_steps(self) -> int:
         return int(round(self.replan_at_h * STEPS_PER_HOUR))
 
-    def is_replan_step(self, k: int) -> bool:
-        """Re-plan at the start and every ``replan_every_h`` from ``replan_at_h`` o'clock."""
-        return k == 0 or (k - self.offset_steps) % self.cadence_steps == 0
+    def is_replan_step(self, k: int, first: int = 0) -> bool:
+        """Re-plan at the contract's first step and every ``replan_every_h`` from
+        ``replan_at_h`` o'clock."""
+        return k == first or (k - self.offset_steps) % self.cadence_steps == 0
+
+    def service_levels(self) -> ServiceLevels:
+        """The terms' service levels, measured as every run measures them."""
+        return ServiceLevels(
+            comfort_band_k=self.comfort_band_k,
+            comfort_above_k=self.preheat_k,
+            comfort_rule=self.comfort_rule,
+            comfort_swing_k=self.comfort_swing_k,
+            ev_range_km=self.ev_range_km,
+            ev_deadline_h=self.ev_deadline_h,
+            ev_reserve_km=self.ev_reserve_km,
+        )
 
     def device_set(self, fleet: Fleet, households: np.ndarray) -> DeviceSet:
         """The controllable devices of ``households`` with these service levels."""
@@ -129,6 +160,8 @@ class PlanningTerms:
             self.ev_range_km,
             self.ev_deadline_h,
             self.preheat_k,
+            ev_reserve_km=self.ev_reserve_km,
+            swing_k=self.comfort_swing_k if self.comfort_rule == "swing" else None,
         )
 
 
@@ -161,11 +194,15 @@ class HemsDevices:
     bat_pos: np.ndarray
     hybrid: np.ndarray
     floor_c: np.ndarray
+    setpoint_c: np.ndarray
+    ceiling_k: float
+    swing_k: float
     r_hp: np.ndarray
     a_hp: np.ndarray
     qmax_hp: np.ndarray
     ev_pmax: np.ndarray
     ev_cap: np.ndarray
+    ev_reserve: np.ndarray
     ev_step_kwh: float
     bat_pmax: np.ndarray
     bat_eta: np.ndarray
@@ -186,11 +223,15 @@ class HemsDevices:
             bat_pos=dev.bat,
             hybrid=dev.hybrid,
             floor_c=dev.setpoint_c - dev.comfort_band_k + 0.1 * COMFORT_TOL_K,
+            setpoint_c=dev.setpoint_c,
+            ceiling_k=dev.preheat_k - 0.1 * COMFORT_TOL_K,
+            swing_k=dev.swing_k,
             r_hp=fleet.r_k_per_kw[g_hp],
             a_hp=fleet.a_step[g_hp],
             qmax_hp=fleet.hp_q_max_kw[g_hp],
             ev_pmax=fleet.ev_p_max_kw[g_ev],
             ev_cap=fleet.ev_capacity_kwh[g_ev],
+            ev_reserve=dev.ev_reserve_kwh,
             ev_step_kwh=CHARGE_EFFICIENCY * DT_H,
             bat_pmax=fleet.bat_p_max_kw[g_bat],
             bat_eta=fleet.bat_eta[g_bat],
@@ -208,20 +249,50 @@ class HeatRequest:
     cop: np.ndarray
 
 
+class DayExtremes:
+    """Each heat-pump home's lowest and highest indoor temperature (minus setpoint) among
+    today's measured states, for the swing rule. The state at the start of step ``k`` ends step
+    ``k - 1``, so it belongs to day ``(k - 1) // 96`` (as the KPIs count a day)."""
+
+    def __init__(self, c: HemsDevices) -> None:
+        self.c = c
+        self.day = None
+        self.lo = self.hi = np.zeros(len(c.g_hp))
+
+    def at(self, k: int, t_in_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Include the state at the start of step ``k``; today's ``(min, max)``."""
+        d = t_in_c[self.c.g_hp] - self.c.setpoint_c
+        day = (k - 1) // STEPS_PER_DAY
+        if day != self.day:
+            self.day, self.lo, self.hi = day, d.copy(), d.copy()
+        else:
+            self.lo, self.hi = np.minimum(self.lo, d), np.maximum(self.hi, d)
+        return self.lo, self.hi
+
+
 def follow_heat_plan(
     c: HemsDevices,
     t_in_c: np.ndarray,
     x: Present,
     p_hp_plan_kw: np.ndarray,
     q_boiler_plan_kw: np.ndarray,
+    day: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> HeatRequest:
-    """The planned heat (heat pump power, a hybrid's boiler heat), never below the floor."""
+    """The planned heat (heat pump power, a hybrid's boiler heat), never below the floor and,
+    with the swing rule, within today's window (``day``: today's ``(min, max)`` measured
+    temperature minus setpoint, :class:`DayExtremes`; the floor wins if they conflict)."""
     g = c.g_hp
     cop = x.cop[g]
-    q_guard = heat_to_reach(c.floor_c, t_in_c[g], x.t_out_c, x.q_gain_kw[g], c.r_hp, c.a_hp)
+    floor_c, ceil_c = c.floor_c, c.setpoint_c + c.ceiling_k
+    if day is not None and np.isfinite(c.swing_k) and x.k % STEPS_PER_DAY:
+        width = c.swing_k - 0.2 * COMFORT_TOL_K
+        floor_c = np.maximum(floor_c, c.setpoint_c + day[1] - width)
+        ceil_c = np.minimum(ceil_c, c.setpoint_c + day[0] + width)
+    q_guard = heat_to_reach(floor_c, t_in_c[g], x.t_out_c, x.q_gain_kw[g], c.r_hp, c.a_hp)
     np.maximum(q_guard, 0.0, out=q_guard)
+    q_ceil = heat_to_reach(ceil_c, t_in_c[g], x.t_out_c, x.q_gain_kw[g], c.r_hp, c.a_hp)
     q_hp_plan = p_hp_plan_kw * cop
-    q_req = np.maximum(q_hp_plan + q_boiler_plan_kw, q_guard)
+    q_req = np.maximum(np.minimum(q_hp_plan + q_boiler_plan_kw, q_ceil), q_guard)
     q_cap = np.where(c.hybrid, q_hp_plan, c.qmax_hp)
     p_hp = np.minimum(q_req, np.minimum(q_cap, c.qmax_hp)) / cop
     return HeatRequest(q_req, q_cap, p_hp, q_guard, cop)
@@ -242,7 +313,10 @@ def follow_ev_plan(
     soc = np.maximum(ev_soc_kwh[e] - x.trip_kwh[e], 0.0)
     room = np.minimum(c.ev_pmax, np.maximum(c.ev_cap - soc, 0.0) / c.ev_step_kwh) * x.home[e]
     behind = need_kwh + 0.5 * EV_TOL_KWH - soc - c.ev_step_kwh * c.ev_pmax * home_after
-    guard = np.minimum(np.where(need_kwh > 0, np.maximum(behind / c.ev_step_kwh, 0.0), 0.0), room)
+    guard = np.where(need_kwh > 0, np.maximum(behind / c.ev_step_kwh, 0.0), 0.0)
+    # the reserve first: a car below it charges at full power until it is back
+    guard = np.maximum(guard, (c.ev_reserve + 0.5 * EV_TOL_KWH - soc) / c.ev_step_kwh)
+    guard = np.minimum(guard, room)
     return np.minimum(np.maximum(p_ev_plan_kw, guard), room), guard
 
 
@@ -252,43 +326,48 @@ class ServiceMisses:
 
     comfort_households: int
     ev_deadlines: int
+    ev_reserve_departures: int
     details: list[dict[str, Any]]
 
 
 def service_misses(
     fleet: Fleet,
-    t_in_c: np.ndarray,
-    ev_soc_kwh: np.ndarray,
-    home: np.ndarray,
+    outcome: Outcome,
     households: np.ndarray,
-    terms: PlanningTerms,
-    n_warmup_steps: int,
+    levels: ServiceLevels,
     who: str,
 ) -> ServiceMisses:
-    """Comfort and EV-range misses of ``households`` (bool mask) over the reported steps
-    (``(T, H)`` arrays, warm-up cut off); logged as a warning, never silent."""
-    floor = fleet.setpoint_c - terms.comfort_band_k
-    cold = np.maximum(floor - t_in_c, 0.0)
-    cold[cold < 1e-9] = 0.0
+    """Comfort (band and swing) and EV (range, reserve) misses of ``households`` (bool mask)
+    over the reported steps, measured as :mod:`twin.service` defines them; logged as a
+    warning, never silent."""
+    log, rep = outcome.log, outcome.report
+    cm = comfort_measures(
+        log["t_in_c"][rep], (log["q_hp_kw"] + log["q_boiler_kw"])[rep], fleet, levels
+    )
+    em = ev_measures(
+        log["ev_soc_kwh"][rep],
+        outcome.start_state["ev_soc_kwh"],
+        outcome.reported_trips,
+        fleet,
+        levels,
+    )
     details: list[dict[str, Any]] = []
-    missed = np.flatnonzero(households & fleet.has_hp & (cold.max(axis=0, initial=0.0) > 0))
+    missed = np.flatnonzero(households & fleet.has_hp & (~cm.day_met).any(axis=0))
     for h in missed[:DETAIL_MAX]:
-        step = int(np.argmax(cold[:, h]))
+        day = int(np.argmax(~cm.day_met[:, h]))
+        rows = slice(day * STEPS_PER_DAY, (day + 1) * STEPS_PER_DAY)
         details.append(
             {
                 "household": int(h),
                 "term": "comfort",
-                "step": step + n_warmup_steps,
-                "amount": round(float(cold[step, h]), 4),
-                "unit": "K below the band",
+                "day": day,
+                "below_k": round(float(cm.below_k[rows, h].max()), 4),
+                "above_k": round(float(cm.above_k[rows, h].max()), 4),
+                "swing_k": round(float(cm.swing_k[day, h]), 4),
             }
         )
-    short = ev_deadline_shortfall_kwh(
-        ev_soc_kwh, home, fleet, terms.ev_range_km, terms.ev_deadline_h
-    )
-    short[short < 1e-6] = 0.0
-    short[:, ~households] = 0.0
-    days, hh = np.nonzero(short > 0)
+    short = np.where(em.range_checked & households, em.range_short_kwh, 0.0)
+    days, hh = np.nonzero(short > EV_CHECK_TOL_KWH)
     for d, h in zip(days, hh, strict=True):
         if len(details) >= DETAIL_MAX:
             break
@@ -297,16 +376,32 @@ def service_misses(
                 "household": int(h),
                 "term": "ev_range",
                 "day": int(d),
+                "at_departure": bool(em.range_at_departure[d, h]),
                 "amount": round(float(short[d, h]), 4),
-                "unit": "kWh short at the deadline",
+                "unit": "kWh short",
             }
         )
-    if len(missed) or len(days):
+    gone = np.where(em.range_checked & households, em.range_unreachable_kwh, 0.0)
+    for d, h in zip(*np.nonzero(gone > EV_CHECK_TOL_KWH), strict=True):
+        if len(details) >= DETAIL_MAX:
+            break
+        details.append(
+            {
+                "household": int(h),
+                "term": "ev_range_unreachable",
+                "day": int(d),
+                "amount": round(float(gone[d, h]), 4),
+                "unit": "kWh no charging could reach",
+            }
+        )
+    reserve = (em.departure_short_kwh > EV_CHECK_TOL_KWH) & households
+    if len(missed) or len(days) or reserve.any():
         logging.getLogger(f"twin.{who}").warning(
-            "%s: service levels missed in the simulated result: %d household(s) below the "
-            "comfort band, %d EV deadline(s) short",
+            "%s: service levels missed in the simulated result: %d household(s) outside the "
+            "comfort terms, %d EV range check(s) short, %d departure(s) below trip + reserve",
             who,
             len(missed),
             len(days),
+            int(reserve.sum()),
         )
-    return ServiceMisses(int(len(missed)), int(len(days)), details)
+    return ServiceMisses(int(len(missed)), int(len(days)), int(reserve.sum()), details)

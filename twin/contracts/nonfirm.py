@@ -20,7 +20,7 @@ from twin.contracts.firm import FirmContract
 from twin.contracts.hems import draw_signed
 from twin.devices.household import Controls
 from twin.timegrid import STEPS_PER_DAY
-from twin.view import FeederView
+from twin.view import FeederView, Outcome
 
 
 class NonFirmContract(FirmContract):
@@ -89,7 +89,7 @@ class NonFirmContract(FirmContract):
     def feeder_timeseries(self) -> dict[str, np.ndarray]:
         return {"nonfirm_congested": self.congested.copy()}
 
-    def kpis(self, log: dict[str, np.ndarray], home: np.ndarray) -> dict[str, Any]:
+    def kpis(self, outcome: Outcome) -> dict[str, Any]:
         report = self.view.window.report
         return {
             "nonfirm_households_signed": int(self.signed.sum()),

@@ -43,6 +43,7 @@ import numpy as np
 from twin.contracts.base import Contract
 from twin.contracts.hems import (
     DETAIL_MAX,
+    DayExtremes,
     HemsDevices,
     PlanningTerms,
     _bad,
@@ -56,7 +57,7 @@ from twin.forecast import horizon_index
 from twin.optim.devices import device_inputs, ev_guards
 from twin.optim.options import SolverOptions
 from twin.timegrid import STEPS_PER_DAY
-from twin.view import FeederView
+from twin.view import FeederView, Outcome
 
 if TYPE_CHECKING:
     from twin.optim.cost_hems import CostPlan, CostWeights
@@ -191,6 +192,7 @@ class TariffHemsContract(Contract):
         self.hz = terms.horizon()
         self.dev = terms.device_set(f, self.hh)
         self.c = HemsDevices.build(f, self.dev)
+        self.days = DayExtremes(self.c)
         n_steps = view.n_steps
         # capacity charge: billing-period labels of every simulated step, slots per horizon
         self._capacity = tariff.capacity_eur_per_kw_per_day > 0
@@ -229,7 +231,7 @@ class TariffHemsContract(Contract):
         prices = PriceInputs(
             import_eur_per_kwh=hz.mean(tariff.import_eur_per_kwh[rows]),
             export_eur_per_kwh=hz.mean(tariff.export_eur_per_kwh[rows]),
-            ev_need_kwh=ev_need_per_period(dev, hz, exo.trips.home[: hz.n_steps + 1, dev.ev], k0),
+            ev_need_kwh=ev_need_per_period(dev, hz, exo, k0),
         )
         if self._capacity:
             self._meter(k0)
@@ -266,7 +268,16 @@ class TariffHemsContract(Contract):
         h, hh = self.view.households, self.hh
         s = h.state
         exo = h.forecaster.exogenous(k0, hz.n_steps + STEPS_PER_DAY, hh)
-        inp = device_inputs(dev, hz, exo, s.t_in_c[hh], s.ev_soc_kwh[hh], s.bat_soc_kwh[hh], k0)
+        inp = device_inputs(
+            dev,
+            hz,
+            exo,
+            s.t_in_c[hh],
+            s.ev_soc_kwh[hh],
+            s.bat_soc_kwh[hh],
+            k0,
+            self.days.at(k0, s.t_in_c),
+        )
         prices = self._prices(k0, exo)
         res, plan = self.hems.solve(inp, prices)
         st.replans += 1
@@ -288,7 +299,7 @@ class TariffHemsContract(Contract):
         # what is carried out before the next re-plan counts (the rest is re-planned)
         st.planned_below_band_kh += float(plan.below_band_kh.sum())
         st.planned_ev_short_kwh += float(plan.ev_short_kwh.sum())
-        need, after = ev_guards(dev, exo.trips.home[:, dev.ev], k0, hz.n_steps)
+        need, after = ev_guards(dev, exo, k0, hz.n_steps)
         net = inp.p_inflex_kw + plan.devices.p_flex_kw
         self.plan = _Plan(k0, plan, net, need, after)
 
@@ -300,7 +311,7 @@ class TariffHemsContract(Contract):
         f, s = h.devices, h.state
         x = h.present(k)
         firm = firm_controls(f, s.t_in_c, x.t_out_c, x.q_gain_kw)
-        if self.hems is not None and self.terms.is_replan_step(k):
+        if self.hems is not None and self.terms.is_replan_step(k, self.view.n_warmup_steps):
             t0 = time.perf_counter()
             self.replan(k)
             self.stats.replan_s += time.perf_counter() - t0
@@ -327,7 +338,9 @@ class TariffHemsContract(Contract):
         p_bat = np.zeros(n)
 
         # heat pumps: the planned power (a hybrid's boiler its planned heat), never below the floor
-        heat = follow_heat_plan(c, s.t_in_c, x, pl.p_hp_kw[:, j], pl.q_boiler_kw[:, j])
+        heat = follow_heat_plan(
+            c, s.t_in_c, x, pl.p_hp_kw[:, j], pl.q_boiler_kw[:, j], self.days.at(k, s.t_in_c)
+        )
         g = c.g_hp
         q_heat[g] = heat.q_req_kw
         q_hp_max[g] = np.where(c.hybrid, heat.q_cap_kw, np.inf)
@@ -353,7 +366,7 @@ class TariffHemsContract(Contract):
         """Each household's planned grid exchange (kW; NaN without a plan or devices)."""
         return {"hems_planned_net_kw": self.planned_net_kw}
 
-    def kpis(self, log: dict[str, np.ndarray], home: np.ndarray) -> dict[str, Any]:
+    def kpis(self, outcome: Outcome) -> dict[str, Any]:
         st, rep = self.stats, self.view.window.report
         out: dict[str, Any] = {
             "hems_tariff": self.tariff.name,
@@ -370,17 +383,11 @@ class TariffHemsContract(Contract):
         }
         f = self.view.households.devices
         miss = service_misses(
-            f,
-            log["t_in_c"][rep],
-            log["ev_soc_kwh"][rep],
-            home[rep],
-            np.ones(f.n, bool),
-            self.terms,
-            self.view.n_warmup_steps,
-            self.name,
+            f, outcome, np.ones(f.n, bool), self.terms.service_levels(), self.name
         )
         out["hems_comfort_households_missed"] = miss.comfort_households
         out["hems_ev_deadlines_missed"] = miss.ev_deadlines
+        out["hems_ev_reserve_departures_missed"] = miss.ev_reserve_departures
         lp = self.hems.lp if self.hems is not None else None
         out.update(
             {

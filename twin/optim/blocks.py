@@ -18,7 +18,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from twin.devices.ev import CHARGE_EFFICIENCY
-from twin.optim.devices import DeviceInputs, DeviceSet, thermal_decay
+from twin.optim.devices import COMFORT_TOL_K, DeviceInputs, DeviceSet, thermal_decay
 from twin.optim.horizon import Horizon
 from twin.optim.options import Weights
 from twin.optim.persistent import PersistentLP
@@ -49,6 +49,7 @@ class DevicePlan:
     p_bat_kw: np.ndarray
     bat_soc_kwh: np.ndarray
     p_flex_kw: np.ndarray
+    swing_over_kh: np.ndarray | None = None  # (n_hp,) planned K·h outside the day's window
 
 
 class DeviceBlock:
@@ -105,6 +106,45 @@ class DeviceBlock:
             return e == b.th_rhs[i, j]
 
         b.thermal = pyo.Constraint(b.HPJ, rule=thermal)
+
+        # --- the daily swing (swing rule): each state within its day's window [lo, lo + w] --
+        self.swing = bool(np.isfinite(dev.swing_k) and dev.n_hp)
+        swing_terms: list[Any] = []
+        if self.swing:
+            width = float(dev.swing_k - 2 * COMFORT_TOL_K)
+            b.HPS1 = pyo.Set(
+                initialize=[(i, s) for i in range(dev.n_hp) for s in range(1, n_per + 1)], dimen=2
+            )
+            b.win_lb = pyo.Param(b.HPS, mutable=True, initialize=-1.0)
+            b.win_ub = pyo.Param(b.HPS, mutable=True, initialize=1.0)
+            b.wj_lb = pyo.Param(b.HPS1, mutable=True, initialize=0.0)
+            b.wj_ub = pyo.Param(b.HPS1, mutable=True, initialize=0.0)
+            b.win = pyo.Var(b.HPS, bounds=lambda b, i, s: (b.win_lb[i, s], b.win_ub[i, s]))
+            b.wjump = pyo.Var(b.HPS1, bounds=lambda b, i, s: (b.wj_lb[i, s], b.wj_ub[i, s]))
+            b.sw_lo = pyo.Var(b.HPS, bounds=(0.0, None))
+            b.sw_hi = pyo.Var(b.HPS, bounds=(0.0, None))
+            b.win_link = pyo.Constraint(
+                b.HPS1,
+                rule=lambda b, i, s: b.win[i, s] - b.win[i, s - 1] - b.wjump[i, s] == 0.0,
+            )
+            b.win_low = pyo.Constraint(
+                b.HPS,
+                rule=lambda b, i, s: (
+                    b.warm[i, s] - b.cold[i, s] - b.win[i, s] + b.sw_lo[i, s] >= 0.0
+                ),
+            )
+            b.win_high = pyo.Constraint(
+                b.HPS,
+                rule=lambda b, i, s: (
+                    b.warm[i, s] - b.cold[i, s] - b.win[i, s] - b.sw_hi[i, s] <= width
+                ),
+            )
+            wdt = np.r_[dt[0], dt]  # state s weighs with the period ending in it
+            swing_terms = [
+                w.swing_kh * float(wdt[s]) * (b.sw_lo[i, s] + b.sw_hi[i, s])
+                for i in range(dev.n_hp)
+                for s in range(n_per + 1)
+            ]
 
         # --- EVs ------------------------------------------------------------------------------
         b.EVJ = pyo.Set(initialize=_grid(dev.n_ev, n_per), dimen=2)
@@ -170,7 +210,9 @@ class DeviceBlock:
             for k in range(dev.n_bat)
             for s in range(1, n_per + 1)
         ]
-        self.objective = pyo.quicksum(hp_terms + th_terms + gas + ev_terms + bat_terms)
+        self.objective = pyo.quicksum(
+            hp_terms + th_terms + gas + ev_terms + bat_terms + swing_terms
+        )
 
         # per household: its controllable load terms (coefficient, var-getter) at period j
         self._terms: list[list[tuple[float, str, int]]] = [[] for _ in range(dev.n)]
@@ -223,6 +265,14 @@ class DeviceBlock:
             "dis": lp.cols(b.dis, _grid(dev.n_bat, n_per)).reshape(dev.n_bat, n_per),
             "bat_soc": lp.cols(b.bat_soc, bat_s).reshape(dev.n_bat, n_per + 1),
         }
+        if self.swing:
+            hp_s1 = [(i, s) for i in range(dev.n_hp) for s in range(1, n_per + 1)]
+            lp.bind(b.win_lb, hp_s, "col_lb", var=b.win)
+            lp.bind(b.win_ub, hp_s, "col_ub", var=b.win)
+            lp.bind(b.wj_lb, hp_s1, "col_lb", var=b.wjump)
+            lp.bind(b.wj_ub, hp_s1, "col_ub", var=b.wjump)
+            self._cols["sw_lo"] = lp.cols(b.sw_lo, hp_s).reshape(dev.n_hp, n_per + 1)
+            self._cols["sw_hi"] = lp.cols(b.sw_hi, hp_s).reshape(dev.n_hp, n_per + 1)
 
     def push(self, lp: PersistentLP, inp: DeviceInputs) -> None:
         """Write one re-plan's data (state 0 fixed to the measured state)."""
@@ -252,6 +302,12 @@ class DeviceBlock:
             b.ev_soc_ub,
             np.concatenate([soc0, np.repeat(dev.ev_capacity_kwh[:, None], n_per, 1)], axis=1),
         )
+        if self.swing:
+            lp.push(b.win_lb, inp.win_lb_k)
+            lp.push(b.win_ub, inp.win_ub_k)
+            jump = np.repeat(inp.win_jump_k[None, 1:], dev.n_hp, axis=0)
+            lp.push(b.wj_lb, -jump)
+            lp.push(b.wj_ub, jump)
         bsoc0 = inp.bat_soc0_kwh[:, None]
         lp.push(b.bat_soc_lb, np.concatenate([bsoc0, np.zeros((dev.n_bat, n_per))], axis=1))
         lp.push(
@@ -271,7 +327,12 @@ class DeviceBlock:
         np.add.at(flex, dev.hp, p_hp)
         np.add.at(flex, dev.ev, p_ev)
         np.add.at(flex, dev.bat, p_bat)
+        swing_over = None
+        if self.swing:
+            wdt = np.r_[self.horizon.dt_h[0], self.horizon.dt_h]
+            swing_over = ((lp.values(c["sw_lo"]) + lp.values(c["sw_hi"])) * wdt).sum(axis=1)
         return DevicePlan(
+            swing_over_kh=swing_over,
             d_k=lp.values(c["warm"]) - lp.values(c["cold"]),
             p_hp_kw=p_hp,
             q_boiler_kw=q_boil,

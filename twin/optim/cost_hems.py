@@ -49,12 +49,12 @@ from typing import Any
 import numpy as np
 import pyomo.environ as pyo
 
+from twin.devices.household import Exogenous
 from twin.optim.blocks import DeviceBlock, DevicePlan
-from twin.optim.devices import COMFORT_TOL_K, EV_TOL_KWH, DeviceInputs, DeviceSet
+from twin.optim.devices import COMFORT_TOL_K, EV_TOL_KWH, DeviceInputs, DeviceSet, horizon_due
 from twin.optim.horizon import Horizon
 from twin.optim.options import SolverOptions, Weights
 from twin.optim.persistent import PersistentLP, SolveStats
-from twin.service import ev_deadline_states
 
 __all__ = ["CapacityPrices", "CostHems", "CostPlan", "CostWeights", "PriceInputs"]
 
@@ -126,6 +126,7 @@ class CostWeights:
             bat_cycle_kwh=self.battery_cycle_eur_per_kwh,
             ev_soc_kwh_h=self.ev_soc_eur_per_kwh_h,
             bat_soc_kwh_h=self.bat_soc_eur_per_kwh_h,
+            swing_kh=self.below_band_eur_per_kh,
         )
 
 
@@ -176,23 +177,19 @@ class CostPlan:
     bill_eur: np.ndarray  # (n,) planned energy (+ capacity increment) cost over the horizon
 
 
-def ev_need_per_period(dev: DeviceSet, horizon: Horizon, home: np.ndarray, k0: int) -> np.ndarray:
-    """``(n_ev, N)`` energy each EV must hold at the end of period ``j`` (0: no deadline).
+def ev_need_per_period(dev: DeviceSet, horizon: Horizon, fc: Exogenous, k0: int) -> np.ndarray:
+    """``(n_ev, N)`` energy each EV should hold at the end of period ``j`` (soft).
 
-    A deadline counts when the car is home across it (as
-    :func:`twin.kpi.ev_deadline_shortfall_kwh` measures it); it binds the first state at or
-    after it, planned :data:`EV_TOL_KWH` inside the line.
-
-    Parameters
-    ----------
-    home : np.ndarray
-        ``(n_steps + 1, n_ev)`` forecast home mask from ``k0``.
+    What the cars owe (:func:`twin.optim.devices.horizon_due`: the range at the deadline or
+    departure, trip + reserve at every departure) binds the last state of the plan at or before
+    it; the reserve binds every state. Planned :data:`EV_TOL_KWH` inside the line.
     """
-    need = np.zeros((dev.n_ev, horizon.n_periods))
-    due = ev_deadline_states(home[: horizon.n_steps + 1], k0, dev.deadline_step)
-    for s, present in zip(*due, strict=True):
-        j = int(np.searchsorted(horizon.state_step, s)) - 1
-        need[:, j] = np.maximum(need[:, j], np.where(present, dev.ev_need_kwh + EV_TOL_KWH, 0.0))
+    need = np.repeat(dev.ev_reserve_kwh[:, None] + EV_TOL_KWH, horizon.n_periods, axis=1)
+    due = horizon_due(dev, fc, k0, horizon.n_steps).due_kwh
+    for s in np.flatnonzero(due.max(axis=1, initial=0.0) > 0):
+        j = int(np.searchsorted(horizon.state_step, s, side="right")) - 2
+        if j >= 0:
+            need[:, j] = np.maximum(need[:, j], np.where(due[s] > 0, due[s] + EV_TOL_KWH, 0.0))
     return need
 
 

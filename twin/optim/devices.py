@@ -41,7 +41,7 @@ from twin.devices.ev import CHARGE_EFFICIENCY
 from twin.devices.household import Exogenous
 from twin.fleet import Fleet
 from twin.optim.horizon import Horizon
-from twin.service import ev_deadline_states
+from twin.service import EvDue, ev_due, trips_at_departure
 from twin.timegrid import STEPS_PER_DAY, STEPS_PER_HOUR
 
 #: Boiler capacity used for the reachability of hybrids (kW thermal): "unlimited".
@@ -67,13 +67,15 @@ class DeviceSet:
     r_k_per_kw, a_step, setpoint_c, hp_q_max_kw : np.ndarray
         ``(n_hp,)`` building resistance, one-step decay factor, setpoint, heat pump thermal
         capacity.
-    ev_capacity_kwh, ev_p_max_kw, ev_need_kwh : np.ndarray
-        ``(n_ev,)`` battery size, charger power, energy the range guarantee requires
-        (capped at the capacity, as :func:`twin.kpi.ev_deadline_shortfall_kwh` does).
+    ev_capacity_kwh, ev_p_max_kw, ev_need_kwh, ev_reserve_kwh : np.ndarray
+        ``(n_ev,)`` battery size, charger power, energy the range guarantee requires and the
+        reserve kept at all times (both capped at the capacity; :mod:`twin.service`).
     bat_capacity_kwh, bat_p_max_kw, bat_eta : np.ndarray
         ``(n_bat,)`` home battery size, power rating and one-way efficiency.
     comfort_band_k, preheat_k : float
         Guaranteed band below the setpoint; allowed pre-heating above it.
+    swing_k : float
+        Largest daily swing of the indoor temperature (``inf``: no swing rule).
     deadline_step : int
         Step of the day at which the EV range is due (06:00 -> 24).
     """
@@ -89,6 +91,7 @@ class DeviceSet:
     ev_capacity_kwh: np.ndarray
     ev_p_max_kw: np.ndarray
     ev_need_kwh: np.ndarray
+    ev_reserve_kwh: np.ndarray
     bat: np.ndarray
     bat_capacity_kwh: np.ndarray
     bat_p_max_kw: np.ndarray
@@ -96,6 +99,7 @@ class DeviceSet:
     comfort_band_k: float
     preheat_k: float
     deadline_step: int
+    swing_k: float = float("inf")
 
     @classmethod
     def from_fleet(
@@ -106,6 +110,8 @@ class DeviceSet:
         ev_range_km: float,
         ev_deadline_h: float,
         preheat_k: float | None = None,
+        ev_reserve_km: float = 0.0,
+        swing_k: float | None = None,
     ) -> DeviceSet:
         """The devices of ``households`` (fleet positions) with the contract's service levels."""
         h = np.asarray(households, dtype=np.int64)
@@ -113,7 +119,9 @@ class DeviceSet:
         ev = np.flatnonzero(fleet.has_ev[h] & (fleet.ev_capacity_kwh[h] > 0))
         bat = np.flatnonzero(fleet.has_battery[h] & (fleet.bat_capacity_kwh[h] > 0))
         g_hp, g_ev, g_bat = h[hp], h[ev], h[bat]
-        need = np.minimum(ev_range_km * fleet.ev_kwh_per_km[g_ev], fleet.ev_capacity_kwh[g_ev])
+        cap = fleet.ev_capacity_kwh[g_ev]
+        need = np.minimum(ev_range_km * fleet.ev_kwh_per_km[g_ev], cap)
+        reserve = np.minimum(ev_reserve_km * fleet.ev_kwh_per_km[g_ev], cap)
         return cls(
             households=h,
             hp=hp,
@@ -126,6 +134,7 @@ class DeviceSet:
             ev_capacity_kwh=fleet.ev_capacity_kwh[g_ev].copy(),
             ev_p_max_kw=fleet.ev_p_max_kw[g_ev].copy(),
             ev_need_kwh=need,
+            ev_reserve_kwh=reserve,
             bat=bat,
             bat_capacity_kwh=fleet.bat_capacity_kwh[g_bat].copy(),
             bat_p_max_kw=fleet.bat_p_max_kw[g_bat].copy(),
@@ -133,6 +142,7 @@ class DeviceSet:
             comfort_band_k=float(comfort_band_k),
             preheat_k=float(comfort_band_k if preheat_k is None else preheat_k),
             deadline_step=int(round(ev_deadline_h * STEPS_PER_HOUR)) % STEPS_PER_DAY,
+            swing_k=float("inf") if swing_k is None else float(swing_k),
         )
 
     @property
@@ -213,24 +223,11 @@ class DeviceInputs:
     bat_soc0_kwh: np.ndarray
     p_inflex_kw: np.ndarray
     relaxations: list[Relaxation] = field(default_factory=list)
-
-
-def trips_at_departure(trip_kwh: np.ndarray, departure: np.ndarray) -> np.ndarray:
-    """Move each trip's energy from its arrival step to its departure step (``(T, n)``).
-
-    The simulation takes a trip's energy at arrival; while the car is away nothing else
-    happens to its battery, so taking it at departure is the same for every plan, and it lets
-    a horizon that ends before the car is back still see the trip it must charge for. Trips
-    that started before the horizon keep their arrival step.
-    """
-    t = np.arange(len(trip_kwh))[:, None]
-    last_dep = np.maximum.accumulate(np.where(departure, t, -1), axis=0)  # (T, n)
-    out = np.zeros_like(trip_kwh, dtype=float)
-    rows, cols = np.nonzero(trip_kwh)
-    dest = last_dep[rows, cols]
-    dest = np.where(dest >= 0, dest, rows)
-    np.add.at(out, (dest, cols), trip_kwh[rows, cols])
-    return out
+    # the swing rule (DeviceSet.swing_k finite): bounds of each state's window lower edge and
+    # the jump it may make at a state (0 within a calendar day)
+    win_lb_k: np.ndarray | None = None  # (n_hp, N + 1)
+    win_ub_k: np.ndarray | None = None  # (n_hp, N + 1)
+    win_jump_k: np.ndarray | None = None  # (N + 1,)
 
 
 def thermal_decay(dev: DeviceSet, horizon: Horizon) -> np.ndarray:
@@ -246,6 +243,7 @@ def device_inputs(
     ev_soc_kwh: np.ndarray,
     bat_soc_kwh: np.ndarray,
     k0: int,
+    d_day_k: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> DeviceInputs:
     """The data of a re-plan at step ``k0``.
 
@@ -264,6 +262,10 @@ def device_inputs(
         Current state of the households in ``dev`` (``(n,)`` each).
     k0 : int
         Simulation step the plan starts at.
+    d_day_k : tuple of np.ndarray, optional
+        ``(min, max)`` over today's measured states so far of each heat-pump home's indoor
+        temperature minus setpoint (the swing rule's window must hold them); default: the
+        current state only.
     """
     n_per = horizon.n_periods
     relax: list[Relaxation] = []
@@ -300,6 +302,8 @@ def device_inputs(
             )
         )
 
+    win = swing_window(dev, horizon, k0, d0, d_day_k)
+
     # --- EV ---------------------------------------------------------------------------------
     ev = dev.ev
     n_steps = horizon.n_steps
@@ -320,12 +324,17 @@ def device_inputs(
         s = np.minimum(s - trip_eff[:, j] + step_kwh[:, j], cap)
         soc_max[:, j + 1] = s
     soc_min = np.zeros((dev.n_ev, n_per))
-    home_f = fc.trips.home[: n_steps + 1, ev]  # (n_steps + 1, n_ev)
-    for s_f, present in zip(*ev_deadline_states(home_f, k0, dev.deadline_step), strict=True):
-        sig = int(np.searchsorted(horizon.state_step, s_f))  # first state at or after it
-        need = np.where(present, dev.ev_need_kwh + EV_TOL_KWH, 0.0)
+    # the reserve at every state, as far as full power can reach it
+    soc_min[:] = np.minimum(dev.ev_reserve_kwh[:, None] + EV_TOL_KWH, soc_max[:, 1:])
+    due = horizon_due(dev, fc, k0, n_steps)
+    for s_f in np.flatnonzero(due.due_kwh.max(axis=1, initial=0.0) > 0):
+        # the last state of the plan at or before it (a departure: the car is gone after)
+        sig = int(np.searchsorted(horizon.state_step, s_f, side="right")) - 1
+        if sig == 0:
+            continue  # due now: the guards take care of it
+        need = np.where(due.due_kwh[s_f] > 0, due.due_kwh[s_f] + EV_TOL_KWH, 0.0)
         soc_min[:, sig - 1] = np.maximum(soc_min[:, sig - 1], np.minimum(need, soc_max[:, sig]))
-        gap = np.where(present, dev.ev_need_kwh - soc_max[:, sig], 0.0)
+        gap = np.where(due.due_kwh[s_f] > 0, due.due_kwh[s_f] - soc_max[:, sig], 0.0)
         for e in np.flatnonzero(gap > 1e-6):
             relax.append(
                 Relaxation(
@@ -355,28 +364,85 @@ def device_inputs(
         bat_soc0_kwh=bat_soc_kwh[dev.bat].copy(),
         p_inflex_kw=p_inflex,
         relaxations=relax,
+        win_lb_k=win[0],
+        win_ub_k=win[1],
+        win_jump_k=win[2],
+    )
+
+
+#: Bound standing for "any" on the swing window's edge and jump (K).
+WINDOW_FREE_K = 50.0
+
+
+def swing_window(
+    dev: DeviceSet,
+    horizon: Horizon,
+    k0: int,
+    d0: np.ndarray,
+    d_day_k: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """The swing rule in the plan: each calendar day's states lie in a window
+    ``[lo, lo + swing]`` whose lower edge ``lo`` the plan chooses per day; today's window must
+    hold what today's states already were. Returns the bounds of ``lo`` per state and the jump
+    ``lo`` may make at each state (at the first state of a new day), or Nones without the rule.
+
+    A state belongs to the day in which it is reached: the state at ``k0 + s`` ends step
+    ``k0 + s - 1`` (the KPIs measure a day's swing over the ends of its 96 steps alike).
+    """
+    if not np.isfinite(dev.swing_k) or dev.n_hp == 0:
+        return None, None, None
+    t = k0 + horizon.state_step
+    day = (t - 1) // STEPS_PER_DAY
+    jump = np.where(np.r_[False, day[1:] != day[:-1]], WINDOW_FREE_K, 0.0)
+    lo_real, hi_real = (d0, d0) if d_day_k is None else d_day_k
+    lo_real, hi_real = np.minimum(lo_real, d0), np.maximum(hi_real, d0)
+    lb = np.full((dev.n_hp, len(t)), -WINDOW_FREE_K)
+    ub = np.full((dev.n_hp, len(t)), WINDOW_FREE_K)
+    today = day == day[0]
+    width = dev.swing_k - 2 * COMFORT_TOL_K
+    lb[:, today] = (hi_real - width)[:, None]
+    ub[:, today] = lo_real[:, None]
+    lb = np.minimum(lb, ub)  # today already broken: the slack in the plan reports it
+    return lb, ub, jump
+
+
+def horizon_due(dev: DeviceSet, fc: Exogenous, k0: int, n_steps: int) -> EvDue:
+    """What the EVs of ``dev`` owe over the first ``n_steps`` of a forecast from ``k0``
+    (:func:`twin.service.ev_due`; the forecast's extra rows let a trip that ends after the
+    horizon count at its departure inside it)."""
+    ev = dev.ev
+    trips = fc.trips
+    return ev_due(
+        trips.home[:n_steps, ev],
+        trips.departure[:n_steps, ev],
+        trips_at_departure(trips.trip_kwh[:, ev], trips.departure[:, ev])[:n_steps],
+        k0,
+        dev.deadline_step,
+        dev.ev_need_kwh,
+        dev.ev_reserve_kwh,
+        dev.ev_capacity_kwh,
     )
 
 
 def ev_guards(
-    dev: DeviceSet, home: np.ndarray, k0: int, n_steps: int
+    dev: DeviceSet, fc: Exogenous, k0: int, n_steps: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For every EV and step of a horizon: energy due at the next deadline (0 when none or
-    the car is away across it) and the home steps left before it (after this step).
+    """For every EV and step of a horizon: the energy due at the next check (range at the
+    deadline or departure, trip + reserve at a departure; 0: none in the horizon) and the
+    home steps left before it (after this step).
 
-    Parameters
-    ----------
-    home : np.ndarray
-        ``(n_steps + 1, n_ev)`` home mask from ``k0``.
+    Returns two ``(n_ev, n_steps)`` arrays.
     """
-    home = home[: n_steps + 1].T
+    due = horizon_due(dev, fc, k0, n_steps).due_kwh  # (n_steps + 1, n_ev)
+    home = fc.trips.home[:n_steps, dev.ev]
+    csum = np.concatenate([np.zeros((1, dev.n_ev)), np.cumsum(home, axis=0)], axis=0)
     need = np.zeros((dev.n_ev, n_steps))
     after = np.zeros((dev.n_ev, n_steps))
-    csum = np.concatenate([np.zeros((dev.n_ev, 1)), np.cumsum(home, axis=1)], axis=1)
-    prev = 0
-    for s, present in zip(*ev_deadline_states(home.T, k0, dev.deadline_step), strict=True):
-        o = np.arange(prev, s)
-        need[:, prev:s] = np.where(present, dev.ev_need_kwh, 0.0)[:, None]
-        after[:, prev:s] = csum[:, [s]] - csum[:, o + 1]  # home steps o + 1 .. s - 1
-        prev = s
+    cols = np.arange(dev.n_ev)
+    nxt = np.full(dev.n_ev, -1)
+    for o in range(n_steps - 1, -1, -1):  # the next check after step o: state o + 1 or later
+        nxt = np.where(due[o + 1] > 0, o + 1, nxt)
+        has = nxt >= 0
+        need[:, o] = np.where(has, due[np.maximum(nxt, 0), cols], 0.0)
+        after[:, o] = np.where(has, csum[np.maximum(nxt, 0), cols] - csum[o + 1], 0.0)
     return need, after

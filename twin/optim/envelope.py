@@ -117,6 +117,8 @@ def _thermal(
     p_hi = inp.hp_p_max_kw
     floor = -dev.comfort_band_k + COMFORT_TOL_K + margin_k
     ceil = max(dev.preheat_k - COMFORT_TOL_K - margin_k, floor)
+    if np.isfinite(dev.swing_k):  # the swing rule: lazy and eager schedules within one window
+        ceil = max(min(ceil, floor + dev.swing_k - 2 * COMFORT_TOL_K - 2 * margin_k), floor)
     n_per = horizon.n_periods
     d_lazy = d_eager = inp.d0_k.copy()
     lo = np.minimum(floor, d_lazy)

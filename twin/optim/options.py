@@ -3,6 +3,9 @@
 Objective priorities (:class:`Weights`, all per kWh or per K·h so they do not depend on the
 period length), from the most to the least important:
 
+0. the daily swing of the indoor temperature (``swing_kh``, per K·h outside the day's
+   window; only with the swing rule): a service level, so it ranks above everything else and
+   is only exceeded where the devices physically cannot keep it (e.g. a day already broken);
 1. feeder limits: exceeding a transformer/cable limit is the last resort — first the largest
    exceedance over the horizon (``over_kw``, what protection and ageing see), then the energy
    above the limit (``over_kwh``); the service levels are bounds that are only relaxed where
@@ -45,6 +48,7 @@ class Weights:
     ev_soc_kwh_h: float = 0.002
     bat_soc_kwh_h: float = 0.0005
     alloc_kwh: float = 0.01
+    swing_kh: float = 1e5
 
     @classmethod
     def from_config(cls, cfg: Any) -> Weights:

@@ -36,7 +36,7 @@ from twin.devices.household import Controls
 from twin.errors import TwinError
 from twin.optim.options import SolverOptions, Weights
 from twin.timegrid import DT_H
-from twin.view import FeederView
+from twin.view import FeederView, Outcome
 
 __all__ = ["PerformanceContract"]
 
@@ -109,7 +109,7 @@ class PerformanceContract(Contract):
 
     # -- the DSO's decision ----------------------------------------------------------------------
     def dso_step(self, k: int) -> None:
-        if len(self.sig) and self.terms.is_replan_step(k):
+        if len(self.sig) and self.terms.is_replan_step(k, self.view.n_warmup_steps):
             t0 = time.perf_counter()
             self.replan(k)
             self.stats.replan_s += time.perf_counter() - t0
@@ -120,7 +120,7 @@ class PerformanceContract(Contract):
         starts = hz.start_step
         own = hems.own_forecast(k0)
         if terms.information == "central":
-            inp, _ = dso.central_inputs(k0)
+            inp, _ = dso.central_inputs(k0, hems.day_extremes(k0))
         else:
             inp = hems.device_inputs(k0, own)
         lf = dso.forecast_limits(k0)
@@ -241,8 +241,9 @@ class PerformanceContract(Contract):
     def household_table(self) -> dict[str, np.ndarray]:
         return {"signed": self.signed.copy()}
 
-    def kpis(self, log: dict[str, np.ndarray], home: np.ndarray) -> dict[str, Any]:
+    def kpis(self, outcome: Outcome) -> dict[str, Any]:
         terms, st, dso = self.terms, self.stats, self.dso
+        log = outcome.log
         rep = self.view.window.report
         sig = self.sig
         fallback = self.hems.fallback
@@ -289,16 +290,14 @@ class PerformanceContract(Contract):
         )
         miss = service_misses(
             self.view.households.devices,
-            log["t_in_c"][rep],
-            log["ev_soc_kwh"][rep],
-            home[rep],
+            outcome,
             self.signed,
-            terms,
-            self.view.n_warmup_steps,
+            terms.service_levels(),
             "performance",
         )
         out.update(
             {
+                "performance_ev_reserve_departures_missed": miss.ev_reserve_departures,
                 "performance_comfort_households_missed": miss.comfort_households,
                 "performance_ev_deadlines_missed": miss.ev_deadlines,
                 "performance_service_detail": miss.details,

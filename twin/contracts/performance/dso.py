@@ -170,15 +170,24 @@ class DsoPlanner:
         return self._metered_peak
 
     # -- allocation ------------------------------------------------------------------------------
-    def central_inputs(self, k0: int) -> tuple[DeviceInputs, Any]:
+    def central_inputs(
+        self, k0: int, d_day_k: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[DeviceInputs, Any]:
         """Central mode: the declared households' device data of a re-plan (and the forecast
-        it came from)."""
+        it came from); ``d_day_k``: today's measured temperature extremes (swing rule)."""
         declared = self.view.declared()
         s = declared.state
         sig = self.sig
         sig_exo = self.view.forecaster.exogenous(k0, self.hz.n_steps + STEPS_PER_DAY, sig)
         inp = device_inputs(
-            self.dev, self.hz, sig_exo, s.t_in_c[sig], s.ev_soc_kwh[sig], s.bat_soc_kwh[sig], k0
+            self.dev,
+            self.hz,
+            sig_exo,
+            s.t_in_c[sig],
+            s.ev_soc_kwh[sig],
+            s.bat_soc_kwh[sig],
+            k0,
+            d_day_k,
         )
         return inp, sig_exo
 
@@ -210,4 +219,5 @@ class DsoPlanner:
         period = np.repeat(np.arange(hz.n_periods), hz.steps)
         level = max(res.peak_kw, lf.lim.sunk_peak_kw)
         share = self.headroom(res, lf, level)
-        return lf.inflex_sig_kw.T + flex[:, period] + share[None, :]
+        # a band is an import limit: never below 0 (no household is obliged to export)
+        return np.maximum(lf.inflex_sig_kw.T + flex[:, period] + share[None, :], 0.0)

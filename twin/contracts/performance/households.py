@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.contracts.hems import HemsDevices, follow_ev_plan, follow_heat_plan
+from twin.contracts.hems import DayExtremes, HemsDevices, follow_ev_plan, follow_heat_plan
 from twin.contracts.performance.terms import PerformanceTerms
 from twin.devices.ev import CHARGE_EFFICIENCY
 from twin.devices.household import Controls, firm_controls
@@ -61,6 +61,7 @@ class SignedHouseholds:
         fleet = view.devices
         self.dev = terms.device_set(fleet, sig)
         self.c = HemsDevices.build(fleet, self.dev)
+        self.days = DayExtremes(self.c)
         self.planner: Any = None
         if terms.information == "envelope":
             from twin.optim.allocation import HemsPlanning
@@ -75,11 +76,22 @@ class SignedHouseholds:
         """Each HEMS's forecast of its own house (+ a day for trips that end later)."""
         return self.view.forecaster.exogenous(k0, self.hz.n_steps + STEPS_PER_DAY, self.sig)
 
+    def day_extremes(self, k0: int) -> tuple[np.ndarray, np.ndarray]:
+        """Today's lowest and highest measured temperature (minus setpoint) of each home."""
+        return self.days.at(k0, self.view.state.t_in_c)
+
     def device_inputs(self, k0: int, forecast: Any) -> DeviceInputs:
         """Each HEMS's device data for a re-plan: its forecast and its own measured state."""
         s, sig = self.view.state, self.sig
         return device_inputs(
-            self.dev, self.hz, forecast, s.t_in_c[sig], s.ev_soc_kwh[sig], s.bat_soc_kwh[sig], k0
+            self.dev,
+            self.hz,
+            forecast,
+            s.t_in_c[sig],
+            s.ev_soc_kwh[sig],
+            s.bat_soc_kwh[sig],
+            k0,
+            self.day_extremes(k0),
         )
 
     def envelopes(self, inp: DeviceInputs) -> FlexibilityEnvelope:
@@ -102,9 +114,7 @@ class SignedHouseholds:
 
     def accept(self, k0: int, plan: Any, band_kw: np.ndarray, forecast: Any) -> None:
         """Carry out ``plan`` inside ``band_kw`` from step ``k0`` (with the EV guards' data)."""
-        need, home_after = ev_guards(
-            self.dev, forecast.trips.home[:, self.dev.ev], k0, self.hz.n_steps
-        )
+        need, home_after = ev_guards(self.dev, forecast, k0, self.hz.n_steps)
         self.plan = _Plan(k0, plan, band_kw, need, home_after)
 
     def drop_plan(self) -> None:
@@ -152,7 +162,9 @@ class SignedHouseholds:
         j = int(self.hz.period_of_step[o])
         pl = plan.plan
 
-        heat = follow_heat_plan(c, s.t_in_c, x, pl.p_hp_kw[:, j], pl.q_boiler_kw[:, j])
+        heat = follow_heat_plan(
+            c, s.t_in_c, x, pl.p_hp_kw[:, j], pl.q_boiler_kw[:, j], self.days.at(k, s.t_in_c)
+        )
         q_req, q_cap, p_hp, q_guard, cop = (
             heat.q_req_kw,
             heat.q_cap_kw,
