@@ -20,10 +20,15 @@ from twin.grid.compliance import station_of
 from twin.grid.feeders import Feeder
 from twin.grid.powerflow import PowerFlowResult
 from twin.kpi import per_household_table
+from twin.service import ServiceLevels
 from twin.tariffs import Tariff
 from twin.timegrid import TimeWindow
 
-__all__ = ["RunResult"]
+__all__ = ["EXACT_COLUMNS", "RunResult"]
+
+#: households.parquet columns kept at full precision: every service-level KPI can be
+#: recomputed from them exactly (with households_summary.csv).
+EXACT_COLUMNS = ("t_in_c", "q_hp_kw", "q_boiler_kw", "ev_soc_kwh", "bat_soc_kwh", "p_hp_kw")
 
 
 @dataclass
@@ -107,10 +112,12 @@ class RunResult:
             "load_index": np.tile(self.load_index.astype(np.int32), t),
         }
         for name, values in self.log.items():  # the model's LOGGED variables, then the contract's
-            frame[name] = values.astype(np.float32).ravel()
+            # what the service levels are recomputed from stays exact (float64); the rest float32
+            dtype = np.float64 if name in EXACT_COLUMNS else np.float32
+            frame[name] = values.astype(dtype).ravel()
         frame["ev_home"] = self.home.ravel()
         frame["ev_departure"] = self.trips.departure.ravel()
-        frame["ev_trip_kwh"] = self.trips.trip_kwh.astype(np.float32).ravel()
+        frame["ev_trip_kwh"] = self.trips.trip_kwh.ravel()
         return pd.DataFrame(frame)
 
     def feeder_frame(self) -> pd.DataFrame:
@@ -134,9 +141,12 @@ class RunResult:
         )
 
     def households_summary(self) -> pd.DataFrame:
-        """One row per household: devices, parameters and its own KPIs."""
+        """One row per household: devices, parameters, the service levels it is owed (what a
+        KPI is recomputed from, with households.parquet) and its own KPIs."""
         f = self.fleet
-        cols = per_household_table(self.log, f, self.cfg.service)
+        lv = ServiceLevels.from_config(self.cfg.service)
+        cols = per_household_table(self.log, f, lv)
+        ev = f.has_ev & (f.ev_capacity_kwh > 0)
         return pd.DataFrame(
             {
                 "household": np.arange(f.n),
@@ -147,10 +157,34 @@ class RunResult:
                 "ev": f.has_ev,
                 "pv_kwp": f.pv_kwp,
                 "battery_kwh": f.bat_capacity_kwh,
+                "battery_kw": f.bat_p_max_kw,
+                "battery_eta": f.bat_eta,
                 "design_heat_load_kw": f.design_heat_load_kw,
+                "hp_q_max_kw": f.hp_q_max_kw,
+                # the building (1R1C) and its comfort terms (twin.service)
+                "r_k_per_kw": f.r_k_per_kw,
+                "c_kwh_per_k": f.c_kwh_per_k,
                 "setpoint_c": f.setpoint_c,
+                "comfort_min_c": f.setpoint_c - lv.comfort_band_k,
+                "comfort_max_c": f.setpoint_c + lv.comfort_above_k,
+                "comfort_swing_k": np.full(f.n, lv.swing_k if lv.swing_k is not None else np.nan),
+                "start_t_in_c": self.start_state["t_in_c"],
+                # the EV and its promise: range due at the deadline or departure, the reserve
+                "ev_capacity_kwh": f.ev_capacity_kwh,
+                "ev_charger_kw": f.ev_p_max_kw,
+                "ev_kwh_per_km": np.where(ev, f.ev_kwh_per_km, 0.0),
+                "ev_range_due_kwh": np.where(
+                    ev, np.minimum(lv.ev_range_km * f.ev_kwh_per_km, f.ev_capacity_kwh), 0.0
+                ),
+                "ev_reserve_kwh": np.where(
+                    ev, np.minimum(lv.ev_reserve_km * f.ev_kwh_per_km, f.ev_capacity_kwh), 0.0
+                ),
+                "ev_deadline_h": np.full(f.n, lv.ev_deadline_h),
+                "start_ev_soc_kwh": self.start_state["ev_soc_kwh"],
+                "start_bat_soc_kwh": self.start_state["bat_soc_kwh"],
                 **self.contract_households,
                 **cols,
+                "stored_electricity_kwh": self.stored_electricity_kwh,
                 "bill_total_eur": self.bills["total_eur"].to_numpy(),
             }
         )

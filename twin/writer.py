@@ -171,9 +171,7 @@ def write_run(result: RunResult, out_dir: str | Path) -> Path:
         if result.cfg.output.timeseries:
             result.households_frame().to_parquet(stage / "households.parquet", index=False)
             result.feeder_frame().to_parquet(stage / "feeder.parquet", index=False)
-        result.households_summary().to_csv(
-            stage / "households_summary.csv", index=False, float_format="%.4g"
-        )
+        result.households_summary().to_csv(stage / "households_summary.csv", index=False)
         if result.cfg.output.figures:
             from twin.plots import write_figures
 

@@ -313,7 +313,7 @@ def follow_ev_plan(
     soc = np.maximum(ev_soc_kwh[e] - x.trip_kwh[e], 0.0)
     room = np.minimum(c.ev_pmax, np.maximum(c.ev_cap - soc, 0.0) / c.ev_step_kwh) * x.home[e]
     behind = need_kwh + 0.5 * EV_TOL_KWH - soc - c.ev_step_kwh * c.ev_pmax * home_after
-    guard = np.where(need_kwh > 0, np.maximum(behind / c.ev_step_kwh, 0.0), 0.0)
+    guard = np.where(np.isfinite(behind), np.maximum(behind / c.ev_step_kwh, 0.0), 0.0)
     # the reserve first: a car below it charges at full power until it is back
     guard = np.maximum(guard, (c.ev_reserve + 0.5 * EV_TOL_KWH - soc) / c.ev_step_kwh)
     guard = np.minimum(guard, room)

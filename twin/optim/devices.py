@@ -42,7 +42,7 @@ from twin.devices.household import Exogenous
 from twin.fleet import Fleet
 from twin.optim.horizon import Horizon
 from twin.service import EvDue, ev_due, trips_at_departure
-from twin.timegrid import STEPS_PER_DAY, STEPS_PER_HOUR
+from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
 
 #: Boiler capacity used for the reachability of hybrids (kW thermal): "unlimited".
 BOILER_Q_MAX_KW = 1e3
@@ -427,22 +427,22 @@ def horizon_due(dev: DeviceSet, fc: Exogenous, k0: int, n_steps: int) -> EvDue:
 def ev_guards(
     dev: DeviceSet, fc: Exogenous, k0: int, n_steps: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For every EV and step of a horizon: the energy due at the next check (range at the
-    deadline or departure, trip + reserve at a departure; 0: none in the horizon) and the
-    home steps left before it (after this step).
-
-    Returns two ``(n_ev, n_steps)`` arrays.
+    """For every EV and step of a horizon, what keeps every check of the horizon reachable
+    (range at the deadline or departure, trip + reserve at a departure): the equivalent need
+    ``max over later checks s of (due_s + trips arriving before s − full-power charging in
+    the home steps after this one before s)``, so ``need − soc`` is the energy this step must
+    store (the HEMS guard). Returns ``(need, home_after)`` of shape ``(n_ev, n_steps)``;
+    ``home_after`` is 0 (folded into ``need``); ``need`` is ``-inf`` where nothing is due.
     """
+    ev = dev.ev
     due = horizon_due(dev, fc, k0, n_steps).due_kwh  # (n_steps + 1, n_ev)
-    home = fc.trips.home[:n_steps, dev.ev]
-    csum = np.concatenate([np.zeros((1, dev.n_ev)), np.cumsum(home, axis=0)], axis=0)
-    need = np.zeros((dev.n_ev, n_steps))
-    after = np.zeros((dev.n_ev, n_steps))
-    cols = np.arange(dev.n_ev)
-    nxt = np.full(dev.n_ev, -1)
-    for o in range(n_steps - 1, -1, -1):  # the next check after step o: state o + 1 or later
-        nxt = np.where(due[o + 1] > 0, o + 1, nxt)
-        has = nxt >= 0
-        need[:, o] = np.where(has, due[np.maximum(nxt, 0), cols], 0.0)
-        after[:, o] = np.where(has, csum[np.maximum(nxt, 0), cols] - csum[o + 1], 0.0)
-    return need, after
+    home = fc.trips.home[:n_steps, ev]
+    trip = fc.trips.trip_kwh[:n_steps, ev]
+    e = CHARGE_EFFICIENCY * DT_H * dev.ev_p_max_kw
+    zero = np.zeros((1, dev.n_ev))
+    c_home = np.concatenate([zero, np.cumsum(home, axis=0)], axis=0)  # (n_steps + 1, n_ev)
+    c_trip = np.concatenate([zero, np.cumsum(trip, axis=0)], axis=0)
+    m = np.where(due > 0, due + c_trip - e * c_home, -np.inf)
+    rmax = np.maximum.accumulate(m[::-1], axis=0)[::-1]  # max over s >= x
+    need = (rmax[1:] - c_trip[1:] + e * c_home[1:]).T  # step o: checks at states >= o + 1
+    return need, np.zeros((dev.n_ev, n_steps))
