@@ -45,6 +45,7 @@ __all__ = [
     "BAND_95_PU",
     "VUF_LIMIT_PCT",
     "asym_grid_kpis",
+    "asym_run_kpis",
     "cable_kpis",
     "grid_kpis",
     "Station",
@@ -445,3 +446,40 @@ def asym_grid_kpis(result, net: pandapowerNet, dt_h: float = 0.25) -> dict:
             trafo_residual_current_max_a=float(np.nanmax(result.trafo_i_n_ka) * 1e3),
         )
     return kpi
+
+
+#: Keys of :func:`asym_grid_kpis` that name a quantity the balanced KPIs also have: in a run's
+#: KPIs they carry the prefix ``phase_`` (:func:`asym_run_kpis`).
+_SHARED_WITH_BALANCED = (
+    "vm_min_pu",
+    "vm_min_bus",
+    "vm_min_phase",
+    "vm_max_pu",
+    "vm_max_bus",
+    "vm_max_phase",
+    "voltage_buses_compliant_share",
+    "line_max_loading_pct",
+    "line_worst",
+    "line_worst_phase",
+    "line_worst_step",
+    "lines_n_overloaded",
+)
+
+
+def asym_run_kpis(result, net: pandapowerNet, dt_h: float = 0.25) -> dict:
+    """:func:`asym_grid_kpis` named for a run's KPIs beside the balanced :func:`grid_kpis`.
+
+    ``grid_unbalanced`` is True; the unbalance KPIs keep their names (``vuf_max_pct``,
+    ``vuf_p95_max_pct``, ``unbalance_*``, ``line_phase_loading_spread_max_pct``,
+    ``line_residual_current_max_a``, ``trafo_max_phase_loading_pct``, ``trafo_worst_phase``,
+    ``trafo_residual_current_max_a``, ...); the per-phase counterparts of balanced KPIs get
+    the prefix ``phase_`` (``phase_vm_min_pu``, ``phase_line_max_loading_pct`` of the worst
+    phase, ``phase_line_worst_phase``, ``phase_lines_n_overloaded``, ...).
+    """
+    raw = asym_grid_kpis(result, net, dt_h)
+    out: dict = {"grid_unbalanced": True}
+    for k, v in raw.items():
+        if k in ("n_steps", "dt_h"):
+            continue
+        out[f"phase_{k}" if k in _SHARED_WITH_BALANCED else k] = v
+    return out

@@ -6,8 +6,9 @@ A feeder is selected by a *spec* string:
   ``"1-LV-semiurb5--0-sw"``, ``"1-LV-rural1--0-sw"``; the pure LV codes of ``simbench`` 1.6
   are ``1-LV-{rural1,rural2,rural3,semiurb4,semiurb5,urban6}--{0,1,2}-{sw,no_sw}``;
 * a short name from :data:`KNOWN_FEEDERS` for a network of ``pandapower.networks``:
-  ``ieee_european_lv`` (the IEEE European LV test feeder, its 55 single-phase loads made
-  balanced three-phase loads at the same bus), ``kerber_landnetz_freileitung_1``,
+  ``ieee_european_lv`` (the IEEE European LV test feeder: its 55 single-phase loads become
+  ``net.load`` rows at the same bus that keep their phase in a ``phase`` column),
+  ``kerber_landnetz_freileitung_1``,
   ``kerber_landnetz_freileitung_2``, ``kerber_landnetz_kabel_1``, ``kerber_landnetz_kabel_2``,
   ``kerber_dorfnetz``, ``kerber_vorstadtnetz_kabel_1``, ``kerber_vorstadtnetz_kabel_2``;
 * a path to a pandapower JSON file (``pandapower.to_json``).
@@ -33,9 +34,22 @@ of many households, so identical copies on every load are fine for transformer l
 understate the peaks of single cables; twin's population module is expected to replace the
 household columns by its own household loads.
 
-Static generators and storage units are set out of service: twin models rooftop PV and
-batteries per household itself. Their rows stay in the net (``net.sgen.p_mw`` tells where PV
-was installed in the source data).
+Static generators (also ``asymmetric_sgen``) and storage units are set out of service: twin
+models rooftop PV and batteries per household itself. Their rows stay in the net
+(``net.sgen.p_mw`` tells where PV was installed in the source data).
+
+Phases
+------
+A feeder may carry phase data (:attr:`Feeder.has_phase_data`; the run's ``grid.unbalanced``
+then defaults to on):
+
+* a ``phase`` column on ``net.load``: ``a``/``b``/``c`` (or 0/1/2) for a single-phase
+  connection on that phase, ``abc`` (or -1) for a three-phase one, empty where unknown (twin
+  draws the connection, :func:`twin.population.draw_phases`); normalised to integers
+  (:data:`PHASE_CODES`) when the feeder is loaded, anything else is a :class:`FeederError`;
+* in-service ``asymmetric_load`` rows: constant per-phase loads (their ``p_a_mw`` ...
+  ``q_c_mvar`` at every step) that only the unbalanced power flow models; a run with
+  ``grid.unbalanced=false`` refuses them before it simulates (:func:`twin.inputs.build_inputs`).
 
 Checks when a feeder is loaded (:func:`check_net`, each a one-line :class:`FeederError`
 naming the element and the fix; nothing is repaired silently):
@@ -82,7 +96,7 @@ import pandapower as pp
 import pandas as pd
 from pandapower.auxiliary import pandapowerNet
 
-from twin.grid.elements import ASYMMETRIC_ONLY, UNSUPPORTED, UNSUPPORTED_FIX
+from twin.grid.elements import UNSUPPORTED, UNSUPPORTED_FIX
 from twin.grid.netjson import FeederError, read_net_json
 
 log = logging.getLogger("twin")
@@ -114,7 +128,10 @@ HOUSEHOLD_E_KWH_PER_YEAR = 2550.0
 #: Power factor given to loads without a reactive profile (typical household, inductive).
 HOUSEHOLD_COS_PHI = 0.97
 #: Bump when the cached format or the conversion rules change.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
+#: ``net.load.phase`` after normalisation: phase a, b, c; three-phase; unknown (drawn).
+PHASE_CODES = {"a": 0, "b": 1, "c": 2, "abc": -1, "unknown": -2}
+_PHASE_TEXT = {"a": 0, "b": 1, "c": 2, "abc": -1, "0": 0, "1": 1, "2": 2, "-1": -1, "3": -1}
 #: Largest relative difference allowed between a transformer's rated voltage and its bus's
 #: ``vn_kv``. Off-nominal ratings in practice are within 10 % (0.41/0.42/0.433 kV on a 0.4 kV
 #: bus, 10.5/11 kV on 10 kV); a wrong voltage level is at least 50 % off (10 vs 20 kV, 0.23 vs
@@ -132,7 +149,10 @@ def _ieee_european_lv() -> pandapowerNet:
 
     net = pn.ieee_european_lv_asymmetric("on_peak_566")
     asym = net.asymmetric_load
+    phases = []
     for idx, row in asym.iterrows():
+        p_ph = np.array([row["p_a_mw"], row["p_b_mw"], row["p_c_mw"]], dtype=float)
+        phases.append(int(np.argmax(p_ph)) if np.count_nonzero(p_ph) == 1 else -1)
         pp.create_load(
             net,
             bus=int(row["bus"]),
@@ -142,6 +162,7 @@ def _ieee_european_lv() -> pandapowerNet:
             in_service=bool(row["in_service"]),
         )
     net.asymmetric_load = net.asymmetric_load.iloc[0:0]
+    net.load["phase"] = np.asarray(phases, dtype=np.int64)  # each load keeps its phase
     return net
 
 
@@ -196,6 +217,35 @@ class Feeder:
     household_load_idx: np.ndarray
     load_p_kw: np.ndarray
     load_q_kvar: np.ndarray
+    #: the run models the feeder per phase (``grid.unbalanced``; set by the run's inputs)
+    unbalanced: bool = False
+
+    @property
+    def load_phase(self) -> np.ndarray | None:
+        """``(len(net.load),)`` phase of every load's connection from the feeder file
+        (:data:`PHASE_CODES`: 0/1/2 single-phase, -1 three-phase, -2 unknown), or None."""
+        if "phase" not in self.net.load.columns:
+            return None
+        return self.net.load["phase"].to_numpy(np.int64)
+
+    @property
+    def household_phase(self) -> np.ndarray | None:
+        """``(n_households,)`` :attr:`load_phase` of the households, or None."""
+        ph = self.load_phase
+        return None if ph is None else ph[self.household_cols]
+
+    @property
+    def has_asymmetric_loads(self) -> bool:
+        """True if the net has in-service ``asymmetric_load`` rows."""
+        return _has_rows(self.net, "asymmetric_load")
+
+    @property
+    def has_phase_data(self) -> bool:
+        """True if the feeder says which phase its loads are on (a ``phase`` column on
+        ``net.load`` with a known phase, or in-service ``asymmetric_load`` rows)."""
+        ph = self.load_phase
+        known = ph is not None and bool((ph != PHASE_CODES["unknown"]).any())
+        return known or self.has_asymmetric_loads
 
     @property
     def household_cols(self) -> np.ndarray:
@@ -266,9 +316,45 @@ def prepare_net(net: pandapowerNet) -> pandapowerNet:
         trafo["tap_side"] = trafo["tap_side"].astype(object).where(trafo["tap_side"].notna(), "hv")
     if len(net.sgen):
         net.sgen["in_service"] = False
-    if "storage" in net and len(net.storage):
-        net.storage["in_service"] = False
+    for table in ("storage", "asymmetric_sgen"):
+        if table in net and isinstance(net[table], pd.DataFrame) and len(net[table]):
+            net[table]["in_service"] = False
     return net
+
+
+def _has_rows(net: pandapowerNet, table: str) -> bool:
+    """True if ``net[table]`` has an in-service row."""
+    if table not in net or not isinstance(net[table], pd.DataFrame) or not len(net[table]):
+        return False
+    return bool(len(_in_service(net[table])))
+
+
+def _normalise_phase(name: str, net: pandapowerNet) -> None:
+    """``net.load.phase`` as integers (:data:`PHASE_CODES`); FeederError if unreadable."""
+    if "phase" not in net.load.columns:
+        return
+    raw = net.load["phase"]
+    codes = np.full(len(raw), PHASE_CODES["unknown"], dtype=np.int64)
+    bad = []
+    for k, v in enumerate(raw.to_numpy(object)):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == "":
+            continue
+        text = str(v).strip().lower()
+        if isinstance(v, int | float | np.number) and not isinstance(v, bool):
+            text = f"{float(v):g}" if float(v) != int(float(v)) else str(int(float(v)))
+        if text in _PHASE_TEXT:
+            codes[k] = _PHASE_TEXT[text]
+        elif text == "-2":
+            continue
+        else:
+            bad.append(raw.index[k])
+    if bad:
+        raise FeederError(
+            f"feeder '{name}': {_elements('load', net.load, bad)} has phase="
+            f"{_one_line(raw.at[bad[0]])[:20]!r} (must be a, b, c, abc or empty): give the "
+            "phase of its connection, abc for three-phase"
+        )
+    net.load["phase"] = codes
 
 
 def _elements(table: str, df: pd.DataFrame, idx: pd.Index | np.ndarray) -> str:
@@ -300,7 +386,9 @@ def _col(df: pd.DataFrame, col: str) -> pd.Series:
 
 
 def _check_supported(name: str, net: pandapowerNet) -> None:
-    for el in UNSUPPORTED + ASYMMETRIC_ONLY:  # asymmetric rows: the unbalanced path only
+    # asymmetric rows are kept: only the unbalanced run models them (twin.inputs refuses them
+    # for a balanced run before it simulates); asymmetric_sgen is out of service (prepare_net)
+    for el in UNSUPPORTED:
         if el not in net or not isinstance(net[el], pd.DataFrame) or not len(net[el]):
             continue
         rows = _in_service(net[el])
@@ -368,6 +456,7 @@ def check_net(net: pandapowerNet, name: str = "net") -> None:
         ("load", ("bus",)),
         ("line", ("from_bus", "to_bus")),
         ("trafo", ("hv_bus", "lv_bus")),
+        *((("asymmetric_load", ("bus",)),) if _has_rows(net, "asymmetric_load") else ()),
     ):
         _check_refs(name, net, table, cols)
     vn = _col(net.bus, "vn_kv")
@@ -665,6 +754,7 @@ def _build(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profiles]:
 
 def _build_checked(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profiles]:
     prepare_net(net)
+    _normalise_phase(name, net)
     simbench = _has_simbench_profiles(net)
     in_service = net.load["in_service"].astype(bool).to_numpy()
     if simbench:
