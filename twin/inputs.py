@@ -72,8 +72,10 @@ def build_inputs(cfg: Any, scenario: Scenario | None = None) -> StudyInputs:
     """Load feeder, weather and scenario (unless given) and cut them to the run's window."""
     window = make_window(cfg.sim.start, cfg.sim.days, cfg.sim.get("warmup_days", 0))
     cache = Path(cfg.paths.cache_dir) / "feeders" if cfg.paths.get("cache_dir") else None
-    feeder = load_feeder(str(cfg.grid.name), cache_dir=cache)  # FeederError is a TwinError
-    feeder = replace(feeder, unbalanced=resolve_unbalanced(feeder, cfg.grid.get("unbalanced")))
+    setting = cfg.grid.get("unbalanced")
+    # asymmetric_load rows only for the unbalanced power flow; FeederError is a TwinError
+    feeder = load_feeder(str(cfg.grid.name), cache_dir=cache, asymmetric=setting is not False)
+    feeder = replace(feeder, unbalanced=resolve_unbalanced(feeder, setting))
     weather = load_weather(cfg.weather.source, cfg.weather.region, cfg.weather.get("csv"))
     scenario = scenario or load_scenario(str(cfg.scenario.name))
     rows, cols = window.sim_year_index, feeder.household_cols

@@ -48,8 +48,9 @@ then defaults to on):
   draws the connection, :func:`twin.population.draw_phases`); normalised to integers
   (:data:`PHASE_CODES`) when the feeder is loaded, anything else is a :class:`FeederError`;
 * in-service ``asymmetric_load`` rows: constant per-phase loads (their ``p_a_mw`` ...
-  ``q_c_mvar`` at every step) that only the unbalanced power flow models; a run with
-  ``grid.unbalanced=false`` refuses them before it simulates (:func:`twin.inputs.build_inputs`).
+  ``q_c_mvar`` at every step) that only the unbalanced power flow models. They are loaded
+  with ``load_feeder(..., asymmetric=True)`` (what a run does unless ``grid.unbalanced=false``)
+  and refused otherwise, like an unsupported element, before anything is simulated.
 
 Checks when a feeder is loaded (:func:`check_net`, each a one-line :class:`FeederError`
 naming the element and the fix; nothing is repaired silently):
@@ -96,7 +97,7 @@ import pandapower as pp
 import pandas as pd
 from pandapower.auxiliary import pandapowerNet
 
-from twin.grid.elements import UNSUPPORTED, UNSUPPORTED_FIX
+from twin.grid.elements import ASYMMETRIC_ONLY, UNSUPPORTED, UNSUPPORTED_FIX
 from twin.grid.netjson import FeederError, read_net_json
 
 log = logging.getLogger("twin")
@@ -385,15 +386,17 @@ def _col(df: pd.DataFrame, col: str) -> pd.Series:
 #: Fix suggested for in-service elements the power flow does not model.
 
 
-def _check_supported(name: str, net: pandapowerNet) -> None:
-    # asymmetric rows are kept: only the unbalanced run models them (twin.inputs refuses them
-    # for a balanced run before it simulates); asymmetric_sgen is out of service (prepare_net)
-    for el in UNSUPPORTED:
+def _check_supported(name: str, net: pandapowerNet, asymmetric: bool = False) -> None:
+    # asymmetric_load rows: only the unbalanced power flow models them (asymmetric=True);
+    # asymmetric_sgen rows are out of service (prepare_net)
+    for el in UNSUPPORTED + (() if asymmetric else ASYMMETRIC_ONLY):
         if el not in net or not isinstance(net[el], pd.DataFrame) or not len(net[el]):
             continue
         rows = _in_service(net[el])
         if len(rows):
             fix = UNSUPPORTED_FIX.get(el, "model it with lines, transformers and loads")
+            if el in ASYMMETRIC_ONLY:
+                fix = f"run it unbalanced (grid.unbalanced=true), {fix}"
             raise FeederError(
                 f"feeder '{name}': {_elements(el, net[el], rows.index)} in service, which "
                 f"twin's power flow does not model: set in_service=False or {fix}"
@@ -431,10 +434,11 @@ def _require(
         )
 
 
-def check_net(net: pandapowerNet, name: str = "net") -> None:
+def check_net(net: pandapowerNet, name: str = "net", asymmetric: bool = False) -> None:
     """Check a prepared net before twin uses it (see the module docstring); raise FeederError.
 
-    Loads cut off from the ``ext_grid`` are checked by :func:`check_supplied`.
+    Loads cut off from the ``ext_grid`` are checked by :func:`check_supplied`;
+    ``asymmetric`` accepts in-service ``asymmetric_load`` rows (unbalanced runs).
     """
     eg = _in_service(net.ext_grid)
     if len(eg) != 1:
@@ -450,7 +454,7 @@ def check_net(net: pandapowerNet, name: str = "net") -> None:
             f"feeder '{name}' has no in-service MV/LV transformer: twin models a feeder "
             "behind one transformer (pandapower create_transformer)"
         )
-    _check_supported(name, net)
+    _check_supported(name, net, asymmetric)
     for table, cols in (
         ("ext_grid", ("bus",)),
         ("load", ("bus",)),
@@ -624,8 +628,10 @@ def check_radial(net: pandapowerNet, name: str = "net", needed_by: str = "this c
         )
 
 
-def _check_usable(name: str, net: pandapowerNet, household_load_idx: np.ndarray) -> None:
-    check_net(net, name)
+def _check_usable(
+    name: str, net: pandapowerNet, household_load_idx: np.ndarray, asymmetric: bool = False
+) -> None:
+    check_net(net, name, asymmetric)
     check_supplied(net, name)
     if not len(household_load_idx):
         raise FeederError(
@@ -739,9 +745,11 @@ def _h0_profiles(net: pandapowerNet) -> _Profiles:
     )
 
 
-def _build(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profiles]:
+def _build(
+    name: str, net: pandapowerNet, asymmetric: bool = False
+) -> tuple[pandapowerNet, _Profiles]:
     try:
-        return _build_checked(name, net)
+        return _build_checked(name, net, asymmetric)
     except FeederError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -752,7 +760,9 @@ def _build(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profiles]:
         ) from None
 
 
-def _build_checked(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profiles]:
+def _build_checked(
+    name: str, net: pandapowerNet, asymmetric: bool = False
+) -> tuple[pandapowerNet, _Profiles]:
     prepare_net(net)
     _normalise_phase(name, net)
     simbench = _has_simbench_profiles(net)
@@ -764,7 +774,7 @@ def _build_checked(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profi
         ].to_numpy()
     else:
         households = net.load.index[in_service].to_numpy()
-    _check_usable(name, net, households)
+    _check_usable(name, net, households, asymmetric)
     profiles = _simbench_profiles(net) if simbench else _h0_profiles(net)
     # keep the cached net small: the profiles live in the arrays
     for key in ("profiles", "loadcases"):
@@ -883,7 +893,9 @@ def _spec_source(spec: str) -> tuple[str, str, Callable[[], pandapowerNet]]:
 
 
 def load_feeder(
-    spec: str | os.PathLike[str] = DEFAULT_FEEDER, cache_dir: Path | None = None
+    spec: str | os.PathLike[str] = DEFAULT_FEEDER,
+    cache_dir: Path | None = None,
+    asymmetric: bool = False,
 ) -> Feeder:
     """Load a feeder and its year of 15-minute load profiles (cached).
 
@@ -893,6 +905,8 @@ def load_feeder(
         SimBench LV code, short name from :data:`KNOWN_FEEDERS`, or path to a pandapower JSON.
     cache_dir : Path, optional
         Cache directory; default :func:`default_cache_dir`.
+    asymmetric : bool, default False
+        Accept in-service ``asymmetric_load`` rows (for the unbalanced power flow only).
 
     Returns
     -------
@@ -912,13 +926,15 @@ def load_feeder(
     else:
         cached = _load_cache(cache, key)
         if cached is None:
-            net0, prof = _build(name, make())
+            net0, prof = _build(name, make(), asymmetric)
             _save_cache(cache, key, net0, prof)
         else:
             net0, prof = cached
         if len(_MEMO) >= _MEMO_SIZE:
             _MEMO.pop(next(iter(_MEMO)))
         _MEMO[memo_key] = (net0, prof)
+    if not asymmetric:  # a net cached by an unbalanced run
+        _check_supported(name, net0)
     net = copy.deepcopy(net0)  # callers may change their net; the memo keeps a clean one
     p_kw, q_kvar = prof.expand()
     return Feeder(
