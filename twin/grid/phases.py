@@ -65,12 +65,16 @@ def household_phase_loads(
     """
     shares = fleet.phase_shares()
     t, h = np.shape(log["p_base_kw"])
-    p = np.zeros((t, h, 3))
+    p = np.zeros((3, t, h))  # phase-major while adding up, (T, H, 3) at the end
     for part in PHASE_DEVICES:
         name, sign = _LOGGED[part]
-        p += (sign * np.asarray(log[name], dtype=float))[..., None] * shares[part]
+        value = np.asarray(log[name], dtype=float)
+        for f in range(3):
+            w = sign * shares[part][:, f]
+            if w.any():
+                p[f] += value * w
     q = np.asarray(q_base_kvar, dtype=float)[..., None] * shares["base"]
-    return p, q
+    return np.ascontiguousarray(np.moveaxis(p, 0, -1)), q
 
 
 def phase_load_columns(
@@ -92,12 +96,13 @@ def phase_load_columns(
     ph = feeder.load_phase
     ph = np.full(n_load, THREE_PHASE) if ph is None else np.where(ph >= 0, ph, THREE_PHASE)
     share = phase_share(ph)
-    p = p_load[..., None] * share
-    q = q_load[..., None] * share
     cols = feeder.household_cols
-    p_hh, q_hh = household_phase_loads(fleet, log, q_load[:, cols])
-    p[:, cols] = p_hh
-    q[:, cols] = q_hh
+    other = np.setdiff1d(np.arange(n_load), cols)
+    p = np.empty(p_load.shape + (3,))
+    q = np.empty_like(p)
+    p[:, other] = p_load[:, other, None] * share[other]
+    q[:, other] = q_load[:, other, None] * share[other]
+    p[:, cols], q[:, cols] = household_phase_loads(fleet, log, q_load[:, cols])
     return p, q
 
 
