@@ -361,6 +361,20 @@ def unbalance_compliance(
     return {"share_within": share, "p95_pct": p95, "compliant": compliant, "valid_bus": valid}
 
 
+def _vuf_of(vm_pu: np.ndarray, va_degree: np.ndarray, cols: np.ndarray, chunk: int = 2048):
+    """``(T, len(cols))`` VUF, %, of the buses at ``cols``, a block of steps at a time (the
+    phasors of a year of a large feeder never exist at once); the results' precision."""
+    n_t = vm_pu.shape[0]
+    out = np.empty((n_t, len(cols)), dtype=vm_pu.dtype)
+    cplx = np.complex64 if vm_pu.dtype == np.float32 else np.complex128
+    for s0 in range(0, n_t, chunk):
+        vm = vm_pu[s0 : s0 + chunk, cols]
+        va = np.deg2rad(va_degree[s0 : s0 + chunk, cols])
+        u = (vm * np.cos(va) + 1j * (vm * np.sin(va))).astype(cplx, copy=False)
+        out[s0 : s0 + chunk] = voltage_unbalance_factor(u)
+    return out
+
+
 def asym_grid_kpis(result, net: pandapowerNet, dt_h: float = 0.25) -> dict:
     """Flat, JSON-able dict of the unbalance KPIs of an unbalanced power-flow result.
 
@@ -393,12 +407,12 @@ def asym_grid_kpis(result, net: pandapowerNet, dt_h: float = 0.25) -> dict:
     step_of = result.steps if len(result.steps) == result.n_steps else np.arange(result.n_steps)
     vn = net.bus.loc[result.bus_index, "vn_kv"].to_numpy(float)
     lv = vn < 1.0
-    vm = result.vm_pu[:, lv]
-    ok = np.isfinite(vm).all(axis=(0, 2))
-    vm = vm[:, ok]
-    bus_lv = result.bus_index[lv][ok]
+    ok = lv & np.isfinite(result.vm_pu).all(axis=(0, 2))
+    cols = np.flatnonzero(ok)
+    vm = result.vm_pu[:, cols]
+    bus_lv = result.bus_index[cols]
     if vm.shape[1]:
-        vuf = voltage_unbalance_factor(result.u_pu[:, lv][:, ok])
+        vuf = _vuf_of(result.vm_pu, result.va_degree, cols)
         i_max = np.unravel_index(np.argmax(vuf), vuf.shape)
         comp = unbalance_compliance(vuf, dt_h)
         vcomp = voltage_compliance(vm.reshape(vm.shape[0], -1), dt_h)
@@ -422,7 +436,7 @@ def asym_grid_kpis(result, net: pandapowerNet, dt_h: float = 0.25) -> dict:
             voltage_buses_compliant_share=float(bus_ok_v.mean()),
         )
     if result.line_i_ka.shape[1]:
-        ll = result.line_loading_pct
+        ll = result.line_loading_pct  # once: (T, n_line, 3)
         i_w = np.unravel_index(np.nanargmax(ll), ll.shape)
         i_n = np.unravel_index(np.argmax(result.line_i_n_ka), result.line_i_n_ka.shape)
         kpi.update(
