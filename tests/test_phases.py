@@ -174,7 +174,9 @@ def test_unbalanced_results_as_tidy_data(ieee_day):
     assert set(cols) == {"connection", *PHASE_FIELDS[1:]}
     # the IEEE loads keep their phases: every household is a single-phase connection
     assert (cols["connection"] == "1-phase").all()
-    np.testing.assert_array_equal(cols["phase_base"], np.array(list("abc"))[r.feeder.household_phase])
+    np.testing.assert_array_equal(
+        cols["phase_base"], np.array(list("abc"))[r.feeder.household_phase]
+    )
     ev = r.fleet.has_ev
     assert (cols["phase_ev"][~ev] == "").all() and (cols["phase_ev"][ev] != "").all()
 
@@ -285,7 +287,10 @@ def _one_phase_feeder(tmp_path):
         "adoption": {
             k: {"value": v, "source": "test"}
             for k, v in dict(
-                heat_pump_all_electric=0.0, heat_pump_hybrid=0.0, ev=1.0, pv=0.0,
+                heat_pump_all_electric=0.0,
+                heat_pump_hybrid=0.0,
+                ev=1.0,
+                pv=0.0,
                 battery_given_pv=0.0,
             ).items()
         },  # fmt: skip

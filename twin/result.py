@@ -203,7 +203,9 @@ class RunResult:
             "trafo",
             g.trafo_index,
             {
-                "i_ka": np.concatenate([np.full(g.trafo_s_kva.shape, np.nan), g.trafo_i_n_ka[..., None]], axis=-1),
+                "i_ka": np.concatenate(
+                    [np.full(g.trafo_s_kva.shape, np.nan), g.trafo_i_n_ka[..., None]], axis=-1
+                ),
                 "loading_pct": np.concatenate([g.trafo_loading_pct, nan_t], axis=-1),
                 "s_kva": np.concatenate([g.trafo_s_kva, nan_t], axis=-1),
             },
@@ -238,4 +240,3 @@ class RunResult:
             label = phase_label(getattr(f, f"phase_{part}"))
             cols[f"phase_{part}"] = np.where(has[part], label, "").astype(object)
         return cols
-

@@ -55,7 +55,11 @@ SCHEMA: dict[str, dict[str, tuple[float, float]]] = {
         "arrival_h": (0.0, 24.0),
         "days_used_per_week": (0.0, 7.0),
     },
-    "pv": {"kwp": (0.0, 50.0), "yield_factor": (0.3, 1.5), "single_phase_inverter_share": (0.0, 1.0)},
+    "pv": {
+        "kwp": (0.0, 50.0),
+        "yield_factor": (0.3, 1.5),
+        "single_phase_inverter_share": (0.0, 1.0),
+    },
     "battery": {
         "capacity_kwh": (0.5, 100.0),
         "c_rate": (0.05, 5.0),

@@ -129,8 +129,8 @@ def voltage_compliance(
     inall = (vm >= BAND_ALWAYS_PU[0]) & (vm <= BAND_ALWAYS_PU[1])
     starts = np.flatnonzero(np.r_[True, np.diff(week) != 0])  # weeks are contiguous blocks
     counts = np.diff(np.r_[starts, len(week)]).astype(float)
-    share = np.add.reduceat(in95.astype(float), starts, axis=0) / counts[:, None]
-    n_out_all = np.add.reduceat((~inall).astype(float), starts, axis=0)
+    share = np.add.reduceat(in95, starts, axis=0, dtype=np.int64) / counts[:, None]
+    n_out_all = np.add.reduceat(~inall, starts, axis=0, dtype=np.int64)
     all_ok = n_out_all == 0
     # a tiny tolerance so that exactly 95 % counts as compliant despite float rounding
     compliant = (share >= share_required - 1e-12) & all_ok & valid[None, :]
@@ -347,7 +347,7 @@ def unbalance_compliance(
     valid = np.isfinite(vuf).all(axis=0)
     starts = np.flatnonzero(np.r_[True, np.diff(week) != 0])
     ends = np.r_[starts[1:], len(week)]
-    within = np.add.reduceat((vuf <= limit_pct).astype(float), starts, axis=0)
+    within = np.add.reduceat(vuf <= limit_pct, starts, axis=0, dtype=np.int64)
     share = within / (ends - starts)[:, None]
     # nearest rank: the smallest value that 95 % of the week's values do not exceed, so
     # p95 <= limit exactly when the week complies
