@@ -11,10 +11,14 @@ Prints a Markdown table (paste into the README) and the worst agreement between 
 engine and pandapower on the steps pandapower solved. pandapower runs are extrapolated
 linearly from a sample of steps spread over the year.
 
-Unbalanced loads (``--asym``): SimBench and other feeders get 60 % of their loads on one
-random phase each (seed 0) and the rest split equally over the phases; the IEEE European LV
-feeder gets each load on its own phase of the published feeder. The batch stores float32
-results for feeders above 500 buses (memory: a year of the IEEE feeder is ~1.4 GB then).
+Unbalanced loads (``--asym``): a feeder's loads sit on the phases the feeder file gives
+(the IEEE European LV feeder: each load on its phase of the published feeder); elsewhere the
+households' connections are drawn as a run draws them (:func:`twin.population.sample_fleet`,
+scenario ``nl-2040-central``, seed 0: single-phase connections on their phase, three-phase
+ones split equally) and the other loads are split equally. The batch stores float32 results
+for feeders above 500 buses, as the pipeline does (memory: a year of the IEEE feeder is
+~1.4 GB then). The machine's load average is printed with the table: other work on the
+machine slows the batch down.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import pandas as pd
 from twin.grid.asymmetric import AsymmetricPowerFlow, phase_loads, run_pandapower_3ph
 from twin.grid.feeders import DEFAULT_FEEDER, load_feeder
 from twin.grid.linear import LinearFeederModel
+from twin.grid.phases import FLOAT32_ABOVE_BUSES
 from twin.grid.powerflow import BatchPowerFlow, run_pandapower
 
 
@@ -86,15 +91,20 @@ def _time_run_timeseries(net, p_kw: np.ndarray, q_kvar: np.ndarray, steps: np.nd
     return time.perf_counter() - t0
 
 
-def _phase_of_loads(spec: str, net) -> np.ndarray:
-    if spec == "ieee_european_lv":
-        import pandapower.networks as pn
+def _phase_of_loads(f) -> np.ndarray:
+    """Each load's phase: the feeder's, else the households' drawn connections."""
+    from twin.population import sample_fleet
+    from twin.scenario import load_scenario
 
-        orig = pn.ieee_european_lv_asymmetric("on_peak_566").asymmetric_load
-        return np.argmax(orig[["p_a_mw", "p_b_mw", "p_c_mw"]].to_numpy(), axis=1)
-    rng = np.random.default_rng(0)
-    n = len(net.load)
-    return np.where(rng.random(n) < 0.6, rng.integers(0, 3, n), -1)
+    phase = np.full(len(f.net.load), -1)
+    fleet = sample_fleet(
+        load_scenario("nl-2040-central"), f.n_households, np.random.default_rng(0),
+        f.household_phase,
+    )  # fmt: skip
+    phase[f.household_cols] = fleet.phase_connection
+    if f.load_phase is not None:
+        phase = np.where(f.load_phase >= -1, f.load_phase, phase)
+    return phase
 
 
 def bench_asymmetric(specs: list[str], pp3_steps: int) -> None:
@@ -109,9 +119,10 @@ def bench_asymmetric(specs: list[str], pp3_steps: int) -> None:
     for spec in specs:
         f = load_feeder(spec)
         net = f.net
-        p, q = phase_loads(f.load_p_kw, f.load_q_kvar, _phase_of_loads(spec, net))
+        phase = _phase_of_loads(f)
+        p, q = phase_loads(f.load_p_kw, f.load_q_kvar, phase)
         n_t = p.shape[0]
-        dtype = np.float32 if len(net.bus) > 500 else np.float64
+        dtype = np.float32 if len(net.bus) > FLOAT32_ABOVE_BUSES else np.float64
         times = {}
         res = None
         for th in (1, 0):
@@ -128,7 +139,8 @@ def bench_asymmetric(specs: list[str], pp3_steps: int) -> None:
         d_vm = float(np.nanmax(np.abs(res.vm_pu[steps] - ref.vm_pu)))
         best = min(times.values())
         print(
-            f"| {f.name} ({len(net.bus)} / {len(net.load)}) | {times[1]:.2f} s | {times[0]:.2f} s "
+            f"| {f.name} ({len(net.bus)} / {len(net.load)}, {int((phase >= 0).sum())} "
+            f"single-phase) | {times[1]:.2f} s | {times[0]:.2f} s "
             f"| {t_pp:.0f} s ({np.median(timings) * 1e3:.0f} ms per call) | {t_pp / best:.0f}x "
             f"| {d_vm:.1e} |"
         )
@@ -150,9 +162,10 @@ def main() -> None:
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     if args.asym:
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print(
             f"machine: {platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} hardware threads\n"
+            f"{os.cpu_count()} hardware threads, load average {load} (1, 5, 15 min)\n"
         )
         bench_asymmetric(args.asym_feeders, args.pp3_steps)
         return

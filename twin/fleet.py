@@ -6,14 +6,27 @@ physics (:mod:`twin.devices`), the optimiser and the contracts read it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 
 import numpy as np
 
 from twin.timegrid import DT_H
 
-__all__ = ["Fleet"]
+__all__ = ["PHASE_DEVICES", "THREE_PHASE", "Fleet", "phase_share"]
+
+#: Phase code of a three-phase connection or device (its power split equally over a, b, c);
+#: 0, 1, 2 are the phases a, b, c of a single-phase one.
+THREE_PHASE = -1
+#: The parts of a household's load that sit on a phase of their own (``Fleet.phase_<part>``).
+PHASE_DEVICES = ("base", "hp", "ev", "pv", "bat")
+
+
+def phase_share(phase: np.ndarray) -> np.ndarray:
+    """``(n, 3)`` share of each element's power on phases a, b, c: 1/3 each for
+    :data:`THREE_PHASE`, all of it on one phase otherwise."""
+    ph = np.asarray(phase, dtype=np.int64)
+    return np.where(ph[:, None] < 0, 1.0 / 3.0, (ph[:, None] == np.arange(3)).astype(float))
 
 
 @dataclass
@@ -52,6 +65,29 @@ class Fleet:
     bat_p_max_kw: np.ndarray
     bat_eta: np.ndarray
     bat_soc0_kwh: np.ndarray
+    # phases (twin.population.draw_phases): THREE_PHASE (-1) or 0/1/2 for phase a/b/c, per
+    # household, drawn also where the device is absent (a larger adoption keeps the phases);
+    # None for a fleet built without them (then every load is balanced)
+    phase_connection: np.ndarray | None = field(default=None)  # the connection itself
+    phase_base: np.ndarray | None = field(default=None)  # the household's own base load
+    phase_hp: np.ndarray | None = field(default=None)  # heat pump
+    phase_ev: np.ndarray | None = field(default=None)  # EV charger (3.7 kW: 1, 11 kW: 3)
+    phase_pv: np.ndarray | None = field(default=None)  # PV inverter
+    phase_bat: np.ndarray | None = field(default=None)  # battery inverter
+
+    @property
+    def has_phases(self) -> bool:
+        """True if the households' phases were drawn."""
+        return self.phase_connection is not None
+
+    def phase_shares(self) -> dict[str, np.ndarray]:
+        """``{part: (n, 3)}`` share of each part's power on phases a, b, c
+        (:data:`PHASE_DEVICES`); three-phase everywhere for a fleet without phases."""
+        out = {}
+        for part in PHASE_DEVICES:
+            ph = getattr(self, f"phase_{part}")
+            out[part] = phase_share(np.full(self.n, THREE_PHASE) if ph is None else ph)
+        return out
 
     @cached_property
     def a_step(self) -> np.ndarray:

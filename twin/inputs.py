@@ -2,25 +2,27 @@
 
 Feeder (:mod:`twin.grid.feeders`), weather (:mod:`twin.weather`), scenario
 (:mod:`twin.scenario`) and tariff (:mod:`twin.tariffs`) are loaded and cut to the run's
-simulated steps (warm-up included).
+simulated steps (warm-up included). The run's power-flow model is chosen here
+(:func:`resolve_unbalanced`: ``grid.unbalanced``, default on for feeders with phase data).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from twin.grid.feeders import Feeder, load_feeder
+from twin.grid.elements import UNSUPPORTED_FIX
+from twin.grid.feeders import Feeder, FeederError, load_feeder
 from twin.grid.ratings import station_rating_kva
 from twin.scenario import Scenario, load_scenario
 from twin.tariffs import Tariff, make_tariff
 from twin.timegrid import TimeWindow, make_window
 from twin.weather import load_weather
 
-__all__ = ["StudyInputs", "build_inputs"]
+__all__ = ["StudyInputs", "build_inputs", "resolve_unbalanced"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class StudyInputs:
     weather_name: str = ""
     hh_cols: np.ndarray = field(default=None)  # type: ignore[assignment]
     other_cols: np.ndarray = field(default=None)  # type: ignore[assignment]
+    # (H,) each household's connection phase from the feeder file (twin.grid.feeders
+    # PHASE_CODES; -2 where the file does not say), None: drawn for every household
+    connection_phase: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         t, n = self.p_base_kw.shape
@@ -67,7 +72,10 @@ def build_inputs(cfg: Any, scenario: Scenario | None = None) -> StudyInputs:
     """Load feeder, weather and scenario (unless given) and cut them to the run's window."""
     window = make_window(cfg.sim.start, cfg.sim.days, cfg.sim.get("warmup_days", 0))
     cache = Path(cfg.paths.cache_dir) / "feeders" if cfg.paths.get("cache_dir") else None
-    feeder = load_feeder(str(cfg.grid.name), cache_dir=cache)  # FeederError is a TwinError
+    setting = cfg.grid.get("unbalanced")
+    # asymmetric_load rows only for the unbalanced power flow; FeederError is a TwinError
+    feeder = load_feeder(str(cfg.grid.name), cache_dir=cache, asymmetric=setting is not False)
+    feeder = replace(feeder, unbalanced=resolve_unbalanced(feeder, setting))
     weather = load_weather(cfg.weather.source, cfg.weather.region, cfg.weather.get("csv"))
     scenario = scenario or load_scenario(str(cfg.scenario.name))
     rows, cols = window.sim_year_index, feeder.household_cols
@@ -88,4 +96,22 @@ def build_inputs(cfg: Any, scenario: Scenario | None = None) -> StudyInputs:
         weather_name=weather.name,
         hh_cols=np.asarray(cols),
         other_cols=other,
+        connection_phase=feeder.household_phase,
     )
+
+
+def resolve_unbalanced(feeder: Feeder, setting: bool | None) -> bool:
+    """Whether the run models the feeder per phase: ``grid.unbalanced`` if set, else on for a
+    feeder that carries phase data (:attr:`~twin.grid.feeders.Feeder.has_phase_data`).
+
+    A balanced run of a net with in-service ``asymmetric_load`` rows is refused here, before
+    anything is simulated (only the unbalanced power flow models them).
+    """
+    unbalanced = feeder.has_phase_data if setting is None else bool(setting)
+    if not unbalanced and feeder.has_asymmetric_loads:
+        raise FeederError(
+            f"feeder '{feeder.name}' has in-service asymmetric_load rows, which only the "
+            "unbalanced power flow models: run with grid.unbalanced=true (the default for such a "
+            f"net) or {UNSUPPORTED_FIX['asymmetric_load']}"
+        )
+    return unbalanced

@@ -81,7 +81,7 @@ class FeederModel(mesa.Model):
         self.contract = contract
         n = inputs.p_base_kw.shape[1]
         sc = inputs.scenario
-        self.fleet: Fleet = sample_fleet(sc, n, self.rng)
+        self.fleet: Fleet = sample_fleet(sc, n, self.rng, inputs.connection_phase)
         trips = draw_trips(
             self.rng,
             self.window.warmup_days + self.window.days,

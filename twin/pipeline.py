@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from twin.config import validate
 from twin.contracts import make_contract
-from twin.grid.compliance import grid_kpis
-from twin.grid.powerflow import BatchPowerFlow
+from twin.grid.compliance import asym_run_kpis, grid_kpis
+from twin.grid.phases import run_power_flows
 from twin.inputs import build_inputs
 from twin.kpi import household_kpis, stored_electricity_kwh
 from twin.model import FeederModel
@@ -71,7 +71,9 @@ def run(
     p_load[:, feeder.household_cols] = log_["p_net_kw"]  # devices at unity power factor
     # all cores, or the ones a Slurm task was given (0 = hardware concurrency)
     threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0)
-    grid = BatchPowerFlow(feeder.net, threads=threads).run(p_load, q_load)
+    # balanced: the batch flow of the totals; unbalanced (grid.unbalanced): also the per-phase
+    # flow, each household's loads on their phases (twin.grid.phases)
+    grid, grid_phases = run_power_flows(feeder, model.fleet, log_, p_load, q_load, threads)
     timings["powerflow"] = time.perf_counter() - t0
 
     kpis: dict[str, Any] = {
@@ -87,6 +89,8 @@ def run(
         household_kpis(log_, model.fleet, outcome.reported_trips, outcome.start_state, cfg.service)
     )
     kpis.update(grid_kpis(grid, feeder.net))
+    if grid_phases is not None:  # the unbalanced KPIs beside the balanced ones
+        kpis.update(asym_run_kpis(grid_phases, feeder.net))
     discount = np.broadcast_to(
         np.asarray(contract.discount_eur_per_year(), float), (model.fleet.n,)
     ).copy()
@@ -108,6 +112,7 @@ def run(
         trips=outcome.reported_trips,
         t_out_c=model.exo.t_out_c[rep],
         grid=grid,
+        grid_phases=grid_phases,
         p_load_kw=p_load,
         q_load_kvar=q_load,
         kpis=kpis,

@@ -111,6 +111,11 @@ def write_figures(result: RunResult, out_dir: Path) -> list[Path]:
 
     paths.append(out_dir / "feeder_line_loading.png")
     plot_feeder_loading(result.feeder.net, g.line_loading_pct.max(axis=0), paths[-1])
+    if result.grid_phases is not None:  # per-phase voltages at the worst bus
+        from twin.grid.plots import plot_phase_voltages
+
+        paths.append(out_dir / "phase_voltages.png")
+        plot_phase_voltages(result.grid_phases, result.feeder.net, paths[-1])
     paths.append(out_dir / "transformer_duration_curve.png")
     plot_duration_curve(loading_duration_curve(station.loading_pct), paths[-1])
     return paths

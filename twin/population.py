@@ -6,20 +6,36 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin.fleet import Fleet
+from twin.fleet import THREE_PHASE, Fleet
 from twin.scenario import Scenario
 
-CHARGER_KW_LOW = 3.7  # 1 x 16 A
-CHARGER_KW_HIGH = 11.0  # 3 x 16 A
+CHARGER_KW_LOW = 3.7  # 1 x 16 A: single-phase
+CHARGER_KW_HIGH = 11.0  # 3 x 16 A: three-phase
 SOC_START_FRACTION = (0.5, 0.9)  # initial EV and battery state, drawn uniformly (assumption)
+#: Largest PV inverter on one phase: the Netcode elektriciteit (art. 2.2.1.8, unbalanced
+#: feed-in) allows at most 5 kW on a single-phase connection or inverter
+#: (zelfenergieproduceren.nl, installatievoorwaarden); larger systems are three-phase.
+PV_SINGLE_PHASE_MAX_KWP = 5.0
+#: ``connection_phase`` entry of a household whose phase the feeder does not give.
+PHASE_UNKNOWN = -2
 
 
-def sample_fleet(scenario: Scenario, n: int, rng: np.random.Generator) -> Fleet:
+def sample_fleet(
+    scenario: Scenario,
+    n: int,
+    rng: np.random.Generator,
+    connection_phase: np.ndarray | None = None,
+) -> Fleet:
     """Draw ``n`` households. Adoption is drawn as exact counts (rounded shares), assigned at
     random, so a 100-household feeder at 45 % all-electric heat pumps has exactly 45 of them.
 
     With the same seed, a scenario with higher shares gives a superset of the adopters of one
     with lower shares, and every device parameter of a household is the same in both.
+
+    The households' phases (:func:`draw_phases`) come from a child stream of their own, so
+    every other number is the same as without them; ``connection_phase`` ``(n,)`` gives the
+    feeder's own phase of each connection (:data:`~twin.fleet.THREE_PHASE`, 0/1/2, or
+    :data:`PHASE_UNKNOWN` to draw it).
     """
     ad, dw, hp, ev, pv, bat = (
         scenario[s] for s in ("adoption", "dwelling", "heat_pump", "ev", "pv", "battery")
@@ -65,7 +81,7 @@ def sample_fleet(scenario: Scenario, n: int, rng: np.random.Generator) -> Fleet:
     ev_p = np.where(has_ev, np.where(fast, CHARGER_KW_HIGH, CHARGER_KW_LOW), 0.0)
 
     bat_cap = np.where(has_battery, bat["capacity_kwh"].sample(rng, n), 0.0)
-    return Fleet(
+    fleet = Fleet(
         n=n,
         has_hp=has_hp,
         hp_hybrid=hp_hybrid,
@@ -94,3 +110,84 @@ def sample_fleet(scenario: Scenario, n: int, rng: np.random.Generator) -> Fleet:
         bat_eta=np.full(n, np.sqrt(bat["roundtrip_efficiency"].value)),
         bat_soc0_kwh=bat_cap * rng.uniform(*SOC_START_FRACTION, n),
     )
+    # a child stream of its own (spawning reads no number from ``rng``): every number above
+    # is what it was before phases were drawn
+    phases = draw_phases(
+        scenario,
+        rng.spawn(1)[0],
+        fleet.hp_hybrid,
+        fleet.ev_p_max_kw,
+        fleet.pv_kwp,
+        connection_phase=connection_phase,
+    )
+    for part, ph in phases.items():
+        setattr(fleet, f"phase_{part}", ph)
+    return fleet
+
+
+def draw_phases(
+    scenario: Scenario,
+    rng: np.random.Generator,
+    hp_hybrid: np.ndarray,
+    ev_p_max_kw: np.ndarray,
+    pv_kwp: np.ndarray,
+    connection_phase: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Each household's connection type and the phase of each of its loads (seeded).
+
+    Returns ``{part: (n,) int8}`` for ``connection``, ``base``, ``hp``, ``ev``, ``pv``, ``bat``:
+    :data:`~twin.fleet.THREE_PHASE` (-1, split equally) or 0/1/2 (phase a/b/c). Drawn for
+    every household, whether it has the device or not, in a fixed order (a scenario with more
+    devices keeps every household's phases; a larger single-phase share adds connections to a
+    smaller one's):
+
+    * **connection**: single-phase with ``dwelling.single_phase_connection_share`` (a random
+      priority order, the first ones), on a uniformly drawn phase; households that need three
+      phases are three-phase whatever the draw: an 11 kW (3 x 16 A) charger, PV above
+      :data:`PV_SINGLE_PHASE_MAX_KWP`. ``connection_phase`` (from the feeder file) replaces
+      the draw where it is not :data:`PHASE_UNKNOWN` (then the feeder's phase wins);
+    * on a **single-phase** connection every load is on its phase;
+    * on a **three-phase** connection the base load is split equally over the phases (an
+      assumption: the groups of a house are spread over its phases), an 11 kW charger is
+      three-phase and a 3.7 kW one single-phase, PV up to 5 kWp has a single-phase inverter
+      with ``pv.single_phase_inverter_share``, a heat pump is single-phase with
+      ``heat_pump.single_phase_share_all_electric`` / ``..._hybrid``; the battery shares the
+      PV inverter's phases (a hybrid inverter, assumption). Single-phase devices sit on a
+      uniformly drawn phase each (assumption: the installer's choice).
+    """
+    n = len(hp_hybrid)
+    dw, hp, pv = scenario["dwelling"], scenario["heat_pump"], scenario["pv"]
+    ranked = rng.permutation(n)
+    single = np.zeros(n, bool)
+    single[ranked[: int(round(dw["single_phase_connection_share"].value * n))]] = True
+    conn_ph = rng.integers(0, 3, n)
+    u_pv, ph_pv = rng.random(n), rng.integers(0, 3, n)
+    u_hp, ph_hp = rng.random(n), rng.integers(0, 3, n)
+    ph_ev = rng.integers(0, 3, n)
+
+    ev_three = np.asarray(ev_p_max_kw) > CHARGER_KW_LOW + 1e-9
+    pv_three = np.asarray(pv_kwp) > PV_SINGLE_PHASE_MAX_KWP
+    single &= ~ev_three & ~pv_three
+    connection = np.where(single, conn_ph, THREE_PHASE)
+    if connection_phase is not None:
+        given = np.asarray(connection_phase, dtype=np.int64)
+        if given.shape != (n,):
+            raise ValueError(f"connection_phase must have one entry per household ({n})")
+        connection = np.where(given != PHASE_UNKNOWN, given, connection)
+    one = connection >= 0
+
+    hp_share = np.where(
+        hp_hybrid,
+        hp["single_phase_share_hybrid"].value,
+        hp["single_phase_share_all_electric"].value,
+    )
+    pv_1ph = ~pv_three & (u_pv < pv["single_phase_inverter_share"].value)
+    out = {
+        "connection": connection,
+        "base": np.where(one, connection, THREE_PHASE),
+        "hp": np.where(one, connection, np.where(u_hp < hp_share, ph_hp, THREE_PHASE)),
+        "ev": np.where(one, connection, np.where(ev_three, THREE_PHASE, ph_ev)),
+        "pv": np.where(one, connection, np.where(pv_1ph, ph_pv, THREE_PHASE)),
+    }
+    out["bat"] = out["pv"].copy()
+    return {k: v.astype(np.int8) for k, v in out.items()}

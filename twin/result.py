@@ -15,7 +15,8 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from twin.devices.ev import TripSchedule
-from twin.fleet import Fleet
+from twin.fleet import PHASE_DEVICES, Fleet
+from twin.grid.asymmetric import PHASES, AsymPowerFlowResult
 from twin.grid.compliance import station_of
 from twin.grid.feeders import Feeder
 from twin.grid.powerflow import PowerFlowResult
@@ -79,6 +80,9 @@ class RunResult:
         intervals the DSO declared congested).
     timings_s : dict
         Where the time went.
+    grid_phases : AsymPowerFlowResult or None
+        Unbalanced runs (``grid.unbalanced``): the per-phase AC power flow of every reported
+        step (:mod:`twin.grid.phases`); None for balanced runs.
     """
 
     cfg: DictConfig
@@ -102,6 +106,7 @@ class RunResult:
     contract_households: dict[str, np.ndarray] = field(default_factory=dict)
     contract_feeder: dict[str, np.ndarray] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
+    grid_phases: AsymPowerFlowResult | None = None
 
     def households_frame(self) -> pd.DataFrame:
         """Tidy: one row per (time, household), one column per logged variable."""
@@ -169,6 +174,7 @@ class RunResult:
                 "comfort_max_c": f.setpoint_c + lv.comfort_above_k,
                 "comfort_swing_k": np.full(f.n, lv.swing_k if lv.swing_k is not None else np.nan),
                 "start_t_in_c": self.start_state["t_in_c"],
+                **(self.household_phase_columns() if self.grid_phases is not None else {}),
                 # the EV and its promise: range due at the deadline or departure, the reserve
                 "ev_capacity_kwh": f.ev_capacity_kwh,
                 "ev_charger_kw": f.ev_p_max_kw,
@@ -188,3 +194,94 @@ class RunResult:
                 "bill_total_eur": self.bills["total_eur"].to_numpy(),
             }
         )
+
+    def phases_frame(self) -> pd.DataFrame | None:
+        """Unbalanced runs: per-phase results as one tidy frame, None for balanced runs.
+
+        One row per (time, element, index, phase): ``element`` is ``bus``, ``line`` or
+        ``trafo``, ``index`` its ``net`` index label, ``phase`` ``a``/``b``/``c``, or ``n``
+        for the residual (neutral) current of lines and transformers. Columns (float32, NaN
+        where they do not apply): ``vm_pu`` and ``va_degree`` (buses, phase to earth),
+        ``i_ka`` (lines: phase current, the larger end; ``n``: residual current; transformer
+        ``n``: at its LV terminals), ``loading_pct`` (lines: of the ampacity; transformer: of
+        a third of its rating, power based), ``s_kva`` (transformer: apparent power per LV
+        phase).
+        """
+        g = self.grid_phases
+        if g is None:
+            return None
+        times = self.window.times.values
+        n_t = g.n_steps
+        parts = []
+
+        def block(element: str, index: np.ndarray, cols: dict[str, np.ndarray], phases):
+            # cols: (T, n, len(phases)) arrays
+            n, m = len(index), len(phases)
+            frame = {
+                "time": np.repeat(times[:n_t], n * m),
+                "element": element,
+                "index": np.tile(np.repeat(index.astype(np.int64), m), n_t),
+                "phase": np.tile(np.asarray(phases, dtype=object), n_t * n),
+            }
+            for name in ("vm_pu", "va_degree", "i_ka", "loading_pct", "s_kva"):
+                value = cols.get(name)
+                frame[name] = (
+                    np.full(n_t * n * m, np.nan, np.float32)
+                    if value is None
+                    else np.asarray(value, np.float32).reshape(-1)
+                )
+            parts.append(pd.DataFrame(frame))
+
+        block("bus", g.bus_index, {"vm_pu": g.vm_pu, "va_degree": g.va_degree}, PHASES)
+        nan_l = np.full(g.line_i_n_ka.shape + (1,), np.nan)
+        block(
+            "line",
+            g.line_index,
+            {
+                "i_ka": np.concatenate([g.line_i_ka, g.line_i_n_ka[..., None]], axis=-1),
+                "loading_pct": np.concatenate([g.line_loading_pct, nan_l], axis=-1),
+            },
+            (*PHASES, "n"),
+        )
+        nan_t = np.full(g.trafo_i_n_ka.shape + (1,), np.nan)
+        block(
+            "trafo",
+            g.trafo_index,
+            {
+                "i_ka": np.concatenate(
+                    [np.full(g.trafo_s_kva.shape, np.nan), g.trafo_i_n_ka[..., None]], axis=-1
+                ),
+                "loading_pct": np.concatenate([g.trafo_loading_pct, nan_t], axis=-1),
+                "s_kva": np.concatenate([g.trafo_s_kva, nan_t], axis=-1),
+            },
+            (*PHASES, "n"),
+        )
+        out = pd.concat(parts, ignore_index=True)
+        out["element"] = out["element"].astype("category")
+        out["phase"] = out["phase"].astype("category")
+        return out
+
+    def household_phase_columns(self) -> dict[str, np.ndarray]:
+        """Columns for :meth:`households_summary` naming each household's phases: ``connection``
+        (``1-phase`` / ``3-phase``) and ``phase_<part>`` for ``base``, ``hp``, ``ev``, ``pv``,
+        ``bat`` (``a``, ``b``, ``c``, ``abc`` for three-phase; empty where the household has
+        no such device). Empty dict for a fleet without phases."""
+        from twin.grid.phases import phase_label
+
+        f = self.fleet
+        if not f.has_phases:
+            return {}
+        has = {
+            "base": np.ones(f.n, bool),
+            "hp": f.has_hp,
+            "ev": f.has_ev,
+            "pv": f.has_pv,
+            "bat": f.has_battery,
+        }
+        cols: dict[str, np.ndarray] = {
+            "connection": np.where(f.phase_connection >= 0, "1-phase", "3-phase").astype(object)
+        }
+        for part in PHASE_DEVICES:
+            label = phase_label(getattr(f, f"phase_{part}"))
+            cols[f"phase_{part}"] = np.where(has[part], label, "").astype(object)
+        return cols

@@ -37,11 +37,14 @@ SCHEMA: dict[str, dict[str, tuple[float, float]]] = {
         "internal_gains_kw": (0.0, 2.0),
         "setpoint_c": (10.0, 26.0),
         "design_outdoor_c": (-30.0, 5.0),
+        "single_phase_connection_share": (0.0, 1.0),
     },
     "heat_pump": {
         "sizing_all_electric": (0.3, 3.0),
         "sizing_hybrid": (0.1, 3.0),
         "flow_temp_design_c": (25.0, 75.0),
+        "single_phase_share_all_electric": (0.0, 1.0),
+        "single_phase_share_hybrid": (0.0, 1.0),
     },
     "ev": {
         "battery_kwh": (5.0, 250.0),
@@ -52,7 +55,11 @@ SCHEMA: dict[str, dict[str, tuple[float, float]]] = {
         "arrival_h": (0.0, 24.0),
         "days_used_per_week": (0.0, 7.0),
     },
-    "pv": {"kwp": (0.0, 50.0), "yield_factor": (0.3, 1.5)},
+    "pv": {
+        "kwp": (0.0, 50.0),
+        "yield_factor": (0.3, 1.5),
+        "single_phase_inverter_share": (0.0, 1.0),
+    },
     "battery": {
         "capacity_kwh": (0.5, 100.0),
         "c_rate": (0.05, 5.0),

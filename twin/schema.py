@@ -84,6 +84,10 @@ class WeatherConfig:
 @dataclass
 class GridConfig:
     name: str = key("1-LV-urban6--0-sw", "SimBench LV code, pandapower.networks name or JSON")
+    unbalanced: bool | None = key(
+        None,
+        "unbalanced (per-phase) power flow and limits; null: on for feeders with phase data",
+    )
 
 
 @dataclass

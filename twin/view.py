@@ -120,10 +120,18 @@ class Registered:
     hp_q_max_kw: np.ndarray  # heat pump thermal capacity (0: none)
     ev_p_max_kw: np.ndarray  # charger power (0: no EV)
     bat_p_max_kw: np.ndarray  # home battery inverter power (0: none)
+    # {part: (H, 3)} share of each part's power on phases a, b, c (twin.fleet.PHASE_DEVICES):
+    # the connection type and the phases of PV and chargers are registered with the DSO
+    phase_shares: dict[str, np.ndarray] | None = None
 
     @classmethod
     def of(cls, fleet: Fleet) -> Registered:
-        return cls(fleet.hp_q_max_kw.copy(), fleet.ev_p_max_kw.copy(), fleet.bat_p_max_kw.copy())
+        return cls(
+            fleet.hp_q_max_kw.copy(),
+            fleet.ev_p_max_kw.copy(),
+            fleet.bat_p_max_kw.copy(),
+            fleet.phase_shares() if fleet.has_phases else None,
+        )
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,8 @@ def write_run(result: RunResult, out_dir: str | Path) -> Path:
         if result.cfg.output.timeseries:
             result.households_frame().to_parquet(stage / "households.parquet", index=False)
             result.feeder_frame().to_parquet(stage / "feeder.parquet", index=False)
+            if (phases := result.phases_frame()) is not None:
+                phases.to_parquet(stage / "grid_phases.parquet", index=False)
         result.households_summary().to_csv(stage / "households_summary.csv", index=False)
         if result.cfg.output.figures:
             from twin.plots import write_figures

@@ -165,8 +165,9 @@ class AsymPowerFlowResult:
     @property
     def line_loading_pct(self) -> np.ndarray:
         """``(T, n_line, 3)`` current-based loading per phase, % of the ampacity."""
+        rating = self.line_rating_ka[:, None].astype(self.line_i_ka.dtype)  # keep float32
         with np.errstate(divide="ignore", invalid="ignore"):
-            return 100.0 * self.line_i_ka / self.line_rating_ka[:, None]
+            return 100.0 * self.line_i_ka / rating
 
     @property
     def line_loading_max_pct(self) -> np.ndarray:

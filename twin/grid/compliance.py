@@ -45,6 +45,7 @@ __all__ = [
     "BAND_95_PU",
     "VUF_LIMIT_PCT",
     "asym_grid_kpis",
+    "asym_run_kpis",
     "cable_kpis",
     "grid_kpis",
     "Station",
@@ -128,8 +129,8 @@ def voltage_compliance(
     inall = (vm >= BAND_ALWAYS_PU[0]) & (vm <= BAND_ALWAYS_PU[1])
     starts = np.flatnonzero(np.r_[True, np.diff(week) != 0])  # weeks are contiguous blocks
     counts = np.diff(np.r_[starts, len(week)]).astype(float)
-    share = np.add.reduceat(in95.astype(float), starts, axis=0) / counts[:, None]
-    n_out_all = np.add.reduceat((~inall).astype(float), starts, axis=0)
+    share = np.add.reduceat(in95, starts, axis=0, dtype=np.int64) / counts[:, None]
+    n_out_all = np.add.reduceat(~inall, starts, axis=0, dtype=np.int64)
     all_ok = n_out_all == 0
     # a tiny tolerance so that exactly 95 % counts as compliant despite float rounding
     compliant = (share >= share_required - 1e-12) & all_ok & valid[None, :]
@@ -346,7 +347,7 @@ def unbalance_compliance(
     valid = np.isfinite(vuf).all(axis=0)
     starts = np.flatnonzero(np.r_[True, np.diff(week) != 0])
     ends = np.r_[starts[1:], len(week)]
-    within = np.add.reduceat((vuf <= limit_pct).astype(float), starts, axis=0)
+    within = np.add.reduceat(vuf <= limit_pct, starts, axis=0, dtype=np.int64)
     share = within / (ends - starts)[:, None]
     # nearest rank: the smallest value that 95 % of the week's values do not exceed, so
     # p95 <= limit exactly when the week complies
@@ -358,6 +359,20 @@ def unbalance_compliance(
     )
     compliant = (share >= share_required - 1e-12) & valid[None, :]
     return {"share_within": share, "p95_pct": p95, "compliant": compliant, "valid_bus": valid}
+
+
+def _vuf_of(vm_pu: np.ndarray, va_degree: np.ndarray, cols: np.ndarray, chunk: int = 2048):
+    """``(T, len(cols))`` VUF, %, of the buses at ``cols``, a block of steps at a time (the
+    phasors of a year of a large feeder never exist at once); the results' precision."""
+    n_t = vm_pu.shape[0]
+    out = np.empty((n_t, len(cols)), dtype=vm_pu.dtype)
+    cplx = np.complex64 if vm_pu.dtype == np.float32 else np.complex128
+    for s0 in range(0, n_t, chunk):
+        vm = vm_pu[s0 : s0 + chunk, cols]
+        va = np.deg2rad(va_degree[s0 : s0 + chunk, cols])
+        u = (vm * np.cos(va) + 1j * (vm * np.sin(va))).astype(cplx, copy=False)
+        out[s0 : s0 + chunk] = voltage_unbalance_factor(u)
+    return out
 
 
 def asym_grid_kpis(result, net: pandapowerNet, dt_h: float = 0.25) -> dict:
@@ -392,12 +407,12 @@ def asym_grid_kpis(result, net: pandapowerNet, dt_h: float = 0.25) -> dict:
     step_of = result.steps if len(result.steps) == result.n_steps else np.arange(result.n_steps)
     vn = net.bus.loc[result.bus_index, "vn_kv"].to_numpy(float)
     lv = vn < 1.0
-    vm = result.vm_pu[:, lv]
-    ok = np.isfinite(vm).all(axis=(0, 2))
-    vm = vm[:, ok]
-    bus_lv = result.bus_index[lv][ok]
+    ok = lv & np.isfinite(result.vm_pu).all(axis=(0, 2))
+    cols = np.flatnonzero(ok)
+    vm = result.vm_pu[:, cols]
+    bus_lv = result.bus_index[cols]
     if vm.shape[1]:
-        vuf = voltage_unbalance_factor(result.u_pu[:, lv][:, ok])
+        vuf = _vuf_of(result.vm_pu, result.va_degree, cols)
         i_max = np.unravel_index(np.argmax(vuf), vuf.shape)
         comp = unbalance_compliance(vuf, dt_h)
         vcomp = voltage_compliance(vm.reshape(vm.shape[0], -1), dt_h)
@@ -421,7 +436,7 @@ def asym_grid_kpis(result, net: pandapowerNet, dt_h: float = 0.25) -> dict:
             voltage_buses_compliant_share=float(bus_ok_v.mean()),
         )
     if result.line_i_ka.shape[1]:
-        ll = result.line_loading_pct
+        ll = result.line_loading_pct  # once: (T, n_line, 3)
         i_w = np.unravel_index(np.nanargmax(ll), ll.shape)
         i_n = np.unravel_index(np.argmax(result.line_i_n_ka), result.line_i_n_ka.shape)
         kpi.update(
@@ -445,3 +460,40 @@ def asym_grid_kpis(result, net: pandapowerNet, dt_h: float = 0.25) -> dict:
             trafo_residual_current_max_a=float(np.nanmax(result.trafo_i_n_ka) * 1e3),
         )
     return kpi
+
+
+#: Keys of :func:`asym_grid_kpis` that name a quantity the balanced KPIs also have: in a run's
+#: KPIs they carry the prefix ``phase_`` (:func:`asym_run_kpis`).
+_SHARED_WITH_BALANCED = (
+    "vm_min_pu",
+    "vm_min_bus",
+    "vm_min_phase",
+    "vm_max_pu",
+    "vm_max_bus",
+    "vm_max_phase",
+    "voltage_buses_compliant_share",
+    "line_max_loading_pct",
+    "line_worst",
+    "line_worst_phase",
+    "line_worst_step",
+    "lines_n_overloaded",
+)
+
+
+def asym_run_kpis(result, net: pandapowerNet, dt_h: float = 0.25) -> dict:
+    """:func:`asym_grid_kpis` named for a run's KPIs beside the balanced :func:`grid_kpis`.
+
+    ``grid_unbalanced`` is True; the unbalance KPIs keep their names (``vuf_max_pct``,
+    ``vuf_p95_max_pct``, ``unbalance_*``, ``line_phase_loading_spread_max_pct``,
+    ``line_residual_current_max_a``, ``trafo_max_phase_loading_pct``, ``trafo_worst_phase``,
+    ``trafo_residual_current_max_a``, ...); the per-phase counterparts of balanced KPIs get
+    the prefix ``phase_`` (``phase_vm_min_pu``, ``phase_line_max_loading_pct`` of the worst
+    phase, ``phase_line_worst_phase``, ``phase_lines_n_overloaded``, ...).
+    """
+    raw = asym_grid_kpis(result, net, dt_h)
+    out: dict = {"grid_unbalanced": True}
+    for k, v in raw.items():
+        if k in ("n_steps", "dt_h"):
+            continue
+        out[f"phase_{k}" if k in _SHARED_WITH_BALANCED else k] = v
+    return out

@@ -6,8 +6,9 @@ A feeder is selected by a *spec* string:
   ``"1-LV-semiurb5--0-sw"``, ``"1-LV-rural1--0-sw"``; the pure LV codes of ``simbench`` 1.6
   are ``1-LV-{rural1,rural2,rural3,semiurb4,semiurb5,urban6}--{0,1,2}-{sw,no_sw}``;
 * a short name from :data:`KNOWN_FEEDERS` for a network of ``pandapower.networks``:
-  ``ieee_european_lv`` (the IEEE European LV test feeder, its 55 single-phase loads made
-  balanced three-phase loads at the same bus), ``kerber_landnetz_freileitung_1``,
+  ``ieee_european_lv`` (the IEEE European LV test feeder: its 55 single-phase loads become
+  ``net.load`` rows at the same bus that keep their phase in a ``phase`` column),
+  ``kerber_landnetz_freileitung_1``,
   ``kerber_landnetz_freileitung_2``, ``kerber_landnetz_kabel_1``, ``kerber_landnetz_kabel_2``,
   ``kerber_dorfnetz``, ``kerber_vorstadtnetz_kabel_1``, ``kerber_vorstadtnetz_kabel_2``;
 * a path to a pandapower JSON file (``pandapower.to_json``).
@@ -33,9 +34,23 @@ of many households, so identical copies on every load are fine for transformer l
 understate the peaks of single cables; twin's population module is expected to replace the
 household columns by its own household loads.
 
-Static generators and storage units are set out of service: twin models rooftop PV and
-batteries per household itself. Their rows stay in the net (``net.sgen.p_mw`` tells where PV
-was installed in the source data).
+Static generators (also ``asymmetric_sgen``) and storage units are set out of service: twin
+models rooftop PV and batteries per household itself. Their rows stay in the net
+(``net.sgen.p_mw`` tells where PV was installed in the source data).
+
+Phases
+------
+A feeder may carry phase data (:attr:`Feeder.has_phase_data`; the run's ``grid.unbalanced``
+then defaults to on):
+
+* a ``phase`` column on ``net.load``: ``a``/``b``/``c`` (or 0/1/2) for a single-phase
+  connection on that phase, ``abc`` (or -1) for a three-phase one, empty where unknown (twin
+  draws the connection, :func:`twin.population.draw_phases`); normalised to integers
+  (:data:`PHASE_CODES`) when the feeder is loaded, anything else is a :class:`FeederError`;
+* in-service ``asymmetric_load`` rows: constant per-phase loads (their ``p_a_mw`` ...
+  ``q_c_mvar`` at every step) that only the unbalanced power flow models. They are loaded
+  with ``load_feeder(..., asymmetric=True)`` (what a run does unless ``grid.unbalanced=false``)
+  and refused otherwise, like an unsupported element, before anything is simulated.
 
 Checks when a feeder is loaded (:func:`check_net`, each a one-line :class:`FeederError`
 naming the element and the fix; nothing is repaired silently):
@@ -114,7 +129,10 @@ HOUSEHOLD_E_KWH_PER_YEAR = 2550.0
 #: Power factor given to loads without a reactive profile (typical household, inductive).
 HOUSEHOLD_COS_PHI = 0.97
 #: Bump when the cached format or the conversion rules change.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
+#: ``net.load.phase`` after normalisation: phase a, b, c; three-phase; unknown (drawn).
+PHASE_CODES = {"a": 0, "b": 1, "c": 2, "abc": -1, "unknown": -2}
+_PHASE_TEXT = {"a": 0, "b": 1, "c": 2, "abc": -1, "0": 0, "1": 1, "2": 2, "-1": -1, "3": -1}
 #: Largest relative difference allowed between a transformer's rated voltage and its bus's
 #: ``vn_kv``. Off-nominal ratings in practice are within 10 % (0.41/0.42/0.433 kV on a 0.4 kV
 #: bus, 10.5/11 kV on 10 kV); a wrong voltage level is at least 50 % off (10 vs 20 kV, 0.23 vs
@@ -132,7 +150,10 @@ def _ieee_european_lv() -> pandapowerNet:
 
     net = pn.ieee_european_lv_asymmetric("on_peak_566")
     asym = net.asymmetric_load
+    phases = []
     for idx, row in asym.iterrows():
+        p_ph = np.array([row["p_a_mw"], row["p_b_mw"], row["p_c_mw"]], dtype=float)
+        phases.append(int(np.argmax(p_ph)) if np.count_nonzero(p_ph) == 1 else -1)
         pp.create_load(
             net,
             bus=int(row["bus"]),
@@ -142,6 +163,7 @@ def _ieee_european_lv() -> pandapowerNet:
             in_service=bool(row["in_service"]),
         )
     net.asymmetric_load = net.asymmetric_load.iloc[0:0]
+    net.load["phase"] = np.asarray(phases, dtype=np.int64)  # each load keeps its phase
     return net
 
 
@@ -196,6 +218,35 @@ class Feeder:
     household_load_idx: np.ndarray
     load_p_kw: np.ndarray
     load_q_kvar: np.ndarray
+    #: the run models the feeder per phase (``grid.unbalanced``; set by the run's inputs)
+    unbalanced: bool = False
+
+    @property
+    def load_phase(self) -> np.ndarray | None:
+        """``(len(net.load),)`` phase of every load's connection from the feeder file
+        (:data:`PHASE_CODES`: 0/1/2 single-phase, -1 three-phase, -2 unknown), or None."""
+        if "phase" not in self.net.load.columns:
+            return None
+        return self.net.load["phase"].to_numpy(np.int64)
+
+    @property
+    def household_phase(self) -> np.ndarray | None:
+        """``(n_households,)`` :attr:`load_phase` of the households, or None."""
+        ph = self.load_phase
+        return None if ph is None else ph[self.household_cols]
+
+    @property
+    def has_asymmetric_loads(self) -> bool:
+        """True if the net has in-service ``asymmetric_load`` rows."""
+        return _has_rows(self.net, "asymmetric_load")
+
+    @property
+    def has_phase_data(self) -> bool:
+        """True if the feeder says which phase its loads are on (a ``phase`` column on
+        ``net.load`` with a known phase, or in-service ``asymmetric_load`` rows)."""
+        ph = self.load_phase
+        known = ph is not None and bool((ph != PHASE_CODES["unknown"]).any())
+        return known or self.has_asymmetric_loads
 
     @property
     def household_cols(self) -> np.ndarray:
@@ -266,9 +317,45 @@ def prepare_net(net: pandapowerNet) -> pandapowerNet:
         trafo["tap_side"] = trafo["tap_side"].astype(object).where(trafo["tap_side"].notna(), "hv")
     if len(net.sgen):
         net.sgen["in_service"] = False
-    if "storage" in net and len(net.storage):
-        net.storage["in_service"] = False
+    for table in ("storage", "asymmetric_sgen"):
+        if table in net and isinstance(net[table], pd.DataFrame) and len(net[table]):
+            net[table]["in_service"] = False
     return net
+
+
+def _has_rows(net: pandapowerNet, table: str) -> bool:
+    """True if ``net[table]`` has an in-service row."""
+    if table not in net or not isinstance(net[table], pd.DataFrame) or not len(net[table]):
+        return False
+    return bool(len(_in_service(net[table])))
+
+
+def _normalise_phase(name: str, net: pandapowerNet) -> None:
+    """``net.load.phase`` as integers (:data:`PHASE_CODES`); FeederError if unreadable."""
+    if "phase" not in net.load.columns:
+        return
+    raw = net.load["phase"]
+    codes = np.full(len(raw), PHASE_CODES["unknown"], dtype=np.int64)
+    bad = []
+    for k, v in enumerate(raw.to_numpy(object)):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == "":
+            continue
+        text = str(v).strip().lower()
+        if isinstance(v, int | float | np.number) and not isinstance(v, bool):
+            text = f"{float(v):g}" if float(v) != int(float(v)) else str(int(float(v)))
+        if text in _PHASE_TEXT:
+            codes[k] = _PHASE_TEXT[text]
+        elif text == "-2":
+            continue
+        else:
+            bad.append(raw.index[k])
+    if bad:
+        raise FeederError(
+            f"feeder '{name}': {_elements('load', net.load, bad)} has phase="
+            f"{_one_line(raw.at[bad[0]])[:20]!r} (must be a, b, c, abc or empty): give the "
+            "phase of its connection, abc for three-phase"
+        )
+    net.load["phase"] = codes
 
 
 def _elements(table: str, df: pd.DataFrame, idx: pd.Index | np.ndarray) -> str:
@@ -299,13 +386,17 @@ def _col(df: pd.DataFrame, col: str) -> pd.Series:
 #: Fix suggested for in-service elements the power flow does not model.
 
 
-def _check_supported(name: str, net: pandapowerNet) -> None:
-    for el in UNSUPPORTED + ASYMMETRIC_ONLY:  # asymmetric rows: the unbalanced path only
+def _check_supported(name: str, net: pandapowerNet, asymmetric: bool = False) -> None:
+    # asymmetric_load rows: only the unbalanced power flow models them (asymmetric=True);
+    # asymmetric_sgen rows are out of service (prepare_net)
+    for el in UNSUPPORTED + (() if asymmetric else ASYMMETRIC_ONLY):
         if el not in net or not isinstance(net[el], pd.DataFrame) or not len(net[el]):
             continue
         rows = _in_service(net[el])
         if len(rows):
             fix = UNSUPPORTED_FIX.get(el, "model it with lines, transformers and loads")
+            if el in ASYMMETRIC_ONLY:
+                fix = f"run it unbalanced (grid.unbalanced=true), {fix}"
             raise FeederError(
                 f"feeder '{name}': {_elements(el, net[el], rows.index)} in service, which "
                 f"twin's power flow does not model: set in_service=False or {fix}"
@@ -343,10 +434,11 @@ def _require(
         )
 
 
-def check_net(net: pandapowerNet, name: str = "net") -> None:
+def check_net(net: pandapowerNet, name: str = "net", asymmetric: bool = False) -> None:
     """Check a prepared net before twin uses it (see the module docstring); raise FeederError.
 
-    Loads cut off from the ``ext_grid`` are checked by :func:`check_supplied`.
+    Loads cut off from the ``ext_grid`` are checked by :func:`check_supplied`;
+    ``asymmetric`` accepts in-service ``asymmetric_load`` rows (unbalanced runs).
     """
     eg = _in_service(net.ext_grid)
     if len(eg) != 1:
@@ -362,12 +454,13 @@ def check_net(net: pandapowerNet, name: str = "net") -> None:
             f"feeder '{name}' has no in-service MV/LV transformer: twin models a feeder "
             "behind one transformer (pandapower create_transformer)"
         )
-    _check_supported(name, net)
+    _check_supported(name, net, asymmetric)
     for table, cols in (
         ("ext_grid", ("bus",)),
         ("load", ("bus",)),
         ("line", ("from_bus", "to_bus")),
         ("trafo", ("hv_bus", "lv_bus")),
+        *((("asymmetric_load", ("bus",)),) if _has_rows(net, "asymmetric_load") else ()),
     ):
         _check_refs(name, net, table, cols)
     vn = _col(net.bus, "vn_kv")
@@ -535,8 +628,10 @@ def check_radial(net: pandapowerNet, name: str = "net", needed_by: str = "this c
         )
 
 
-def _check_usable(name: str, net: pandapowerNet, household_load_idx: np.ndarray) -> None:
-    check_net(net, name)
+def _check_usable(
+    name: str, net: pandapowerNet, household_load_idx: np.ndarray, asymmetric: bool = False
+) -> None:
+    check_net(net, name, asymmetric)
     check_supplied(net, name)
     if not len(household_load_idx):
         raise FeederError(
@@ -650,9 +745,11 @@ def _h0_profiles(net: pandapowerNet) -> _Profiles:
     )
 
 
-def _build(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profiles]:
+def _build(
+    name: str, net: pandapowerNet, asymmetric: bool = False
+) -> tuple[pandapowerNet, _Profiles]:
     try:
-        return _build_checked(name, net)
+        return _build_checked(name, net, asymmetric)
     except FeederError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -663,8 +760,11 @@ def _build(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profiles]:
         ) from None
 
 
-def _build_checked(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profiles]:
+def _build_checked(
+    name: str, net: pandapowerNet, asymmetric: bool = False
+) -> tuple[pandapowerNet, _Profiles]:
     prepare_net(net)
+    _normalise_phase(name, net)
     simbench = _has_simbench_profiles(net)
     in_service = net.load["in_service"].astype(bool).to_numpy()
     if simbench:
@@ -674,7 +774,7 @@ def _build_checked(name: str, net: pandapowerNet) -> tuple[pandapowerNet, _Profi
         ].to_numpy()
     else:
         households = net.load.index[in_service].to_numpy()
-    _check_usable(name, net, households)
+    _check_usable(name, net, households, asymmetric)
     profiles = _simbench_profiles(net) if simbench else _h0_profiles(net)
     # keep the cached net small: the profiles live in the arrays
     for key in ("profiles", "loadcases"):
@@ -793,7 +893,9 @@ def _spec_source(spec: str) -> tuple[str, str, Callable[[], pandapowerNet]]:
 
 
 def load_feeder(
-    spec: str | os.PathLike[str] = DEFAULT_FEEDER, cache_dir: Path | None = None
+    spec: str | os.PathLike[str] = DEFAULT_FEEDER,
+    cache_dir: Path | None = None,
+    asymmetric: bool = False,
 ) -> Feeder:
     """Load a feeder and its year of 15-minute load profiles (cached).
 
@@ -803,6 +905,8 @@ def load_feeder(
         SimBench LV code, short name from :data:`KNOWN_FEEDERS`, or path to a pandapower JSON.
     cache_dir : Path, optional
         Cache directory; default :func:`default_cache_dir`.
+    asymmetric : bool, default False
+        Accept in-service ``asymmetric_load`` rows (for the unbalanced power flow only).
 
     Returns
     -------
@@ -822,13 +926,15 @@ def load_feeder(
     else:
         cached = _load_cache(cache, key)
         if cached is None:
-            net0, prof = _build(name, make())
+            net0, prof = _build(name, make(), asymmetric)
             _save_cache(cache, key, net0, prof)
         else:
             net0, prof = cached
         if len(_MEMO) >= _MEMO_SIZE:
             _MEMO.pop(next(iter(_MEMO)))
         _MEMO[memo_key] = (net0, prof)
+    if not asymmetric:  # a net cached by an unbalanced run
+        _check_supported(name, net0)
     net = copy.deepcopy(net0)  # callers may change their net; the memo keeps a clean one
     p_kw, q_kvar = prof.expand()
     return Feeder(

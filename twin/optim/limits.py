@@ -14,6 +14,19 @@ part of ``A_r`` on the optimised households becomes the LP's coefficients
 (:class:`FeederLimits`); everything else moves to the right-hand side
 (:meth:`GridLimits.rhs`).
 
+**Per phase** (unbalanced runs): a cable row may instead bound one phase's flow,
+
+    sign_r * (p0_r / 3 + A_r @ p_load[:, f_r]) <= P_max_r[j],   S_max = rating / 3 * (1 - margin)
+
+(the linear model's per-phase flows, :meth:`twin.grid.linear.LinearFeederModel.
+line_phase_p_kw`: a line's phase-``f`` flow is the sum of the phase-``f`` loads downstream),
+with the uncontrollable loads given per phase to :meth:`GridLimits.rhs` and each optimised
+household's controllable power put on the phases by ``flex_share`` (its share on phase ``f``
+is the largest share of its controllable devices there: heat pump, charger, battery; an upper
+bound while they consume). So a band that is safe in total but overloads one phase is not
+allocated; every screened cable then has up to three import and three export rows, one per
+phase, instead of one of each.
+
 Rows are **screened** once per run: a cable (or voltage) row enters the LP only if the worst
 case over the simulated window — every load downstream at its largest possible value (devices
 at full power, PV at its peak for export) — could exceed its limit; the transformer's import
@@ -83,6 +96,11 @@ class GridLimits:
         ``(R,)`` flows use ``sqrt(S^2 - Q^2)``; voltage rows are linear in ``q``.
     screened_out : dict
         Names of rows left out by the screening, and why.
+    phase : np.ndarray, optional
+        ``(R,)`` -1 for a row over all phases, 0/1/2 for a row of phase a/b/c (default all -1).
+    flex_share : np.ndarray, optional
+        ``(n_load, 3)`` share of each load's controllable power on each phase (needed with
+        phase rows).
     """
 
     names: tuple[str, ...]
@@ -94,6 +112,19 @@ class GridLimits:
     s_max: np.ndarray
     is_flow: np.ndarray
     screened_out: dict[str, str] = field(default_factory=dict)
+    phase: np.ndarray | None = None
+    flex_share: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.phase is None:
+            self.phase = np.full(len(self.names), -1, dtype=np.int64)
+        if (self.phase >= 0).any() and self.flex_share is None:
+            raise ValueError("phase rows need flex_share (n_load, 3)")
+
+    @property
+    def has_phase_rows(self) -> bool:
+        """True if some rows bound a single phase (an unbalanced run)."""
+        return bool((self.phase >= 0).any())
 
     @classmethod
     def transformer_only(cls, n_load: int, rating_kva: float, margin: float) -> GridLimits:
@@ -119,13 +150,31 @@ class GridLimits:
         lazy = np.array(
             [not (n.startswith("trafo") and not n.endswith("export")) for n in self.names]
         )
-        return FeederLimits(self.a_p[:, opt_cols].copy(), self.sign.copy(), self.names, lazy)
+        coef = self.a_p[:, opt_cols].copy()
+        rows = np.flatnonzero(self.phase >= 0)
+        if len(rows):  # a phase row sees the household's controllable power on that phase
+            coef[rows] *= self.flex_share[np.asarray(opt_cols)][:, self.phase[rows]].T
+        return FeederLimits(coef, self.sign.copy(), self.names, lazy)
 
     def rhs(self, p_rest_kw: np.ndarray, q_kvar: np.ndarray) -> np.ndarray:
-        """``(R, N)`` right-hand sides for per-period loads ``(N, n_load)``: ``p_rest_kw`` is
-        everything not controllable in the LP, ``q_kvar`` all reactive power."""
-        p = self.p0[:, None] + self.a_p @ p_rest_kw.T
-        q = self.q0[:, None] + self.a_q @ q_kvar.T
+        """``(R, N)`` right-hand sides for per-period loads: ``p_rest_kw`` is everything not
+        controllable in the LP, ``q_kvar`` all reactive power, ``(N, n_load)`` or per phase
+        ``(N, n_load, 3)`` (required when there are phase rows; rows over all phases take
+        the sum)."""
+        p_rest = np.asarray(p_rest_kw, dtype=float)
+        q_all = np.asarray(q_kvar, dtype=float)
+        per_phase = p_rest.ndim == 3
+        if self.has_phase_rows and not per_phase:
+            raise ValueError("phase rows need per-phase loads (N, n_load, 3)")
+        p_tot = p_rest.sum(axis=-1) if per_phase else p_rest
+        q_tot = q_all.sum(axis=-1) if per_phase else q_all
+        p = self.p0[:, None] + self.a_p @ p_tot.T
+        q = self.q0[:, None] + self.a_q @ q_tot.T
+        for f in range(3):
+            rows = np.flatnonzero(self.phase == f)
+            if len(rows):
+                p[rows] = self.p0[rows, None] + self.a_p[rows] @ p_rest[..., f].T
+                q[rows] = self.q0[rows, None] + self.a_q[rows] @ q_all[..., f].T
         flow = np.sqrt(np.maximum(self.s_max[:, None] ** 2 - q**2, 0.0))
         lim = np.where(self.is_flow[:, None], flow, self.s_max[:, None] - self.sign[:, None] * q)
         return lim - self.sign[:, None] * p
@@ -141,6 +190,9 @@ def build_grid_limits(
     voltages: bool = True,
     v_min_pu: float = 0.95,
     v_limit_pu: float = 0.90,
+    phase_worst_import_kw: np.ndarray | None = None,
+    phase_worst_export_kw: np.ndarray | None = None,
+    flex_share: np.ndarray | None = None,
 ) -> GridLimits:
     """Screened limit rows of a radial feeder.
 
@@ -161,6 +213,11 @@ def build_grid_limits(
         Voltage at which cable ratings are taken (current limit -> kVA).
     v_limit_pu : float
         Lowest allowed bus voltage (EN 50160: 0.90 p.u. for 95 % of the time).
+    phase_worst_import_kw, phase_worst_export_kw : np.ndarray, optional
+        ``(n_load, 3)`` the worst cases per phase: given, the cable rows are per phase (see
+        the module docstring), screened per phase against a third of the rating.
+    flex_share : np.ndarray, optional
+        ``(n_load, 3)`` share of each load's controllable power per phase (with the above).
     """
     from twin.grid.linear import LinearFeederModel
 
@@ -168,7 +225,11 @@ def build_grid_limits(
     n_load = len(lin.load_idx)
     names: list[str] = []
     sign, a_p, a_q, p0, q0, s_max, is_flow = [], [], [], [], [], [], []
+    phase: list[int] = []
     out: dict[str, str] = {}
+    per_phase = phase_worst_import_kw is not None
+    if per_phase and (phase_worst_export_kw is None or flex_share is None):
+        raise ValueError("per-phase rows need phase_worst_export_kw and flex_share too")
     derate = 1.0 - margin
 
     def add(
@@ -180,7 +241,9 @@ def build_grid_limits(
         qz: float,
         smax: float,
         flow: bool,
+        ph: int = -1,
     ) -> None:
+        phase.append(ph)
         names.append(name)
         sign.append(sg)
         a_p.append(ap)
@@ -211,6 +274,28 @@ def build_grid_limits(
             down = orient * a  # 0/1: loads downstream of the line
             rating = float(lin.line_rating_kva[k]) * v_min_pu * derate
             name = f"line {lin.line_index[k]}"
+            if per_phase:
+                for f, ph_name in enumerate("abc"):
+                    for sg, worst, label in (
+                        (1.0, phase_worst_import_kw, ""),
+                        (-1.0, phase_worst_export_kw, " export"),
+                    ):
+                        row = f"{name} phase {ph_name}{label}"
+                        if float(down @ worst[:, f]) > rating / 3.0:
+                            add(
+                                row,
+                                sg,
+                                down,
+                                down,
+                                orient * float(lin.line_p0_kw[k]) / 3.0,
+                                orient * float(lin.line_q0_kvar[k]) / 3.0,
+                                rating / 3.0,
+                                True,
+                                f,
+                            )
+                        else:
+                            out[row] = "worst case below the phase rating"
+                continue
             for sg, worst, label in (
                 (1.0, p_worst_import_kw, ""),
                 (-1.0, p_worst_export_kw, " export"),
@@ -259,4 +344,6 @@ def build_grid_limits(
         s_max=np.array(s_max),
         is_flow=np.array(is_flow, dtype=bool),
         screened_out=out,
+        phase=np.array(phase, dtype=np.int64),
+        flex_share=None if flex_share is None else np.asarray(flex_share, dtype=float),
     )

@@ -74,6 +74,7 @@ class DsoPlanner:
         self.hh_cols = view.hh_cols
         self.other_cols = view.other_cols
         self.n_load = view.n_load
+        self._shares = self._phase_shares()
         self.grid = self._grid_limits()
         limits = self.grid.feeder_limits(self.hh_cols[sig])
         if terms.information == "central":
@@ -86,6 +87,40 @@ class DsoPlanner:
         self._metered_until, self._metered_peak = 0, 0.0
 
     # -- limits --------------------------------------------------------------------------------
+    def _phase_shares(self) -> dict[str, np.ndarray] | None:
+        """Unbalanced runs: ``(n_load, 3)`` phase shares per part, from the registered phases
+        of the connections (``base``, ``pv``, ``flex``: the households' controllable power,
+        the largest share of their heat pump, charger and battery on each phase) and the
+        feeder's ``net.load.phase`` for the other loads (split equally where not given).
+        None for a balanced run."""
+        v = self.view
+        reg = v.registered
+        if v.feeder is None or not v.feeder.unbalanced or reg.phase_shares is None:
+            return None
+        from twin.fleet import THREE_PHASE, phase_share
+
+        ph = v.feeder.load_phase
+        ph = np.full(self.n_load, THREE_PHASE) if ph is None else np.where(ph >= 0, ph, -1)
+        other = phase_share(ph)
+        sh = reg.phase_shares
+        has = {"hp": reg.hp_q_max_kw > 0, "ev": reg.ev_p_max_kw > 0, "bat": reg.bat_p_max_kw > 0}
+        flex = np.zeros((v.n_households, 3))
+        for part, present in has.items():
+            flex = np.maximum(flex, np.where(present[:, None], sh[part], 0.0))
+        none = ~(has["hp"] | has["ev"] | has["bat"])
+        flex[none] = sh["base"][none]
+        out = {}
+        for part, hh in (("base", sh["base"]), ("pv", sh["pv"]), ("flex", flex)):
+            full = other.copy()
+            full[self.hh_cols] = hh
+            out[part] = full
+        for part in ("hp", "ev", "bat"):
+            full = other.copy()
+            full[self.hh_cols] = sh[part]
+            out[part] = full
+        out["other"] = other
+        return out
+
     def _grid_limits(self) -> GridLimits:
         """Feeder limit rows (linear feeder model when the grid is known, else the station).
 
@@ -112,6 +147,29 @@ class DsoPlanner:
         q_max = np.zeros(self.n_load)
         q_max[self.hh_cols] = fc.q_base_kvar.max(axis=0)
         q_max[self.other_cols] = qo.max(axis=0, initial=0.0)
+        per_phase: dict[str, Any] = {}
+        sh = self._shares
+        if sh is not None:  # unbalanced run: cable rows per phase, worst cases per phase
+            hh = self.hh_cols
+            imp3 = worst_imp[:, None] * sh["other"]
+            exp3 = worst_exp[:, None] * sh["other"]
+            imp3[hh] = (
+                fc.p_base_kw.max(axis=0)[:, None] * sh["base"][hh]
+                + (reg.hp_q_max_kw / cop_min)[:, None] * sh["hp"][hh]
+                + reg.ev_p_max_kw[:, None] * sh["ev"][hh]
+                + reg.bat_p_max_kw[:, None] * sh["bat"][hh]
+            )
+            exp3[hh] = np.maximum(
+                fc.p_pv_kw.max(axis=0)[:, None] * sh["pv"][hh]
+                + reg.bat_p_max_kw[:, None] * sh["bat"][hh]
+                - fc.p_base_kw.min(axis=0)[:, None] * sh["base"][hh],
+                0.0,
+            )
+            per_phase = {
+                "phase_worst_import_kw": imp3,
+                "phase_worst_export_kw": exp3,
+                "flex_share": sh["flex"],
+            }
         grid = build_grid_limits(
             v.feeder.net,
             worst_imp,
@@ -120,6 +178,7 @@ class DsoPlanner:
             terms.safety_margin,
             cables=terms.cables,
             voltages=terms.voltages,
+            **per_phase,
         )
         if terms.limit_kva is not None:  # override the station rating
             grid.s_max[0] = terms.limit_kva * (1.0 - terms.safety_margin)
@@ -151,7 +210,10 @@ class DsoPlanner:
         p_rest[:, self.other_cols] = po
         q_all[:, self.other_cols] = qo
         q_all[:, self.hh_cols] = exo.q_base_kvar[:n_steps]
-        rhs_steps = self.grid.rhs(p_rest, q_all)
+        if self.grid.has_phase_rows:  # the same loads, per phase
+            rhs_steps = self.grid.rhs(*self._per_phase(exo, p_rest, q_all, n_steps))
+        else:
+            rhs_steps = self.grid.rhs(p_rest, q_all)
         infl_steps = p_rest.sum(axis=1)
         # devices hold their power over a period, so each period must fit its worst step
         starts = hz.start_step
@@ -159,6 +221,25 @@ class DsoPlanner:
         inflexible = np.maximum.reduceat(infl_steps, starts)
         lim = LimitData(rhs_kw=rhs, inflexible_kw=inflexible, sunk_peak_kw=self._sunk_peak(k0))
         return LimitForecast(lim, rhs_steps, infl_steps, inflex_sig)
+
+    def _per_phase(
+        self, exo: Any, p_rest: np.ndarray, q_all: np.ndarray, n_steps: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(n_steps, n_load, 3)`` the uncontrollable loads per phase: base load and PV on
+        their phases, the rest of a non-signed household's firm load (its devices) on its
+        controllable share, the other loads on theirs."""
+        sh = self._shares
+        hh = self.hh_cols
+        p3 = p_rest[..., None] * sh["other"]
+        q3 = q_all[..., None] * sh["other"]
+        base = exo.p_base_kw[:n_steps]
+        pv = exo.p_pv_kw[:n_steps]
+        p_hh = base[..., None] * sh["base"][hh] - pv[..., None] * sh["pv"][hh]
+        devices = p_rest[:, hh] - base + pv  # 0 for signed households (their devices are in the LP)
+        devices[:, self.sig] = 0.0
+        p3[:, hh] = p_hh + devices[..., None] * sh["flex"][hh]
+        q3[:, hh] = q_all[:, hh][..., None] * sh["base"][hh]
+        return p3, q3
 
     def _sunk_peak(self, k0: int) -> float:
         """The largest metered feeder load of the reported steps before ``k0`` (running max)."""
