@@ -117,7 +117,7 @@ def comfort_case(dev: np.ndarray, q_heat: np.ndarray, rule: str = "swing"):
     return comfort_measures(t, q_heat, f, ServiceLevels(comfort_rule=rule)), f
 
 
-def test_comfort_counts_both_sides_but_not_warmth_heating_did_not_bring():
+def test_comfort_counts_both_sides_but_not_warmth_pre_heating_did_not_bring():
     dev = np.zeros((STEPS_PER_DAY, 2))
     q = np.zeros((STEPS_PER_DAY, 2))
     dev[10:14, 0] = -1.5  # 0.5 K below the band for an hour
@@ -126,8 +126,8 @@ def test_comfort_counts_both_sides_but_not_warmth_heating_did_not_bring():
     below, above = cm.kelvin_hours()
     assert below[0] == pytest.approx(0.5 * 1.0) and above[1] == 0.0
     assert not cm.day_met[0, 0] and cm.day_met[0, 1]  # sun's warmth is not a miss
-    # the same warmth brought by heating is counted, as far as heating brought it
-    q[30:40, 1] = 50.0
+    # the same warmth brought by heating above the setpoint (pre-heating) is counted
+    q[40:44, 1] = 50.0
     cm, f = comfort_case(dev, q)
     _, above = cm.kelvin_hours()
     assert above[1] == pytest.approx(0.6 * 1.0) and not cm.day_met[0, 1]
@@ -220,15 +220,18 @@ def _recompute(folder) -> dict[str, float]:
     # comfort: heating's own warming, both sides, the swing
     r, c = s["r_k_per_kw"].to_numpy(), s["c_kwh_per_k"].to_numpy()
     a = np.exp(-DT_H / (r * c))
+    t_in, setpoint = wide["t_in_c"], s["setpoint_c"].to_numpy()
     rise, x = np.zeros((n_t, n)), np.zeros(n)
-    for t in range(n_t):
-        x = a * x + (1 - a) * r * (wide["q_hp_kw"][t] + wide["q_boiler_kw"][t])
+    for t in range(n_t):  # the warming of heat delivered beyond holding the setpoint
+        q = wide["q_hp_kw"][t] + wide["q_boiler_kw"][t]
+        q_pre = np.minimum(q, np.maximum(t_in[t] - setpoint, 0) / ((1 - a) * r))
+        x = a * x + (1 - a) * r * q_pre
         rise[t] = x
-    t_in = wide["t_in_c"]
     below = np.maximum(s["comfort_min_c"].to_numpy() - t_in, 0)
-    warm = np.maximum(t_in - s["comfort_max_c"].to_numpy(), 0)
-    above = np.minimum(warm, rise)
-    ctrl = (t_in - s["setpoint_c"].to_numpy() - (warm - above))[: days * STEPS_PER_DAY]
+    warm = np.maximum(t_in - setpoint, 0)
+    pre = np.minimum(warm, rise)
+    above = np.maximum(pre - (s["comfort_max_c"].to_numpy() - setpoint), 0)
+    ctrl = (t_in - setpoint - (warm - pre))[: days * STEPS_PER_DAY]
     ctrl = ctrl.reshape(days, STEPS_PER_DAY, n)
     swing = ctrl.max(axis=1) - ctrl.min(axis=1)
     bad = ((below > 1e-6) | (above > 1e-6))[: days * STEPS_PER_DAY]

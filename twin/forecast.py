@@ -13,7 +13,17 @@ What a forecaster supplies, for a horizon of ``n`` steps from step ``k0``:
   trip energy; a HEMS knows its car's plans, and in central mode the DSO receives them);
 * :meth:`Forecaster.other_loads` — the feeder's non-household loads;
 * :meth:`Forecaster.firm_load_kw` — the net load of households that did not sign (they
-  behave as under a firm connection).
+  behave as under a firm connection);
+* :meth:`Forecaster.inflexible_quantiles_kw` — how uncertain the households' inflexible
+  load (base load minus PV) is: per household and for the feeder as a whole, the 10th and
+  90th percentiles around the point forecast (the margin policies of the performance contract
+  plan on them).
+
+Two implementations: :class:`PerfectForecaster` (the true future: the upper bound) and
+:class:`StatisticalForecaster` (weather forecasts with an error that grows with lead time,
+quantile gradient boosting learned from the feeder's own past, declared EV plans that the
+real trips deviate from). Both record what they forecast, so forecast quality is measured
+the same way (:meth:`Forecaster.quality`).
 
 The measured past is the measurement layer's (:mod:`twin.measure`). Horizons that run past the
 end of the simulated window repeat its last day (a plan's look-ahead, never carried out).

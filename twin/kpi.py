@@ -15,7 +15,7 @@ import numpy as np
 
 from twin.devices.ev import CHARGE_EFFICIENCY, TripSchedule
 from twin.fleet import Fleet
-from twin.service import ServiceLevels, ev_due, full_power_soc, heating_rise_k, trips_at_departure
+from twin.service import ServiceLevels, ev_due, full_power_soc, preheat_rise_k, trips_at_departure
 from twin.timegrid import DT_H, STEPS_PER_DAY
 
 __all__ = [
@@ -54,15 +54,22 @@ def comfort_measures(
     """Both sides of the band and the daily swing.
 
     ``q_heat_kw``: heat delivered (heat pump + boiler) per step. Warmth above the band counts
-    only as far as heating brought it (:func:`twin.service.heating_rise_k`); the swing is
-    measured on the temperature with the rest of that warmth clipped at the band.
+    only as far as pre-heating brought it (:func:`twin.service.preheat_rise_k`); the swing is
+    measured on the temperature with the rest of the warmth above the setpoint taken out.
     """
     n_t, n_h = t_in_c.shape
     dev = t_in_c - fleet.setpoint_c
     below = np.maximum(-levels.comfort_band_k - dev, 0.0)
-    warm = np.maximum(dev - levels.comfort_above_k, 0.0)
-    above = np.minimum(warm, heating_rise_k(q_heat_kw, fleet.r_k_per_kw, fleet.a_step))
-    ctrl = dev - (warm - above)
+    # warmth above the setpoint counts only as far as pre-heating brought it (sun, appliances
+    # and a thermostat at the setpoint bring none): on the upper side of the band and in the
+    # swing alike
+    warm = np.maximum(dev, 0.0)
+    pre = np.minimum(
+        warm,
+        preheat_rise_k(t_in_c, q_heat_kw, fleet.setpoint_c, fleet.r_k_per_kw, fleet.a_step),
+    )
+    above = np.maximum(pre - levels.comfort_above_k, 0.0)
+    ctrl = dev - (warm - pre)
     days = n_t // STEPS_PER_DAY
     blocks = ctrl[: days * STEPS_PER_DAY].reshape(days, STEPS_PER_DAY, n_h)
     swing = blocks.max(axis=1) - blocks.min(axis=1) if days else np.zeros((0, n_h))

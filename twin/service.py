@@ -41,7 +41,7 @@ __all__ = [
     "ServiceLevels",
     "ev_due",
     "full_power_soc",
-    "heating_rise_k",
+    "preheat_rise_k",
     "trips_at_departure",
 ]
 
@@ -162,15 +162,15 @@ class ServiceLevels:
     comfort_band_k : float
         The indoor temperature stays at most this far below the setpoint.
     comfort_above_k : float
-        ... and at most this far above it, counting only warmth that heating brought (sun and
-        appliances may warm a house further: there is no cooling, and that is not a contract's
-        doing).
+        ... and at most this far above it, counting only warmth that pre-heating brought (sun,
+        appliances and a thermostat at the setpoint bring none: there is no cooling, and that
+        warmth is not a contract's doing; :func:`preheat_rise_k`).
     comfort_rule : str
         ``swing``: the day's temperature also varies by no more than ``comfort_swing_k``
         (the E.DSO paper's wording); ``band``: the band alone.
     comfort_swing_k : float
         The largest swing within a day (max − min of the temperature relative to the
-        setpoint, warmth not brought by heating clipped at the band).
+        setpoint, warmth above the setpoint that pre-heating did not bring taken out).
     ev_range_km, ev_deadline_h, ev_reserve_km : float
         The EV promise (module docstring).
     """
@@ -199,14 +199,27 @@ class ServiceLevels:
         return int(round(self.ev_deadline_h * STEPS_PER_HOUR)) % STEPS_PER_DAY
 
 
-def heating_rise_k(q_heat_kw: np.ndarray, r_k_per_kw: np.ndarray, a_step: np.ndarray) -> np.ndarray:
-    """``(T, n)`` how much warmer each home is at the end of each step because of the heat
-    delivered since the first step (heat pump + boiler): the 1R1C building is linear, so its
-    temperature is the free-floating one plus ``x`` with ``x' = a x + (1 - a) R q``."""
-    out = np.empty_like(q_heat_kw, dtype=float)
-    x = np.zeros(q_heat_kw.shape[1])
+def preheat_rise_k(
+    t_in_c: np.ndarray,
+    q_heat_kw: np.ndarray,
+    setpoint_c: np.ndarray,
+    r_k_per_kw: np.ndarray,
+    a_step: np.ndarray,
+) -> np.ndarray:
+    """``(T, n)`` how much warmer each home is at the end of each step because it was heated
+    *above its setpoint* (pre-heating), since the first step.
+
+    In a step that ends above the setpoint, the heat delivered beyond what held the setpoint is
+    ``(T_end - T_set) / ((1 - a) R)`` (the exact 1R1C step, capped at the step's heat); the
+    building is linear, so that heat's warming decays as ``x' = a x + (1 - a) R q_pre``. A
+    thermostat at the setpoint and the sun bring none of it: what warms a home beyond this is
+    not a contract's doing (there is no cooling).
+    """
     gain = (1.0 - a_step) * r_k_per_kw
-    for k in range(len(q_heat_kw)):
-        x = a_step * x + gain * q_heat_kw[k]
+    q_pre = np.minimum(np.maximum(q_heat_kw, 0.0), np.maximum(t_in_c - setpoint_c, 0.0) / gain)
+    out = np.empty_like(q_pre, dtype=float)
+    x = np.zeros(q_pre.shape[1])
+    for k in range(len(q_pre)):
+        x = a_step * x + gain * q_pre[k]
         out[k] = x
     return out
