@@ -127,7 +127,7 @@ def test_comfort_counts_both_sides_but_not_warmth_pre_heating_did_not_bring():
     assert below[0] == pytest.approx(0.5 * 1.0) and above[1] == 0.0
     assert not cm.day_met[0, 0] and cm.day_met[0, 1]  # sun's warmth is not a miss
     # the same warmth brought by heating above the setpoint (pre-heating) is counted
-    q[40:44, 1] = 50.0
+    q[40:44, 1] = 1e4  # enough heat to lift the house to +1.6 K within each step
     cm, f = comfort_case(dev, q)
     _, above = cm.kelvin_hours()
     assert above[1] == pytest.approx(0.6 * 1.0) and not cm.day_met[0, 1]
