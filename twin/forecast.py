@@ -32,15 +32,25 @@ end of the simulated window repeat its last day (a plan's look-ahead, never carr
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
 from twin.devices.ev import TripSchedule
 from twin.devices.household import Exogenous, HouseholdState, simulate_firm
 from twin.fleet import Fleet
-from twin.timegrid import STEPS_PER_DAY
+from twin.timegrid import DT_H, STEPS_PER_DAY
 
-__all__ = ["Forecaster", "PerfectForecaster", "horizon_index"]
+__all__ = [
+    "QUANTILES",
+    "ForecastSettings",
+    "Forecaster",
+    "PerfectForecaster",
+    "StatisticalForecaster",
+    "declared_trips",
+    "horizon_index",
+]
 
 #: Look-ahead the firm-behaviour forecast is prepared for beyond the window (the longest
 #: planning horizon, a week, plus the extra day plans read for trips that end later).
@@ -146,6 +156,20 @@ class PerfectForecaster(Forecaster):
         rows = horizon_index(k0, n, self.n_steps)
         return self._other_p[rows], self._other_q[rows]
 
+    def inflexible_quantiles_kw(
+        self, k0: int, n: int, households: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """How far the households' inflexible load (base load − PV) may lie above (``up``) and
+        below (``down``) the point forecast: the 90th and 10th percentiles' distance, per
+        household and step, and the parts from base load and PV; ``agg_base_*`` for the
+        feeder's households together (the diversity between them). Perfect foresight: 0."""
+        zero = np.zeros((n, len(households)))
+        keys = ("up_kw", "down_kw", "base_up_kw", "base_down_kw", "pv_up_kw", "pv_down_kw")
+        return {k: zero for k in keys} | {
+            "agg_base_up_kw": np.zeros(n),
+            "agg_base_down_kw": np.zeros(n),
+        }
+
     def firm_load_kw(self, k0: int, n: int, households: np.ndarray) -> np.ndarray:
         h = np.asarray(households, dtype=np.int64)
         if len(h) == 0:
@@ -165,3 +189,433 @@ class PerfectForecaster(Forecaster):
         if k0 + n > len(trajectory):
             raise ValueError(f"firm forecast asked for {k0 + n} steps, prepared {len(trajectory)}")
         return trajectory[k0 : k0 + n]
+
+
+# ----------------------------------------------------------------------------------------------
+# forecasts with error
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ForecastSettings:
+    """The forecast config group (``twin/configs/forecast/``); see :class:`StatisticalForecaster`.
+
+    Attributes
+    ----------
+    name : str
+        ``perfect`` or ``statistical``.
+    history_days : int
+        Days of the feeder's own past the models learn from.
+    retrain_every_days : int
+        The models are learned again from the latest past this often.
+    level_days : float
+        Each issue rescales the learned forecast by the ratio of the measured to the forecast
+        load over the latest ``level_days`` before it (0: off), so the forecast follows a level
+        that drifts faster than its week-old lags.
+    t_sigma0_k, t_sigma24_k : float
+        Outdoor-temperature forecast error (standard deviation) at lead 0 and 24 h; it grows
+        with the square root of lead time.
+    ghi_sigma4h, ghi_sigma_max : float
+        Irradiance forecast error (log-normal, relative) at 4 h ahead and its cap.
+    error_corr_h : float
+        Correlation length of the forecast errors along lead time (AR(1)).
+    ev_arrival_sigma_h, ev_energy_sigma : float
+        How far a car's real trip deviates from its declared plan: arrival time (h) and energy
+        (relative), normal, seeded.
+    n_estimators, num_leaves, learning_rate, min_child_samples : LightGBM settings.
+    """
+
+    name: str = "perfect"
+    history_days: int = 56
+    retrain_every_days: int = 28
+    level_days: float = 1.0
+    t_sigma0_k: float = 0.3
+    t_sigma24_k: float = 1.3
+    ghi_sigma4h: float = 0.30
+    ghi_sigma_max: float = 0.60
+    error_corr_h: float = 12.0
+    ev_arrival_sigma_h: float = 0.5
+    ev_energy_sigma: float = 0.15
+    n_estimators: int = 60
+    num_leaves: int = 15
+    learning_rate: float = 0.1
+    min_child_samples: int = 50
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> ForecastSettings:
+        if cfg is None:
+            return cls()
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: cfg[k] for k in names if k in cfg})
+
+
+#: Quantiles every forecaster reports (the paper's p10 is the 90th percentile of load).
+QUANTILES = (0.1, 0.5, 0.9)
+#: z-score of the 90th percentile of a standard normal.
+Z90 = 1.2815515655446004
+
+
+@dataclass
+class Issue:
+    """One forecast issued at step ``k0`` for ``n`` steps (arrays ``(n, ...)``)."""
+
+    k0: int
+    rows: np.ndarray  # (n,) simulated steps forecast (horizon_index)
+    t_out_c: np.ndarray  # (n,)
+    ghi_w_m2: np.ndarray  # (n,)
+    ghi_sigma: np.ndarray  # (n,) relative irradiance error (log-normal)
+    base_kw: np.ndarray  # (4, n, H) base load: quantiles 10/50/90 and the mean
+    agg_base_kw: np.ndarray  # (3, n) the feeder's households' base load together
+
+
+class StatisticalForecaster(PerfectForecaster):
+    """Forecasts as a DSO (and a HEMS) would have them.
+
+    * **Weather**: the actual weather plus an error that grows with lead time: outdoor
+      temperature ``T + sigma_T(L) z`` with ``sigma_T(L) = sigma0 + (sigma24 - sigma0)
+      sqrt(L / 24 h)``; irradiance ``G exp(sigma_G(L) z' - sigma_G^2 / 2)`` with ``sigma_G(L) =
+      min(sigma4h sqrt(L / 4 h), sigma_max)``; ``z, z'`` AR(1) along lead time
+      (``error_corr_h``), a new path for every issue time, seeded. The defaults are
+      **assumptions** calibrated so that the 4 h-ahead PV forecast has a MAPE in the E.DSO
+      paper's 20–30 % (Sadales tīkls pilot) and the day-ahead temperature error is about the
+      1–1.5 K of operational day-ahead 2 m temperature forecasts; the run reports the errors it
+      got (``forecast_*`` KPIs).
+    * **Base load**: quantile gradient boosting (LightGBM, 10th/50th/90th percentile, one
+      pooled model over the households, load normalised by each household's mean) on calendar
+      (time of day, weekday) and lag features (the same time one and two weeks earlier, always
+      measured for horizons up to a week), learned from the feeder's own past
+      (``history_days`` before the window, then the measured past) and learned again every
+      ``retrain_every_days``; the same for the households' total (the feeder-level spread).
+      This is OpenSTEF's method (quantile GBM over lags and calendar) made light enough to sit
+      in the loop.
+    * **PV**: the physics (:mod:`twin.devices.pv`) on the irradiance forecast; its quantiles
+      follow from the irradiance error.
+    * **EV plans**: a HEMS knows its car's declared plan; the real trip deviates from it
+      (arrival ``ev_arrival_sigma_h``, energy ``ev_energy_sigma``, seeded): the forecast's
+      trips are the declared plans, the simulation's are the real ones.
+    * **Other loads**: seasonal naive (the same time a week earlier, measured).
+
+    Parameters
+    ----------
+    exo, fleet, state0, other_p_kw, other_q_kvar : see :class:`PerfectForecaster`.
+    physics : callable
+        ``physics(households, t_out_c, ghi_w_m2, p_base_kw, q_base_kvar, trips) ->
+        Exogenous``: the model's own device physics on forecast inputs (gains, COP, PV).
+    year_rows : np.ndarray
+        ``(T,)`` row of each simulated step in the reference year (calendar features).
+    history : dict
+        The past before the first simulated step: ``base_kw`` ``(T_h, H)``, ``other_kw``
+        ``(T_h, n_other)`` and ``year_rows`` ``(T_h,)``.
+    settings : ForecastSettings
+    seed : int
+    """
+
+    def __init__(
+        self,
+        exo: Exogenous,
+        fleet: Fleet,
+        state0: HouseholdState,
+        other_p_kw: np.ndarray,
+        other_q_kvar: np.ndarray,
+        physics: Any,
+        year_rows: np.ndarray,
+        history: dict[str, np.ndarray],
+        settings: ForecastSettings,
+        seed: int,
+    ) -> None:
+        super().__init__(exo, fleet, state0, other_p_kw, other_q_kvar)
+        self.settings = settings
+        self._physics = physics
+        self._seed = int(seed)
+        h = history
+        self._n_hist = len(h["base_kw"])
+        # the past and the window on one axis: index t + n_hist
+        self._base = np.vstack([h["base_kw"], exo.p_base_kw])
+        self._other = np.vstack([h["other_kw"], self._other_p]) if self._other_p.size else None
+        self._rows = np.concatenate([h["year_rows"], year_rows])
+        self._declared = declared_trips(exo.trips, settings, np.random.default_rng([seed, 7]))
+        self._models: dict[str, Any] = {}
+        self._trained_at: int | None = None
+        self._block: dict[str, np.ndarray] = {}
+        self._block_start = self._block_end = 0
+        self._issues: dict[int, Issue] = {}
+        self.train_s = 0.0
+        self.predict_s = 0.0
+        self.n_trainings = 0
+        self._log_k0: list[int] = []
+        self._log_agg: list[np.ndarray] = []  # (4, L) p10, p50, p90 of the inflexible total
+
+    # -- weather ------------------------------------------------------------------------------
+    def _error_path(self, k0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        s = self.settings
+        rng = np.random.default_rng([self._seed, 11, k0])
+        rho = np.exp(-DT_H / max(s.error_corr_h, 1e-6))
+        z = rng.standard_normal((2, n))
+        for i in range(1, n):
+            z[:, i] = rho * z[:, i - 1] + np.sqrt(1.0 - rho**2) * z[:, i]
+        lead_h = np.arange(n) * DT_H
+        sig_t = s.t_sigma0_k + (s.t_sigma24_k - s.t_sigma0_k) * np.sqrt(lead_h / 24.0)
+        sig_g = np.minimum(s.ghi_sigma4h * np.sqrt(lead_h / 4.0), s.ghi_sigma_max)
+        return sig_t * z[0], np.stack([sig_g * z[1], sig_g])
+
+    # -- learning -------------------------------------------------------------------------------
+    def _level(self, t_abs: np.ndarray, hh: np.ndarray | None) -> np.ndarray:
+        """The mean load of the day a week before each target step (per household, or of
+        the households together): the scale the models predict relative to, so they follow a
+        seasonal level they were not trained on (trees do not extrapolate)."""
+        d = t_abs // STEPS_PER_DAY - 7
+        if hh is None:
+            return np.maximum(self._day_agg[d], self._agg_floor)
+        return np.maximum(self._day_mean[d, hh], self._floor[hh])
+
+    def _features(self, t_abs: np.ndarray, hh: np.ndarray | None = None) -> np.ndarray:
+        """Calendar and lag features of absolute steps ``t_abs`` (past-and-window axis), of
+        households ``hh`` (paired with ``t_abs``) or of the households together (None)."""
+        yr = self._rows[t_abs]
+        tod = yr % STEPS_PER_DAY
+        dow = (2 + yr // STEPS_PER_DAY) % 7  # 1 Jan 2025 was a Wednesday (Monday = 0)
+        week = 7 * STEPS_PER_DAY
+        if hh is None:
+            series = self._agg
+            lag7, lag14 = series[t_abs - week], series[t_abs - 2 * week]
+            lv14 = np.maximum(self._day_agg[t_abs // STEPS_PER_DAY - 14], self._agg_floor)
+        else:
+            lag7, lag14 = self._base[t_abs - week, hh], self._base[t_abs - 2 * week, hh]
+            lv14 = np.maximum(self._day_mean[t_abs // STEPS_PER_DAY - 14, hh], self._floor[hh])
+        lv = self._level(t_abs, hh)
+        return np.column_stack([tod, dow, lag7 / lv, lag14 / lv, lv14 / lv])
+
+    def _train(self, now: int) -> None:
+        """Learn the quantile models from the ``history_days`` measured before absolute step
+        ``now``."""
+        import time as _time
+
+        import lightgbm as lgb
+
+        t0 = _time.perf_counter()
+        s = self.settings
+        n_days = max(min(s.history_days, now // STEPS_PER_DAY - 15), 1)
+        t_abs = np.arange(now - n_days * STEPS_PER_DAY, now)
+        n_h = self._base.shape[1]
+        self._agg = self._base.sum(axis=1)
+        self._day_mean = self._base.reshape(-1, STEPS_PER_DAY, n_h).mean(axis=1)
+        self._day_agg = self._agg.reshape(-1, STEPS_PER_DAY).mean(axis=1)
+        past = self._base[t_abs]
+        self._floor = np.maximum(0.05 * past.mean(axis=0), 1e-4)
+        self._agg_floor = max(0.05 * float(past.sum(axis=1).mean()), 1e-4)
+        rng = np.random.default_rng([self._seed, 13, now])
+        take = min(len(t_abs) * n_h, 60_000)
+        pick = rng.choice(len(t_abs) * n_h, size=take, replace=False)
+        tt, hh = t_abs[pick // n_h], pick % n_h
+        x, y = self._features(tt, hh), self._base[tt, hh] / self._level(tt, hh)
+        xa, ya = self._features(t_abs), self._agg[t_abs] / self._level(t_abs, None)
+        params = {
+            "num_leaves": s.num_leaves,
+            "learning_rate": s.learning_rate,
+            "min_data_in_leaf": s.min_child_samples,
+            "num_threads": 1,
+            "verbose": -1,
+            "seed": self._seed % 2**31,
+            "deterministic": True,
+        }
+        self._models = {}
+        # households: the 10th/50th/90th percentiles and the mean (the point forecast the
+        # planner sums: medians of skewed household loads would add up too low)
+        for key, objective in (("q10", 0.1), ("q50", 0.5), ("q90", 0.9), ("mean", None)):
+            obj = (
+                {"objective": "regression"}
+                if objective is None
+                else {"objective": "quantile", "alpha": objective}
+            )
+            self._models[("hh", key)] = lgb.train(
+                {**params, **obj}, lgb.Dataset(x, y), num_boost_round=s.n_estimators
+            )
+        for key, q in (("q10", 0.1), ("q50", 0.5), ("q90", 0.9)):
+            self._models[("agg", key)] = lgb.train(
+                {**params, "objective": "quantile", "alpha": q},
+                lgb.Dataset(xa, ya),
+                num_boost_round=s.n_estimators,
+            )
+        self._trained_at = now
+        self.n_trainings += 1
+        self.train_s += _time.perf_counter() - t0
+
+    def _predict_block(self, start: int) -> None:
+        """Base-load quantiles of every household for the steps ``start ..`` up to the next
+        re-training (the models use calendar and week-old lags only, so a forecast does not
+        depend on when it is issued)."""
+        import time as _time
+
+        s = self.settings
+        now = start + self._n_hist
+        if (
+            self._trained_at is None
+            or now - self._trained_at >= s.retrain_every_days * STEPS_PER_DAY
+        ):
+            self._train(now)
+        t0 = _time.perf_counter()
+        end = min(start + s.retrain_every_days * STEPS_PER_DAY, self.n_steps)
+        end = max(end, start + 1)
+        t_abs = np.arange(start, end) + self._n_hist
+        n, n_h = len(t_abs), self._base.shape[1]
+        tt, hh = np.repeat(t_abs, n_h), np.tile(np.arange(n_h), n)
+        x, lv = self._features(tt, hh), self._level(tt, hh)
+        out = np.stack(
+            [
+                (self._models[("hh", key)].predict(x) * lv).reshape(n, n_h)
+                for key in ("q10", "q50", "q90", "mean")
+            ]
+        )
+        out[:3].sort(axis=0)  # quantiles never cross
+        xa, lva = self._features(t_abs), self._level(t_abs, None)
+        agg = np.stack([self._models[("agg", k)].predict(xa) * lva for k in ("q10", "q50", "q90")])
+        agg.sort(axis=0)
+        self._block = {"base": np.maximum(out, 0.0), "agg": np.maximum(agg, 0.0)}
+        self._block_start, self._block_end = start, end
+        self.predict_s += _time.perf_counter() - t0
+
+    def _base_quantiles(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = np.empty((4, len(rows), self._base.shape[1]))
+        agg = np.empty((3, len(rows)))
+        todo = np.ones(len(rows), bool)
+        while todo.any():
+            inside = (rows >= self._block_start) & (rows < self._block_end)
+            take = todo & inside
+            out[:, take] = (
+                self._block["base"][:, rows[take] - self._block_start] if take.any() else 0
+            )
+            agg[:, take] = (
+                self._block["agg"][:, rows[take] - self._block_start] if take.any() else 0
+            )
+            todo &= ~take
+            if todo.any():
+                self._predict_block(int(rows[todo].min()))
+        return out, agg
+
+    def _level_ratio(self, k0: int) -> tuple[float, float]:
+        """Measured over forecast load of the households together over the latest
+        ``level_days`` before ``k0`` (for the household models' mean, and for the feeder
+        model's median), clipped to [2/3, 3/2]: 1 when off."""
+        n = int(round(self.settings.level_days * STEPS_PER_DAY))
+        if n <= 0:
+            return 1.0, 1.0
+        past = np.arange(k0 - n, k0)  # measured: the past and the history before the window
+        base, agg = self._base_quantiles(past)
+        actual = float(self._base[past + self._n_hist].sum())
+        r_hh = actual / max(float(base[3].sum()), 1e-9)
+        r_agg = actual / max(float(agg[1].sum()), 1e-9)
+        return float(np.clip(r_hh, 2 / 3, 1.5)), float(np.clip(r_agg, 2 / 3, 1.5))
+
+    def _other_ratio(self, k0: int) -> float:
+        """The same for the other loads' seasonal-naive forecast (week-on-week drift)."""
+        n = int(round(self.settings.level_days * STEPS_PER_DAY))
+        if n <= 0 or self._other is None:
+            return 1.0
+        t = np.arange(k0 - n, k0) + self._n_hist
+        week = 7 * STEPS_PER_DAY
+        ratio = float(self._other[t].sum()) / max(float(self._other[t - week].sum()), 1e-9)
+        return float(np.clip(ratio, 2 / 3, 1.5))
+
+    # -- issues -----------------------------------------------------------------------------------
+    def issue(self, k0: int, n: int) -> Issue:
+        """The forecast issued at ``k0`` for ``n`` steps (cached; longer requests extend it)."""
+        got = self._issues.get(k0)
+        if got is not None and len(got.rows) >= n:
+            return got
+        rows = horizon_index(k0, n, self.n_steps)
+        e_t, (e_g, sig_g) = self._error_path(k0, n)
+        x = self._exo
+        ghi = np.maximum(x.ghi_w_m2[rows] * np.exp(e_g - 0.5 * sig_g**2), 0.0)
+        base, agg = self._base_quantiles(rows)
+        r_hh, r_agg = self._level_ratio(k0)
+        issue = Issue(k0, rows, x.t_out_c[rows] + e_t, ghi, sig_g, base * r_hh, agg * r_agg)
+        self._issues = {k0: issue}  # one issue time at a time
+        return issue
+
+    def exogenous(self, k0: int, n: int, households: np.ndarray) -> Exogenous:
+        it = self.issue(k0, n)
+        h = np.asarray(households, dtype=np.int64)
+        rows = it.rows[:n]
+        p_base = it.base_kw[3, :n][:, h]  # the mean: the point forecast
+        q_base = self._exo.q_base_kvar[np.ix_(rows, h)]
+        d = self._declared
+        trips = TripSchedule(
+            home=d.home[np.ix_(rows, h)],
+            trip_kwh=d.trip_kwh[np.ix_(rows, h)],
+            departure=d.departure[np.ix_(rows, h)],
+            km=d.km[:, h],
+        )
+        return self._physics(h, it.t_out_c[:n], it.ghi_w_m2[:n], p_base, q_base, trips)
+
+    def other_loads(self, k0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = horizon_index(k0, n, self.n_steps)
+        if self._other is None:
+            return self._other_p[rows], self._other_q[rows]
+        week = 7 * STEPS_PER_DAY  # seasonal naive: the same time a week before (measured)
+        lag = rows - week * np.ceil((rows - k0 + 1) / week).astype(int)
+        return self._other[lag + self._n_hist] * self._other_ratio(k0), self._other_q[rows]
+
+    def inflexible_quantiles_kw(
+        self, k0: int, n: int, households: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        it = self.issue(k0, n)
+        h = np.asarray(households, dtype=np.int64)
+        b = it.base_kw[:, :n][:, :, h]
+        pv = self.exogenous(k0, n, h).p_pv_kw  # the point forecast on forecast irradiance
+        s = it.ghi_sigma[:n, None]
+        pv_low = pv * np.exp(0.5 * s**2 - Z90 * s)  # the truth's 10th percentile given fc
+        pv_high = pv * np.exp(0.5 * s**2 + Z90 * s)
+        a = it.agg_base_kw[:, :n]
+        up, down = np.maximum(b[2] - b[3], 0.0), np.maximum(b[3] - b[0], 0.0)
+        return {
+            "up_kw": np.hypot(up, pv - pv_low),
+            "down_kw": np.hypot(down, pv_high - pv),
+            "base_up_kw": up,
+            "base_down_kw": down,
+            "pv_up_kw": pv - pv_low,
+            "pv_down_kw": pv_high - pv,
+            "agg_base_up_kw": a[2] - a[1],
+            "agg_base_down_kw": a[1] - a[0],
+        }
+
+    def firm_load_kw(self, k0: int, n: int, households: np.ndarray) -> np.ndarray:
+        """Households that did not sign: their firm behaviour on the forecast (p50) inputs
+        and declared trips, simulated once from the start (an approximation: a DSO would
+        forecast their load as a whole; with every household signed it is never needed)."""
+        h = np.asarray(households, dtype=np.int64)
+        if len(h) == 0:
+            return np.zeros((n, 0))
+        key = h.tobytes()
+        if key not in self._firm:
+            s = self._state0
+            state = HouseholdState(
+                s.t_in_c[h].copy(), s.ev_soc_kwh[h].copy(), s.bat_soc_kwh[h].copy()
+            )
+            exo = self.exogenous(0, self.n_steps + FIRM_LOOKAHEAD_STEPS, h)
+            self._firm[key] = simulate_firm(self._fleet.subset(h), state, exo)
+        return self._firm[key][k0 : k0 + n]
+
+
+def declared_trips(
+    real: TripSchedule, s: ForecastSettings, rng: np.random.Generator
+) -> TripSchedule:
+    """The plans the households declare, from which their real trips deviate: the same
+    departures, arrivals shifted by ``N(0, ev_arrival_sigma_h)`` (never before an hour after
+    leaving), trip energy scaled by ``1 + N(0, ev_energy_sigma)`` (at least 0)."""
+    t_n, n = real.home.shape
+    dep_rows, dep_cols = np.nonzero(real.departure)
+    home = np.ones_like(real.home)
+    trip = np.zeros_like(real.trip_kwh)
+    arrivals = {
+        (c, r): real.trip_kwh[r, c] for r, c in zip(*np.nonzero(real.trip_kwh), strict=True)
+    }
+    away = ~real.home
+    for r, c in zip(dep_rows, dep_cols, strict=True):
+        # the real arrival: the first step home after this departure
+        back = np.flatnonzero(~away[r:, c])
+        arr = r + (int(back[0]) if len(back) else t_n - r)
+        shift = int(round(rng.normal(0.0, s.ev_arrival_sigma_h) * 4))
+        arr_d = int(np.clip(arr + shift, r + 4, t_n - 1)) if arr < t_n else t_n
+        home[r : min(arr_d, t_n), c] = False
+        kwh = arrivals.get((c, arr), 0.0) * max(1.0 + rng.normal(0.0, s.ev_energy_sigma), 0.0)
+        if arr_d < t_n:
+            trip[arr_d, c] += kwh
+    return TripSchedule(home=home, trip_kwh=trip, departure=real.departure.copy(), km=real.km)

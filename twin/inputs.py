@@ -48,6 +48,7 @@ class StudyInputs:
     trafo_rating_kva: float = float("inf")  # the station rating (twin.grid.ratings)
     feeder: Feeder | None = None  # the grid, when the pipeline built the inputs
     weather_name: str = ""
+    history: dict[str, np.ndarray] | None = None  # the past before the window (forecasters)
     hh_cols: np.ndarray = field(default=None)  # type: ignore[assignment]
     other_cols: np.ndarray = field(default=None)  # type: ignore[assignment]
     # (H,) each household's connection phase from the feeder file (twin.grid.feeders
@@ -80,6 +81,20 @@ def build_inputs(cfg: Any, scenario: Scenario | None = None) -> StudyInputs:
     scenario = scenario or load_scenario(str(cfg.scenario.name))
     rows, cols = window.sim_year_index, feeder.household_cols
     other = np.setdiff1d(np.arange(feeder.load_p_kw.shape[1]), cols)
+    history = None
+    forecast = cfg.get("forecast")
+    days = (
+        int(forecast.get("history_days", 0))
+        if forecast and forecast.get("name") != "perfect"
+        else 0
+    )
+    if days:  # the past before the first simulated step (the reference year repeats)
+        past = (rows[0] - days * 96 + np.arange(days * 96)) % len(feeder.load_p_kw)
+        history = {
+            "base_kw": feeder.load_p_kw[np.ix_(past, cols)],
+            "other_kw": feeder.load_p_kw[np.ix_(past, other)],
+            "year_rows": past,
+        }
     return StudyInputs(
         scenario=scenario,
         window=window,
@@ -97,6 +112,7 @@ def build_inputs(cfg: Any, scenario: Scenario | None = None) -> StudyInputs:
         hh_cols=np.asarray(cols),
         other_cols=other,
         connection_phase=feeder.household_phase,
+        history=history,
     )
 
 

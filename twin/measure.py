@@ -39,12 +39,21 @@ class Meters:
         ``(T, n_other)`` the feeder's other (non-household) loads.
     """
 
-    __slots__ = ("_clock", "_p_net", "_p_other")
+    __slots__ = ("_clock", "_p_base", "_p_net", "_p_other", "_p_pv")
 
-    def __init__(self, clock: Clock, p_net_kw: np.ndarray, p_other_kw: np.ndarray) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        p_net_kw: np.ndarray,
+        p_other_kw: np.ndarray,
+        p_base_kw: np.ndarray | None = None,
+        p_pv_kw: np.ndarray | None = None,
+    ) -> None:
         self._clock = clock
         self._p_net = p_net_kw
         self._p_other = p_other_kw
+        self._p_base = p_base_kw
+        self._p_pv = p_pv_kw
 
     def _check(self, k_start: int, k_end: int) -> None:
         if not 0 <= k_start <= k_end <= self._clock.now:
@@ -57,6 +66,15 @@ class Meters:
         """``(k_end - k_start,)`` the station's metered active load (all loads), kW."""
         self._check(k_start, k_end)
         p = self._p_net[k_start:k_end].sum(axis=1)
+        return p + self._p_other[k_start:k_end].sum(axis=1)
+
+    def inflexible_kw(self, k_start: int, k_end: int) -> np.ndarray:
+        """``(k_end - k_start,)`` the feeder's inflexible load (households' base load minus PV
+        and the other loads), kW. Assumption: the households' controllable devices are
+        sub-metered (a HEMS under a contract reports what its devices drew), so the DSO can
+        tell the inflexible part of the measured load apart."""
+        self._check(k_start, k_end)
+        p = self._p_base[k_start:k_end].sum(axis=1) - self._p_pv[k_start:k_end].sum(axis=1)
         return p + self._p_other[k_start:k_end].sum(axis=1)
 
     def household_kw(

@@ -24,12 +24,14 @@ from twin.devices.household import (
     make_exogenous,
     step_households,
 )
+from twin.errors import TwinError
 from twin.fleet import Fleet
-from twin.forecast import Forecaster, PerfectForecaster
+from twin.forecast import Forecaster, ForecastSettings, PerfectForecaster, StatisticalForecaster
 from twin.inputs import StudyInputs
 from twin.kpi import household_kpis
 from twin.measure import Clock, Meters
 from twin.population import sample_fleet
+from twin.timegrid import STEPS_PER_DAY
 from twin.view import FeederView, HouseholdView, Outcome, Registered
 
 __all__ = ["LOGGED", "FeederModel"]
@@ -74,6 +76,7 @@ class FeederModel(mesa.Model):
         contract: Contract,
         seed: int,
         forecaster: Forecaster | None = None,
+        forecast: ForecastSettings | None = None,
     ) -> None:
         super().__init__(rng=seed)
         self.inputs = inputs
@@ -113,16 +116,69 @@ class FeederModel(mesa.Model):
         self.log["p_base_kw"][:] = self.exo.p_base_kw
         self.log["p_pv_kw"][:] = self.exo.p_pv_kw
         self.clock = Clock()
-        self.forecaster = forecaster or PerfectForecaster(
-            self.exo, self.fleet, self.state, inputs.p_other_kw, inputs.q_other_kvar
-        )
+        self.forecaster = forecaster or self._make_forecaster(forecast or ForecastSettings(), seed)
         self.view = self._make_view()
         contract.setup(self.view)
+
+    def _physics(
+        self,
+        households: np.ndarray,
+        t_out_c: np.ndarray,
+        ghi_w_m2: np.ndarray,
+        p_base_kw: np.ndarray,
+        q_base_kvar: np.ndarray,
+        trips: Any,
+    ) -> Exogenous:
+        """The households' device physics on given (e.g. forecast) inputs."""
+        sc = self.inputs.scenario
+        return make_exogenous(
+            self.fleet.subset(households),
+            t_out_c,
+            ghi_w_m2,
+            p_base_kw,
+            q_base_kvar,
+            sc["pv"]["yield_factor"].value,
+            sc["dwelling"]["design_outdoor_c"].value,
+            trips,
+        )
+
+    def _make_forecaster(self, settings: ForecastSettings, seed: int) -> Forecaster:
+        inp = self.inputs
+        if settings.name == "perfect":
+            return PerfectForecaster(
+                self.exo, self.fleet, self.state, inp.p_other_kw, inp.q_other_kvar
+            )
+        n_h, n_o = inp.p_base_kw.shape[1], inp.p_other_kw.shape[1]
+        history = inp.history or {
+            "base_kw": np.zeros((0, n_h)),
+            "other_kw": np.zeros((0, n_o)),
+            "year_rows": np.zeros(0, dtype=np.int64),
+        }
+        if len(history["base_kw"]) < 15 * STEPS_PER_DAY:
+            raise TwinError(
+                "forecast=statistical needs at least 15 days of the feeder's past to learn "
+                f"from, got {len(history['base_kw']) // STEPS_PER_DAY}: set "
+                "forecast.history_days=15 or more"
+            )
+        return StatisticalForecaster(
+            self.exo,
+            self.fleet,
+            self.state,
+            inp.p_other_kw,
+            inp.q_other_kvar,
+            self._physics,
+            self.window.sim_year_index,
+            history,
+            settings,
+            seed,
+        )
 
     def _make_view(self) -> FeederView:
         """What the contract may read (twin.view): built once, read through accessors."""
         inp = self.inputs
-        meters = Meters(self.clock, self.log["p_net_kw"], inp.p_other_kw)
+        meters = Meters(
+            self.clock, self.log["p_net_kw"], inp.p_other_kw, self.exo.p_base_kw, self.exo.p_pv_kw
+        )
         households = HouseholdView(
             self.fleet, self.state, self.exo, self.clock, meters, self.forecaster
         )
@@ -197,6 +253,7 @@ class FeederModel(mesa.Model):
             self.window.report,
             self.start_state(),
             self.window.n_warmup_steps,
+            self.inputs.p_other_kw.sum(axis=1),
         )
 
     def contract_kpis(self) -> dict[str, Any]:

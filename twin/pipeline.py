@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from twin.config import validate
 from twin.contracts import make_contract
+from twin.forecast import ForecastSettings
 from twin.grid.compliance import asym_run_kpis, grid_kpis
 from twin.grid.phases import run_power_flows
 from twin.inputs import build_inputs
@@ -48,7 +49,8 @@ def run(
     timings["inputs"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    model = FeederModel(inputs, contract, seed=int(cfg.seed))
+    forecast = ForecastSettings.from_config(cfg.get("forecast"))
+    model = FeederModel(inputs, contract, seed=int(cfg.seed), forecast=forecast)
     steps = range(model.n_steps)
     if show:
         from tqdm import tqdm

@@ -104,6 +104,27 @@ class SolverConfig:
     highs_options: dict[str, Any] = key(factory=dict, help="further HiGHS options as they are")
 
 
+@dataclass
+class ForecastConfig:
+    name: str = key(
+        "perfect", "what the deciding side knows of the future", choices=("perfect", "statistical")
+    )
+    history_days: int = key(56, "days of the feeder's past the models learn from", 15, 365)
+    retrain_every_days: int = key(28, "models learned again this often", 1, 365)
+    level_days: float = key(1.0, "level correction from the latest measured days (0: off)", 0, 14)
+    t_sigma0_k: float = key(0.3, "temperature forecast error at lead 0 (K)", 0, 10)
+    t_sigma24_k: float = key(1.3, "temperature forecast error at 24 h (K)", 0, 10)
+    ghi_sigma4h: float = key(0.3, "relative irradiance error 4 h ahead", 0, 3)
+    ghi_sigma_max: float = key(0.6, "cap of the relative irradiance error", 0, 3)
+    error_corr_h: float = key(12.0, "correlation length of forecast errors (h)", 0.25, 168)
+    ev_arrival_sigma_h: float = key(0.5, "real arrival vs declared plan (h, std)", 0, 12)
+    ev_energy_sigma: float = key(0.15, "real trip energy vs declared (relative std)", 0, 2)
+    n_estimators: int = key(60, "LightGBM trees", 1, 5000)
+    num_leaves: int = key(15, "LightGBM leaves", 2, 1024)
+    learning_rate: float = key(0.1, "LightGBM learning rate", 0.001, 1)
+    min_child_samples: int = key(50, "LightGBM minimum samples per leaf", 1, 100000)
+
+
 # -- tariffs ------------------------------------------------------------------------------------
 @dataclass
 class TariffConfig:
@@ -167,6 +188,17 @@ class PerformanceConfig(_PlanningConfig):
     envelope_margin_k: float = key(0.3, "envelope mode: narrower band for heat pumps", 0, 5)
     battery_reserve_cycles: float = key(1.0, "envelope mode: battery energy kept back", 0, 10)
     envelope_rounds: int = key(3, "envelope mode: allocation rounds", 1, 20)
+    margin_policy: str = key(
+        "p10",
+        "plan on p50, p10 (the load exceeded with 10 % probability), a fixed or a dynamic margin",
+        choices=("p50", "p10", "fixed", "dynamic"),
+    )
+    margin_fixed_share: float = key(0.1, "fixed margin: share of each limit", 0, 0.9)
+    margin_dynamic_quantile: float = key(0.9, "dynamic margin: quantile of recent errors", 0.5, 1)
+    margin_dynamic_days: int = key(7, "dynamic margin: days of recent errors", 1, 60)
+    flex_price_eur_per_kwh: float = key(
+        0.1, "price of activated flexibility (financial risk)", 0, 10
+    )
 
 
 @dataclass
@@ -222,6 +254,7 @@ class TwinConfig:
     grid: GridConfig = field(default_factory=GridConfig)
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
     tariff: TariffConfig = field(default_factory=TariffConfig)
     contract: Any = None  # one of CONTRACT_SCHEMAS (the contract group's option names it)
     study: Any = None  # one of STUDY_SCHEMAS
@@ -251,6 +284,7 @@ def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="twin_schema", node=TwinConfig)
     cs.store(group="tariff", name="tariff_schema", node=TariffConfig)
+    cs.store(group="forecast", name="forecast_schema", node=ForecastConfig)
     for name, schema in (
         ("firm_schema", FirmConfig),
         ("nonfirm_schema", NonfirmConfig),

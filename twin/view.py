@@ -287,6 +287,7 @@ class Outcome:
     report: slice
     start_state: dict[str, np.ndarray]
     n_warmup_steps: int
+    other_kw: np.ndarray | None = None  # (T,) the feeder's other loads together
 
     @property
     def reported_trips(self) -> TripSchedule:

@@ -31,6 +31,7 @@ from twin.contracts.base import Contract
 from twin.contracts.hems import DETAIL_MAX, draw_signed, service_misses
 from twin.contracts.performance.dso import DsoPlanner
 from twin.contracts.performance.households import SignedHouseholds
+from twin.contracts.performance.margins import forecast_quality
 from twin.contracts.performance.terms import PerformanceTerms
 from twin.devices.household import Controls
 from twin.errors import TwinError
@@ -180,6 +181,7 @@ class PerformanceContract(Contract):
         st.planned_peak_kw = max(st.planned_peak_kw, float(res.peak_kw))
         record["planned_peak_kw"] = round(float(res.peak_kw), 3)
         self._record_over(k0, res.over_kw)
+        dso.record_plan(k0, res, lf, terms.cadence_steps)
         hems.accept(k0, plan, dso.bands(res, lf, res.flex_kw), own)
         st.records.append(record)
 
@@ -237,6 +239,34 @@ class PerformanceContract(Contract):
         band = np.full((self.view.n_steps, len(self.signed)), np.nan)
         band[:, self.sig] = self.hems.band_kw
         return {"band_kw": band}
+
+    def _risk_and_forecast_kpis(self, outcome: Outcome) -> dict[str, Any]:
+        """Financial risk (capacity withheld for congestion the realised load did not bring)
+        and the DSO's forecast quality, judged on the truth."""
+        log, rep = outcome.log, outcome.report
+        actual = log["p_base_kw"].sum(axis=1) - log["p_pv_kw"].sum(axis=1)
+        if outcome.other_kw is not None:
+            actual = actual + outcome.other_kw
+        flog = self.dso.log
+        used, binding = flog.used_kw[rep], flog.binding[rep]
+        over = np.where(binding & np.isfinite(used), np.maximum(used - actual[rep], 0.0), 0.0)
+        kwh = float(over.sum() * DT_H)
+        out: dict[str, Any] = {
+            "forecast": type(self.view.households.forecaster).__name__,
+            "performance_margin_policy": self.terms.margin_policy,
+            "financial_risk_kwh": kwh,
+            "financial_risk_eur": kwh * self.terms.flex_price_eur_per_kwh,
+            "financial_risk_steps": int((over > 1e-6).sum()),
+            "performance_trafo_row_binding_steps": int(binding.sum()),
+        }
+        first = self.view.n_warmup_steps
+        out.update(forecast_quality(flog, actual, log["p_pv_kw"].sum(axis=1), first))
+        fc = self.view.households.forecaster
+        if hasattr(fc, "train_s"):
+            out["forecast_train_s"] = round(fc.train_s, 4)
+            out["forecast_predict_s"] = round(fc.predict_s, 4)
+            out["forecast_trainings"] = fc.n_trainings
+        return out
 
     def household_table(self) -> dict[str, np.ndarray]:
         return {"signed": self.signed.copy()}
@@ -303,6 +333,7 @@ class PerformanceContract(Contract):
                 "performance_service_detail": miss.details,
             }
         )
+        out.update(self._risk_and_forecast_kpis(outcome))
         lp = dso.alloc.lp
         lps = [dso.alloc] + ([self.hems.planner] if self.hems.planner is not None else [])
         out.update(

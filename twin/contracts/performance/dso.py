@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.contracts.performance.margins import ForecastLog, dynamic_uplift_kw, row_uplift_kw
 from twin.contracts.performance.terms import PerformanceTerms
 from twin.optim.devices import DeviceInputs, DeviceSet, device_inputs
 from twin.optim.envelope import FlexibilityEnvelope
@@ -85,6 +86,8 @@ class DsoPlanner:
             self.dev = None
             self.alloc = EnvelopeAllocation(len(sig), hz, limits, weights, solver)
         self._metered_until, self._metered_peak = 0, 0.0
+        self.log = ForecastLog(view.n_steps)
+        self.uplift_trafo_kw = np.zeros(hz.n_steps)
 
     # -- limits --------------------------------------------------------------------------------
     def _phase_shares(self) -> dict[str, np.ndarray] | None:
@@ -215,12 +218,50 @@ class DsoPlanner:
         else:
             rhs_steps = self.grid.rhs(p_rest, q_all)
         infl_steps = p_rest.sum(axis=1)
+        # forecast error: the margin policy lowers every row's limit by its uplift
+        uplift = self._uplift(k0, n_steps, exo, po)
+        rhs_steps = rhs_steps - uplift
+        self.uplift_trafo_kw = uplift[0]
         # devices hold their power over a period, so each period must fit its worst step
         starts = hz.start_step
         rhs = np.minimum.reduceat(rhs_steps, starts, axis=1)
-        inflexible = np.maximum.reduceat(infl_steps, starts)
+        # the peak the plan minimises is that of the load the policy plans on (p10: the load
+        # exceeded with 10 % probability), so flexible load keeps away from uncertain hours
+        inflexible = np.maximum.reduceat(infl_steps + uplift[0], starts)
         lim = LimitData(rhs_kw=rhs, inflexible_kw=inflexible, sunk_peak_kw=self._sunk_peak(k0))
         return LimitForecast(lim, rhs_steps, infl_steps, inflex_sig)
+
+    def _uplift(self, k0: int, n_steps: int, exo: Any, po: np.ndarray) -> np.ndarray:
+        """``(R, n_steps)`` how far each row's limit is lowered for forecast error under the
+        contract's margin policy (:mod:`twin.contracts.performance.margins`); logs the
+        forecast for the dynamic margin, the forecast-quality KPIs and the risks."""
+        t, v, g = self.terms, self.view, self.grid
+        all_h = np.arange(v.n_households)
+        q = v.forecaster.inflexible_quantiles_kw(k0, n_steps, all_h)
+        coef = g.a_p[:, self.hh_cols]
+        p10 = row_uplift_kw(coef, g.sign, q, v.n_households)
+        infl = (exo.p_base_kw - exo.p_pv_kw)[:n_steps].sum(axis=1) + po.sum(axis=1)
+        down = row_uplift_kw(coef, -np.ones_like(g.sign), q, v.n_households)[0]
+        self.log.record(k0, infl, infl - down, infl + p10[0], exo.p_pv_kw[:n_steps].sum(axis=1))
+        if t.margin_policy == "p50":
+            return np.zeros_like(p10)
+        if t.margin_policy == "fixed":
+            return np.repeat((t.margin_fixed_share * g.s_max)[:, None], n_steps, axis=1)
+        if t.margin_policy == "dynamic":
+            start = max(k0 - t.margin_dynamic_days * STEPS_PER_DAY, v.n_warmup_steps)
+            if k0 > start:
+                actual = np.zeros(k0)
+                actual[start:k0] = v.meters.inflexible_kw(start, k0)
+                leads, errs = self.log.recent_errors(k0, actual, t.margin_dynamic_days)
+                ok = leads >= 0
+                agg = dynamic_uplift_kw(leads[ok], errs[ok], n_steps, t.margin_dynamic_quantile)
+                if agg is not None:  # shared over the rows like the p10 uplifts
+                    ref = np.maximum(p10[0], 1e-9)
+                    share = np.where(
+                        p10[0] > 1e-9, p10 / ref, (np.abs(coef) > 0).mean(axis=1)[:, None]
+                    )
+                    return agg[None, :] * share
+        return p10
 
     def _per_phase(
         self, exo: Any, p_rest: np.ndarray, q_all: np.ndarray, n_steps: int
@@ -292,6 +333,23 @@ class DsoPlanner:
         slack = np.maximum(lf.rhs_steps - (coef @ res.flex_kw)[:, period], 0.0)
         count = np.maximum((np.abs(coef) > 1e-12).sum(axis=1), 1)[:, None]
         return np.minimum(free, (slack / count).min(axis=0))
+
+    def record_plan(self, k0: int, res: Any, lf: LimitForecast, n_carried: int) -> None:
+        """What the DSO planned against at the transformer while this plan is carried out
+        (until the next re-plan): the forecast inflexible load plus its uplift, and whether
+        the transformer row bound (the plan withheld capacity for congestion)."""
+        hz = self.hz
+        period = np.repeat(np.arange(hz.n_periods), hz.steps)
+        steps = np.arange(min(n_carried, hz.n_steps))
+        t = k0 + steps
+        keep = t < len(self.log.used_kw)
+        t, steps = t[keep], steps[keep]
+        self.log.used_kw[t] = (lf.infl_steps + self.uplift_trafo_kw)[steps]
+        s_max = float(self.grid.s_max[0])
+        if not np.isfinite(s_max):  # no transformer limit: nothing ever binds
+            return
+        planned = res.total_kw[period[steps]]
+        self.log.binding[t] = planned >= lf.lim.rhs_kw[0, period[steps]] - 0.005 * s_max
 
     def bands(self, res: Any, lf: LimitForecast, flex: np.ndarray) -> np.ndarray:
         """``(n_signed, n_steps)`` capacity bands: each signed household's own forecast base

@@ -33,6 +33,15 @@ class PerformanceTerms(PlanningTerms):
         Cable and bus-voltage rows from the linear feeder model.
     limit_kva : float or None
         Override of the station rating.
+    margin_policy : str
+        How the DSO plans around forecast error (:mod:`twin.contracts.performance.margins`):
+        ``p50`` (the median forecast), ``p10`` (the load exceeded with 10 % probability, i.e.
+        the 90th percentile: the E.DSO paper's recommendation), ``fixed`` (p50 plus
+        ``margin_fixed_share`` of each limit) or ``dynamic`` (p50 plus the
+        ``margin_dynamic_quantile`` of the forecast errors of the last
+        ``margin_dynamic_days``).
+    flex_price_eur_per_kwh : float
+        What activated flexibility costs (the financial risk in €).
     """
 
     discount_eur_per_year: float = 100.0
@@ -45,6 +54,11 @@ class PerformanceTerms(PlanningTerms):
     cables: bool = True
     voltages: bool = True
     limit_kva: float | None = None
+    margin_policy: str = "p10"
+    margin_fixed_share: float = 0.1
+    margin_dynamic_quantile: float = 0.9
+    margin_dynamic_days: int = 7
+    flex_price_eur_per_kwh: float = 0.1
 
     def __post_init__(self) -> None:
         if self.information not in INFORMATION_MODES:
@@ -53,6 +67,8 @@ class PerformanceTerms(PlanningTerms):
             raise _bad("share_signed", self.share_signed, "give a share from 0 to 1")
         if not 0.0 <= self.safety_margin < 1.0:
             raise _bad("safety_margin", self.safety_margin, "give a share from 0 to below 1")
+        if self.margin_policy not in ("p50", "p10", "fixed", "dynamic"):
+            raise _bad("margin_policy", self.margin_policy, "use p50, p10, fixed or dynamic")
         if self.limit_kva is not None and not self.limit_kva > 0:
             raise _bad("limit_kva", self.limit_kva, "give a positive rating in kVA, or null")
         super().__post_init__()
