@@ -8,7 +8,22 @@ once. The keys themselves are defined where they are computed (:mod:`twin.kpi`,
 
 from __future__ import annotations
 
-__all__ = ["COMPARE", "KPI_INFO", "REPORT", "RUN_TABLE", "label", "unit"]
+import functools
+
+__all__ = [
+    "COMPARE",
+    "KPI_INFO",
+    "REPORT",
+    "RUN_TABLE",
+    "SUMMARY_EXTRA",
+    "check",
+    "label",
+    "limit_text",
+    "limits",
+    "mark",
+    "objective_value",
+    "unit",
+]
 
 #: KPI key -> (label, unit).
 KPI_INFO: dict[str, tuple[str, str]] = {
@@ -16,11 +31,14 @@ KPI_INFO: dict[str, tuple[str, str]] = {
     "trafo_peak_loading_pct": ("transformer peak", "% of rating"),
     "coincident_peak_per_household_kw": ("coincident peak per household", "kW"),
     "trafo_hours_over_100pct_h": ("hours above 100 % (transformer)", "h"),
+    "trafo_peak_import_kw": ("transformer peak import", "kW"),
+    "trafo_peak_export_kw": ("transformer peak export", "kW"),
     "line_max_loading_pct": ("max cable loading", "%"),
     "lines_n_overloaded": ("cables ever above 100 %", "count"),
     "vm_min_pu": ("min voltage", "p.u."),
     "vm_max_pu": ("max voltage", "p.u."),
     "voltage_bus_weeks_compliant_share": ("bus-weeks compliant (EN 50160)", "share"),
+    "voltage_hours_outside_10pct_h": ("hours with a bus outside ±10 %", "h"),
     "losses_kwh": ("network losses", "kWh"),
     "energy_base_kwh": ("energy: household appliances", "kWh"),
     "energy_heat_pump_kwh": ("energy: heat pumps", "kWh"),
@@ -99,9 +117,110 @@ REPORT: tuple[str, ...] = (
 )
 
 
+#: The terminal and summary KPI tables' extra rows in ``summary.md`` (after :data:`RUN_TABLE`).
+SUMMARY_EXTRA: tuple[str, ...] = (
+    "trafo_peak_import_kw",
+    "trafo_peak_export_kw",
+    "voltage_hours_outside_10pct_h",
+    "bill_mean_eur",
+    "bill_worst_decile_eur",
+)
+
+
+@functools.cache
+def limits() -> dict[str, tuple[str, float]]:
+    """KPI key -> (``"<="`` or ``">="``, limit): what a planner checks a run against.
+
+    Transformer and cables at most 100 % of their rating (:mod:`twin.grid.ratings`), no hour
+    above it; every LV voltage within the EN 50160 / Netcode band that must always hold (Un
+    +10 % / -15 %, :data:`twin.grid.compliance.BAND_ALWAYS_PU`) and every bus-week compliant
+    (95 % of the week within ±10 %); the service levels met on every household-day.
+    """
+    from twin.grid.compliance import BAND_ALWAYS_PU
+
+    return {
+        "trafo_peak_loading_pct": ("<=", 100.0),
+        "trafo_hours_over_100pct_h": ("<=", 0.0),
+        "line_max_loading_pct": ("<=", 100.0),
+        "lines_n_overloaded": ("<=", 0.0),
+        "vm_min_pu": (">=", BAND_ALWAYS_PU[0]),
+        "vm_max_pu": ("<=", BAND_ALWAYS_PU[1]),
+        "voltage_bus_weeks_compliant_share": (">=", 1.0),
+        "comfort_days_met_share": (">=", 1.0),
+        "ev_days_met_share": (">=", 1.0),
+    }
+
+
+#: Slack in the comparison, so that float rounding never breaks a limit.
+_TOL = 1e-9
+
+
+def check(key: str, value: object) -> bool | None:
+    """Whether ``value`` of KPI ``key`` keeps its limit (:func:`limits`); ``None``: no limit
+    (or no number)."""
+    rule = limits().get(key)
+    if rule is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    op, lim = rule
+    if value != value:  # NaN
+        return None
+    return value <= lim + _TOL if op == "<=" else value >= lim - _TOL
+
+
+def limit_text(key: str) -> str:
+    """The limit as shown in the tables (``≤ 100``, ``≥ 0.85``, ``= 1``, ``= 0``)."""
+    rule = limits().get(key)
+    if rule is None:
+        return ""
+    op, lim = rule
+    if (op == ">=" and lim == 1.0 and unit(key) == "share") or (op == "<=" and lim == 0.0):
+        return f"= {lim:g}"
+    return f"{'≤' if op == '<=' else '≥'} {lim:g}"
+
+
+def mark(key: str, value: object) -> str:
+    """``ok``, ``✗ over`` / ``✗ below`` (the limit broken), or ``''`` without a limit."""
+    ok = check(key, value)
+    if ok is None:
+        return ""
+    if ok:
+        return "ok"
+    return "✗ over" if limits()[key][0] == "<=" else "✗ below"
+
+
 def label(key: str) -> str:
     return KPI_INFO[key][0]
 
 
 def unit(key: str) -> str:
     return KPI_INFO[key][1]
+
+
+def objective_value(kpis: dict, objective: str) -> float:
+    """The value a run returns for ``objective=<kpi>`` (``-<kpi>``: negated; ``+<kpi>``: as
+    is), for Hydra sweepers that optimise (optuna minimises by default).
+
+    Raises :class:`twin.errors.TwinError` (one line) when ``kpi`` is not a numeric KPI of the
+    run.
+    """
+    import difflib
+    import math
+
+    from twin.errors import TwinError
+
+    text = str(objective).strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    name = text.lstrip("+-").strip()
+    value = kpis.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        numeric = sorted(
+            k for k, v in kpis.items() if isinstance(v, int | float) and not isinstance(v, bool)
+        )
+        near = difflib.get_close_matches(name, numeric, n=1)
+        hint = f"did you mean {near[0]}?" if near else "use a numeric key of the run's kpis.json"
+        what = "is not a KPI of this run" if value is None else "is not a number"
+        raise TwinError(f"objective={objective!r}: {name!r} {what}: {hint}")
+    out = sign * float(value)
+    if not math.isfinite(out):
+        raise TwinError(f"objective={objective!r}: the run's {name} is {value}: not a number")
+    return out

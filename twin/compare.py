@@ -84,11 +84,13 @@ class Comparison:
 
 def run_contract(cfg: DictConfig) -> ContractOutcome:
     """Run one contract's composed config and keep what the comparison needs."""
+    from twin.memory import release_finished_models
     from twin.pipeline import run
 
     t0 = time.perf_counter()
     result = run(cfg, progress=False)
     run_s = time.perf_counter() - t0
+    release_finished_models()  # twin.memory: mesa would keep every contract's model alive
     window = result.window
     kpis = dict(result.kpis)
     kpis["run_s"] = run_s

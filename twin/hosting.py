@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from twin.memory import release_finished_models
 from twin.pipeline import run
 from twin.scenario import Scenario, load_scenario, with_adoption
 
@@ -71,7 +72,10 @@ def search_contract(cfg: DictConfig, limits: Any, curve_points: int = 5) -> list
     def evaluate(k: int) -> HostingPoint:
         if k not in points:
             share = k / n_households
+            # keep the KPIs only, and let the finished model go (twin.memory: mesa would keep
+            # every one of the ~25 runs alive)
             kpis = run(cfg, progress=False, scenario=electrified(base, share)).kpis
+            release_finished_models()
             why = violation(kpis, limits)
             points[k] = HostingPoint(
                 contract=str(cfg.contract.name),
