@@ -81,7 +81,9 @@ def _is_long(result: RunResult) -> bool:
     return result.window.days > DAILY_AFTER_DAYS
 
 
-def daily(times: pd.DatetimeIndex, values: np.ndarray) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+def daily(
+    times: pd.DatetimeIndex, values: np.ndarray
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
     """Per calendar day: (day, minimum, maximum) of ``values`` ``(T,)`` or ``(T, n)`` (over
     the steps of the day and any columns)."""
     v = np.asarray(values, dtype=float).reshape(len(times), -1)
@@ -121,20 +123,40 @@ def fig_transformer(result: RunResult, path: Path) -> Figure:
         day, lo, hi = daily(times, p)
         ax.fill_between(day, lo, hi, color="0.85", step="mid", label="daily range")
         ax.plot(day, hi, color="tab:blue", lw=1.1, drawstyle="steps-mid", label="daily peak import")
-        ax.plot(day, lo, color="tab:orange", lw=1.1, drawstyle="steps-mid", label="daily peak export (lowest)")
+        ax.plot(
+            day,
+            lo,
+            color="tab:orange",
+            lw=1.1,
+            drawstyle="steps-mid",
+            label="daily peak export (lowest)",
+        )
         dl, _, dh = daily(times, loading)
         ax2.plot(dl, dh, color="tab:purple", lw=1.1, drawstyle="steps-mid", label="daily maximum")
         data.update(day=day, p_daily_min_kw=lo, p_daily_max_kw=hi, loading_daily_max_pct=dh)
     else:
-        ax.fill_between(times, 0, p, where=p >= 0, color="tab:blue", alpha=0.35, lw=0, label="import (MV → LV)")
+        ax.fill_between(
+            times, 0, p, where=p >= 0, color="tab:blue", alpha=0.35, lw=0, label="import (MV → LV)"
+        )
         if (p < 0).any():
-            ax.fill_between(times, 0, p, where=p < 0, color="tab:orange", alpha=0.5, lw=0, label="export (LV → MV)")
+            ax.fill_between(
+                times,
+                0,
+                p,
+                where=p < 0,
+                color="tab:orange",
+                alpha=0.5,
+                lw=0,
+                label="export (LV → MV)",
+            )
         ax.plot(times, p, color="0.2", lw=0.7)
         ax2.plot(times, loading, color="tab:purple", lw=0.9, label="loading")
     export = bool((p < 0).any())
     ax.axhline(0, color="0.3", lw=0.6)
     ax.axhline(rating, color="crimson", ls="--", lw=1)
-    ax.text(times[0], rating, f" rating {rating:,.0f} kVA", color="crimson", va="bottom", fontsize=8)
+    ax.text(
+        times[0], rating, f" rating {rating:,.0f} kVA", color="crimson", va="bottom", fontsize=8
+    )
     if export:
         ax.axhline(-rating, color="crimson", ls="--", lw=1)
         ax.text(times[0], -rating, f" −{rating:,.0f} kVA", color="crimson", va="top", fontsize=8)
@@ -152,7 +174,14 @@ def fig_transformer(result: RunResult, path: Path) -> Figure:
     over_h = float((loading > 100).sum() * 0.25)
     ax2.set_ylabel("loading (% of rating)\napparent power")
     ax2.set_ylim(0, max(110.0, float(loading.max()) * 1.1))
-    ax2.text(0.01, 0.9, f"peak {loading.max():.1f} %, {over_h:g} h above 100 %", transform=ax2.transAxes, fontsize=8, va="top")
+    ax2.text(
+        0.01,
+        0.9,
+        f"peak {loading.max():.1f} %, {over_h:g} h above 100 %",
+        transform=ax2.transAxes,
+        fontsize=8,
+        va="top",
+    )
     ax2.legend(loc="upper right", fontsize=8)
     _time_axis(ax2)
     ax.set_xlabel("")
@@ -186,10 +215,26 @@ def fig_voltage_band(result: RunResult, path: Path) -> Figure:
     if _is_long(result):
         day, dlo, _ = daily(times, lo)
         _, _, dhi = daily(times, hi)
-        ax.fill_between(day, dlo, dhi, step="mid", color="tab:blue", alpha=0.35, label="daily lowest–highest over the LV buses")
+        ax.fill_between(
+            day,
+            dlo,
+            dhi,
+            step="mid",
+            color="tab:blue",
+            alpha=0.35,
+            label="daily lowest–highest over the LV buses",
+        )
         data.update(day=day, vm_daily_min_pu=dlo, vm_daily_max_pu=dhi)
     else:
-        ax.fill_between(times, lo, hi, color="tab:blue", alpha=0.35, lw=0, label="lowest–highest over the LV buses")
+        ax.fill_between(
+            times,
+            lo,
+            hi,
+            color="tab:blue",
+            alpha=0.35,
+            lw=0,
+            label="lowest–highest over the LV buses",
+        )
         ax.plot(times, lo, color="tab:blue", lw=0.8)
     ax.axhline(BAND_95_PU[0], color="crimson", ls="--", lw=1, label="±10 % (95 % of every week)")
     ax.axhline(BAND_95_PU[1], color="crimson", ls="--", lw=1)
@@ -212,7 +257,9 @@ def fig_voltage_band(result: RunResult, path: Path) -> Figure:
     _time_axis(ax)
     fig.tight_layout()
     _save(fig, path)
-    return Figure("voltage_band", path, "Lowest and highest LV bus voltage against the EN 50160 band", data)
+    return Figure(
+        "voltage_band", path, "Lowest and highest LV bus voltage against the EN 50160 band", data
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -233,14 +280,25 @@ def fig_worst_cable(result: RunResult, path: Path) -> Figure:
     data: dict[str, Any] = {"line": int(line), "i_a": i_a, "ampacity_a": amp_a}
     if _is_long(result):
         day, _, hi = daily(times, i_a)
-        ax.plot(day, hi, color="tab:blue", lw=1.1, drawstyle="steps-mid", label="daily maximum current")
+        ax.plot(
+            day, hi, color="tab:blue", lw=1.1, drawstyle="steps-mid", label="daily maximum current"
+        )
         data.update(day=day, i_daily_max_a=hi)
     else:
         ax.plot(times, i_a, color="tab:blue", lw=1.0, label="current (larger end)")
     ax.axhline(amp_a, color="crimson", ls="--", lw=1.2, label=f"ampacity {amp_a:,.0f} A")
     over = i_a > amp_a
     if over.any():
-        ax.fill_between(times, amp_a, i_a, where=over, color="crimson", alpha=0.35, lw=0, label=f"{over.sum() * 0.25:g} h above")
+        ax.fill_between(
+            times,
+            amp_a,
+            i_a,
+            where=over,
+            color="crimson",
+            alpha=0.35,
+            lw=0,
+            label=f"{over.sum() * 0.25:g} h above",
+        )
     k = int(np.argmax(i_a))
     ax.annotate(
         f"{i_a[k]:,.0f} A = {100 * i_a[k] / amp_a:.0f} % ({_when(times[k])})",
@@ -255,11 +313,17 @@ def fig_worst_cable(result: RunResult, path: Path) -> Figure:
     ax.set_ylim(0, max(amp_a, float(i_a.max())) * 1.15)
     ax.set_ylabel("current (A)")
     ax.legend(loc="upper right", fontsize=8, ncol=3)
-    _title(ax, f"Most loaded cable: {name} (line {line}{kind}, {length:.0f} m) against its ampacity", result)
+    _title(
+        ax,
+        f"Most loaded cable: {name} (line {line}{kind}, {length:.0f} m) against its ampacity",
+        result,
+    )
     _time_axis(ax)
     fig.tight_layout()
     _save(fig, path)
-    return Figure("worst_cable", path, f"The most loaded cable ({name}): current against its ampacity", data)
+    return Figure(
+        "worst_cable", path, f"The most loaded cable ({name}): current against its ampacity", data
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -272,10 +336,27 @@ def _band(ax, times, values: np.ndarray, color: str, label: str, long: bool) -> 
         day, lo, _ = daily(times, p5)
         _, _, hi = daily(times, p95)
         _, mlo, mhi = daily(times, p50)
-        ax.fill_between(day, lo, hi, step="mid", color=color, alpha=0.25, label=f"{label}: daily range of the 5–95 % band")
-        ax.plot(day, 0.5 * (mlo + mhi), color=color, lw=1.3, drawstyle="steps-mid", label=f"{label}: median household, daily mid-range")
+        ax.fill_between(
+            day,
+            lo,
+            hi,
+            step="mid",
+            color=color,
+            alpha=0.25,
+            label=f"{label}: daily range of the 5–95 % band",
+        )
+        ax.plot(
+            day,
+            0.5 * (mlo + mhi),
+            color=color,
+            lw=1.3,
+            drawstyle="steps-mid",
+            label=f"{label}: median household, daily mid-range",
+        )
         return {"day": day, "p5_daily_min": lo, "p95_daily_max": hi}
-    ax.fill_between(times, p5, p95, color=color, alpha=0.25, lw=0, label=f"{label}: 5–95 % of households")
+    ax.fill_between(
+        times, p5, p95, color=color, alpha=0.25, lw=0, label=f"{label}: 5–95 % of households"
+    )
     ax.plot(times, p50, color=color, lw=1.6, label=f"{label}: median household", zorder=4)
     return {"p5": p5, "p50": p50, "p95": p95}
 
@@ -290,7 +371,14 @@ def fig_indoor(result: RunResult, path: Path) -> Figure:
     worst = dev.min(axis=1)
     if _is_long(result):
         day, lo, _ = daily(times, worst)
-        ax.plot(day, lo, color="tab:red", lw=0.9, drawstyle="steps-mid", label="coldest household, daily minimum")
+        ax.plot(
+            day,
+            lo,
+            color="tab:red",
+            lw=0.9,
+            drawstyle="steps-mid",
+            label="coldest household, daily minimum",
+        )
     else:
         ax.plot(times, worst, color="tab:red", lw=0.8, label="coldest household")
     ax.axhline(-band, color="crimson", ls="--", lw=1, label=f"comfort limit (−{band:g} K)")
@@ -303,7 +391,12 @@ def fig_indoor(result: RunResult, path: Path) -> Figure:
     fig.tight_layout()
     _save(fig, path)
     data["worst_k"] = worst
-    return Figure("indoor_temperature", path, "Indoor temperature of the heat-pump homes against the comfort band", data)
+    return Figure(
+        "indoor_temperature",
+        path,
+        "Indoor temperature of the heat-pump homes against the comfort band",
+        data,
+    )
 
 
 def fig_ev(result: RunResult, path: Path) -> Figure:
@@ -321,7 +414,14 @@ def fig_ev(result: RunResult, path: Path) -> Figure:
     p_ev = lg["p_ev_kw"].sum(axis=1)
     if long:
         day, lo, _ = daily(times, lowest)
-        ax.plot(day, lo, color="tab:red", lw=0.9, drawstyle="steps-mid", label="lowest car, daily minimum")
+        ax.plot(
+            day,
+            lo,
+            color="tab:red",
+            lw=0.9,
+            drawstyle="steps-mid",
+            label="lowest car, daily minimum",
+        )
         dp, _, hi = daily(times, p_ev)
         ax2.plot(dp, hi, color="tab:blue", lw=1.0, drawstyle="steps-mid", label="daily maximum")
     else:
@@ -338,7 +438,9 @@ def fig_ev(result: RunResult, path: Path) -> Figure:
     fig.tight_layout()
     _save(fig, path)
     data.update(p_ev_total_kw=p_ev, soc_lowest_pct=lowest)
-    return Figure("ev_state_of_charge", path, "EV state of charge and the feeder's EV charging power", data)
+    return Figure(
+        "ev_state_of_charge", path, "EV state of charge and the feeder's EV charging power", data
+    )
 
 
 #: Logged plans a contract may provide (the household's planned grid exchange, kW).
@@ -376,14 +478,35 @@ def fig_performance_band(result: RunResult, path: Path) -> Figure | None:
     excess = np.where(np.isfinite(band), np.maximum(net - np.nan_to_num(band), 0.0), 0.0)
     excess[excess < 1e-6] = 0.0
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10, 6.6), gridspec_kw={"height_ratios": [1, 1.2]})
-    data: dict[str, Any] = {"household": h, "band_kw": band, "p_net_kw": net, "excess_kwh": float(excess.sum() * 0.25)}
+    data: dict[str, Any] = {
+        "household": h,
+        "band_kw": band,
+        "p_net_kw": net,
+        "excess_kwh": float(excess.sum() * 0.25),
+    }
     if _is_long(result):
         day, _, bhi = daily(times, np.nan_to_num(band, nan=0.0))
         _, _, nhi = daily(times, net)
-        ax.plot(day, bhi, color="crimson", lw=1.1, drawstyle="steps-mid", label="band, daily maximum")
-        ax.plot(day, nhi, color="0.15", lw=1.0, drawstyle="steps-mid", label="actual net load, daily maximum")
+        ax.plot(
+            day, bhi, color="crimson", lw=1.1, drawstyle="steps-mid", label="band, daily maximum"
+        )
+        ax.plot(
+            day,
+            nhi,
+            color="0.15",
+            lw=1.0,
+            drawstyle="steps-mid",
+            label="actual net load, daily maximum",
+        )
     else:
-        ax.step(times, band, where="post", color="crimson", lw=1.2, label="capacity band: the DSO's allocation")
+        ax.step(
+            times,
+            band,
+            where="post",
+            color="crimson",
+            lw=1.2,
+            label="capacity band: the DSO's allocation",
+        )
         ax.plot(times, net, color="0.15", lw=0.9, label="actual net load")
     if plan_key is not None:
         data["plan_kw"] = lg[plan_key][:, h]
@@ -403,21 +526,58 @@ def fig_performance_band(result: RunResult, path: Path) -> Figure | None:
     sl = slice(lo, hi)
     t = times[sl]
     ax.axvspan(t[0], t[-1], color="0.85", alpha=0.5, zorder=0)
-    ax2.step(t, band[sl], where="post", color="crimson", lw=1.6, label="capacity band (the DSO's allocation)")
+    ax2.step(
+        t,
+        band[sl],
+        where="post",
+        color="crimson",
+        lw=1.6,
+        label="capacity band (the DSO's allocation)",
+    )
     if plan_key is not None:
-        ax2.step(t, lg[plan_key][sl, h], where="post", color="tab:purple", lw=1.0, ls="--", label="the household's plan")
+        ax2.step(
+            t,
+            lg[plan_key][sl, h],
+            where="post",
+            color="tab:purple",
+            lw=1.0,
+            ls="--",
+            label="the household's plan",
+        )
     ax2.step(t, net[sl], where="post", color="0.15", lw=1.2, label="actual net load (15-min means)")
-    for key, color, lab in (("p_hp_kw", "tab:orange", "heat pump"), ("p_ev_kw", "tab:green", "EV"), ("p_bat_kw", "tab:cyan", "battery"), ("p_pv_kw", "gold", "PV production")):
+    for key, color, lab in (
+        ("p_hp_kw", "tab:orange", "heat pump"),
+        ("p_ev_kw", "tab:green", "EV"),
+        ("p_bat_kw", "tab:cyan", "battery"),
+        ("p_pv_kw", "gold", "PV production"),
+    ):
         if np.any(lg[key][sl, h]):
             ax2.step(t, lg[key][sl, h], where="post", color=color, lw=0.9, alpha=0.9, label=lab)
     if (excess[sl] > 0).any():
-        ax2.fill_between(t, band[sl], net[sl], where=excess[sl] > 0, step="post", color="crimson", alpha=0.3, label="above the band")
+        ax2.fill_between(
+            t,
+            band[sl],
+            net[sl],
+            where=excess[sl] > 0,
+            step="post",
+            color="crimson",
+            alpha=0.3,
+            label="above the band",
+        )
     ax2.axhline(0, color="0.5", lw=0.6)
     head = float(-gap[k])
     ax2.set_title(
         f"The 24 h around its tightest step ({_when(times[k])}: "
-        + (f"{-head:.2f} kW above the band)" if head < -1e-6 else f"{max(head, 0.0):.2f} kW headroom)")
-        + ("" if plan_key else "; the band is the plan the household's HEMS follows (its device plan is not logged)"),
+        + (
+            f"{-head:.2f} kW above the band)"
+            if head < -1e-6
+            else f"{max(head, 0.0):.2f} kW headroom)"
+        )
+        + (
+            ""
+            if plan_key
+            else "; the band is the plan the household's HEMS follows (its device plan is not logged)"
+        ),
         fontsize=8,
         loc="left",
     )
@@ -427,7 +587,12 @@ def fig_performance_band(result: RunResult, path: Path) -> Figure | None:
     fig.tight_layout()
     _save(fig, path)
     data.update(zoom_steps=np.arange(lo, hi), tightest_step=k)
-    return Figure("performance_band", path, f"Performance contract: household {h}'s capacity band and actual load", data)
+    return Figure(
+        "performance_band",
+        path,
+        f"Performance contract: household {h}'s capacity band and actual load",
+        data,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -453,7 +618,14 @@ def write_figures(result: RunResult, out_dir: Path) -> list[Figure]:
             dt_h=0.25,
             hours_over=(g.line_loading_pct > 100).sum(axis=0) * 0.25,
         )
-        figures.append(Figure("feeder_line_loading", path, "Map: each cable's highest loading (open-ended colour scale above 100 %)", {"line_loading_max_pct": peak}))
+        figures.append(
+            Figure(
+                "feeder_line_loading",
+                path,
+                "Map: each cable's highest loading (open-ended colour scale above 100 %)",
+                {"line_loading_max_pct": peak},
+            )
+        )
     lv = result.lv_buses()
     if lv.any():
         vm = np.full(len(g.bus_index), np.nan)
@@ -461,13 +633,33 @@ def write_figures(result: RunResult, out_dir: Path) -> list[Figure]:
         vmin[lv] = g.vm_pu[:, lv].min(axis=0)
         vmax[lv] = g.vm_pu[:, lv].max(axis=0)
         path = out_dir / "feeder_bus_voltage.png"
-        plot_bus_voltages(net, vmin, vmax, path, title=f"Bus voltages: each LV bus's lowest and highest voltage over the period\n{result.title()}")
-        figures.append(Figure("feeder_bus_voltage", path, "Map: each LV bus's lowest and highest voltage", {"vm_min_pu": vmin, "vm_max_pu": vmax}))
+        plot_bus_voltages(
+            net,
+            vmin,
+            vmax,
+            path,
+            title=f"Bus voltages: each LV bus's lowest and highest voltage over the period\n{result.title()}",
+        )
+        figures.append(
+            Figure(
+                "feeder_bus_voltage",
+                path,
+                "Map: each LV bus's lowest and highest voltage",
+                {"vm_min_pu": vmin, "vm_max_pu": vmax},
+            )
+        )
     station = station_of(g, net)
     path = out_dir / "transformer_duration_curve.png"
     curve = loading_duration_curve(station.loading_pct)
     plot_duration_curve(curve, path, title=f"Transformer loading duration curve\n{result.title()}")
-    figures.append(Figure("transformer_duration_curve", path, "Transformer loading, sorted: hours at or above each loading", {"curve_pct": curve}))
+    figures.append(
+        Figure(
+            "transformer_duration_curve",
+            path,
+            "Transformer loading, sorted: hours at or above each loading",
+            {"curve_pct": curve},
+        )
+    )
     if f.has_hp.any():
         figures.append(fig_indoor(result, out_dir / "indoor_temperature.png"))
     if f.has_ev.any():

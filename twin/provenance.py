@@ -115,7 +115,11 @@ def scenario_yaml(result: Any) -> str:
         }
     head = (
         f"# The scenario as this run simulated it: {files[0].name}"
-        + (f" with `extends` resolved ({', '.join(f.name for f in files[1:])})" if files[1:] else "")
+        + (
+            f" with `extends` resolved ({', '.join(f.name for f in files[1:])})"
+            if files[1:]
+            else ""
+        )
         + ".\n# Every parameter: value (all households) or range (uniform per household), and its"
         " source.\n"
     )
@@ -169,9 +173,7 @@ def metadata(result: Any, files: dict[str, str]) -> dict[str, Any]:
         },
         "scenario": {
             "name": sc.name,
-            "files": [
-                {"path": str(f), "sha256": _sha256(f)} for f in scenario_files(str(sc.path))
-            ],
+            "files": [{"path": str(f), "sha256": _sha256(f)} for f in scenario_files(str(sc.path))],
         },
         "weather": weather,
         "window": {

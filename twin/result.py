@@ -264,7 +264,12 @@ class RunResult:
         """The reported period, e.g. ``2025-12-01 – 2025-12-07 (7 d)``."""
         t = self.window.times
         last = (t[-1] + pd.Timedelta(hours=DT_H) - pd.Timedelta(minutes=1)).date()
-        return f"{t[0].date()} – {last} ({self.window.days} d)"
+        days = self.window.days
+        return (
+            f"{t[0].date()} ({days} d)"
+            if last == t[0].date()
+            else f"{t[0].date()} – {last} ({days} d)"
+        )
 
     def title(self) -> str:
         """Feeder · scenario · contract · period: the line every figure and summary starts

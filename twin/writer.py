@@ -39,6 +39,7 @@ __all__ = [
     "atomic_write",
     "is_complete",
     "mark_failed",
+    "RUN_FILES",
     "write_json",
     "write_run",
 ]
@@ -158,26 +159,95 @@ class RunFolder:
                 self._lock = None
 
 
+#: Every file :func:`write_run` may write, with what it holds (``metadata.json`` and
+#: ``summary.md`` list the ones a run wrote; ``results/README.md`` documents every column).
+RUN_FILES: dict[str, str] = {
+    "summary.md": "this run in one page: header, KPIs against the limits, where and when limits broke, figures",
+    "metadata.json": "twin version and git commit, packages, command line, feeder, scenario files, weather source, seed, window",
+    "config.yaml": "the fully resolved configuration (Hydra keeps the overrides in .hydra/)",
+    "scenario.yaml": "the scenario as simulated: every parameter with its value or range and source, extends resolved",
+    "network.json": "the feeder as pandapower JSON (pandapower.from_json); net.load.twin_household: the household of each load (-1: none)",
+    "kpis.json": "every KPI of the run (names carry their units)",
+    "households.parquet": "per (time, household): device powers, heat, indoor temperature, states of charge, contract series",
+    "feeder.parquet": "per time step: feeder totals, transformer station P/S/loading, LV voltage extremes and their buses, the worst cable, losses",
+    "buses.parquet": "per (time, bus): voltage magnitude (all buses, or the worst_n LV buses)",
+    "lines.parquet": "per (time, line): loading, current, active power (all lines, or the worst_n)",
+    "transformers.parquet": "per (time, transformer): active and apparent power, loading",
+    "households_summary.csv": "per household: devices, parameters, its own peak, energies, comfort and bill",
+    "figures/": "PNG figures (listed in summary.md)",
+    "timings.json": "seconds per stage of the run, and per file written",
+}
+
+
+def _element_files(result: RunResult) -> dict[str, Callable[[], Any]]:
+    """The per-element frames ``output.elements`` asks for (``all``, ``worst``, ``none``)."""
+    out = result.cfg.output
+    mode = str(out.get("elements", "all"))
+    if mode == "none":
+        return {}
+    n = int(out.get("worst_n", 10))
+    buses = result.worst_buses(n) if mode == "worst" else None
+    lines = result.worst_lines(n) if mode == "worst" else None
+    return {
+        "buses.parquet": lambda: result.bus_frame(buses),
+        "lines.parquet": lambda: result.line_frame(lines),
+        "transformers.parquet": result.trafo_frame,
+    }
+
+
 def write_run(result: RunResult, out_dir: str | Path) -> Path:
-    """Write one run into ``out_dir`` (an exclusive, all-or-nothing :class:`RunFolder`):
-    ``config.yaml``, ``households.parquet`` and ``feeder.parquet`` (``output.timeseries``),
-    ``households_summary.csv``, ``figures/`` (``output.figures``), ``kpis.json``,
-    ``timings.json``, then ``DONE``. See ``results/README.md`` for every file and column."""
+    """Write one run into ``out_dir`` (an exclusive, all-or-nothing :class:`RunFolder`), the
+    files of :data:`RUN_FILES` (time series with ``output.timeseries``, per-element results
+    as ``output.elements`` says, figures with ``output.figures``), ``DONE`` last. See
+    ``results/README.md`` for every file and column."""
+    import time
+
+    from twin.provenance import metadata, network_json, scenario_yaml
+    from twin.summary import run_summary
+
     out_dir = Path(out_dir)
+    timings = dict(result.timings_s)
+    written: list[str] = []
+
+    def timed(name: str, write: Callable[[Path], None]) -> None:
+        t0 = time.perf_counter()
+        write(stage / name)
+        timings[f"write {name}"] = time.perf_counter() - t0
+        written.append(name)
+
     with RunFolder(out_dir) as folder:
         stage = folder.stage
         cfg_yaml = OmegaConf.to_yaml(result.cfg, resolve=True)
-        (stage / "config.yaml").write_text(cfg_yaml)
+        timed("config.yaml", lambda p: p.write_text(cfg_yaml))
+        timed("scenario.yaml", lambda p: p.write_text(scenario_yaml(result)))
+        timed("network.json", lambda p: network_json(result, p))
         if result.cfg.output.timeseries:
-            result.households_frame().to_parquet(stage / "households.parquet", index=False)
-            result.feeder_frame().to_parquet(stage / "feeder.parquet", index=False)
-        result.households_summary().to_csv(
-            stage / "households_summary.csv", index=False, float_format="%.4g"
+            timed(
+                "households.parquet",
+                lambda p: result.households_frame().to_parquet(p, index=False),
+            )
+            timed("feeder.parquet", lambda p: result.feeder_frame().to_parquet(p, index=False))
+            for name, frame in _element_files(result).items():
+                timed(name, lambda p, frame=frame: frame().to_parquet(p, index=False))
+        timed(
+            "households_summary.csv",
+            lambda p: result.households_summary().to_csv(p, index=False, float_format="%.4g"),
         )
+        figures: list[Any] = []
         if result.cfg.output.figures:
             from twin.plots import write_figures
 
-            write_figures(result, stage / "figures")
-        write_json(stage / "kpis.json", result.kpis)
-        write_json(stage / "timings.json", result.timings_s)
+            t0 = time.perf_counter()
+            figures = write_figures(result, stage / "figures")
+            timings["write figures/"] = time.perf_counter() - t0
+            written.append("figures/")
+        timed("kpis.json", lambda p: write_json(p, result.kpis))
+        files = {
+            name: RUN_FILES[name]
+            for name in [*written, "summary.md", "metadata.json", "timings.json"]
+        }
+        meta = metadata(result, files)
+        write_json(stage / "metadata.json", meta)
+        (stage / "summary.md").write_text(run_summary(result, figures, files, meta))
+        write_json(stage / "timings.json", timings)
     return out_dir

@@ -108,7 +108,13 @@ def bus_coordinates(net: pandapowerNet) -> np.ndarray:
 
 
 #: Cable loading colours: green to red up to 100 %, then red to near black above it.
-_BELOW = ((0.0, "#1a9850"), (0.55, "#a6d96a"), (0.75, "#fee08b"), (0.9, "#fc8d59"), (1.0, "#e31a1c"))
+_BELOW = (
+    (0.0, "#1a9850"),
+    (0.55, "#a6d96a"),
+    (0.75, "#fee08b"),
+    (0.9, "#fc8d59"),
+    (1.0, "#e31a1c"),
+)
 _ABOVE = ((0.0, "#e31a1c"), (0.5, "#99000d"), (1.0, "#2b0008"))
 
 
@@ -216,9 +222,7 @@ def plot_feeder_loading(
     cmap, norm = loading_colours(top)
     over = loading > 100.0
     fig, ax = plt.subplots(figsize=(8.5, 7), dpi=120)
-    lc = LineCollection(
-        segs, cmap=cmap, norm=norm, linewidths=np.where(over, 4.0, 2.0), zorder=2
-    )
+    lc = LineCollection(segs, cmap=cmap, norm=norm, linewidths=np.where(over, 4.0, 2.0), zorder=2)
     lc.set_array(np.nan_to_num(loading))
     ax.add_collection(lc)
     ax.scatter(xy[:, 0], xy[:, 1], s=6, c="0.3", zorder=3, label="bus")
@@ -270,7 +274,9 @@ def plot_feeder_loading(
     )
     _map_axes(ax, net)
     ax.legend(loc="lower right", fontsize=8)
-    fig.suptitle(title or "Cable loading: each cable's highest loading", fontsize=9, x=0.01, ha="left")
+    fig.suptitle(
+        title or "Cable loading: each cable's highest loading", fontsize=9, x=0.01, ha="left"
+    )
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -341,7 +347,12 @@ def plot_bus_voltages(
             name = net.bus["name"].iloc[k] if "name" in net.bus else None
             label = name if isinstance(name, str) and name else f"bus {net.bus.index[k]}"
             ax.scatter(
-                [xy[k, 0]], [xy[k, 1]], s=160, facecolors="none", edgecolors="k", linewidths=1.5,
+                [xy[k, 0]],
+                [xy[k, 1]],
+                s=160,
+                facecolors="none",
+                edgecolors="k",
+                linewidths=1.5,
                 zorder=4,
             )
             ax.text(
