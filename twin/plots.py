@@ -96,6 +96,9 @@ def daily(
     return pd.DatetimeIndex(uniq), lo, hi
 
 
+_BOX = {"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85}
+
+
 def _title(ax, what: str, result: RunResult) -> None:
     ax.set_title(f"{what}\n{result.title()}", fontsize=9, loc="left")
 
@@ -122,14 +125,16 @@ def fig_transformer(result: RunResult, path: Path) -> Figure:
     if _is_long(result):
         day, lo, hi = daily(times, p)
         ax.fill_between(day, lo, hi, color="0.85", step="mid", label="daily range")
-        ax.plot(day, hi, color="tab:blue", lw=1.1, drawstyle="steps-mid", label="daily peak import")
+        ax.plot(
+            day, hi, color="tab:blue", lw=1.1, drawstyle="steps-mid", label="daily highest (import)"
+        )
         ax.plot(
             day,
             lo,
             color="tab:orange",
             lw=1.1,
             drawstyle="steps-mid",
-            label="daily peak export (lowest)",
+            label="daily lowest (< 0: export)",
         )
         dl, _, dh = daily(times, loading)
         ax2.plot(dl, dh, color="tab:purple", lw=1.1, drawstyle="steps-mid", label="daily maximum")
@@ -153,27 +158,29 @@ def fig_transformer(result: RunResult, path: Path) -> Figure:
         ax2.plot(times, loading, color="tab:purple", lw=0.9, label="loading")
     export = bool((p < 0).any())
     ax.axhline(0, color="0.3", lw=0.6)
-    ax.axhline(rating, color="crimson", ls="--", lw=1)
-    ax.text(
-        times[0], rating, f" rating {rating:,.0f} kVA", color="crimson", va="bottom", fontsize=8
+    ax.axhline(
+        rating,
+        color="crimson",
+        ls="--",
+        lw=1,
+        label=f"rating {'±' if export else ''}{rating:,.0f} kVA",
     )
     if export:
         ax.axhline(-rating, color="crimson", ls="--", lw=1)
-        ax.text(times[0], -rating, f" −{rating:,.0f} kVA", color="crimson", va="top", fontsize=8)
     k_imp, k_exp = int(np.argmax(p)), int(np.argmin(p))
     note = f"peak import {p[k_imp]:,.0f} kW ({_when(times[k_imp])})"
     if p[k_exp] < 0:
         note += f"   peak export {-p[k_exp]:,.0f} kW ({_when(times[k_exp])})"
-    ax.text(0.01, 0.03, note, transform=ax.transAxes, fontsize=8, va="bottom")
-    top = max(rating, float(np.abs(p).max())) * 1.12
+    ax.text(0.99, 0.89, note, transform=ax.transAxes, fontsize=8, va="top", ha="right", bbox=_BOX)
+    top = max(rating, float(np.abs(p).max())) * 1.35  # room for the legend and the note
     ax.set_ylim(-top if export else -0.15 * top, top)
     ax.set_ylabel("active power at the HV side (kW)\nimport > 0, export < 0")
-    ax.legend(loc="upper right", fontsize=8, ncol=3)
+    ax.legend(loc="upper right", fontsize=8, ncol=4)
     _title(ax, f"Transformer station ({len(st.units)} unit(s), {rating:,.0f} kVA)", result)
     ax2.axhline(100, color="crimson", ls="--", lw=1, label="rating (100 %)")
     over_h = float((loading > 100).sum() * 0.25)
     ax2.set_ylabel("loading (% of rating)\napparent power")
-    ax2.set_ylim(0, max(110.0, float(loading.max()) * 1.1))
+    ax2.set_ylim(0, max(125.0, float(loading.max()) * 1.3))
     ax2.text(
         0.01,
         0.9,
@@ -181,8 +188,9 @@ def fig_transformer(result: RunResult, path: Path) -> Figure:
         transform=ax2.transAxes,
         fontsize=8,
         va="top",
+        bbox=_BOX,
     )
-    ax2.legend(loc="upper right", fontsize=8)
+    ax2.legend(loc="upper right", fontsize=8, ncol=2)
     _time_axis(ax2)
     ax.set_xlabel("")
     fig.tight_layout()
@@ -304,13 +312,14 @@ def fig_worst_cable(result: RunResult, path: Path) -> Figure:
         f"{i_a[k]:,.0f} A = {100 * i_a[k] / amp_a:.0f} % ({_when(times[k])})",
         (times[k], i_a[k]),
         textcoords="offset points",
-        xytext=(8, 4),
+        xytext=(8, 6),
         fontsize=8,
+        bbox=_BOX,
     )
     std = net.line.at[line, "std_type"] if "std_type" in net.line else None
     kind = f", {std}" if isinstance(std, str) and std else ""
     length = float(net.line.at[line, "length_km"]) * 1e3
-    ax.set_ylim(0, max(amp_a, float(i_a.max())) * 1.15)
+    ax.set_ylim(0, max(amp_a, float(i_a.max())) * 1.3)
     ax.set_ylabel("current (A)")
     ax.legend(loc="upper right", fontsize=8, ncol=3)
     _title(
