@@ -312,8 +312,15 @@ def plot_groups(groups: pd.DataFrame, keys: list[str], path: Path) -> dict[str, 
 
     metrics = [c.removesuffix("_mean") for c in groups.columns if c.endswith("_mean")]
     shown = [c for c in groups.columns if c in keys] or (["group"] if "group" in groups else [])
+    single = len(shown) == 1 and shown[0] != "group"
     labels = [
-        "\n".join(f"{c.removeprefix('param.')}={g[c]}" for c in shown) if shown else "all runs"
+        (
+            str(g[shown[0]])
+            if single
+            else "\n".join(f"{c.removeprefix('param.')}={g[c]}" for c in shown)
+            if shown
+            else "all runs"
+        )
         for _, g in groups.iterrows()
     ]
     n = max(len(metrics), 1)
@@ -338,10 +345,10 @@ def plot_groups(groups: pd.DataFrame, keys: list[str], path: Path) -> dict[str, 
             label="mean; bars: min – max",
         )
         for xi, a, b, c in zip(x, mean, lo, hi, strict=True):
-            ax.annotate(f"{a:.3g}", (xi, a), textcoords="offset points", xytext=(7, -3), fontsize=7)
+            ax.annotate(f"{a:.4g}", (xi, a), textcoords="offset points", xytext=(7, -3), fontsize=7)
             if b != c:
                 ax.annotate(
-                    f"{c:.3g}",
+                    f"{c:.4g}",
                     (xi, c),
                     textcoords="offset points",
                     xytext=(0, 4),
@@ -350,7 +357,7 @@ def plot_groups(groups: pd.DataFrame, keys: list[str], path: Path) -> dict[str, 
                     color="0.35",
                 )
                 ax.annotate(
-                    f"{b:.3g}",
+                    f"{b:.4g}",
                     (xi, b),
                     textcoords="offset points",
                     xytext=(0, -10),
@@ -369,6 +376,8 @@ def plot_groups(groups: pd.DataFrame, keys: list[str], path: Path) -> dict[str, 
             ha="right" if len(x) > 3 else "center",
         )
         ax.set_xlim(-0.6, len(x) - 0.4)
+        if single:
+            ax.set_xlabel(shown[0].removeprefix("param."), fontsize=8)
         ax.margins(y=0.2)
         ax.grid(axis="y", alpha=0.3)
         drawn[m] = np.column_stack([mean, lo, hi])
@@ -376,8 +385,9 @@ def plot_groups(groups: pd.DataFrame, keys: list[str], path: Path) -> dict[str, 
         ax.set_visible(False)
     runs = groups["runs"].to_numpy() if "runs" in groups else np.ones(len(groups), int)
     by = ", ".join(k.removeprefix("param.") for k in keys) or "one group"
+    count = f"{runs.min()}" if runs.min() == runs.max() else f"{runs.min()}–{runs.max()}"
     fig.suptitle(
-        f"Per group ({by}): mean and min – max over {runs.min()}–{runs.max()} run(s) each",
+        f"Per group ({by}): mean (dot) and min – max (bars) over {count} run(s) each",
         fontsize=9,
         x=0.01,
         ha="left",
