@@ -240,7 +240,6 @@ STUDY_SCHEMAS: dict[str, type] = {
 def register() -> None:
     """Put the schemas into Hydra's ConfigStore (idempotent)."""
     from hydra.core.config_store import ConfigStore
-
     from omegaconf import OmegaConf
 
     # `twin --help`'s body, generated from this schema (twin/helptext.py); the resolver sees
