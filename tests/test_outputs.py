@@ -112,7 +112,7 @@ def test_worst_n_keeps_the_worst_buses_and_lines_and_none_keeps_none(day_result,
     assert set(buses.bus) == expected and buses.lv.all()
     assert {kpis["vm_min_bus"], kpis["vm_max_bus"]} & expected
     none = write_run(_with_output(day_result, elements="none"), tmp_path / "n")
-    assert not any((none / f).exists() for f in ("buses.parquet", "lines.parquet"))
+    assert not any((none / f).exists() for f in ("buses.parquet", "lines.parquet", "loads.parquet"))
     assert (none / "feeder.parquet").exists()
 
 
@@ -168,7 +168,7 @@ def test_summary_has_header_kpis_with_limits_and_existing_figure_links(day_resul
 
 
 def test_summary_lists_where_and_when_limits_broke(day_result):
-    from twin.summary import run_summary, violations
+    from twin.writer import run_summary, violations
 
     g = day_result.grid
     hot = dataclasses.replace(g, line_loading_pct=g.line_loading_pct * 3.0)
@@ -210,6 +210,41 @@ def test_round_trip_to_pandapower_reproduces_the_stored_state(day_result, run_di
         assert k == int(np.argmax(station_of(day_result.grid, day_result.feeder.net).loading_pct))
     if isinstance(step, str) and step.startswith("2025"):
         assert net.twin_time == str(pd.Timestamp(step))
+
+
+@pytest.mark.parametrize("step", ["worst", "worst_voltage", 60, "2025-12-02 19:00"])
+def test_a_run_folder_alone_reopens_in_pandapower(day_result, run_dir, step):
+    """network.json + loads.parquet (+ households.parquet for the PV split), no twin result."""
+    from twin.grid.snapshot import PANDAPOWER_OPTIONS, net_at_step, net_from_folder
+
+    net = net_from_folder(run_dir, step)
+    pp.runpp(net, **PANDAPOWER_OPTIONS)
+    k = net.twin_step
+    buses = pd.read_parquet(run_dir / "buses.parquet", filters=[("step", "==", k)])
+    stored = buses.set_index("bus").loc[net.bus.index, "vm_pu"].to_numpy()
+    np.testing.assert_allclose(net.res_bus.vm_pu.to_numpy(), stored, atol=1e-6)
+    lines = pd.read_parquet(run_dir / "lines.parquet", filters=[("step", "==", k)])
+    stored_ll = lines.set_index("line").loc[net.line.index, "loading_pct"].to_numpy()
+    np.testing.assert_allclose(net.res_line.loading_percent.to_numpy(), stored_ll, atol=1e-4)
+    # the same net as from the in-memory result
+    ref = net_at_step(day_result, k)
+    np.testing.assert_allclose(net.load.p_mw, ref.load.p_mw, atol=1e-8)
+    np.testing.assert_allclose(
+        net.sgen.loc[net.sgen.twin_household >= 0, "p_mw"],
+        ref.sgen.loc[ref.sgen.twin_household >= 0, "p_mw"],
+        atol=1e-8,
+    )
+
+
+def test_loads_file_is_what_the_power_flow_saw(day_result, run_dir):
+    loads = pd.read_parquet(run_dir / "loads.parquet")
+    net = day_result.feeder.net
+    p = loads.pivot(index="step", columns="load", values="p_kw")[net.load.index]
+    np.testing.assert_allclose(p.to_numpy(), day_result.p_load_kw, rtol=1e-6, atol=1e-6)
+    q = loads.pivot(index="step", columns="load", values="q_kvar")[net.load.index]
+    np.testing.assert_allclose(q.to_numpy(), day_result.q_load_kvar, rtol=1e-6, atol=1e-6)
+    hh = loads.drop_duplicates("load").set_index("load")["household"]
+    assert list(hh.loc[day_result.load_index]) == list(range(len(day_result.load_index)))
 
 
 def test_pandapower_timeseries_replays_the_run(day_result):
@@ -304,8 +339,3 @@ def test_help_lists_feeders_contracts_scenarios_and_every_key(twin_exe, repo_dir
         line = next((ln for ln in lines if ln.strip().startswith(key + " ")), None)
         assert line is not None and text in line, key
     assert "Failed to import" not in out + proc.stderr
-
-
-def test_result_write_method(day_result, tmp_path):
-    assert day_result.write(tmp_path / "r") == tmp_path / "r"
-    assert (tmp_path / "r" / "DONE").exists()

@@ -8,19 +8,13 @@ once. The keys themselves are defined where they are computed (:mod:`twin.kpi`,
 
 from __future__ import annotations
 
-import functools
-
 __all__ = [
     "COMPARE",
     "KPI_INFO",
     "REPORT",
     "RUN_TABLE",
     "SUMMARY_EXTRA",
-    "check",
     "label",
-    "limit_text",
-    "limits",
-    "mark",
     "objective_value",
     "unit",
 ]
@@ -125,67 +119,6 @@ SUMMARY_EXTRA: tuple[str, ...] = (
     "bill_mean_eur",
     "bill_worst_decile_eur",
 )
-
-
-@functools.cache
-def limits() -> dict[str, tuple[str, float]]:
-    """KPI key -> (``"<="`` or ``">="``, limit): what a planner checks a run against.
-
-    Transformer and cables at most 100 % of their rating (:mod:`twin.grid.ratings`), no hour
-    above it; every LV voltage within the EN 50160 / Netcode band that must always hold (Un
-    +10 % / -15 %, :data:`twin.grid.compliance.BAND_ALWAYS_PU`) and every bus-week compliant
-    (95 % of the week within ±10 %); the service levels met on every household-day.
-    """
-    from twin.grid.compliance import BAND_ALWAYS_PU
-
-    return {
-        "trafo_peak_loading_pct": ("<=", 100.0),
-        "trafo_hours_over_100pct_h": ("<=", 0.0),
-        "line_max_loading_pct": ("<=", 100.0),
-        "lines_n_overloaded": ("<=", 0.0),
-        "vm_min_pu": (">=", BAND_ALWAYS_PU[0]),
-        "vm_max_pu": ("<=", BAND_ALWAYS_PU[1]),
-        "voltage_bus_weeks_compliant_share": (">=", 1.0),
-        "comfort_days_met_share": (">=", 1.0),
-        "ev_days_met_share": (">=", 1.0),
-    }
-
-
-#: Slack in the comparison, so that float rounding never breaks a limit.
-_TOL = 1e-9
-
-
-def check(key: str, value: object) -> bool | None:
-    """Whether ``value`` of KPI ``key`` keeps its limit (:func:`limits`); ``None``: no limit
-    (or no number)."""
-    rule = limits().get(key)
-    if rule is None or isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    op, lim = rule
-    if value != value:  # NaN
-        return None
-    return value <= lim + _TOL if op == "<=" else value >= lim - _TOL
-
-
-def limit_text(key: str) -> str:
-    """The limit as shown in the tables (``≤ 100``, ``≥ 0.85``, ``= 1``, ``= 0``)."""
-    rule = limits().get(key)
-    if rule is None:
-        return ""
-    op, lim = rule
-    if (op == ">=" and lim == 1.0 and unit(key) == "share") or (op == "<=" and lim == 0.0):
-        return f"= {lim:g}"
-    return f"{'≤' if op == '<=' else '≥'} {lim:g}"
-
-
-def mark(key: str, value: object) -> str:
-    """``ok``, ``✗ over`` / ``✗ below`` (the limit broken), or ``''`` without a limit."""
-    ok = check(key, value)
-    if ok is None:
-        return ""
-    if ok:
-        return "ok"
-    return "✗ over" if limits()[key][0] == "<=" else "✗ below"
 
 
 def label(key: str) -> str:

@@ -19,7 +19,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from twin.catalog import RUN_TABLE, label, limit_text, mark, unit
+import twin.helptext  # noqa: F401 - registers ${twin_help:}, the body of `twin --help`
+from twin.catalog import RUN_TABLE, label, unit
 from twin.config import CONFIG_DIR
 from twin.errors import TwinError
 
@@ -28,8 +29,10 @@ log = logging.getLogger("twin")
 
 def format_kpi_table(kpis: dict[str, Any]) -> str:
     """The terminal KPI table (also used in the README): value, unit, the limit where there is
-    one (:func:`twin.catalog.limits`) and whether the run keeps it (``ok``, ``✗ over``,
+    one (:func:`twin.writer.limits`) and whether the run keeps it (``ok``, ``✗ over``,
     ``✗ below``)."""
+    from twin.writer import limit_text, mark
+
     rows = [(key, label(key), unit(key), kpis[key]) for key in RUN_TABLE if key in kpis]
     width = max(len(r[1]) for r in rows)
     uwidth = max(len(r[2]) for r in rows)

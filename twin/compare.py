@@ -262,10 +262,9 @@ def summary_markdown(cmp: Comparison) -> str:
 
 
 def limits_markdown(cmp: Comparison) -> str:
-    """Each contract's value of every KPI with a limit (:func:`twin.catalog.limits`) and
+    """Each contract's value of every KPI with a limit (:func:`twin.writer.limits`) and
     whether it keeps it."""
-    from twin.catalog import limit_text, limits, mark
-    from twin.summary import fmt
+    from twin.writer import fmt, limit_text, limits, mark
 
     names = [o.name for o in cmp.outcomes]
     lines = [

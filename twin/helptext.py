@@ -10,9 +10,9 @@
   schema, one line each: type, default, bounds and the ``help`` of the field's metadata.
 
 The Hydra help template (``hydra.help.template`` in ``twin/configs/config.yaml``) calls it
-through the ``${twin_help:}`` resolver (registered by :func:`twin.schema.register`), which
-sees the composed config, so ``twin contract=performance --help`` lists the performance
-contract's keys.
+through the ``${twin_help:}`` resolver, registered when this module is imported (by
+:mod:`twin.cli`); the resolver sees the composed config, so ``twin contract=performance
+--help`` lists the performance contract's keys.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import re
 from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from typing import Any
+
+from omegaconf import OmegaConf
 
 __all__ = ["help_text"]
 
@@ -171,3 +173,10 @@ def help_text(root: Any = None) -> str:
         "The composed config: twin --cfg job."
     )
     return "\n".join(lines).replace("$", "$$")  # the text goes through string.Template
+
+
+def _resolve(*, _root_: Any = None) -> str:
+    return help_text(_root_)
+
+
+OmegaConf.register_new_resolver("twin_help", _resolve, replace=True)

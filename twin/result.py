@@ -242,6 +242,39 @@ class RunResult:
         frame["p_from_kw"] = g.line_p_from_kw[:, cols].astype(np.float32).ravel()
         return pd.DataFrame(frame)
 
+    def load_frame(self) -> pd.DataFrame:
+        """Tidy load powers as the power flow saw them: one row per (time, ``net.load`` row).
+
+        Columns ``time``, ``step``, ``load`` (``net.load`` index), ``load_name``,
+        ``household`` (the household number, -1 for a load that is not a household), ``p_kw``
+        (a household's ``p_net_kw``: consumption minus its PV), ``q_kvar``. With
+        ``network.json`` this is all ``pandapower.runpp`` needs to reproduce a step
+        (:func:`twin.grid.snapshot.net_from_folder`).
+        """
+        net = self.feeder.net
+        n_t, n_l = self.p_load_kw.shape
+        household = np.full(n_l, -1, dtype=np.int32)
+        household[net.load.index.get_indexer(self.load_index)] = np.arange(len(self.load_index))
+        names = net.load["name"] if "name" in net.load else pd.Series(index=net.load.index)
+        names = np.asarray(
+            [
+                str(n) if isinstance(n, str) and n else f"load {i}"
+                for i, n in zip(net.load.index, names.to_numpy(), strict=True)
+            ],
+            dtype=object,
+        )
+        return pd.DataFrame(
+            {
+                "time": np.repeat(self.window.times.values, n_l),
+                "step": np.repeat(np.arange(n_t, dtype=np.int32), n_l),
+                "load": np.tile(net.load.index.to_numpy().astype(np.int32), n_t),
+                "load_name": pd.Categorical(np.tile(names, n_t), categories=pd.unique(names)),
+                "household": np.tile(household, n_t),
+                "p_kw": self.p_load_kw.astype(np.float32).ravel(),
+                "q_kvar": self.q_load_kvar.astype(np.float32).ravel(),
+            }
+        )
+
     def trafo_frame(self) -> pd.DataFrame:
         """Tidy transformer results: one row per (time, ``net.trafo`` row).
 
@@ -276,12 +309,6 @@ class RunResult:
         with."""
         k = self.kpis
         return f"{k['grid']} · {k['scenario']} · contract {k['contract']} · {self.period()}"
-
-    def write(self, out_dir: Any) -> Any:
-        """Write this run's folder (:func:`twin.writer.write_run`)."""
-        from twin.writer import write_run
-
-        return write_run(self, out_dir)
 
     def households_summary(self) -> pd.DataFrame:
         """One row per household: devices, parameters and its own KPIs."""

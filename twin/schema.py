@@ -240,11 +240,7 @@ STUDY_SCHEMAS: dict[str, type] = {
 def register() -> None:
     """Put the schemas into Hydra's ConfigStore (idempotent)."""
     from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
 
-    # `twin --help`'s body, generated from this schema (twin/helptext.py); the resolver sees
-    # the composed config (its contract and study)
-    OmegaConf.register_new_resolver("twin_help", _help, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="twin_schema", node=TwinConfig)
     cs.store(group="tariff", name="tariff_schema", node=TariffConfig)
@@ -257,12 +253,6 @@ def register() -> None:
         cs.store(group="contract", name=name, node=schema)
     for name, schema in STUDY_SCHEMAS.items():
         cs.store(group="study", name=f"{name}_schema", node=schema)
-
-
-def _help(*, _root_: Any = None) -> str:
-    from twin.helptext import help_text
-
-    return help_text(_root_)
 
 
 def bounds_of(schema: type, prefix: str = "") -> list[tuple[str, dict[str, Any]]]:

@@ -21,6 +21,10 @@ test checks 1e-6 p.u. and 1e-4 %-points). :data:`PANDAPOWER_OPTIONS` are the ``r
 that model what twin models (``trafo_model='pi'``, power-based transformer loading, ideal
 external grid).
 
+From a run folder alone (``network.json``, ``loads.parquet``, ``feeder.parquet`` and, for the
+PV split, ``households.parquet``), :func:`net_from_folder` does the same without twin's
+in-memory result.
+
 For many steps, :func:`timeseries_net` attaches pandapower's own time-series machinery
 (``ConstControl`` on ``DFData``, an ``OutputWriter``) so that
 ``pandapower.timeseries.run_timeseries(net, time_steps=..., **PANDAPOWER_OPTIONS)`` replays
@@ -30,6 +34,7 @@ the run.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +46,7 @@ __all__ = [
     "PANDAPOWER_OPTIONS",
     "WORST",
     "net_at_step",
+    "net_from_folder",
     "runpp_step",
     "step_of",
     "timeseries_net",
@@ -107,10 +113,13 @@ def _household_pv(result: Any) -> tuple[np.ndarray, np.ndarray]:
     return cols, np.asarray(result.log["p_pv_kw"], dtype=float)
 
 
-def _prepare(result: Any) -> pandapowerNet:
-    """A copy of the run's net with constant-power loads, household numbers and one PV
-    static generator per household with PV (``p_mw`` 0 until a step is written)."""
-    net = copy.deepcopy(result.feeder.net)
+def _prepare_net(
+    net: pandapowerNet, load_index: np.ndarray, pv_households: np.ndarray
+) -> pandapowerNet:
+    """A copy of ``net`` with constant-power loads, household numbers (``load_index``: each
+    household's ``net.load`` label) and one PV static generator per household of
+    ``pv_households`` (``p_mw`` 0 until a step is written)."""
+    net = copy.deepcopy(net)
     for col in (
         "const_z_p_percent",
         "const_i_p_percent",
@@ -123,16 +132,14 @@ def _prepare(result: Any) -> pandapowerNet:
             net.load[col] = 0.0
     net.load["scaling"] = 1.0
     household = np.full(len(net.load), -1, dtype=np.int64)
-    cols, pv = _household_pv(result)
-    household[cols] = np.arange(len(cols))
+    household[net.load.index.get_indexer(load_index)] = np.arange(len(load_index))
     net.load["twin_household"] = household
     if len(net.sgen):
         net.sgen["twin_household"] = -1
-    has_pv = np.flatnonzero(np.asarray(result.fleet.pv_kwp) > 0)
-    for h in has_pv:
+    for h in np.asarray(pv_households, dtype=int):
         pp.create_sgen(
             net,
-            bus=int(net.load.at[result.load_index[h], "bus"]),
+            bus=int(net.load.at[load_index[h], "bus"]),
             p_mw=0.0,
             q_mvar=0.0,
             name=f"twin PV household {h}",
@@ -142,9 +149,29 @@ def _prepare(result: Any) -> pandapowerNet:
     return net
 
 
+def _prepare(result: Any) -> pandapowerNet:
+    has_pv = np.flatnonzero(np.asarray(result.fleet.pv_kwp) > 0)
+    return _prepare_net(result.feeder.net, np.asarray(result.load_index), has_pv)
+
+
 def _twin_pv_rows(net: pandapowerNet) -> tuple[pd.Index, np.ndarray]:
     rows = net.sgen.index[net.sgen["twin_household"].to_numpy() >= 0]
     return rows, net.sgen.loc[rows, "twin_household"].to_numpy(dtype=np.int64)
+
+
+def _write_step(
+    net: pandapowerNet, p_kw: np.ndarray, q_kvar: np.ndarray, pv_kw: np.ndarray
+) -> None:
+    """Put one step into ``net``: ``p_kw``/``q_kvar`` what the power flow saw per load
+    (``net.load`` order; a household's net of its PV), ``pv_kw`` ``(H,)`` each household's
+    PV output (its load becomes the consumption before PV, its static generator the PV)."""
+    hh = net.load["twin_household"].to_numpy()
+    p = np.array(p_kw, dtype=float)
+    p[hh >= 0] += np.asarray(pv_kw, dtype=float)[hh[hh >= 0]]
+    net.load["p_mw"] = p / 1e3
+    net.load["q_mvar"] = np.asarray(q_kvar, dtype=float) / 1e3
+    rows, households = _twin_pv_rows(net)
+    net.sgen.loc[rows, "p_mw"] = np.asarray(pv_kw, dtype=float)[households] / 1e3
 
 
 def _powers(result: Any, k: int | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,11 +188,7 @@ def net_at_step(result: Any, step: int | str | pd.Timestamp = "worst") -> pandap
     ``net.twin_time`` its time."""
     k = step_of(result, step)
     net = _prepare(result)
-    p, q, pv = _powers(result, k)
-    net.load["p_mw"] = p
-    net.load["q_mvar"] = q
-    rows, households = _twin_pv_rows(net)
-    net.sgen.loc[rows, "p_mw"] = pv[households]
+    _write_step(net, result.p_load_kw[k], result.q_load_kvar[k], result.log["p_pv_kw"][k])
     net["twin_step"] = k
     net["twin_time"] = str(result.window.times[k])
     return net
@@ -176,6 +199,73 @@ def runpp_step(result: Any, step: int | str | pd.Timestamp = "worst") -> pandapo
     ``res_bus.vm_pu`` and ``res_line.loading_percent`` are the run's stored values."""
     net = net_at_step(result, step)
     pp.runpp(net, **PANDAPOWER_OPTIONS)
+    return net
+
+
+def _folder_step(run_dir: Path, step: int | str | pd.Timestamp) -> tuple[int, pd.Timestamp]:
+    feeder = pd.read_parquet(
+        run_dir / "feeder.parquet",
+        columns=["time", "trafo_loading_pct", "line_loading_max_pct", "vm_min_pu"],
+    )
+    n = len(feeder)
+    if isinstance(step, int | np.integer):
+        if not -n <= int(step) < n:
+            raise IndexError(f"step {step} is outside the run's {n} steps")
+        k = int(step) % n
+    elif isinstance(step, str) and step.startswith("worst"):
+        by = step.partition("_")[2] or "trafo"
+        column = {"trafo": "trafo_loading_pct", "line": "line_loading_max_pct"}.get(by)
+        if by == "voltage":
+            k = int(feeder["vm_min_pu"].to_numpy().argmin())
+        elif column is not None:
+            k = int(feeder[column].to_numpy().argmax())
+        else:
+            raise ValueError(f"step={step!r}: use worst, {', '.join('worst_' + w for w in WORST)}")
+    else:
+        t = pd.Timestamp(step)
+        hits = np.flatnonzero(feeder["time"].to_numpy() == t.to_datetime64())
+        if not len(hits):
+            raise KeyError(f"{t} is not a step of the run in {run_dir}")
+        k = int(hits[0])
+    return k, pd.Timestamp(feeder["time"].iloc[k])
+
+
+def net_from_folder(run_dir: str | Path, step: int | str | pd.Timestamp = "worst") -> pandapowerNet:
+    """A run folder's step as a pandapower net, without twin's in-memory result: its
+    ``network.json`` (read as data, :func:`twin.grid.netjson.read_net_json`) with the step's
+    load powers from ``loads.parquet`` and, when ``households.parquet`` and
+    ``households_summary.csv`` are there, the households' PV as static generators (as
+    :func:`net_at_step`). ``step``: a row, a time, ``"worst"``, ``"worst_line"`` or
+    ``"worst_voltage"`` (from ``feeder.parquet``). ``pandapower.runpp(net,
+    **PANDAPOWER_OPTIONS)`` then gives the stored bus voltages and line loadings."""
+    from twin.grid.netjson import read_net_json
+
+    run_dir = Path(run_dir)
+    k, t = _folder_step(run_dir, step)
+    net = read_net_json(run_dir / "network.json")
+    load_index = net.load.index[net.load["twin_household"].to_numpy() >= 0]
+    load_index = load_index[np.argsort(net.load.loc[load_index, "twin_household"].to_numpy())]
+    summary = run_dir / "households_summary.csv"
+    hh_file = run_dir / "households.parquet"
+    pv = np.zeros(len(load_index))
+    pv_households = np.zeros(0, dtype=int)
+    if summary.is_file() and hh_file.is_file():
+        kwp = pd.read_csv(summary, usecols=["household", "pv_kwp"]).set_index("household")
+        pv_households = kwp.index[kwp["pv_kwp"].to_numpy() > 0].to_numpy()
+        hh = pd.read_parquet(
+            hh_file, columns=["household", "p_pv_kw"], filters=[("time", "==", t)]
+        ).set_index("household")
+        pv = hh["p_pv_kw"].reindex(np.arange(len(load_index))).to_numpy(float)
+    net = _prepare_net(net, np.asarray(load_index), pv_households)
+    loads = pd.read_parquet(
+        run_dir / "loads.parquet", columns=["load", "p_kw", "q_kvar"], filters=[("step", "==", k)]
+    ).set_index("load")
+    loads = loads.reindex(net.load.index)
+    if loads.isna().any().any():
+        raise KeyError(f"{run_dir / 'loads.parquet'} has no step {k} for every load")
+    _write_step(net, loads["p_kw"].to_numpy(float), loads["q_kvar"].to_numpy(float), pv)
+    net["twin_step"] = k
+    net["twin_time"] = str(t)
     return net
 
 
