@@ -291,10 +291,9 @@ def plot_load(cmp: Comparison, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    from twin.plots import DAILY_AFTER_DAYS, daily
+    from twin.plots import DAILY_AFTER_DAYS, daily, time_axis
     from twin.writer import atomic_write
 
     k = cmp.outcomes[0].kpis
@@ -315,9 +314,7 @@ def plot_load(cmp: Comparison, path: Path) -> None:
         ax.axhline(100, color="crimson", ls="--", lw=1)
         ax.set_ylabel("transformer loading (% of rating)")
         ax.grid(alpha=0.3)
-    locator = mdates.AutoDateLocator(minticks=4, maxticks=12)
-    ax1.xaxis.set_major_locator(locator)
-    ax1.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    time_axis(ax1)
     ax1.legend(fontsize=8, ncol=3, loc="upper left")
     ax1.set_title(
         "Transformer loading per contract, same households and days"

@@ -36,7 +36,7 @@ import pandas as pd  # noqa: E402
 
 from twin.result import RunResult  # noqa: E402
 
-__all__ = ["DAILY_AFTER_DAYS", "Figure", "daily", "write_figures"]
+__all__ = ["DAILY_AFTER_DAYS", "Figure", "daily", "time_axis", "write_figures"]
 
 #: Runs longer than this many days are drawn as daily maximum / minimum.
 DAILY_AFTER_DAYS = 14
@@ -59,7 +59,7 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def _time_axis(ax) -> None:
+def time_axis(ax) -> None:
     """Readable date ticks for the span shown: hours within two days, days within five weeks,
     months beyond."""
     lo, hi = ax.get_xlim()
@@ -191,7 +191,7 @@ def fig_transformer(result: RunResult, path: Path) -> Figure:
         bbox=_BOX,
     )
     ax2.legend(loc="upper right", fontsize=8, ncol=2)
-    _time_axis(ax2)
+    time_axis(ax2)
     ax.set_xlabel("")
     fig.tight_layout()
     _save(fig, path)
@@ -262,7 +262,7 @@ def fig_voltage_band(result: RunResult, path: Path) -> Figure:
     ax.set_ylabel(f"voltage (p.u. of Un = {un_v:.0f} V)")
     ax.legend(loc="upper right", fontsize=8, ncol=3)
     _title(ax, f"Voltage band of the {len(lv)} LV buses (EN 50160)", result)
-    _time_axis(ax)
+    time_axis(ax)
     fig.tight_layout()
     _save(fig, path)
     return Figure(
@@ -327,7 +327,7 @@ def fig_worst_cable(result: RunResult, path: Path) -> Figure:
         f"Most loaded cable: {name} (line {line}{kind}, {length:.0f} m) against its ampacity",
         result,
     )
-    _time_axis(ax)
+    time_axis(ax)
     fig.tight_layout()
     _save(fig, path)
     return Figure(
@@ -396,7 +396,7 @@ def fig_indoor(result: RunResult, path: Path) -> Figure:
     ax.set_ylim(min(-1.4 * band, float(worst.min()) - 0.1), max(0.8, float(dev.max()) + 0.3))
     ax.legend(loc="upper right", fontsize=8, ncol=2)
     _title(ax, f"Indoor temperature of the {int(f.has_hp.sum())} heat-pump homes", result)
-    _time_axis(ax)
+    time_axis(ax)
     fig.tight_layout()
     _save(fig, path)
     data["worst_k"] = worst
@@ -443,7 +443,7 @@ def fig_ev(result: RunResult, path: Path) -> Figure:
     ax2.set_ylabel("EV charging power,\nfeeder total (kW)")
     ax2.set_ylim(0, max(1.0, float(p_ev.max())) * 1.15)
     ax2.legend(loc="upper right", fontsize=8)
-    _time_axis(ax2)
+    time_axis(ax2)
     fig.tight_layout()
     _save(fig, path)
     data.update(p_ev_total_kw=p_ev, soc_lowest_pct=lowest)
@@ -528,7 +528,7 @@ def fig_performance_band(result: RunResult, path: Path) -> Figure | None:
         f"({data['excess_kwh']:.2f} kWh above its band over the period)",
         result,
     )
-    _time_axis(ax)
+    time_axis(ax)
     ax.set_xlabel("")
     # the day around the tightest step
     lo, hi = max(0, k - 48), min(len(times), k + 48)
@@ -592,7 +592,7 @@ def fig_performance_band(result: RunResult, path: Path) -> Figure | None:
     )
     ax2.set_ylabel("power (kW)")
     ax2.legend(loc="upper right", fontsize=7, ncol=3)
-    _time_axis(ax2)
+    time_axis(ax2)
     fig.tight_layout()
     _save(fig, path)
     data.update(zoom_steps=np.arange(lo, hi), tightest_step=k)
