@@ -339,3 +339,42 @@ def test_help_lists_feeders_contracts_scenarios_and_every_key(twin_exe, repo_dir
         line = next((ln for ln in lines if ln.strip().startswith(key + " ")), None)
         assert line is not None and text in line, key
     assert "Failed to import" not in out + proc.stderr
+
+
+def test_hosting_study_writes_a_summary(tmp_path):
+    from twin.config import compose
+    from twin.hosting import write_hosting
+
+    cfg = compose(["grid.name=1-LV-rural2--0-sw", "study=hosting"])
+    point = {
+        "contract": "firm",
+        "households_electrified": 39,
+        "share": 39 / 92,
+        "hosted": True,
+        "violation": "",
+        "coincident_peak_per_household_kw": 2.42,
+        "trafo_peak_loading_pct": 99.1,
+        "line_max_loading_pct": 80.0,
+        "vm_min_pu": 0.95,
+        "vm_max_pu": 1.02,
+        "comfort_days_met_share": 1.0,
+        "ev_days_met_share": 1.0,
+    }
+    summary = [
+        {
+            "contract": "firm",
+            "hosted_households": 39,
+            "hosted_share": 39 / 92,
+            "first_violation": "transformer",
+            "peak_per_household_at_hosted_kw": 2.42,
+            "peak_per_household_full_electrification_kw": 4.48,
+            "evaluations": 10,
+        }
+    ]
+    out = write_hosting(summary, [point], cfg.study, tmp_path / "h", cfg)
+    text = (out / "summary.md").read_text()
+    assert text.startswith("# Hosting capacity: 1-LV-rural2--0-sw · nl-2040-central")
+    assert "| firm | 39 / 92 | 42% | transformer | 2.42 | 4.48 | 10 |" in text
+    assert "≤ 100 % of its rating" in text and "![hosting capacity](hosting_capacity.png)" in text
+    assert (out / "DONE").exists() and (out / "hosting_capacity.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / "hosting.json").read_text())["contracts"] == summary

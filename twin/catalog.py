@@ -4,6 +4,9 @@ The KPI table of a run (``twin``), the comparison study's tables, ``twin-report`
 hosting study pick their rows from :data:`KPI_INFO` by key, so a label or a unit is written
 once. The keys themselves are defined where they are computed (:mod:`twin.kpi`,
 :mod:`twin.grid.compliance`, :mod:`twin.tariffs`, the contracts); names carry their units.
+The limits a run is checked against live with the writer (:func:`twin.writer.limits`, which
+needs the grid's voltage band); :func:`objective_value` turns ``objective=<kpi>`` into the
+float a Hydra sweeper optimises.
 """
 
 from __future__ import annotations
