@@ -414,6 +414,14 @@ def plot_bills(cmp: Comparison, path: Path) -> None:
     ax2.set_title(
         f"Each household against {cmp.baseline}: winners below 0, losers above", fontsize=9
     )
+    k = cmp.outcomes[0].kpis
+    fig.suptitle(
+        f"{k['grid']} · {k['scenario']} · {k['start']} + {k['days']} d · "
+        f"{len(cmp.bills)} households",
+        fontsize=9,
+        x=0.01,
+        ha="left",
+    )
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
