@@ -51,6 +51,7 @@ LAYERS: dict[str, int] = {
     "twin.model": 6,
     "twin.result": 6,
     "twin.pipeline": 6,
+    "twin.memory": 6,  # lets finished models go (mesa keeps them)
     # results and writing
     "twin.plots": 7,
     "twin.writer": 7,
@@ -59,6 +60,7 @@ LAYERS: dict[str, int] = {
     "twin.hosting": 8,
     "twin.report": 8,
     "twin.cli": 8,
+    "twin.helptext": 8,  # the command line's generated --help
     "twin": 8,
 }
 

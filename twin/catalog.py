@@ -4,11 +4,23 @@ The KPI table of a run (``twin``), the comparison study's tables, ``twin-report`
 hosting study pick their rows from :data:`KPI_INFO` by key, so a label or a unit is written
 once. The keys themselves are defined where they are computed (:mod:`twin.kpi`,
 :mod:`twin.grid.compliance`, :mod:`twin.tariffs`, the contracts); names carry their units.
+The limits a run is checked against live with the writer (:func:`twin.writer.limits`, which
+needs the grid's voltage band); :func:`objective_value` turns ``objective=<kpi>`` into the
+float a Hydra sweeper optimises.
 """
 
 from __future__ import annotations
 
-__all__ = ["COMPARE", "KPI_INFO", "REPORT", "RUN_TABLE", "label", "unit"]
+__all__ = [
+    "COMPARE",
+    "KPI_INFO",
+    "REPORT",
+    "RUN_TABLE",
+    "SUMMARY_EXTRA",
+    "label",
+    "objective_value",
+    "unit",
+]
 
 #: KPI key -> (label, unit).
 KPI_INFO: dict[str, tuple[str, str]] = {
@@ -16,11 +28,14 @@ KPI_INFO: dict[str, tuple[str, str]] = {
     "trafo_peak_loading_pct": ("transformer peak", "% of rating"),
     "coincident_peak_per_household_kw": ("coincident peak per household", "kW"),
     "trafo_hours_over_100pct_h": ("hours above 100 % (transformer)", "h"),
+    "trafo_peak_import_kw": ("transformer peak import", "kW"),
+    "trafo_peak_export_kw": ("transformer peak export", "kW"),
     "line_max_loading_pct": ("max cable loading", "%"),
     "lines_n_overloaded": ("cables ever above 100 %", "count"),
     "vm_min_pu": ("min voltage", "p.u."),
     "vm_max_pu": ("max voltage", "p.u."),
     "voltage_bus_weeks_compliant_share": ("bus-weeks compliant (EN 50160)", "share"),
+    "voltage_hours_outside_10pct_h": ("hours with a bus outside ±10 %", "h"),
     "losses_kwh": ("network losses", "kWh"),
     "energy_base_kwh": ("energy: household appliances", "kWh"),
     "energy_heat_pump_kwh": ("energy: heat pumps", "kWh"),
@@ -99,9 +114,49 @@ REPORT: tuple[str, ...] = (
 )
 
 
+#: The terminal and summary KPI tables' extra rows in ``summary.md`` (after :data:`RUN_TABLE`).
+SUMMARY_EXTRA: tuple[str, ...] = (
+    "trafo_peak_import_kw",
+    "trafo_peak_export_kw",
+    "voltage_hours_outside_10pct_h",
+    "bill_mean_eur",
+    "bill_worst_decile_eur",
+)
+
+
 def label(key: str) -> str:
     return KPI_INFO[key][0]
 
 
 def unit(key: str) -> str:
     return KPI_INFO[key][1]
+
+
+def objective_value(kpis: dict, objective: str) -> float:
+    """The value a run returns for ``objective=<kpi>`` (``-<kpi>``: negated; ``+<kpi>``: as
+    is), for Hydra sweepers that optimise (optuna minimises by default).
+
+    Raises :class:`twin.errors.TwinError` (one line) when ``kpi`` is not a numeric KPI of the
+    run.
+    """
+    import difflib
+    import math
+
+    from twin.errors import TwinError
+
+    text = str(objective).strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    name = text.lstrip("+-").strip()
+    value = kpis.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        numeric = sorted(
+            k for k, v in kpis.items() if isinstance(v, int | float) and not isinstance(v, bool)
+        )
+        near = difflib.get_close_matches(name, numeric, n=1)
+        hint = f"did you mean {near[0]}?" if near else "use a numeric key of the run's kpis.json"
+        what = "is not a KPI of this run" if value is None else "is not a number"
+        raise TwinError(f"objective={objective!r}: {name!r} {what}: {hint}")
+    out = sign * float(value)
+    if not math.isfinite(out):
+        raise TwinError(f"objective={objective!r}: the run's {name} is {value}: not a number")
+    return out

@@ -19,6 +19,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+import twin.helptext  # noqa: F401 - registers ${twin_help:}, the body of `twin --help`
 from twin.catalog import RUN_TABLE, label, unit
 from twin.config import CONFIG_DIR
 from twin.errors import TwinError
@@ -27,22 +28,33 @@ log = logging.getLogger("twin")
 
 
 def format_kpi_table(kpis: dict[str, Any]) -> str:
-    """The terminal KPI table (also used in the README)."""
-    rows = [(label(key), unit(key), kpis[key]) for key in RUN_TABLE if key in kpis]
-    width = max(len(r[0]) for r in rows)
-    uwidth = max(len(r[1]) for r in rows)
+    """The terminal KPI table (also used in the README): value, unit, the limit where there is
+    one (:func:`twin.writer.limits`) and whether the run keeps it (``ok``, ``✗ over``,
+    ``✗ below``)."""
+    from twin.writer import limit_text, mark
+
+    rows = [(key, label(key), unit(key), kpis[key]) for key in RUN_TABLE if key in kpis]
+    width = max(len(r[1]) for r in rows)
+    uwidth = max(len(r[2]) for r in rows)
     head = (
         f"{kpis.get('grid')} | {kpis.get('scenario')} | contract {kpis.get('contract')} | "
         f"{kpis.get('start')} + {kpis.get('days')} d | {kpis.get('households')} households | seed {kpis.get('seed')}"
     )
     lines = [head, "-" * len(head)]
-    for name, units, value in rows:
+    for key, name, units, value in rows:
         text = (
             f"{value:,.3f}"
             if isinstance(value, float) and abs(value) < 10
             else (f"{value:,.1f}" if isinstance(value, float) else str(value))
         )
-        lines.append(f"{name:<{width}}  {text:>12}  {units:<{uwidth}}")
+        limit = limit_text(key)
+        verdict = mark(key, value)
+        line = f"{name:<{width}}  {text:>12}  {units:<{uwidth}}  {limit:<7}  {verdict}"
+        lines.append(line.rstrip())
+    broken = [label(k) for k, *_ in rows if mark(k, kpis[k]).startswith("✗")]
+    lines.append(
+        f"limits broken: {', '.join(dict.fromkeys(broken))}" if broken else "all limits kept"
+    )
     return "\n".join(lines)
 
 
@@ -52,20 +64,34 @@ def _output_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def _single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+def _single(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | float:
+    """One run. Returns its KPIs, or with ``objective=<kpi>`` that KPI as a float (negated
+    for ``-<kpi>``), the value a Hydra sweeper such as optuna optimises."""
+    from twin.catalog import objective_value
+    from twin.memory import release_finished_models
     from twin.pipeline import config_to_yaml, run
     from twin.writer import is_complete, write_run
 
+    objective = cfg.get("objective")
     if is_complete(out_dir) and (out_dir / "config.yaml").read_text() == config_to_yaml(cfg):
         # a re-run of a sweep into the same folder: this run is already complete
         print(f"twin: {out_dir} already holds a complete run of this configuration: skipped")
-        return json.loads((out_dir / "kpis.json").read_text())
+        kpis = json.loads((out_dir / "kpis.json").read_text())
+        return objective_value(kpis, objective) if objective else kpis
     t0 = time.perf_counter()
-    result = run(cfg)
+    # the progress bar on a terminal only: piped output (a log file, `| tee`) gets no bar
+    # states in front of the table
+    result = run(cfg, progress=bool(cfg.output.progress) and sys.stderr.isatty())
     result.timings_s["total_run"] = time.perf_counter() - t0
+    value = objective_value(result.kpis, objective) if objective else None  # before writing
     write_run(result, out_dir)
+    release_finished_models()  # sweeps run many jobs in one process (twin.memory)
+    sys.stderr.flush()
     print(format_kpi_table(result.kpis))
     print(f"results: {out_dir}")
+    if value is not None:
+        print(f"objective {objective} = {value:.6g}")
+        return value
     return result.kpis
 
 
@@ -89,20 +115,12 @@ def _contract_configs(cfg: DictConfig) -> dict[str, DictConfig]:
 
 def _hosting(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     import pandas as pd
-    from omegaconf import OmegaConf
 
-    from twin.hosting import hosting_study, plot_hosting
-    from twin.writer import RunFolder, write_json
+    from twin.hosting import hosting_study, write_hosting
 
     configs = _contract_configs(cfg)
     summary, table = hosting_study(configs, cfg.study)
-    with RunFolder(out_dir) as folder:
-        write_json(
-            folder.stage / "hosting.json",
-            {"limits": OmegaConf.to_container(cfg.study), "contracts": summary},
-        )
-        pd.DataFrame(table).to_csv(folder.stage / "hosting_points.csv", index=False)
-        plot_hosting(summary, table, folder.stage / "hosting_capacity.png")
+    write_hosting(summary, table, cfg.study, out_dir, next(iter(configs.values())))
     print(pd.DataFrame(summary).to_markdown(index=False, floatfmt=".3g"))
     print(f"results: {out_dir}")
     return {"hosting": summary}

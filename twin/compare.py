@@ -20,7 +20,8 @@ Files: ``compare.csv`` (one row per contract, absolute columns then ``<kpi>_vs_<
 ``bills.csv`` (one row per household: its bill under each contract, the change against the
 baseline, and the baseline's load billed under each contract's tariff and discount),
 ``summary.md``, ``compare_load.png`` (transformer loading of every contract over the same
-days, and its mean day: herding shows as a new peak where prices are lowest) and
+days, and its mean day: herding shows as a new peak where prices are lowest),
+``compare_duration.png`` (the transformer loading duration curve of every contract) and
 ``compare_bills.png`` (each household's bill change against the baseline); ``DONE`` last.
 """
 
@@ -84,11 +85,13 @@ class Comparison:
 
 def run_contract(cfg: DictConfig) -> ContractOutcome:
     """Run one contract's composed config and keep what the comparison needs."""
+    from twin.memory import release_finished_models
     from twin.pipeline import run
 
     t0 = time.perf_counter()
     result = run(cfg, progress=False)
     run_s = time.perf_counter() - t0
+    release_finished_models()  # twin.memory: mesa would keep every contract's model alive
     window = result.window
     kpis = dict(result.kpis)
     kpis["run_s"] = run_s
@@ -223,6 +226,14 @@ def summary_markdown(cmp: Comparison) -> str:
         "households, devices, trips and weather; each is billed with its own tariff "
         "(row `tariff`). Bills and DSO revenue are € over the simulated window, VAT included.",
         "",
+        "## Limits per contract",
+        "",
+        "Transformer and cables at most 100 % of their rating, every LV bus within the EN 50160 "
+        "band, service levels met on every household-day (`ok`, or `✗` where a contract breaks "
+        "the limit).",
+        "",
+        limits_markdown(cmp),
+        "",
         "## KPIs",
         "",
         _markdown(absolute),
@@ -242,37 +253,76 @@ def summary_markdown(cmp: Comparison) -> str:
         "",
         "![transformer loading](compare_load.png)",
         "",
+        "![duration curves](compare_duration.png)",
+        "",
         "![bill change](compare_bills.png)",
         "",
     ]
     return "\n".join(lines)
 
 
+def limits_markdown(cmp: Comparison) -> str:
+    """Each contract's value of every KPI with a limit (:func:`twin.writer.limits`) and
+    whether it keeps it."""
+    from twin.writer import fmt, limit_text, limits, mark
+
+    names = [o.name for o in cmp.outcomes]
+    lines = [
+        "| KPI | unit | limit | " + " | ".join(names) + " |",
+        "|---|---|---|" + "---:|" * len(names),
+    ]
+    for key in limits():
+        if not any(key in o.kpis for o in cmp.outcomes):
+            continue
+        cells = []
+        for o in cmp.outcomes:
+            v = o.kpis.get(key)
+            m = mark(key, v)
+            cells.append(f"{fmt(v)} **{m}**" if m.startswith("✗") else f"{fmt(v)} {m}")
+        lines.append(
+            f"| {label(key)} | {unit(key)} | {limit_text(key)} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)
+
+
 def plot_load(cmp: Comparison, path: Path) -> None:
-    """Transformer loading of every contract over the same days, and its mean day."""
+    """Transformer loading of every contract over the same days (daily maxima for runs longer
+    than two weeks), and its mean day."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
+    from twin.plots import DAILY_AFTER_DAYS, daily, time_axis
     from twin.writer import atomic_write
 
+    k = cmp.outcomes[0].kpis
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 7), gridspec_kw={"height_ratios": [1.3, 1]})
     hours = np.arange(STEPS_PER_DAY) / 4.0
+    long = int(k["days"]) > DAILY_AFTER_DAYS
     for o in cmp.outcomes:
         lw = 1.6 if o.name == cmp.baseline else 1.0
-        ax1.plot(o.times, o.trafo_loading_pct, lw=lw, label=f"{o.name} ({o.tariff})")
+        if long:
+            day, _, hi = daily(o.times, o.trafo_loading_pct)
+            ax1.plot(day, hi, lw=lw, drawstyle="steps-mid", label=f"{o.name} ({o.tariff})")
+        else:
+            ax1.plot(o.times, o.trafo_loading_pct, lw=lw, label=f"{o.name} ({o.tariff})")
         days = len(o.trafo_loading_pct) // STEPS_PER_DAY
-        day = o.trafo_loading_pct[: days * STEPS_PER_DAY].reshape(days, STEPS_PER_DAY)
-        ax2.plot(hours, day.mean(axis=0), lw=lw, label=o.name)
+        day_profile = o.trafo_loading_pct[: days * STEPS_PER_DAY].reshape(days, STEPS_PER_DAY)
+        ax2.plot(hours, day_profile.mean(axis=0), lw=lw, label=o.name)
     for ax in (ax1, ax2):
         ax.axhline(100, color="crimson", ls="--", lw=1)
-        ax.set_ylabel("transformer loading (%)")
+        ax.set_ylabel("transformer loading (% of rating)")
         ax.grid(alpha=0.3)
-    ax1.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%H:%M"))
+    time_axis(ax1)
     ax1.legend(fontsize=8, ncol=3, loc="upper left")
-    ax1.set_title("Transformer loading per contract, same households and days", fontsize=9)
+    ax1.set_title(
+        "Transformer loading per contract, same households and days"
+        + (" (daily maximum)" if long else "")
+        + f"\n{k['grid']} · {k['scenario']} · {k['start']} + {k['days']} d",
+        fontsize=9,
+        loc="left",
+    )
     ax2.set_xlabel("hour of day")
     ax2.set_xticks(range(0, 25, 3))
     ax2.set_xlim(0, 24)
@@ -282,6 +332,50 @@ def plot_load(cmp: Comparison, path: Path) -> None:
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
     plt.close(fig)
+
+
+def plot_duration(cmp: Comparison, path: Path) -> dict[str, np.ndarray]:
+    """Transformer loading duration curves, one per contract, on one axis. Returns the
+    curves drawn (``{contract: loading sorted high to low}``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from twin.grid.compliance import loading_duration_curve
+    from twin.writer import atomic_write
+
+    k = cmp.outcomes[0].kpis
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [2, 1]})
+    curves = {}
+    for o in cmp.outcomes:
+        c = loading_duration_curve(o.trafo_loading_pct)
+        hours = np.arange(1, len(c) + 1) * 0.25
+        lw = 2.0 if o.name == cmp.baseline else 1.2
+        over = float((c > 100).sum() * 0.25)
+        ax.plot(hours, c, lw=lw, label=f"{o.name}: peak {c[0]:.0f} %, {over:g} h above 100 %")
+        top = max(1, int(np.ceil(len(c) * 0.02)))  # the top 2 % of the period
+        ax2.plot(hours[:top], c[:top], lw=lw, label=o.name)
+        curves[o.name] = c
+    for a in (ax, ax2):
+        a.axhline(100, color="crimson", ls="--", lw=1)
+        a.set_ylabel("transformer loading (% of rating)")
+        a.grid(alpha=0.3)
+        a.set_ylim(bottom=0)
+    ax.set_xlabel("hours of the period at or above the loading (h)")
+    ax2.set_xlabel("hours (h), the top 2 % of the period")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(
+        "Transformer loading duration curve per contract (dashed: the rating)\n"
+        f"{k['grid']} · {k['scenario']} · {k['start']} + {k['days']} d · same households",
+        fontsize=9,
+        loc="left",
+    )
+    ax2.set_title("The peak hours", fontsize=9, loc="left")
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)
+    return curves
 
 
 def plot_bills(cmp: Comparison, path: Path) -> None:
@@ -319,6 +413,14 @@ def plot_bills(cmp: Comparison, path: Path) -> None:
     ax2.set_ylabel(f"bill − bill under {cmp.baseline} (€)")
     ax2.set_title(
         f"Each household against {cmp.baseline}: winners below 0, losers above", fontsize=9
+    )
+    k = cmp.outcomes[0].kpis
+    fig.suptitle(
+        f"{k['grid']} · {k['scenario']} · {k['start']} + {k['days']} d · "
+        f"{len(cmp.bills)} households",
+        fontsize=9,
+        x=0.01,
+        ha="left",
     )
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3, axis="y")
@@ -361,6 +463,7 @@ def write_comparison(cmp: Comparison, out_dir: Path, figures: bool = True) -> Pa
         (stage / "summary.md").write_text(summary_markdown(cmp))
         if figures:
             plot_load(cmp, stage / "compare_load.png")
+            plot_duration(cmp, stage / "compare_duration.png")
             plot_bills(cmp, stage / "compare_bills.png")
     return out_dir
 

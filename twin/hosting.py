@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from twin.memory import release_finished_models
 from twin.pipeline import run
 from twin.scenario import Scenario, load_scenario, with_adoption
 
@@ -71,7 +72,10 @@ def search_contract(cfg: DictConfig, limits: Any, curve_points: int = 5) -> list
     def evaluate(k: int) -> HostingPoint:
         if k not in points:
             share = k / n_households
+            # keep the KPIs only, and let the finished model go (twin.memory: mesa would keep
+            # every one of the ~25 runs alive)
             kpis = run(cfg, progress=False, scenario=electrified(base, share)).kpis
+            release_finished_models()
             why = violation(kpis, limits)
             points[k] = HostingPoint(
                 contract=str(cfg.contract.name),
@@ -153,7 +157,9 @@ def hosting_study(configs: dict[str, DictConfig], limits: Any) -> tuple[list[dic
     return summary, table
 
 
-def plot_hosting(summary: list[dict], table: list[dict], path) -> None:
+def plot_hosting(summary: list[dict], table: list[dict], path, subtitle: str = "") -> None:
+    """Transformer peak loading and peak per household against the electrified share, one
+    line per contract; ``subtitle``: feeder, scenario and period."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -172,13 +178,111 @@ def plot_hosting(summary: list[dict], table: list[dict], path) -> None:
     ax1.axhline(100, color="crimson", ls="--", lw=1)
     ax1.set_xlabel("households with heat pump + EV (%)")
     ax1.set_ylabel("transformer peak loading (%)")
-    ax1.set_title("Hosting capacity (dotted: largest hosted share)", fontsize=9)
+    ax1.set_title("Hosting capacity (dotted: largest hosted share; dashed: rating)", fontsize=9)
     ax2.set_xlabel("households with heat pump + EV (%)")
     ax2.set_ylabel("coincident peak per household (kW)")
     ax2.set_title("Capacity per household each contract needs", fontsize=9)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    if subtitle:
+        fig.suptitle(subtitle, fontsize=9, x=0.01, ha="left")
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
     plt.close(fig)
+
+
+def hosting_markdown(summary: list[dict], table: list[dict], limits: Any, cfg: Any = None) -> str:
+    """The hosting study's ``summary.md``: header, the limits, the hosted share per contract,
+    every evaluated point, the figure."""
+    import pandas as pd
+
+    from twin.catalog import label
+
+    head = "# Hosting capacity"
+    if cfg is not None:
+        head += (
+            f": {cfg.grid.name} · {cfg.scenario.name} · {cfg.sim.start} + {cfg.sim.days} d · "
+            f"seed {cfg.seed}"
+        )
+    n = max((int(p["households_electrified"] / p["share"]) for p in table if p["share"]), default=0)
+    lim_rows = [
+        ("transformer loading", f"≤ {limits.max_trafo_loading_pct:g} % of its rating"),
+        ("cable loading", f"≤ {limits.max_line_loading_pct:g} % of its ampacity"),
+        ("LV bus voltage", f"{limits.vm_min_pu:g} … {limits.vm_max_pu:g} p.u."),
+        (label("comfort_days_met_share"), f"≥ {limits.min_service_share:g}"),
+        (label("ev_days_met_share"), f"≥ {limits.min_service_share:g}"),
+    ]
+    rows = [
+        "| contract | households hosted | share | first limit broken | peak per household at "
+        "the hosted share (kW) | at full electrification (kW) | runs |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for s in summary:
+        rows.append(
+            f"| {s['contract']} | {s['hosted_households']}"
+            + (f" / {n}" if n else "")
+            + f" | {s['hosted_share']:.0%} | {s['first_violation'] or '–'} | "
+            f"{s['peak_per_household_at_hosted_kw']:.2f} | "
+            f"{s['peak_per_household_full_electrification_kw']:.2f} | {s['evaluations']} |"
+        )
+    points = pd.DataFrame(table)
+    lines = [
+        head,
+        "",
+        "The largest share of households with an all-electric heat pump **and** an EV (hybrids "
+        "off; PV and batteries at the scenario's shares) that the feeder carries under each "
+        "contract without breaking a limit; evenly spaced shares first, then bisection over "
+        "whole households (fleets are nested).",
+        "",
+        "## Limits",
+        "",
+        "| limit | value |",
+        "|---|---|",
+        *[f"| {a} | {b} |" for a, b in lim_rows],
+        "",
+        "## Hosted per contract",
+        "",
+        *rows,
+        "",
+        "![hosting capacity](hosting_capacity.png)",
+        "",
+        "## Every evaluated share",
+        "",
+        points.to_markdown(index=False, floatfmt=".3g") if len(points) else "(none)",
+        "",
+        "Files: `hosting.json` (limits and the table above), `hosting_points.csv` (every "
+        "evaluated share), `hosting_capacity.png`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_hosting(
+    summary: list[dict], table: list[dict], limits: Any, out_dir: Any, cfg: Any = None
+) -> Any:
+    """Write the study's folder (an exclusive, all-or-nothing :class:`twin.writer.RunFolder`):
+    ``hosting.json``, ``hosting_points.csv``, ``hosting_capacity.png``, ``summary.md``, then
+    ``DONE``. ``cfg``: one contract's composed config (the header)."""
+    from pathlib import Path
+
+    import pandas as pd
+    from omegaconf import OmegaConf
+
+    from twin.writer import RunFolder, write_json
+
+    out_dir = Path(out_dir)
+    with RunFolder(out_dir) as folder:
+        write_json(
+            folder.stage / "hosting.json",
+            {"limits": OmegaConf.to_container(limits), "contracts": summary},
+        )
+        pd.DataFrame(table).to_csv(folder.stage / "hosting_points.csv", index=False)
+        subtitle = (
+            f"{cfg.grid.name} · {cfg.scenario.name} · {cfg.sim.start} + {cfg.sim.days} d"
+            if cfg is not None
+            else ""
+        )
+        plot_hosting(summary, table, folder.stage / "hosting_capacity.png", subtitle)
+        (folder.stage / "summary.md").write_text(hosting_markdown(summary, table, limits, cfg))
+    return out_dir

@@ -125,6 +125,7 @@ def run(
         contract_households=contract.household_table(),
         contract_feeder={k: v[rep] for k, v in contract.feeder_timeseries().items()},
         timings_s=timings,
+        scenario=inputs.scenario,
     )
 
 

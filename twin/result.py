@@ -17,13 +17,15 @@ from omegaconf import DictConfig
 from twin.devices.ev import TripSchedule
 from twin.fleet import PHASE_DEVICES, Fleet
 from twin.grid.asymmetric import PHASES, AsymPowerFlowResult
-from twin.grid.compliance import station_of
+from twin.grid.compliance import _lv_bus_mask, station_of
 from twin.grid.feeders import Feeder
 from twin.grid.powerflow import PowerFlowResult
+from twin.grid.ratings import line_ampacity_ka, station_mask
 from twin.kpi import per_household_table
+from twin.scenario import Scenario
 from twin.service import ServiceLevels
 from twin.tariffs import Tariff
-from twin.timegrid import TimeWindow
+from twin.timegrid import DT_H, TimeWindow
 
 __all__ = ["EXACT_COLUMNS", "RunResult"]
 
@@ -83,6 +85,9 @@ class RunResult:
     grid_phases : AsymPowerFlowResult or None
         Unbalanced runs (``grid.unbalanced``): the per-phase AC power flow of every reported
         step (:mod:`twin.grid.phases`); None for balanced runs.
+    scenario : Scenario, optional
+        The scenario as simulated (with a study's adoption changes); ``None`` when the
+        pipeline did not pass it (the writer then reads ``cfg.scenario.name`` again).
     """
 
     cfg: DictConfig
@@ -107,6 +112,7 @@ class RunResult:
     contract_feeder: dict[str, np.ndarray] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
     grid_phases: AsymPowerFlowResult | None = None
+    scenario: Scenario | None = None
 
     def households_frame(self) -> pd.DataFrame:
         """Tidy: one row per (time, household), one column per logged variable."""
@@ -126,24 +132,205 @@ class RunResult:
         return pd.DataFrame(frame)
 
     def feeder_frame(self) -> pd.DataFrame:
-        """One row per time step: feeder totals and the grid's worst values."""
+        """One row per time step: feeder totals and the grid's worst values.
+
+        The station columns (``trafo_*``) are the feeder's transformers together
+        (:func:`twin.grid.compliance.station_of`); the voltage columns cover the energised LV
+        buses only, as the KPIs do (the MV bus of the external grid is not part of the feeder).
+        """
         g = self.grid
         st = station_of(g, self.feeder.net)
+        lv = self.lv_buses()
+        vm = g.vm_pu[:, np.flatnonzero(lv)]
+        bus_lv = g.bus_index[lv]
+        n_t = g.n_steps
+        frame: dict[str, Any] = {
+            "time": self.window.times,
+            "t_out_c": self.t_out_c,
+            "p_households_kw": self.log["p_net_kw"].sum(axis=1),
+            "p_loads_kw": self.p_load_kw.sum(axis=1),
+            "trafo_p_kw": st.p_kw,
+            "trafo_s_kva": st.s_kva,
+            "trafo_loading_pct": st.loading_pct,
+        }
+        if vm.shape[1]:
+            frame.update(
+                vm_min_pu=vm.min(axis=1),
+                vm_min_bus=bus_lv[vm.argmin(axis=1)],
+                vm_max_pu=vm.max(axis=1),
+                vm_max_bus=bus_lv[vm.argmax(axis=1)],
+            )
+        ll = g.line_loading_pct
+        if ll.shape[1]:
+            worst = ll.argmax(axis=1)
+            names = np.asarray(self.element_names("line"), dtype=object)
+            frame.update(
+                line_loading_max_pct=ll[np.arange(n_t), worst],
+                line_worst=g.line_index[worst],
+                line_worst_name=pd.Categorical(names[worst], categories=pd.unique(names)),
+            )
+        frame["losses_kw"] = g.losses_kw
+        frame.update(self.contract_feeder)
+        return pd.DataFrame(frame)
+
+    # -- the grid's elements -------------------------------------------------------------------
+    def lv_buses(self) -> np.ndarray:
+        """``(n_bus,)`` bool over the result's bus columns: the energised LV buses (< 1 kV,
+        finite voltage at every step), the buses the voltage KPIs cover."""
+        g = self.grid
+        return _lv_bus_mask(g, self.feeder.net) & np.isfinite(g.vm_pu).all(axis=0)
+
+    def element_names(self, table: str) -> list[str]:
+        """Names of the result's columns of ``net.<table>`` (``bus``, ``line``, ``trafo``), the
+        index label where a row has no name."""
+        net, g = self.feeder.net, self.grid
+        index = {"bus": g.bus_index, "line": g.line_index, "trafo": g.trafo_index}[table]
+        names = net[table]["name"] if "name" in net[table] else pd.Series(dtype=object)
+        return [
+            str(n) if isinstance(n, str) and n else f"{table} {i}"
+            for i, n in zip(index, names.reindex(index).to_numpy(), strict=True)
+        ]
+
+    def worst_buses(self, n: int) -> np.ndarray:
+        """``net.bus`` labels of the ``n`` LV buses furthest from 1 p.u. at any step (lowest
+        or highest voltage), worst first."""
+        g = self.grid
+        cols = np.flatnonzero(self.lv_buses())
+        dev = np.abs(g.vm_pu[:, cols] - 1.0).max(axis=0) if g.n_steps else np.zeros(len(cols))
+        order = np.argsort(-dev, kind="stable")[: max(int(n), 0)]
+        return g.bus_index[cols[order]]
+
+    def worst_lines(self, n: int) -> np.ndarray:
+        """``net.line`` labels of the ``n`` lines with the highest loading, worst first."""
+        g = self.grid
+        peak = g.line_loading_pct.max(axis=0) if g.n_steps else np.zeros(len(g.line_index))
+        order = np.argsort(-peak, kind="stable")[: max(int(n), 0)]
+        return g.line_index[order]
+
+    def _tidy(self, table: str, labels: np.ndarray | None) -> tuple[dict[str, Any], np.ndarray]:
+        """The time and element columns of a tidy (time, element) frame, and the positions of
+        the chosen elements in the result's columns."""
+        g = self.grid
+        index = {"bus": g.bus_index, "line": g.line_index, "trafo": g.trafo_index}[table]
+        cols = (
+            np.arange(len(index))
+            if labels is None
+            else pd.Index(index).get_indexer(np.asarray(labels, dtype=index.dtype))
+        )
+        if (cols < 0).any():
+            raise KeyError(f"net.{table} has no row(s) {np.asarray(labels)[cols < 0].tolist()}")
+        n_t, n_e = g.n_steps, len(cols)
+        names = np.asarray(self.element_names(table), dtype=object)[cols]
+        frame = {
+            "time": np.repeat(self.window.times.values, n_e),
+            "step": np.repeat(np.arange(n_t, dtype=np.int32), n_e),
+            table: np.tile(index[cols].astype(np.int32), n_t),
+            f"{table}_name": pd.Categorical(np.tile(names, n_t), categories=pd.unique(names)),
+        }
+        return frame, cols
+
+    def bus_frame(self, buses: np.ndarray | None = None) -> pd.DataFrame:
+        """Tidy bus voltages: one row per (time, bus), ``net.bus`` order within a step.
+
+        Columns ``time``, ``step`` (reported step, from 0), ``bus`` (``net.bus`` index),
+        ``bus_name``, ``vn_kv`` (nominal voltage), ``lv`` (an energised LV bus, as the KPIs
+        count it), ``vm_pu``. ``buses``: ``net.bus`` labels to keep (default all, the MV bus
+        included).
+        """
+        frame, cols = self._tidy("bus", buses)
+        g, net = self.grid, self.feeder.net
+        n_t = g.n_steps
+        vn = net.bus.loc[g.bus_index[cols], "vn_kv"].to_numpy(np.float32)
+        frame["vn_kv"] = np.tile(vn, n_t)
+        frame["lv"] = np.tile(self.lv_buses()[cols], n_t)
+        frame["vm_pu"] = g.vm_pu[:, cols].astype(np.float32).ravel()
+        return pd.DataFrame(frame)
+
+    def line_frame(self, lines: np.ndarray | None = None) -> pd.DataFrame:
+        """Tidy line results: one row per (time, line), ``net.line`` order within a step.
+
+        Columns ``time``, ``step``, ``line`` (``net.line`` index), ``line_name``,
+        ``loading_pct`` (current based, % of ``max_i_ka * df * parallel``), ``i_ka`` (the larger
+        of the currents at both ends, ``loading_pct / 100 * ampacity``), ``p_from_kw`` (active
+        power into the line at its ``from_bus``). ``lines``: ``net.line`` labels to keep.
+        """
+        frame, cols = self._tidy("line", lines)
+        g, net = self.grid, self.feeder.net
+        amp = pd.Series(line_ampacity_ka(net), index=net.line.index)
+        amp = amp.loc[g.line_index[cols]].to_numpy()
+        ll = g.line_loading_pct[:, cols]
+        frame["loading_pct"] = ll.astype(np.float32).ravel()
+        frame["i_ka"] = (ll / 100.0 * amp).astype(np.float32).ravel()
+        frame["p_from_kw"] = g.line_p_from_kw[:, cols].astype(np.float32).ravel()
+        return pd.DataFrame(frame)
+
+    def load_frame(self) -> pd.DataFrame:
+        """Tidy load powers as the power flow saw them: one row per (time, ``net.load`` row).
+
+        Columns ``time``, ``step``, ``load`` (``net.load`` index), ``load_name``,
+        ``household`` (the household number, -1 for a load that is not a household), ``p_kw``
+        (a household's ``p_net_kw``: consumption minus its PV), ``q_kvar``. With
+        ``network.json`` this is all ``pandapower.runpp`` needs to reproduce a step
+        (:func:`twin.grid.snapshot.net_from_folder`).
+        """
+        net = self.feeder.net
+        n_t, n_l = self.p_load_kw.shape
+        household = np.full(n_l, -1, dtype=np.int32)
+        household[net.load.index.get_indexer(self.load_index)] = np.arange(len(self.load_index))
+        names = net.load["name"] if "name" in net.load else pd.Series(index=net.load.index)
+        names = np.asarray(
+            [
+                str(n) if isinstance(n, str) and n else f"load {i}"
+                for i, n in zip(net.load.index, names.to_numpy(), strict=True)
+            ],
+            dtype=object,
+        )
         return pd.DataFrame(
             {
-                "time": self.window.times,
-                "t_out_c": self.t_out_c,
-                "p_households_kw": self.log["p_net_kw"].sum(axis=1),
-                "p_loads_kw": self.p_load_kw.sum(axis=1),
-                "trafo_s_kva": st.s_kva,
-                "trafo_loading_pct": st.loading_pct,
-                "vm_min_pu": g.vm_pu.min(axis=1),
-                "vm_max_pu": g.vm_pu.max(axis=1),
-                "line_loading_max_pct": g.line_loading_pct.max(axis=1),
-                "losses_kw": g.losses_kw,
-                **self.contract_feeder,
+                "time": np.repeat(self.window.times.values, n_l),
+                "step": np.repeat(np.arange(n_t, dtype=np.int32), n_l),
+                "load": np.tile(net.load.index.to_numpy().astype(np.int32), n_t),
+                "load_name": pd.Categorical(np.tile(names, n_t), categories=pd.unique(names)),
+                "household": np.tile(household, n_t),
+                "p_kw": self.p_load_kw.astype(np.float32).ravel(),
+                "q_kvar": self.q_load_kvar.astype(np.float32).ravel(),
             }
         )
+
+    def trafo_frame(self) -> pd.DataFrame:
+        """Tidy transformer results: one row per (time, ``net.trafo`` row).
+
+        Columns ``time``, ``step``, ``trafo`` (``net.trafo`` index), ``trafo_name``,
+        ``in_station`` (part of the feeder's MV/LV station, :mod:`twin.grid.ratings`),
+        ``p_hv_kw`` (active power into the HV side, import > 0), ``s_kva`` (apparent power,
+        the larger of both sides), ``loading_pct`` (power based, % of this row's rating).
+        """
+        frame, cols = self._tidy("trafo", None)
+        g, net = self.grid, self.feeder.net
+        in_station = station_mask(net)[net.trafo.index.get_indexer(g.trafo_index)]
+        frame["in_station"] = np.tile(in_station, g.n_steps)
+        frame["p_hv_kw"] = g.trafo_p_kw.astype(np.float32).ravel()
+        frame["s_kva"] = g.trafo_s_kva.astype(np.float32).ravel()
+        frame["loading_pct"] = g.trafo_loading_pct.astype(np.float32).ravel()
+        return pd.DataFrame(frame)
+
+    # -- labels ----------------------------------------------------------------------------------
+    def period(self) -> str:
+        """The reported period, e.g. ``2025-12-01 – 2025-12-07 (7 d)``."""
+        t = self.window.times
+        last = (t[-1] + pd.Timedelta(hours=DT_H) - pd.Timedelta(minutes=1)).date()
+        days = self.window.days
+        return (
+            f"{t[0].date()} ({days} d)"
+            if last == t[0].date()
+            else f"{t[0].date()} – {last} ({days} d)"
+        )
+
+    def title(self) -> str:
+        """Feeder · scenario · contract · period: the line every figure and summary starts
+        with."""
+        k = self.kpis
+        return f"{k['grid']} · {k['scenario']} · contract {k['contract']} · {self.period()}"
 
     def households_summary(self) -> pd.DataFrame:
         """One row per household: devices, parameters, the service levels it is owed (what a

@@ -71,7 +71,13 @@ class PathsConfig:
 class OutputConfig:
     timeseries: bool = key(True, "write households.parquet and feeder.parquet")
     figures: bool = key(True, "write figures/")
-    progress: bool = key(True, "progress bar on the terminal")
+    progress: bool = key(True, "progress bar (on a terminal only; never in piped output)")
+    elements: str = key(
+        "all",
+        "per-step bus/line/transformer results: all, the worst_n worst buses and lines, none",
+        choices=("all", "worst", "none"),
+    )
+    worst_n: int = key(10, "with elements=worst: how many buses and lines to keep", 1, 100_000)
 
 
 @dataclass
@@ -246,6 +252,10 @@ class HostingStudyConfig:
 class TwinConfig:
     seed: int = key(42, "drives every random stream", 0, 2**32 - 1)
     run_name: str = "${study.label}"
+    objective: str | None = key(
+        None,
+        "a KPI the run returns as its value, for Hydra sweepers (optuna); -name negates it",
+    )
     service: ServiceConfig = field(default_factory=ServiceConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

@@ -14,31 +14,73 @@ A run folder (:class:`RunFolder`) is
 
 Only files twin wrote are ever removed (Hydra's ``.hydra/`` and job log stay, and so does
 anything else a user put there).
+
+Self-describing run folders (:func:`metadata`, :func:`scenario_yaml`, :func:`network_json`):
+
+* ``metadata.json``: twin's version and, when twin runs from a git checkout, its commit (and
+  whether the work tree had changes), Python and the main packages' versions, the command
+  line, the feeder (with its size and the households), the scenario files, the weather source
+  (for a CSV file its SHA-256), the seed, the window, the contract and tariff;
+* ``scenario.yaml``: the scenario as simulated, every parameter with its ``value`` or
+  ``range`` and its ``source``, ``extends`` resolved, the files it came from;
+* ``network.json``: the feeder as ``pandapower.to_json`` writes it (``pandapower.from_json``
+  reads it back), ``net.load["twin_household"]`` giving each load's household number (-1: not
+  a household);
+* ``summary.md`` (:func:`run_summary`): the header, the KPI table with each limit and whether
+  the run keeps it (:func:`twin.writer.limits`), where and when a limit broke
+  (:func:`violations`), the figures and the files; :func:`kpi_table` is the same table for
+  the studies.
 """
 
 from __future__ import annotations
 
+import copy
 import fcntl
+import functools
+import hashlib
 import json
 import math
 import os
+import platform
 import shutil
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+import yaml
 from omegaconf import OmegaConf
 
+from twin.catalog import KPI_INFO, RUN_TABLE, SUMMARY_EXTRA, label, unit
 from twin.errors import TwinError
 from twin.result import RunResult
+from twin.scenario import Scenario, load_scenario, resolve_scenario_path
 
 __all__ = [
     "DONE",
     "FAILED",
     "RunFolder",
+    "RUN_FILES",
     "atomic_write",
+    "check",
+    "fmt",
+    "git_commit",
     "is_complete",
+    "kpi_table",
+    "limit_text",
+    "limits",
+    "mark",
     "mark_failed",
+    "metadata",
+    "network_json",
+    "run_summary",
+    "scenario_yaml",
+    "violations",
     "write_json",
     "write_run",
 ]
@@ -158,26 +200,511 @@ class RunFolder:
                 self._lock = None
 
 
+# ----------------------------------------------------------------------------------------------
+# provenance: metadata.json, scenario.yaml, network.json
+# ----------------------------------------------------------------------------------------------
+PACKAGES = ("pandapower", "power-grid-model", "simbench", "numpy", "pandas", "mesa", "highspy")
+
+
+@functools.cache
+def git_commit() -> dict[str, Any] | None:
+    """``{"commit", "dirty"}`` of the git checkout twin runs from, ``None`` for an installed
+    package (or without git)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(status.strip())}
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib_metadata.version(package)
+    except importlib_metadata.PackageNotFoundError:
+        return None
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def scenario_files(name_or_path: str) -> list[Path]:
+    """The scenario file and the files it ``extends``, the given one first."""
+    files: list[Path] = []
+    path: Path | None = resolve_scenario_path(name_or_path)
+    while path is not None and path not in files:
+        files.append(path)
+        data = yaml.safe_load(path.read_text()) or {}
+        parent = data.get("extends") if isinstance(data, dict) else None
+        path = resolve_scenario_path(str(parent)) if parent else None
+    return files
+
+
+def scenario_of(result: Any) -> Scenario:
+    """The run's scenario: the one the pipeline passed, else ``cfg.scenario.name`` read
+    again."""
+    return result.scenario or load_scenario(str(result.cfg.scenario.name))
+
+
+def scenario_yaml(result: Any) -> str:
+    """The scenario as simulated, ``extends`` resolved, each parameter with its source."""
+    sc = scenario_of(result)
+    files = scenario_files(str(sc.path))
+    data: dict[str, Any] = {
+        "name": sc.name,
+        "year": sc.year,
+        "description": sc.description,
+        "files": [str(f) for f in files],
+    }
+    for section, params in sc.params.items():
+        data[section] = {
+            key: (
+                {"value": p.low, "source": p.source}
+                if p.low == p.high
+                else {"range": [p.low, p.high], "source": p.source}
+            )
+            for key, p in params.items()
+        }
+    head = (
+        f"# The scenario as this run simulated it: {files[0].name}"
+        + (
+            f" with `extends` resolved ({', '.join(f.name for f in files[1:])})"
+            if files[1:]
+            else ""
+        )
+        + ".\n# Every parameter: value (all households) or range (uniform per household), and its"
+        " source.\n"
+    )
+    return head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def network_json(result: Any, path: Path) -> None:
+    """Write the run's feeder as pandapower JSON, households marked (module docstring)."""
+    import pandapower as pp
+
+    net = copy.deepcopy(result.feeder.net)
+    household = np.full(len(net.load), -1, dtype=np.int64)
+    household[net.load.index.get_indexer(result.load_index)] = np.arange(len(result.load_index))
+    net.load["twin_household"] = household
+    pp.to_json(net, str(path))
+
+
+def metadata(result: Any, files: dict[str, str]) -> dict[str, Any]:
+    """``metadata.json`` of a run (module docstring); ``files``: name -> what it holds."""
+    cfg, k, net = result.cfg, result.kpis, result.feeder.net
+    weather: dict[str, Any] = {"source": str(cfg.weather.source)}
+    if cfg.weather.source == "try2010":
+        weather.update(
+            region=int(cfg.weather.region),
+            name=f"TRY2010 region {int(cfg.weather.region)}",
+            origin="DWD test reference year TRY2010, as shipped in the demandlib package "
+            f"{_version('demandlib')}",
+        )
+    else:
+        csv = Path(str(cfg.weather.csv))
+        weather.update(name=csv.name, csv=str(csv.resolve()), csv_sha256=_sha256(csv))
+    sc = scenario_of(result)
+    times = result.window.times
+    return {
+        # the package is imported before any of its modules
+        "twin_version": sys.modules["twin"].__version__,
+        "git": git_commit(),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else [],
+        "python": platform.python_version(),
+        "packages": {p: _version(p) for p in PACKAGES},
+        "seed": int(cfg.seed),
+        "grid": {
+            "name": k["grid"],
+            "spec": str(cfg.grid.name),
+            "buses": len(net.bus),
+            "lines": len(net.line),
+            "transformers": len(net.trafo),
+            "loads": len(net.load),
+            "households": int(len(result.load_index)),
+            "household_loads": "network.json: net.load.twin_household >= 0",
+        },
+        "scenario": {
+            "name": sc.name,
+            "files": [{"path": str(f), "sha256": _sha256(f)} for f in scenario_files(str(sc.path))],
+        },
+        "weather": weather,
+        "window": {
+            "start": str(times[0]),
+            "end": str(times[-1]),
+            "days": int(result.window.days),
+            "warmup_days": int(result.window.warmup_days),
+            "dt_h": float(k.get("dt_h", 0.25)),
+            "steps": int(len(times)),
+            "clock": "UTC+01:00 all year (no daylight saving), 2025 calendar",
+        },
+        "contract": k["contract"],
+        "tariff": k.get("tariff"),
+        "output": {
+            "elements": str(cfg.output.get("elements", "all")),
+            "worst_n": int(cfg.output.get("worst_n", 0)),
+        },
+        "files": files,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# summary.md
+# ----------------------------------------------------------------------------------------------
+@functools.cache
+def limits() -> dict[str, tuple[str, float]]:
+    """KPI key -> (``"<="`` or ``">="``, limit): what a planner checks a run against.
+
+    Transformer and cables at most 100 % of their rating (:mod:`twin.grid.ratings`), no hour
+    above it; every LV voltage within the EN 50160 / Netcode band that must always hold (Un
+    +10 % / -15 %, :data:`twin.grid.compliance.BAND_ALWAYS_PU`) and every bus-week compliant
+    (95 % of the week within ±10 %); the service levels met on every household-day.
+    """
+    from twin.grid.compliance import BAND_ALWAYS_PU
+
+    return {
+        "trafo_peak_loading_pct": ("<=", 100.0),
+        "trafo_hours_over_100pct_h": ("<=", 0.0),
+        "line_max_loading_pct": ("<=", 100.0),
+        "lines_n_overloaded": ("<=", 0.0),
+        "vm_min_pu": (">=", BAND_ALWAYS_PU[0]),
+        "vm_max_pu": ("<=", BAND_ALWAYS_PU[1]),
+        "voltage_bus_weeks_compliant_share": (">=", 1.0),
+        "comfort_days_met_share": (">=", 1.0),
+        "ev_days_met_share": (">=", 1.0),
+    }
+
+
+#: Slack in the comparison, so that float rounding never breaks a limit.
+_TOL = 1e-9
+
+
+def check(key: str, value: object) -> bool | None:
+    """Whether ``value`` of KPI ``key`` keeps its limit (:func:`limits`); ``None``: no limit
+    (or no number)."""
+    rule = limits().get(key)
+    if rule is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    op, lim = rule
+    if value != value:  # NaN
+        return None
+    return value <= lim + _TOL if op == "<=" else value >= lim - _TOL
+
+
+def limit_text(key: str) -> str:
+    """The limit as shown in the tables (``≤ 100``, ``≥ 0.85``, ``= 1``, ``= 0``)."""
+    rule = limits().get(key)
+    if rule is None:
+        return ""
+    op, lim = rule
+    if (op == ">=" and lim == 1.0 and unit(key) == "share") or (op == "<=" and lim == 0.0):
+        return f"= {lim:g}"
+    return f"{'≤' if op == '<=' else '≥'} {lim:g}"
+
+
+def mark(key: str, value: object) -> str:
+    """``ok``, ``✗ over`` / ``✗ below`` (the limit broken), or ``''`` without a limit."""
+    ok = check(key, value)
+    if ok is None:
+        return ""
+    if ok:
+        return "ok"
+    return "✗ over" if limits()[key][0] == "<=" else "✗ below"
+
+
+def fmt(value: Any) -> str:
+    """A KPI value as the tables show it."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        return str(value)
+    v = float(value)
+    if v != v:
+        return "–"
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
+
+
+def kpi_table(kpis: dict[str, Any], keys: Iterable[str] = RUN_TABLE + SUMMARY_EXTRA) -> str:
+    """Markdown: KPI, value, unit, limit, ``ok`` / ``✗ over`` / ``✗ below``."""
+    lines = ["| KPI | value | unit | limit | |", "|---|---:|---|---|---|"]
+    for key in keys:
+        if key in kpis and key in KPI_INFO:
+            verdict = mark(key, kpis[key])
+            cell = f"**{verdict}**" if verdict.startswith("✗") else verdict
+            lines.append(
+                f"| {label(key)} | {fmt(kpis[key])} | {unit(key)} | {limit_text(key)} | {cell} |"
+            )
+    return "\n".join(lines)
+
+
+def _when(t: Any) -> str:
+    return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M")
+
+
+def violations(result: Any) -> list[dict[str, Any]]:
+    """Where and when the run broke a limit: one row per element (the station, a cable, an LV
+    bus) with ``limit``, ``element``, ``hours``, ``worst`` (value and unit), ``when`` (the
+    worst step) and ``first`` (the first step above the limit); the service levels last."""
+    from twin.grid.compliance import BAND_95_PU, BAND_ALWAYS_PU, station_of, voltage_compliance
+
+    g, net, times = result.grid, result.feeder.net, result.window.times
+    dt = 0.25
+    rows: list[dict[str, Any]] = []
+    st = station_of(g, net)
+    over = st.loading_pct > 100.0
+    if over.any():
+        k = int(np.argmax(st.loading_pct))
+        rows.append(
+            {
+                "limit": "transformer ≤ 100 %",
+                "element": f"station ({len(st.units)} unit(s), {st.rating_kva:,.0f} kVA)",
+                "hours": float(over.sum() * dt),
+                "worst": f"{st.loading_pct[k]:.1f} %",
+                "when": _when(times[k]),
+                "first": _when(times[int(np.argmax(over))]),
+            }
+        )
+    ll = g.line_loading_pct
+    names = result.element_names("line")
+    for col in np.argsort(-ll.max(axis=0)) if ll.shape[1] else []:
+        o = ll[:, col] > 100.0
+        if not o.any():
+            break
+        k = int(np.argmax(ll[:, col]))
+        rows.append(
+            {
+                "limit": "cable ≤ 100 %",
+                "element": f"{names[col]} (line {g.line_index[col]})",
+                "hours": float(o.sum() * dt),
+                "worst": f"{ll[k, col]:.1f} %",
+                "when": _when(times[k]),
+                "first": _when(times[int(np.argmax(o))]),
+            }
+        )
+    lv = np.flatnonzero(result.lv_buses())
+    if len(lv):
+        vm = g.vm_pu[:, lv]
+        comp = voltage_compliance(vm, dt)
+        bad_weeks = (~comp["compliant"]).sum(axis=0)
+        outside = (vm < BAND_95_PU[0]) | (vm > BAND_95_PU[1])
+        bnames = np.asarray(result.element_names("bus"), dtype=object)[lv]
+        worst_dev = np.abs(vm - 1.0).max(axis=0)
+        for j in np.argsort(-worst_dev):
+            if not outside[:, j].any() and not bad_weeks[j]:
+                continue
+            k = int(np.argmax(np.abs(vm[:, j] - 1.0)))
+            never = (vm[:, j] < BAND_ALWAYS_PU[0]) | (vm[:, j] > BAND_ALWAYS_PU[1])
+            rows.append(
+                {
+                    "limit": "voltage ±10 % (95 % of a week), +10/−15 % always",
+                    "element": f"{bnames[j]} (bus {g.bus_index[lv[j]]})",
+                    "hours": float(outside[:, j].sum() * dt),
+                    "worst": f"{vm[k, j]:.3f} p.u."
+                    + (f"; {int(never.sum())} step(s) beyond +10/−15 %" if never.any() else "")
+                    + (f"; {int(bad_weeks[j])} week(s) non-compliant" if bad_weeks[j] else ""),
+                    "when": _when(times[k]),
+                    "first": _when(times[int(np.argmax(outside[:, j]))])
+                    if outside[:, j].any()
+                    else "",
+                }
+            )
+    kp = result.kpis
+    for key, what in (("comfort_days_met_share", "comfort"), ("ev_days_met_share", "EV range")):
+        if mark(key, kp.get(key)).startswith("✗"):
+            rows.append(
+                {
+                    "limit": f"service level: {what} on every household-day",
+                    "element": "households",
+                    "hours": float("nan"),
+                    "worst": f"{kp[key]:.4f} of household-days met",
+                    "when": "",
+                    "first": "",
+                }
+            )
+    return rows
+
+
+def _violation_table(rows: Sequence[dict[str, Any]], most: int = 20) -> str:
+    if not rows:
+        return "No limit broken: transformer and cables within their ratings, every LV bus within the EN 50160 band, every service level met."
+    lines = [
+        "| limit | element | hours above | worst | at | first |",
+        "|---|---|---:|---|---|---|",
+    ]
+    for r in rows[:most]:
+        hours = "" if r["hours"] != r["hours"] else f"{r['hours']:g}"
+        lines.append(
+            f"| {r['limit']} | {r['element']} | {hours} | {r['worst']} | {r['when']} | {r['first']} |"
+        )
+    if len(rows) > most:
+        lines.append(f"\n… and {len(rows) - most} more element(s).")
+    return "\n".join(lines)
+
+
+def run_summary(
+    result: Any, figures: Sequence[Any], files: dict[str, str], meta: dict[str, Any]
+) -> str:
+    """``summary.md`` of one run (module docstring). ``figures``: :class:`twin.plots.Figure`
+    objects written (``figures/<name>.png``); ``files``: name -> description; ``meta``: the
+    run's ``metadata.json``."""
+    k = result.kpis
+    git = meta.get("git")
+    version = f"twin {meta['twin_version']}" + (
+        f" (commit {git['commit'][:12]}{', with local changes' if git['dirty'] else ''})"
+        if git
+        else ""
+    )
+    broken = [label(key) for key in RUN_TABLE if key in k and mark(key, k[key]).startswith("✗")]
+    verdict = (
+        f"**Limits broken: {', '.join(dict.fromkeys(broken))}.**"
+        if broken
+        else "**All limits kept.**"
+    )
+    lines = [
+        f"# {k['grid']} · {k['scenario']} · contract {k['contract']}",
+        "",
+        f"{result.period()} · {k.get('households')} households · seed {k.get('seed')} · "
+        f"weather {meta['weather'].get('name')} · tariff {k.get('tariff')} · {version}",
+        "",
+        verdict,
+        "",
+        "## KPIs against the limits",
+        "",
+        "Transformer and cables at most 100 % of their rating; every LV bus voltage within "
+        "Un +10 %/−15 % at all times and, per bus and week, 95 % of the 15-min values within "
+        "±10 % (EN 50160 / Netcode; the MV bus is not counted); service levels met on every "
+        "household-day. Full list: `kpis.json`.",
+        "",
+        kpi_table(k),
+        "",
+        "## Where and when limits broke",
+        "",
+        _violation_table(violations(result)),
+        "",
+    ]
+    if figures:
+        lines += ["## Figures", ""]
+        for f in figures:
+            lines += [f"**{f.caption}**", "", f"![{f.name}](figures/{f.path.name})", ""]
+    lines += ["## Files", "", "| file | what it holds |", "|---|---|"]
+    lines += [f"| `{name}` | {what} |" for name, what in files.items()]
+    lines += ["", "Every column: `results/README.md` in the twin repository.", ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# one run
+# ----------------------------------------------------------------------------------------------
+#: Every file :func:`write_run` may write, with what it holds (``metadata.json`` and
+#: ``summary.md`` list the ones a run wrote; ``results/README.md`` documents every column).
+RUN_FILES: dict[str, str] = {
+    "summary.md": "this run in one page: header, KPIs against the limits, where and when limits broke, figures",
+    "metadata.json": "twin version and git commit, packages, command line, feeder, scenario files, weather source, seed, window",
+    "config.yaml": "the fully resolved configuration (Hydra keeps the overrides in .hydra/)",
+    "scenario.yaml": "the scenario as simulated: every parameter with its value or range and source, extends resolved",
+    "network.json": "the feeder as pandapower JSON (pandapower.from_json); net.load.twin_household: the household of each load (-1: none)",
+    "kpis.json": "every KPI of the run (names carry their units)",
+    "households.parquet": "per (time, household): device powers, heat, indoor temperature, states of charge, contract series",
+    "feeder.parquet": "per time step: feeder totals, transformer station P/S/loading, LV voltage extremes and their buses, the worst cable, losses",
+    "buses.parquet": "per (time, bus): voltage magnitude (all buses, or the worst_n LV buses)",
+    "lines.parquet": "per (time, line): loading, current, active power (all lines, or the worst_n)",
+    "transformers.parquet": "per (time, transformer): active and apparent power, loading",
+    "loads.parquet": "per (time, load): the active and reactive power the power flow saw (with network.json: a step back in pandapower)",
+    "households_summary.csv": "per household: devices, parameters, its own peak, energies, comfort and bill",
+    "figures/": "PNG figures (listed in summary.md)",
+    "timings.json": "seconds per stage of the run, and per file written",
+}
+
+
+def _element_files(result: RunResult) -> dict[str, Callable[[], Any]]:
+    """The per-element frames ``output.elements`` asks for (``all``, ``worst``, ``none``)."""
+    out = result.cfg.output
+    mode = str(out.get("elements", "all"))
+    if mode == "none":
+        return {}
+    n = int(out.get("worst_n", 10))
+    buses = result.worst_buses(n) if mode == "worst" else None
+    lines = result.worst_lines(n) if mode == "worst" else None
+    return {
+        "buses.parquet": lambda: result.bus_frame(buses),
+        "lines.parquet": lambda: result.line_frame(lines),
+        "transformers.parquet": result.trafo_frame,
+        "loads.parquet": result.load_frame,
+    }
+
+
 def write_run(result: RunResult, out_dir: str | Path) -> Path:
-    """Write one run into ``out_dir`` (an exclusive, all-or-nothing :class:`RunFolder`):
-    ``config.yaml``, ``households.parquet`` and ``feeder.parquet`` (``output.timeseries``),
-    ``households_summary.csv``, ``figures/`` (``output.figures``), ``kpis.json``,
-    ``timings.json``, then ``DONE``. See ``results/README.md`` for every file and column."""
+    """Write one run into ``out_dir`` (an exclusive, all-or-nothing :class:`RunFolder`), the
+    files of :data:`RUN_FILES` (time series with ``output.timeseries``, per-element results
+    as ``output.elements`` says, figures with ``output.figures``), ``DONE`` last. See
+    ``results/README.md`` for every file and column."""
+    import time
+
     out_dir = Path(out_dir)
+    timings = dict(result.timings_s)
+    written: list[str] = []
+
+    def timed(name: str, write: Callable[[Path], None]) -> None:
+        t0 = time.perf_counter()
+        write(stage / name)
+        timings[f"write {name}"] = time.perf_counter() - t0
+        written.append(name)
+
     with RunFolder(out_dir) as folder:
         stage = folder.stage
         cfg_yaml = OmegaConf.to_yaml(result.cfg, resolve=True)
-        (stage / "config.yaml").write_text(cfg_yaml)
+        timed("config.yaml", lambda p: p.write_text(cfg_yaml))
+        timed("scenario.yaml", lambda p: p.write_text(scenario_yaml(result)))
+        timed("network.json", lambda p: network_json(result, p))
         if result.cfg.output.timeseries:
-            result.households_frame().to_parquet(stage / "households.parquet", index=False)
-            result.feeder_frame().to_parquet(stage / "feeder.parquet", index=False)
+            timed(
+                "households.parquet",
+                lambda p: result.households_frame().to_parquet(p, index=False),
+            )
+            timed("feeder.parquet", lambda p: result.feeder_frame().to_parquet(p, index=False))
             if (phases := result.phases_frame()) is not None:
-                phases.to_parquet(stage / "grid_phases.parquet", index=False)
-        result.households_summary().to_csv(stage / "households_summary.csv", index=False)
+                timed("grid_phases.parquet", lambda p: phases.to_parquet(p, index=False))
+            for name, frame in _element_files(result).items():
+                timed(name, lambda p, frame=frame: frame().to_parquet(p, index=False))
+        # full precision: every service KPI is recomputed from this file (tests)
+        timed(
+            "households_summary.csv",
+            lambda p: result.households_summary().to_csv(p, index=False),
+        )
+        figures: list[Any] = []
         if result.cfg.output.figures:
             from twin.plots import write_figures
 
-            write_figures(result, stage / "figures")
-        write_json(stage / "kpis.json", result.kpis)
-        write_json(stage / "timings.json", result.timings_s)
+            t0 = time.perf_counter()
+            figures = write_figures(result, stage / "figures")
+            timings["write figures/"] = time.perf_counter() - t0
+            written.append("figures/")
+        timed("kpis.json", lambda p: write_json(p, result.kpis))
+        files = {
+            name: RUN_FILES[name]
+            for name in [*written, "summary.md", "metadata.json", "timings.json"]
+        }
+        meta = metadata(result, files)
+        write_json(stage / "metadata.json", meta)
+        (stage / "summary.md").write_text(run_summary(result, figures, files, meta))
+        write_json(stage / "timings.json", timings)
     return out_dir

@@ -19,11 +19,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
 from pandapower.auxiliary import pandapowerNet  # noqa: E402
 
 __all__ = [
     "bus_coordinates",
+    "loading_colours",
+    "plot_bus_voltages",
     "plot_duration_curve",
     "plot_feeder_loading",
     "plot_phase_voltages",
@@ -106,28 +107,102 @@ def bus_coordinates(net: pandapowerNet) -> np.ndarray:
     return xy if xy is not None else _tree_xy(net)
 
 
+#: Cable loading colours: green to red up to 100 %, then red to near black above it.
+_BELOW = (
+    (0.0, "#1a9850"),
+    (0.55, "#a6d96a"),
+    (0.75, "#fee08b"),
+    (0.9, "#fc8d59"),
+    (1.0, "#e31a1c"),
+)
+_ABOVE = ((0.0, "#e31a1c"), (0.5, "#99000d"), (1.0, "#2b0008"))
+
+
+def loading_colours(top_pct: float):
+    """``(cmap, norm)`` for loading in %: a green-to-red scale from 0 to 100 % and a second,
+    red-to-black scale from 100 % to ``top_pct``, so 131 % looks different from 100 %."""
+    from matplotlib.colors import LinearSegmentedColormap, ListedColormap, TwoSlopeNorm
+
+    below = LinearSegmentedColormap.from_list("below", _BELOW)(np.linspace(0, 1, 200))
+    above = LinearSegmentedColormap.from_list("above", _ABOVE)(np.linspace(0, 1, 200))
+    cmap = ListedColormap(np.vstack([below, above]), name="twin_loading")
+    return cmap, TwoSlopeNorm(vmin=0.0, vcenter=100.0, vmax=float(top_pct))
+
+
+def _line_segments(net: pandapowerNet, xy: np.ndarray) -> list:
+    pos = {int(b): i for i, b in enumerate(net.bus.index)}
+    return [
+        (xy[pos[int(a)]], xy[pos[int(b)]])
+        for a, b in zip(net.line["from_bus"], net.line["to_bus"], strict=True)
+    ]
+
+
+def _station_marks(ax, net: pandapowerNet, xy: np.ndarray) -> None:
+    pos = {int(b): i for i, b in enumerate(net.bus.index)}
+    for i, (_, tr) in enumerate(net.trafo.iterrows()):
+        p = xy[pos[int(tr["lv_bus"])]]
+        ax.scatter(
+            [p[0]],
+            [p[1]],
+            marker="s",
+            s=120,
+            c="tab:blue",
+            edgecolors="k",
+            zorder=5,
+            label="transformer" if i == 0 else None,
+        )
+        ax.annotate(
+            f"{tr['sn_mva'] * 1e3:.0f} kVA",
+            p,
+            textcoords="offset points",
+            xytext=(8, 8),
+            fontsize=8,
+        )
+
+
+def _map_axes(ax, net: pandapowerNet) -> None:
+    """Fill the axes with the feeder: equal scales for geodata (the data limits grow to fit
+    the box, so a long feeder is not drawn as a sliver), no ticks."""
+    ax.autoscale()
+    ax.margins(0.05)
+    if _geo_xy(net) is not None:
+        ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def plot_feeder_loading(
     net: pandapowerNet,
     line_loading_max_pct: np.ndarray,
     path: str | Path,
     title: str | None = None,
     vmax_pct: float | None = None,
+    dt_h: float = 0.25,
+    hours_over: np.ndarray | None = None,
 ) -> Path:
-    """Draw the feeder with every cable coloured by its worst loading.
+    """Draw the feeder with every cable coloured by its highest loading over the period.
+
+    The colour scale is open-ended: green to red up to 100 %, then red to near black up to
+    ``max(150 %, the worst loading)``; overloaded cables are also drawn thicker and labelled
+    with their loading (and hours above 100 % when ``hours_over`` is given).
 
     Parameters
     ----------
     net : pandapowerNet
         The feeder.
     line_loading_max_pct : np.ndarray
-        ``(n_line,)`` worst loading of each line, %, ``net.line`` order (e.g.
+        ``(n_line,)`` highest loading of each line, %, ``net.line`` order (e.g.
         ``result.line_loading_pct.max(axis=0)``).
     path : str or Path
         Output image (format from the suffix, e.g. ``.png``).
     title : str, optional
         Figure title.
     vmax_pct : float, optional
-        Top of the colour scale (default: ``max(100, worst loading)``).
+        Top of the colour scale (default: ``max(150, worst loading)``).
+    dt_h : float
+        Step length, hours (for ``hours_over``'s label).
+    hours_over : np.ndarray, optional
+        ``(n_line,)`` hours each line spent above 100 %.
 
     Returns
     -------
@@ -141,18 +216,13 @@ def plot_feeder_loading(
         )
     xy = bus_coordinates(net)
     pos = {int(b): i for i, b in enumerate(net.bus.index)}
-    segs = [
-        (xy[pos[int(a)]], xy[pos[int(b)]])
-        for a, b in zip(net.line["from_bus"], net.line["to_bus"], strict=True)
-    ]
-    top = (
-        float(vmax_pct)
-        if vmax_pct
-        else max(100.0, float(np.nanmax(loading)) if len(loading) else 100.0)
-    )
-    norm = Normalize(vmin=0.0, vmax=top)
-    fig, ax = plt.subplots(figsize=(8, 6.5), dpi=120)
-    lc = LineCollection(segs, cmap="RdYlGn_r", norm=norm, linewidths=2.0)
+    segs = _line_segments(net, xy)
+    worst = float(np.nanmax(loading)) if len(loading) else 0.0
+    top = float(vmax_pct) if vmax_pct else max(150.0, 10.0 * np.ceil(worst / 10.0))
+    cmap, norm = loading_colours(top)
+    over = loading > 100.0
+    fig, ax = plt.subplots(figsize=(8.5, 7), dpi=120)
+    lc = LineCollection(segs, cmap=cmap, norm=norm, linewidths=np.where(over, 4.0, 2.0), zorder=2)
     lc.set_array(np.nan_to_num(loading))
     ax.add_collection(lc)
     ax.scatter(xy[:, 0], xy[:, 1], s=6, c="0.3", zorder=3, label="bus")
@@ -168,45 +238,140 @@ def plot_feeder_loading(
             linewidths=0.6,
             label="load",
         )
-    for i, (_, tr) in enumerate(net.trafo.iterrows()):
-        p = xy[pos[int(tr["lv_bus"])]]
-        ax.scatter(
-            [p[0]],
-            [p[1]],
-            marker="s",
-            s=120,
-            c="tab:blue",
-            edgecolors="k",
-            zorder=4,
-            label="transformer" if i == 0 else None,
-        )
-        ax.annotate(
-            f"{tr['sn_mva'] * 1e3:.0f} kVA",
-            p,
-            textcoords="offset points",
-            xytext=(8, 8),
-            fontsize=8,
-        )
-    cb = fig.colorbar(lc, ax=ax, shrink=0.85)
-    cb.set_label("worst cable loading (%)")
-    if len(loading):
-        k = int(np.nanargmax(loading))
+    _station_marks(ax, net, xy)
+    cb = fig.colorbar(lc, ax=ax, shrink=0.85, extend="max" if worst > top else "neither")
+    cb.set_label("highest cable loading over the period (% of ampacity)")
+    step = max(10.0, 10.0 * np.ceil((top - 100.0) / 30.0))
+    cb.set_ticks([0, 25, 50, 75, *np.arange(100.0, top + 1e-9, step)])
+    cb.ax.axhline(100.0, color="k", lw=1.2)
+    # label the overloaded cables (the five worst), or the most loaded one
+    order = np.argsort(-np.nan_to_num(loading, nan=-1.0))
+    labelled = [k for k in order if over[k]][:5] or list(order[:1])
+    for k in labelled:
         a, b = segs[k]
+        text = f"{loading[k]:.1f} %" if 100.0 < loading[k] < 101.0 else f"{loading[k]:.0f} %"
+        if hours_over is not None and over[k]:
+            text += f", {float(hours_over[k]):g} h"
         ax.annotate(
-            f"max {loading[k]:.0f} %",
+            text,
             (0.5 * (a[0] + b[0]), 0.5 * (a[1] + b[1])),
             textcoords="offset points",
             xytext=(6, -12),
             fontsize=8,
-            color="darkred",
+            color="darkred" if over[k] else "0.2",
+            fontweight="bold" if over[k] else "normal",
+            zorder=6,
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
         )
-    ax.autoscale()
-    ax.set_aspect("equal" if _geo_xy(net) is not None else "auto")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.legend(loc="best", fontsize=8)
-    ax.set_title(title or "Cable loading (worst step)")
+    n_over = int(over.sum())
+    ax.text(
+        0.01,
+        0.99,
+        f"{n_over} cable(s) above 100 % (thick)" if n_over else "no cable above 100 %",
+        transform=ax.transAxes,
+        fontsize=8,
+        va="top",
+    )
+    _map_axes(ax, net)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle(
+        title or "Cable loading: each cable's highest loading", fontsize=9, x=0.01, ha="left"
+    )
     fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def plot_bus_voltages(
+    net: pandapowerNet,
+    vm_min_pu: np.ndarray,
+    vm_max_pu: np.ndarray,
+    path: str | Path,
+    title: str | None = None,
+) -> Path:
+    """Two maps of the feeder: every bus coloured by its lowest voltage (left) and its
+    highest voltage (right) over the period; NaN buses (the MV bus, unenergised buses) grey.
+
+    The colour scale is centred on 1 p.u. (red below, blue above) and spans at least the
+    ±10 % band, further when a voltage lies outside it.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        The feeder.
+    vm_min_pu, vm_max_pu : np.ndarray
+        ``(n_bus,)`` per bus, ``net.bus`` order.
+    path : str or Path
+        Output image.
+    title : str, optional
+        Figure title.
+    """
+    from matplotlib.colors import TwoSlopeNorm
+
+    from twin.grid.compliance import BAND_95_PU
+
+    lo = np.asarray(vm_min_pu, dtype=float)
+    hi = np.asarray(vm_max_pu, dtype=float)
+    if lo.shape != (len(net.bus),) or hi.shape != (len(net.bus),):
+        raise ValueError(f"vm_min_pu and vm_max_pu must have shape ({len(net.bus)},)")
+    xy = bus_coordinates(net)
+    segs = _line_segments(net, xy)
+    finite = np.isfinite(lo) & np.isfinite(hi)
+    vmin = min(BAND_95_PU[0] - 0.02, float(lo[finite].min()) - 0.005) if finite.any() else 0.88
+    vmax = max(BAND_95_PU[1] + 0.02, float(hi[finite].max()) + 0.005) if finite.any() else 1.12
+    norm = TwoSlopeNorm(vmin=vmin, vcenter=1.0, vmax=vmax)
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 6.5), dpi=110, layout="constrained")
+    for ax, values, what in ((axes[0], lo, "lowest"), (axes[1], hi, "highest")):
+        ax.add_collection(LineCollection(segs, colors="0.6", linewidths=1.2, zorder=1))
+        sc = ax.scatter(
+            xy[finite, 0],
+            xy[finite, 1],
+            c=values[finite],
+            cmap="RdBu",
+            norm=norm,
+            s=36,
+            edgecolors="0.2",
+            linewidths=0.4,
+            zorder=3,
+        )
+        if (~finite).any():
+            ax.scatter(
+                xy[~finite, 0], xy[~finite, 1], s=20, c="0.75", zorder=2, label="MV / not LV"
+            )
+        _station_marks(ax, net, xy)
+        if finite.any():
+            k = int(np.nanargmin(values) if what == "lowest" else np.nanargmax(values))
+            name = net.bus["name"].iloc[k] if "name" in net.bus else None
+            label = name if isinstance(name, str) and name else f"bus {net.bus.index[k]}"
+            ax.scatter(
+                [xy[k, 0]],
+                [xy[k, 1]],
+                s=160,
+                facecolors="none",
+                edgecolors="k",
+                linewidths=1.5,
+                zorder=4,
+            )
+            ax.text(
+                0.01,
+                0.99,
+                f"{what}: {values[k]:.3f} p.u. at {label} (ringed)",
+                transform=ax.transAxes,
+                fontsize=8,
+                va="top",
+                color="darkred" if what == "lowest" else "navy",
+            )
+        _map_axes(ax, net)
+        ax.set_title(f"{what} voltage of each bus", fontsize=9)
+        ax.legend(loc="lower right", fontsize=8)
+    cb = fig.colorbar(sc, ax=axes, shrink=0.85)
+    cb.set_label("bus voltage (p.u.); black lines: the ±10 % band")
+    for lim in BAND_95_PU:
+        cb.ax.axhline(lim, color="k", lw=1.2)
+    fig.suptitle(title or "Bus voltages", fontsize=9, x=0.01, ha="left")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
@@ -232,9 +397,9 @@ def plot_duration_curve(
     """
     c = np.asarray(curve, dtype=float)
     hours = np.arange(1, len(c) + 1) * dt_h
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
-    ax.plot(hours, c, color="tab:blue", lw=1.5)
-    ax.axhline(100.0, color="tab:red", ls="--", lw=1, label="rating")
+    fig, ax = plt.subplots(figsize=(8.5, 4.4), dpi=120)
+    ax.plot(hours, c, color="tab:blue", lw=1.5, label="loading")
+    ax.axhline(100.0, color="tab:red", ls="--", lw=1, label="rating (100 %)")
     over = c > 100.0
     if over.any():
         ax.fill_between(
@@ -246,13 +411,13 @@ def plot_duration_curve(
             alpha=0.3,
             label=f"{over.sum() * dt_h:.1f} h above rating",
         )
-    ax.set_xlabel("hours of the period")
-    ax.set_ylabel("transformer loading (%)")
+    ax.set_xlabel("hours of the period at or above the loading (h)")
+    ax.set_ylabel("transformer loading (% of rating)")
     ax.set_xlim(0, max(hours[-1], dt_h) if len(hours) else 1)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(title or "Transformer loading duration curve")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(title or "Transformer loading duration curve", fontsize=9, loc="left")
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
