@@ -31,6 +31,15 @@ KPI_INFO: dict[str, tuple[str, str]] = {
     "trafo_peak_import_kw": ("transformer peak import", "kW"),
     "trafo_peak_export_kw": ("transformer peak export", "kW"),
     "line_max_loading_pct": ("max cable loading", "%"),
+    "technical_risk_events": ("technical risk: overload events", "count"),
+    "technical_risk_hours": ("technical risk: hours overloaded", "h"),
+    "technical_risk_kwh": ("technical risk: energy above rating", "kVAh"),
+    "technical_risk_worst_pct": ("technical risk: worst loading", "% of rating"),
+    "financial_risk_kwh": ("financial risk: flexibility not needed", "kWh"),
+    "financial_risk_eur": ("financial risk: its cost", "€"),
+    "forecast_trafo_rmae": ("forecast: feeder load rMAE", "share"),
+    "forecast_trafo_above_p90_share": ("forecast: outcomes above p90", "share"),
+    "forecast_pv_mape_4h": ("forecast: PV MAPE 4 h ahead", "share"),
     "lines_n_overloaded": ("cables ever above 100 %", "count"),
     "vm_min_pu": ("min voltage", "p.u."),
     "vm_max_pu": ("max voltage", "p.u."),
@@ -80,6 +89,12 @@ RUN_TABLE: tuple[str, ...] = (
     "comfort_days_met_share",
     "ev_shortfall_kwh_total",
     "ev_days_met_share",
+    "technical_risk_events",
+    "technical_risk_kwh",
+    "financial_risk_kwh",
+    "forecast_trafo_rmae",
+    "forecast_trafo_above_p90_share",
+    "forecast_pv_mape_4h",
 )
 
 #: The comparison study's table, in order.
@@ -88,6 +103,8 @@ COMPARE: tuple[str, ...] = (
     "trafo_peak_loading_pct",
     "trafo_hours_over_100pct_h",
     "line_max_loading_pct",
+    "technical_risk_events",
+    "technical_risk_kwh",
     "vm_min_pu",
     "comfort_days_met_share",
     "comfort_kelvin_hours_total",
@@ -111,6 +128,8 @@ REPORT: tuple[str, ...] = (
     "vm_min_pu",
     "comfort_days_met_share",
     "ev_days_met_share",
+    "technical_risk_events",
+    "technical_risk_kwh",
 )
 
 

@@ -169,6 +169,9 @@ class _PlanningConfig:
     preheat_k: float = key(1.0, "pre-heating allowed above the setpoint", 0, 10)
     comfort_rule: str = key("swing", "swing or band", choices=("swing", "band"))
     comfort_swing_k: float = key(1.0, "largest swing within a day", 0.1, 10)
+    comfort_margin_k: float = key(
+        0.0, "kept free below the top and the swing for unforeseen heat", 0, 1
+    )
     ev_range_km: float = key(150.0, "EV range due at the deadline or departure", 0, 1000)
     ev_deadline_h: float = key(6.0, "hour of day the EV range is due", 0, 24)
     ev_reserve_km: float = key(30.0, "range kept at all times", 0, 1000)

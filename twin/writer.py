@@ -386,6 +386,8 @@ def limits() -> dict[str, tuple[str, float]]:
         "trafo_hours_over_100pct_h": ("<=", 0.0),
         "line_max_loading_pct": ("<=", 100.0),
         "lines_n_overloaded": ("<=", 0.0),
+        "technical_risk_events": ("<=", 0.0),
+        "technical_risk_kwh": ("<=", 0.0),
         "vm_min_pu": (">=", BAND_ALWAYS_PU[0]),
         "vm_max_pu": ("<=", BAND_ALWAYS_PU[1]),
         "voltage_bus_weeks_compliant_share": (">=", 1.0),

@@ -68,6 +68,12 @@ class PlanningTerms:
         EV range due at the deadline (hour of day) or at departure, whichever comes first.
     ev_reserve_km : float
         Range kept at all times for an unplanned trip (:mod:`twin.service`).
+    comfort_margin_k : float
+        Kept free below the top of the comfort band and within the daily swing for heat the
+        HEMS cannot foresee (appliance and solar gains that differ from their forecast): the
+        plans and the HEMS pre-heat to ``preheat_k - comfort_margin_k`` and keep the day's
+        swing within ``comfort_swing_k - comfort_margin_k``. The service is still measured on
+        the full terms.
     horizon_h, resolution_h, fine_h : float
         Rolling horizon, plan period length, optional leading 15-minute part.
     replan_every_h, replan_at_h : float
@@ -82,6 +88,7 @@ class PlanningTerms:
     ev_range_km: float = 150.0
     ev_deadline_h: float = 6.0
     ev_reserve_km: float = 30.0
+    comfort_margin_k: float = 0.0
     horizon_h: float = 24.0
     resolution_h: float = 1.0
     fine_h: float = 0.0
@@ -110,6 +117,12 @@ class PlanningTerms:
         if self.comfort_rule == "swing" and self.comfort_swing_k <= 2 * COMFORT_TOL_K:
             raise _bad(
                 "comfort_swing_k", self.comfort_swing_k, f"give more than {2 * COMFORT_TOL_K} K"
+            )
+        if not 0.0 <= self.comfort_margin_k < min(self.comfort_swing_k, 1.0) / 2:
+            raise _bad(
+                "comfort_margin_k",
+                self.comfort_margin_k,
+                "give K from 0 to below half the swing (and 0.5 K)",
             )
         if self.ev_reserve_km < 0 or self.ev_reserve_km > self.ev_range_km:
             raise _bad("ev_reserve_km", self.ev_reserve_km, "give km from 0 to ev_range_km")
@@ -159,9 +172,13 @@ class PlanningTerms:
             self.comfort_band_k,
             self.ev_range_km,
             self.ev_deadline_h,
-            self.preheat_k,
+            max(self.preheat_k - self.comfort_margin_k, 0.0),
             ev_reserve_km=self.ev_reserve_km,
-            swing_k=self.comfort_swing_k if self.comfort_rule == "swing" else None,
+            swing_k=(
+                self.comfort_swing_k - self.comfort_margin_k
+                if self.comfort_rule == "swing"
+                else None
+            ),
         )
 
 

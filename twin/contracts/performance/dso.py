@@ -243,6 +243,7 @@ class DsoPlanner:
         infl = (exo.p_base_kw - exo.p_pv_kw)[:n_steps].sum(axis=1) + po.sum(axis=1)
         down = row_uplift_kw(coef, -np.ones_like(g.sign), q, v.n_households)[0]
         self.log.record(k0, infl, infl - down, infl + p10[0], exo.p_pv_kw[:n_steps].sum(axis=1))
+        self.log.record_households(k0, exo.p_base_kw[:n_steps], q["base_up_kw"], q["base_down_kw"])
         if t.margin_policy == "p50":
             return np.zeros_like(p10)
         if t.margin_policy == "fixed":
@@ -345,6 +346,8 @@ class DsoPlanner:
         keep = t < len(self.log.used_kw)
         t, steps = t[keep], steps[keep]
         self.log.used_kw[t] = (lf.infl_steps + self.uplift_trafo_kw)[steps]
+        self.log.p50_used_kw[t] = lf.infl_steps[steps]
+        self.log.planned_kw[t] = res.total_kw[period[steps]]
         s_max = float(self.grid.s_max[0])
         if not np.isfinite(s_max):  # no transformer limit: nothing ever binds
             return

@@ -30,10 +30,18 @@ import numpy as np
 
 from twin.timegrid import STEPS_PER_DAY
 
-__all__ = ["LEAD_BUCKETS_H", "ForecastLog", "row_uplift_kw"]
+__all__ = [
+    "LEAD_BUCKETS_H",
+    "ForecastLog",
+    "dynamic_uplift_kw",
+    "forecast_quality",
+    "household_quality",
+    "pinball",
+    "row_uplift_kw",
+]
 
 #: Lead-time buckets (hours) the errors are judged by.
-LEAD_BUCKETS_H = (0.0, 4.0, 12.0, 24.0, 48.0, 1e9)
+LEAD_BUCKETS_H = (0.0, 1.0, 4.0, 8.0, 12.0, 24.0, 48.0, 1e9)
 
 
 def row_uplift_kw(
@@ -76,7 +84,26 @@ class ForecastLog:
     def __post_init__(self) -> None:
         # what the DSO planned against while each step was carried out (financial risk)
         self.used_kw = np.full(self.n_steps, np.nan)  # forecast + uplift at the transformer
+        self.p50_used_kw = np.full(self.n_steps, np.nan)  # the point forecast in force
+        self.planned_kw = np.full(self.n_steps, np.nan)  # the plan's total at the transformer
         self.binding = np.zeros(self.n_steps, bool)  # the transformer row bound in the plan
+        # household base-load forecasts: the first issue of each day, its first 24 h
+        self.hh_k0: list[int] = []
+        self.hh_mean_kw: list[np.ndarray] = []  # (n, H)
+        self.hh_up_kw: list[np.ndarray] = []  # 90th percentile minus the mean
+        self.hh_down_kw: list[np.ndarray] = []  # the mean minus the 10th percentile
+
+    def record_households(
+        self, k0: int, mean: np.ndarray, up: np.ndarray, down: np.ndarray
+    ) -> None:
+        """Keep the households' base-load forecast of the first issue of each day."""
+        if self.hh_k0 and self.hh_k0[-1] // STEPS_PER_DAY == k0 // STEPS_PER_DAY:
+            return
+        n = min(len(mean), STEPS_PER_DAY)
+        self.hh_k0.append(k0)
+        self.hh_mean_kw.append(mean[:n].astype(np.float32))
+        self.hh_up_kw.append(up[:n].astype(np.float32))
+        self.hh_down_kw.append(down[:n].astype(np.float32))
 
     def record(
         self, k0: int, p50: np.ndarray, p10: np.ndarray, p90: np.ndarray, pv: np.ndarray
@@ -133,8 +160,47 @@ def pinball(y: np.ndarray, q_pred: np.ndarray, q: float) -> np.ndarray:
     return np.maximum(q * d, (q - 1.0) * d)
 
 
+def household_quality(log: ForecastLog, actual_kw: np.ndarray, first: int) -> dict[str, float]:
+    """Single households' base-load forecasts (the first issue of each day, 24 h ahead)
+    against their metered base load ``actual_kw`` ``(T, H)``: rMAE of the point forecast
+    (MAE over each household's p99 − p1 range, averaged over households), pinball loss of
+    the 10th and 90th percentiles and the point forecast (kW), and how often the outcome lay
+    above the 90th / below the 10th percentile."""
+    n_t = len(actual_kw)
+    ys, means, ups, downs = [], [], [], []
+    for k0, mean, up, down in zip(
+        log.hh_k0, log.hh_mean_kw, log.hh_up_kw, log.hh_down_kw, strict=True
+    ):
+        t = k0 + np.arange(len(mean))
+        ok = (t >= first) & (t < n_t)
+        ys.append(actual_kw[t[ok]])
+        means.append(mean[ok])
+        ups.append(up[ok])
+        downs.append(down[ok])
+    if not ys or not sum(len(y) for y in ys):
+        return {}
+    y, mean = np.concatenate(ys), np.concatenate(means).astype(float)
+    p90, p10 = mean + np.concatenate(ups), mean - np.concatenate(downs)
+    span = np.percentile(actual_kw[first:], 99, axis=0) - np.percentile(
+        actual_kw[first:], 1, axis=0
+    )
+    span = np.where(span > 1e-9, span, 1.0)
+    return {
+        "forecast_household_rmae": float((np.abs(y - mean).mean(axis=0) / span).mean()),
+        "forecast_household_pinball_p10_kw": float(pinball(y, p10, 0.1).mean()),
+        "forecast_household_pinball_p50_kw": float(pinball(y, mean, 0.5).mean()),
+        "forecast_household_pinball_p90_kw": float(pinball(y, p90, 0.9).mean()),
+        "forecast_household_above_p90_share": float((y > p90 + 1e-9).mean()),
+        "forecast_household_below_p10_share": float((y < p10 - 1e-9).mean()),
+    }
+
+
 def forecast_quality(
-    log: ForecastLog, actual_kw: np.ndarray, actual_pv_kw: np.ndarray, first: int
+    log: ForecastLog,
+    actual_kw: np.ndarray,
+    actual_pv_kw: np.ndarray,
+    first: int,
+    actual_base_kw: np.ndarray,
 ) -> dict[str, float]:
     """The DSO's forecasts of the feeder's inflexible load judged against what happened
     (steps from ``first``, the reported window), by lead-time bucket: rMAE of the median
@@ -179,6 +245,7 @@ def forecast_quality(
     out["forecast_trafo_rmae"] = float(np.abs(y - p50).mean() / span)
     out["forecast_trafo_above_p90_share"] = float((y > a["p90"] + 1e-9).mean())
     out["forecast_trafo_below_p10_share"] = float((y < a["p10"] - 1e-9).mean())
+    out.update(household_quality(log, actual_base_kw, first))
     at4h = a["lead"] == 16
     day = at4h & (a["pv"] > 0.05 * max(float(actual_pv_kw.max()), 1e-9))
     if day.any():
