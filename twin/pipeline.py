@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from twin.config import validate
 from twin.contracts import make_contract
 from twin.grid.compliance import grid_kpis
+from twin.grid.feeders import check_radial
 from twin.grid.powerflow import BatchPowerFlow
 from twin.inputs import build_inputs
 from twin.kpi import household_kpis
@@ -29,6 +30,10 @@ from twin.tariffs import bill_kpis, bills
 __all__ = ["RunResult", "config_to_yaml", "run"]
 
 log = logging.getLogger("twin")
+
+#: Contracts whose DSO plans on the linear (radial) feeder model: a meshed feeder is refused
+#: with one line before anything is simulated.
+RADIAL_CONTRACTS = frozenset({"performance"})
 
 
 def run(
@@ -45,6 +50,8 @@ def run(
     contract = make_contract(cfg.contract)
     inputs = build_inputs(cfg, scenario)
     feeder = inputs.feeder
+    if contract.name in RADIAL_CONTRACTS:
+        check_radial(feeder.net, feeder.name, needed_by=f"contract={contract.name}")
     timings["inputs"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
