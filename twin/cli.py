@@ -348,12 +348,15 @@ def _composition(err: Any, overrides: Sequence[str]) -> str:
     return head.rstrip(".:") + (": " + " ".join(lines[1:]) if lines[1:] else "")
 
 
-def _os_error(err: OSError) -> str:
+def _os_error(err: OSError, folder: Path | None = None) -> str:
     import errno
 
     where = err.filename or err.filename2
     reason = os.strerror(err.errno) if err.errno else (_first_line(err) or type(err).__name__)
-    target = f"cannot write into {Path(str(where)).parent}" if where else "cannot write the results"
+    if where:
+        target = f"cannot write into {Path(str(where)).parent}"
+    else:
+        target = f"cannot write into {folder}" if folder else "cannot write the results"
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"{target}: {reason}: free some space, or choose another paths.results_dir"
     if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
@@ -364,10 +367,13 @@ def _os_error(err: OSError) -> str:
     return f"{where or 'a file'}: {reason}: check the path and its folder"
 
 
-def describe(err: BaseException, overrides: Sequence[str] = ()) -> tuple[str, int]:
+def describe(
+    err: BaseException, overrides: Sequence[str] = (), folder: Path | None = None
+) -> tuple[str, int]:
     """The one line (after ``twin: error: ``) and the exit status for an error that ended a
     call: twin's own :class:`TwinError`, Hydra's composition and override errors, OmegaConf's
     value errors, file-system errors, interrupts; anything else is reported as a bug (exit 1).
+    ``folder``: the run or sweep folder, named when a file-system error does not say which.
     """
     from hydra.errors import (
         CompactHydraException,
@@ -402,14 +408,13 @@ def describe(err: BaseException, overrides: Sequence[str] = ()) -> tuple[str, in
         return _one_line(_composition(err, overrides)), EXIT_BAD_INPUT
     if isinstance(err, OmegaConfBaseException):
         key = err.full_key or err.key
-        what = f"{key}: " if key else ""
-        return (
-            _one_line(
-                f"{what}{_first_line(err.msg or err)}: fix this value (an interpolation "
-                "${...} must name an existing key)"
-            ),
-            EXIT_BAD_INPUT,
+        text = _first_line(err.msg or err)
+        fix = (
+            "fix the value: an interpolation ${...} must name an existing key of the config"
+            if "nterpolation" in text
+            else "fix the value"
         )
+        return _one_line(f"{key + ': ' if key else ''}{text}: {fix}"), EXIT_BAD_INPUT
     if isinstance(err, CompactHydraException | HydraException):
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
         return _one_line(": ".join(lines[:2]) or type(err).__name__), EXIT_BAD_INPUT
@@ -425,7 +430,7 @@ def describe(err: BaseException, overrides: Sequence[str] = ()) -> tuple[str, in
     chain: BaseException | None = err
     while chain is not None:  # an OSError, possibly wrapped (logging's dictConfig wraps it)
         if isinstance(chain, OSError):
-            return _one_line(_os_error(chain)), EXIT_BAD_INPUT
+            return _one_line(_os_error(chain, folder)), EXIT_BAD_INPUT
         chain = chain.__cause__ or chain.__context__
     return (
         _one_line(
@@ -516,19 +521,28 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="twin-watch-parent", daemon=True).start()
 
 
-class SweepReport(Callback):
-    """Hydra callback (``hydra/callbacks=twin``): after a sweep, count the jobs that left a
-    new ``FAILED`` marker, so the call ends with one line and exit 2 instead of exit 0.
-
-    Runs in the twin process; the jobs may run anywhere (joblib workers, Slurm nodes): the
+class CallReport(Callback):
+    """Hydra callback (``hydra/callbacks=twin``, selected by :func:`main`) in the twin process:
+    it records the single run's folder (so :func:`main` can remove it when the call fails
+    before twin wrote anything, e.g. Hydra's own files on a full disk) and, after a sweep,
+    counts the jobs that left a new ``FAILED`` marker, so the call ends with one line and
+    exit 2 instead of exit 0. The jobs may run anywhere (joblib workers, Slurm nodes): the
     markers in the sweep folder are what they share."""
 
-    last: SweepReport | None = None
+    last: CallReport | None = None
 
     def __init__(self) -> None:
+        self.run_dir: Path | None = None
         self.sweep_dir: Path | None = None
         self.before: dict[Path, int] = {}
         self.jobs_before: dict[Path, int] = {}
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        CallReport.last = self
+        try:
+            self.run_dir = Path(str(config.hydra.run.dir)).absolute()
+        except Exception:  # noqa: BLE001 - Hydra reports a broken run.dir itself
+            self.run_dir = None
 
     def _markers(self) -> dict[Path, int]:
         if self.sweep_dir is None or not self.sweep_dir.is_dir():
@@ -543,10 +557,10 @@ class SweepReport(Callback):
         return found
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        CallReport.last = self
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
         self.before = self._markers()
         self.jobs_before = self._jobs()
-        SweepReport.last = self
 
     def _jobs(self) -> dict[Path, int]:
         if self.sweep_dir is None or not self.sweep_dir.is_dir():
@@ -609,7 +623,7 @@ def _job_failed(err: BaseException, cfg: DictConfig) -> Any:
         log.error(line)  # the job's log file and the terminal (stdout); twin-report reads FAILED
         mark_failed(out_dir, line)
         if isinstance(err, Exception):
-            return {"failed": line}  # the sweep goes on; SweepReport counts it
+            return {"failed": line}  # the sweep goes on; CallReport counts it
         raise err
     hydra_files = tuple(f for f in (hc.output_subdir, f"{hc.job.name}.log") if f)
     if not RunFolder.discard_if_empty(out_dir, hydra_files):
@@ -644,7 +658,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     overrides = [a for a in argv if not a.startswith("-")]
     debug = _debug_requested(overrides)
-    SweepReport.last = None
+    CallReport.last = None
     try:
         overrides, _ = _precheck(argv)
         debug = _debug_requested(overrides)
@@ -654,11 +668,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.environ["HYDRA_FULL_ERROR"] = "1"
         os.environ[_MAIN_PID] = f"{socket.gethostname()}:{os.getpid()}"
         logging.raiseExceptions = False  # a full disk must not print logging's tracebacks
-        # the sweep bookkeeping (SweepReport), unless the user chose callbacks of their own
+        # the sweep bookkeeping (CallReport), unless the user chose callbacks of their own
         own = any(o.split("=", 1)[0].lstrip("+~") == "hydra/callbacks" for o in overrides)
         sys.argv = [saved_argv[0], *argv, *([] if own else ["hydra/callbacks=twin"])]
         _app()
-        summary = SweepReport.last.summary() if SweepReport.last is not None else None
+        summary = CallReport.last.summary() if CallReport.last is not None else None
         if summary is not None:
             print(f"twin: error: {summary}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
@@ -666,10 +680,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise
     except BaseException as err:  # noqa: BLE001 - every failure ends in one line
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        line, status = describe(err, overrides)
+        report = CallReport.last
+        folder = report and (report.sweep_dir or report.run_dir)
+        line, status = describe(err, overrides, folder or None)
         if debug and not isinstance(err, _CallFailed):  # a failed job printed its own
             traceback.print_exception(err)
-        _cleanup_after_hydra(err, argv)
+        _cleanup_after_hydra()
         print(f"twin: error: {line}", file=sys.stderr)
         sys.exit(status)
     finally:
@@ -683,17 +699,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                 os.environ[k] = v
 
 
-def _cleanup_after_hydra(err: BaseException, argv: Sequence[str]) -> None:
-    """An OSError Hydra hit while preparing a single run's folder (a full disk): remove the
-    folder it left if it holds nothing but Hydra's own files."""
+def _cleanup_after_hydra() -> None:
+    """A single run that failed (in twin, or in Hydra's own preparation of its folder, e.g. a
+    full disk): remove its folder if it holds nothing but Hydra's own files."""
     from twin.writer import RunFolder
 
-    if "-m" in argv or "--multirun" in argv or not isinstance(err, OSError):
-        return
-    where = Path(str(err.filename)) if err.filename else None
-    if where is not None and ".hydra" in where.parts:
-        run_dir = Path(*where.parts[: where.parts.index(".hydra")])
-        RunFolder.discard_if_empty(run_dir, _HYDRA_FILES)
+    report = CallReport.last
+    if report is not None and report.run_dir is not None and report.sweep_dir is None:
+        RunFolder.discard_if_empty(report.run_dir, _HYDRA_FILES)
 
 
 if __name__ == "__main__":
