@@ -604,31 +604,43 @@ def _job_failed(err: BaseException, cfg: DictConfig) -> Any:
     """Bookkeeping of a failed job, in the process that ran it: the one line into its log and
     ``FAILED`` (a sweep job, or a single run whose folder holds earlier results), or no folder
     at all (a single run that wrote nothing). A sweep job's error stays in the job so the other
-    jobs finish; a single run's goes on to :func:`main`."""
+    jobs finish; a single run's goes on to :func:`main`. Never raises anything else: it may run
+    in a damaged interpreter (Ctrl-C in the middle of an import)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from twin.writer import RunFolder, mark_failed
-
-    hc = HydraConfig.get()
-    out_dir = Path(hc.runtime.output_dir)
-    # as typed: an override may hold an interpolation that does not resolve (seed=${oops})
-    overrides = [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
-    line, status = describe(err, overrides)
+    hc: Any = None
+    overrides: list[str] = []
+    try:
+        hc = HydraConfig.get()
+        # as typed: an override may hold an interpolation that does not resolve (seed=${oops})
+        overrides = [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
+        line, status = describe(err, overrides)
+    except Exception:  # noqa: BLE001
+        line, status = f"{type(err).__name__}: {_first_line(err)}", EXIT_BUG
     line = f"twin: error: {line}"
     if os.environ.get("TWIN_DEBUG", "") not in ("", "0") and not isinstance(err, KeyboardInterrupt):
         traceback.print_exception(err)
-    if hc.mode == RunMode.MULTIRUN:
-        log.error(line)  # the job's log file and the terminal (stdout); twin-report reads FAILED
-        mark_failed(out_dir, line)
+    sweep = hc is not None and hc.mode == RunMode.MULTIRUN
+    try:
+        from twin.writer import RunFolder, mark_failed
+
+        out_dir = Path(hc.runtime.output_dir)
+        if sweep:
+            log.error(line)  # the job's log and the terminal (stdout); twin-report reads FAILED
+            mark_failed(out_dir, line)
+        else:
+            hydra_files = tuple(f for f in (hc.output_subdir, f"{hc.job.name}.log") if f)
+            if not RunFolder.discard_if_empty(out_dir, hydra_files):
+                _log_to_files(line)  # the run's log file; main() prints the terminal's line
+                mark_failed(out_dir, line)
+    except Exception:  # noqa: BLE001 - the folder stays as it is (no DONE was written)
+        pass
+    if sweep:
         if isinstance(err, Exception):
             return {"failed": line}  # the sweep goes on; CallReport counts it
         raise err
-    hydra_files = tuple(f for f in (hc.output_subdir, f"{hc.job.name}.log") if f)
-    if not RunFolder.discard_if_empty(out_dir, hydra_files):
-        _log_to_files(line)  # the run's log file; the terminal gets the line from main()
-        mark_failed(out_dir, line)
     raise _CallFailed(line.removeprefix("twin: error: "), status) from err
 
 
@@ -702,11 +714,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _cleanup_after_hydra() -> None:
     """A single run that failed (in twin, or in Hydra's own preparation of its folder, e.g. a
     full disk): remove its folder if it holds nothing but Hydra's own files."""
-    from twin.writer import RunFolder
-
     report = CallReport.last
-    if report is not None and report.run_dir is not None and report.sweep_dir is None:
+    if report is None or report.run_dir is None or report.sweep_dir is not None:
+        return
+    try:
+        from twin.writer import RunFolder
+
         RunFolder.discard_if_empty(report.run_dir, _HYDRA_FILES)
+    except Exception:  # noqa: BLE001 - e.g. an import broken by Ctrl-C: the folder has no DONE
+        pass
 
 
 if __name__ == "__main__":
