@@ -656,6 +656,9 @@ def _app(cfg: DictConfig) -> dict[str, Any] | None:
     try:
         if study not in STUDIES:
             raise TwinError(f"study={study!r} is unknown: use one of {', '.join(STUDIES)}")
+        from twin.config import validate
+
+        validate(cfg)  # every bound, the study's too (a study composes its runs' configs anew)
         return STUDIES[study](cfg, _output_dir())
     except BaseException as err:  # noqa: BLE001 - every failure ends in one line
         return _job_failed(err, cfg)
