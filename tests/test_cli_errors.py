@@ -79,7 +79,7 @@ PROBES = [
     # Hydra's composition errors, shortened, with the fix
     (["contract=perfomance"], "did you mean contract=performance?"),
     (["hydra/launcher=nope"], "the options of hydra/launcher are basic, joblib, local"),
-    (["foo=1"], "foo is not a twin key"),
+    (["foo=1"], "config key 'foo' is not a twin key: the keys are seed, run_name,"),
     (["sim.dayz=3"], "sim.dayz is not a key of sim: did you mean sim.days?"),
     (["contract.horizon_h=3"], "it belongs to contract=capacity, dynamic, performance, tou"),
     (["sim.days=abc"], "sim.days=abc is invalid: give a whole number from 1 to 365"),

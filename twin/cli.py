@@ -33,7 +33,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from twin.catalog import RUN_TABLE, label, unit
-from twin.config import CONFIG_DIR
+from twin.config import CONFIG_DIR, validate
 from twin.errors import TwinError
 
 log = logging.getLogger("twin")
@@ -304,6 +304,8 @@ def _unknown_key(cause: Any) -> str:
             else "check the name"
         )
     )
+    if not parent:  # as twin.config.validate says it for +foo=1
+        return f"config key '{full_key}' is not a twin key: {hint}"
     return f"{full_key} is not {where}: {hint}"
 
 
@@ -656,8 +658,6 @@ def _app(cfg: DictConfig) -> dict[str, Any] | None:
     try:
         if study not in STUDIES:
             raise TwinError(f"study={study!r} is unknown: use one of {', '.join(STUDIES)}")
-        from twin.config import validate
-
         validate(cfg)  # every bound, the study's too (a study composes its runs' configs anew)
         return STUDIES[study](cfg, _output_dir())
     except BaseException as err:  # noqa: BLE001 - every failure ends in one line
