@@ -475,10 +475,14 @@ def _precheck(argv: Sequence[str]) -> tuple[list[str], bool]:
     """Read the command line as Hydra will (its argument parser, its override grammar), so an
     unknown flag or an override it cannot parse is one line naming it. Returns the overrides
     and whether the call is a sweep (``-m``)."""
-    from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
+    try:  # Hydra's own parser of the command line (internal: hydra.main uses it)
+        from hydra._internal.utils import get_args_parser
+    except ImportError:  # a Hydra that moved it: Hydra itself still reads the command line
+        plain = [a for a in argv if not a.startswith("-")]
+        return plain, "-m" in argv or "--multirun" in argv
     parser = get_args_parser()
 
     def refuse(message: str) -> None:
