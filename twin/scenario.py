@@ -3,12 +3,16 @@
 A scenario lives in ``twin/scenarios/<name>.yaml``. Every parameter is a mapping with either
 ``value`` (one number) or ``range`` ([low, high], sampled uniformly per household) and a
 ``source`` string. ``extends: <other scenario>`` takes every parameter of the other scenario
-that the file does not set itself (so shared device and dwelling numbers stand in one place). ``SCHEMA`` below lists every field with the bounds a value must respect; a
-missing or out-of-range field gives a one-line :class:`~twin.errors.TwinError` naming it.
+that the file does not set itself (so shared device and dwelling numbers stand in one place).
+``SCHEMA`` below lists every section and field with the bounds a value must respect; a missing,
+out-of-range or unknown field, and an unknown section (``adoptoin:``), gives a one-line
+:class:`~twin.errors.TwinError` naming it (with the nearest known name), in the file that has
+it, so a typo never silently falls back to the parent's numbers.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -66,6 +70,15 @@ SCHEMA: dict[str, dict[str, tuple[float, float]]] = {
         "roundtrip_efficiency": (0.3, 1.0),
     },
 }
+
+
+#: Keys of a scenario file besides the SCHEMA sections.
+META_KEYS = ("name", "year", "description", "extends")
+
+
+def _hint(name: str, known: list[str]) -> str:
+    near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"did you mean {near[0]}? " if near else ""
 
 
 @dataclass(frozen=True)
@@ -165,6 +178,33 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _check_names(path: Path, data: dict[str, Any]) -> None:
+    """Every key of one scenario file is a known section or field (before parents are merged,
+    so the message names the file with the typo)."""
+    sections = sorted(SCHEMA)
+    for key, value in data.items():
+        key = str(key)
+        if key in META_KEYS:
+            continue
+        if key not in SCHEMA:
+            raise TwinError(
+                f"scenario {path.name}: unknown section '{key}': {_hint(key, [*sections, *META_KEYS])}"
+                f"the sections are {', '.join(sections)} (and {', '.join(META_KEYS)})"
+            )
+        if not isinstance(value, dict):
+            raise TwinError(
+                f"scenario {path.name}: section '{key}' is a {type(value).__name__}, not a "
+                "mapping: give its fields as 'field: {value: <number>, source: <text>}'"
+            )
+        fields = sorted(SCHEMA[key])
+        for name in map(str, value):
+            if name not in SCHEMA[key]:
+                raise TwinError(
+                    f"scenario {path.name}: unknown field {key}.{name}: "
+                    f"{_hint(name, fields)}the fields of {key} are {', '.join(fields)}"
+                )
+
+
 def _read_with_parents(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     """The file's data with ``extends`` resolved (the child's parameters win)."""
     if path in seen:
@@ -172,6 +212,7 @@ def _read_with_parents(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
             f"scenario {path.name} extends itself (through {seen[-1].name}): break the cycle"
         )
     data = _read_yaml(path)
+    _check_names(path, data)
     parent_name = data.pop("extends", None)
     if parent_name is None:
         return data
