@@ -40,6 +40,8 @@ __all__ = [
     "row_uplift_kw",
 ]
 
+#: Relative slack of the coverage counts: the log keeps float32 forecasts.
+_TOL = 1e-5
 #: Lead-time buckets (hours) the errors are judged by.
 LEAD_BUCKETS_H = (0.0, 1.0, 4.0, 8.0, 12.0, 24.0, 48.0, 1e9)
 
@@ -185,13 +187,14 @@ def household_quality(log: ForecastLog, actual_kw: np.ndarray, first: int) -> di
         actual_kw[first:], 1, axis=0
     )
     span = np.where(span > 1e-9, span, 1.0)
+    tol = _TOL * np.maximum(np.abs(y), 1.0)
     return {
         "forecast_household_rmae": float((np.abs(y - mean).mean(axis=0) / span).mean()),
         "forecast_household_pinball_p10_kw": float(pinball(y, p10, 0.1).mean()),
         "forecast_household_pinball_p50_kw": float(pinball(y, mean, 0.5).mean()),
         "forecast_household_pinball_p90_kw": float(pinball(y, p90, 0.9).mean()),
-        "forecast_household_above_p90_share": float((y > p90 + 1e-9).mean()),
-        "forecast_household_below_p10_share": float((y < p10 - 1e-9).mean()),
+        "forecast_household_above_p90_share": float((y > p90 + tol).mean()),
+        "forecast_household_below_p10_share": float((y < p10 - tol).mean()),
     }
 
 
@@ -239,12 +242,14 @@ def forecast_quality(
         out[f"forecast_trafo_rmae_{tag}"] = float(np.abs(y - a["p50"][sel]).mean() / span)
         for q, key in ((0.1, "p10"), (0.5, "p50"), (0.9, "p90")):
             out[f"forecast_trafo_pinball_{key}_{tag}_kw"] = float(pinball(y, a[key][sel], q).mean())
-        out[f"forecast_trafo_above_p90_share_{tag}"] = float((y > a["p90"][sel] + 1e-9).mean())
-        out[f"forecast_trafo_below_p10_share_{tag}"] = float((y < a["p10"][sel] - 1e-9).mean())
+        tol = _TOL * np.maximum(np.abs(y), 1.0)
+        out[f"forecast_trafo_above_p90_share_{tag}"] = float((y > a["p90"][sel] + tol).mean())
+        out[f"forecast_trafo_below_p10_share_{tag}"] = float((y < a["p10"][sel] - tol).mean())
     y, p50 = a["y"], a["p50"]
     out["forecast_trafo_rmae"] = float(np.abs(y - p50).mean() / span)
-    out["forecast_trafo_above_p90_share"] = float((y > a["p90"] + 1e-9).mean())
-    out["forecast_trafo_below_p10_share"] = float((y < a["p10"] - 1e-9).mean())
+    tol = _TOL * np.maximum(np.abs(y), 1.0)
+    out["forecast_trafo_above_p90_share"] = float((y > a["p90"] + tol).mean())
+    out["forecast_trafo_below_p10_share"] = float((y < a["p10"] - tol).mean())
     out.update(household_quality(log, actual_base_kw, first))
     at4h = a["lead"] == 16
     day = at4h & (a["pv"] > 0.05 * max(float(actual_pv_kw.max()), 1e-9))
