@@ -246,7 +246,7 @@ def test_margin_policies_lower_the_limits_as_they_say(constrained):
 def test_financial_risk_recomputed_from_the_run_folder(constrained):
     """Capacity withheld when the transformer limit bound the plan but the realised
     uncontrollable load stayed below what the DSO planned on."""
-    for _, (r, folder) in constrained.items():
+    for _r, folder in constrained.values():
         k = json.loads((folder / "kpis.json").read_text())
         f = pd.read_parquet(folder / "feeder.parquet")
         h = pd.read_parquet(folder / "households.parquet")
