@@ -162,12 +162,15 @@ class PerfectForecaster(Forecaster):
         """How far the households' inflexible load (base load − PV) may lie above (``up``) and
         below (``down``) the point forecast: the 90th and 10th percentiles' distance, per
         household and step, and the parts from base load and PV; ``agg_base_*`` for the
-        feeder's households together (the diversity between them). Perfect foresight: 0."""
+        feeder's households together (the diversity between them); ``other_*`` for the
+        feeder's other loads together. Perfect foresight: 0."""
         zero = np.zeros((n, len(households)))
         keys = ("up_kw", "down_kw", "base_up_kw", "base_down_kw", "pv_up_kw", "pv_down_kw")
         return {k: zero for k in keys} | {
             "agg_base_up_kw": np.zeros(n),
             "agg_base_down_kw": np.zeros(n),
+            "other_up_kw": np.zeros(n),
+            "other_down_kw": np.zeros(n),
         }
 
     def firm_load_kw(self, k0: int, n: int, households: np.ndarray) -> np.ndarray:
@@ -210,6 +213,9 @@ class ForecastSettings:
         Each issue rescales the learned forecast by the ratio of the measured to the forecast
         load over the latest ``level_days`` before it (0: off), so the forecast follows a level
         that drifts faster than its week-old lags.
+    nowcast_h : float
+        The error of the latest measured step carries into the first steps of each issue,
+        fading as ``exp(-lead / nowcast_h)`` (persistence of the last error; 0: off).
     t_sigma0_k, t_sigma24_k : float
         Outdoor-temperature forecast error (standard deviation) at lead 0 and 24 h; it grows
         with the square root of lead time.
@@ -227,6 +233,7 @@ class ForecastSettings:
     history_days: int = 56
     retrain_every_days: int = 28
     level_days: float = 1.0
+    nowcast_h: float = 1.0
     t_sigma0_k: float = 0.3
     t_sigma24_k: float = 1.3
     ghi_sigma4h: float = 0.30
@@ -333,6 +340,7 @@ class StatisticalForecaster(PerfectForecaster):
         self._rows = np.concatenate([h["year_rows"], year_rows])
         self._declared = declared_trips(exo.trips, settings, np.random.default_rng([seed, 7]))
         self._models: dict[str, Any] = {}
+        self._other_err_q = (0.0, 0.0)  # 10th, 90th percentile of the other loads' error (kW)
         self._trained_at: int | None = None
         self._block: dict[str, np.ndarray] = {}
         self._block_start = self._block_end = 0
@@ -434,6 +442,10 @@ class StatisticalForecaster(PerfectForecaster):
                 lgb.Dataset(xa, ya),
                 num_boost_round=s.n_estimators,
             )
+        if self._other is not None:  # the seasonal-naive error of the other loads
+            o = self._other.sum(axis=1)
+            err = o[t_abs] - o[t_abs - 7 * STEPS_PER_DAY]
+            self._other_err_q = (float(np.quantile(err, 0.1)), float(np.quantile(err, 0.9)))
         self._trained_at = now
         self.n_trainings += 1
         self.train_s += _time.perf_counter() - t0
@@ -526,7 +538,16 @@ class StatisticalForecaster(PerfectForecaster):
         ghi = np.maximum(x.ghi_w_m2[rows] * np.exp(e_g - 0.5 * sig_g**2), 0.0)
         base, agg = self._base_quantiles(rows)
         r_hh, r_agg = self._level_ratio(k0)
-        issue = Issue(k0, rows, x.t_out_c[rows] + e_t, ghi, sig_g, base * r_hh, agg * r_agg)
+        base, agg = base * r_hh, agg * r_agg
+        if self.settings.nowcast_h > 0:  # the last measured error fades over the first steps
+            last, last_agg = self._base_quantiles(np.array([k0 - 1]))
+            err = self._base[k0 - 1 + self._n_hist] - last[3, 0] * r_hh  # (H,)
+            fade = np.exp(-(np.arange(n) + 1) * DT_H / self.settings.nowcast_h)[:, None]
+            base = base + fade[None] * err[None, None, :]
+            agg = agg + fade[:, 0][None] * float(err.sum())
+            np.maximum(base, 0.0, out=base)
+            np.maximum(agg, 0.0, out=agg)
+        issue = Issue(k0, rows, x.t_out_c[rows] + e_t, ghi, sig_g, base, agg)
         self._issues = {k0: issue}  # one issue time at a time
         return issue
 
@@ -574,6 +595,8 @@ class StatisticalForecaster(PerfectForecaster):
             "pv_down_kw": pv_high - pv,
             "agg_base_up_kw": a[2] - a[1],
             "agg_base_down_kw": a[1] - a[0],
+            "other_up_kw": np.full(n, max(self._other_err_q[1], 0.0)),
+            "other_down_kw": np.full(n, max(-self._other_err_q[0], 0.0)),
         }
 
     def firm_load_kw(self, k0: int, n: int, households: np.ndarray) -> np.ndarray:

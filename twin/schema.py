@@ -118,6 +118,7 @@ class ForecastConfig:
     history_days: int = key(56, "days of the feeder's past the models learn from", 15, 365)
     retrain_every_days: int = key(28, "models learned again this often", 1, 365)
     level_days: float = key(1.0, "level correction from the latest measured days (0: off)", 0, 14)
+    nowcast_h: float = key(1.0, "the last measured error fades over this long (0: off)", 0, 48)
     t_sigma0_k: float = key(0.3, "temperature forecast error at lead 0 (K)", 0, 10)
     t_sigma24_k: float = key(1.3, "temperature forecast error at 24 h (K)", 0, 10)
     ghi_sigma4h: float = key(0.3, "relative irradiance error 4 h ahead", 0, 3)

@@ -243,8 +243,9 @@ class PerformanceContract(Contract):
     def feeder_timeseries(self) -> dict[str, np.ndarray]:
         """What the DSO planned on at the transformer while each step was carried out (the
         plan in force): its point forecast of everything not controllable, that forecast
-        with the margin policy's uplift, the plan's total, and whether the transformer limit
-        bound the plan (financial risk: ``feeder.parquet``)."""
+        with the margin policy's uplift, the plan's total (controllable plan plus the point
+        forecast), and whether the transformer limit bound the plan (financial risk:
+        ``feeder.parquet``)."""
         log = self.dso.log
         return {
             "dso_inflexible_p50_kw": log.p50_used_kw,

@@ -14,7 +14,9 @@ forecast:
   other; PV errors of one weather fully correlated across households; base-load errors
   diversify: ``D`` is the ratio of the households' total's spread (its own quantile model) to
   the sum of their spreads, scaled by ``sqrt(N / m)`` for a row over ``m`` of the ``N``
-  households (independent errors add as the square root), never above 1;
+  households (independent errors add as the square root), never above 1; the feeder's other
+  loads add their own seasonal-naive error (its 90th percentile over the training window) in
+  proportion to the row's sensitivity to them, independent of the rest;
 * ``fixed`` — ``margin_fixed_share`` of the row's limit;
 * ``dynamic`` — the ``margin_dynamic_quantile`` of the forecast errors of the feeder's
   inflexible load over the last ``margin_dynamic_days`` (measured: forecast issued then,
@@ -47,13 +49,18 @@ LEAD_BUCKETS_H = (0.0, 1.0, 4.0, 8.0, 12.0, 24.0, 48.0, 1e9)
 
 
 def row_uplift_kw(
-    coef: np.ndarray, sign: np.ndarray, q: dict[str, np.ndarray], n_households: int
+    coef: np.ndarray,
+    sign: np.ndarray,
+    q: dict[str, np.ndarray],
+    n_households: int,
+    coef_other: np.ndarray | None = None,
 ) -> np.ndarray:
     """``(R, n)`` the p10 uplift of each row (module docstring).
 
     ``coef``: ``(R, H)`` every row's sensitivity to each household's load; ``q``: the
     forecaster's spreads (:meth:`twin.forecast.Forecaster.inflexible_quantiles_kw`) over
-    ``n`` steps.
+    ``n`` steps. ``coef_other``: ``(R,)`` each row's sensitivity to the other (non-household)
+    loads together (their error adds as independent of the households').
     """
     c = np.abs(coef)
     r = len(sign)
@@ -68,6 +75,9 @@ def row_uplift_kw(
         scale = np.sqrt(n_households / m[rows])[:, None]
         div = np.minimum(d[None, :] * scale, 1.0)
         up[rows] = np.hypot(div * (c[rows] @ base.T), c[rows] @ pv.T)
+        if coef_other is not None and f"other_{direction}_kw" in q:
+            other = np.abs(coef_other[rows])[:, None] * q[f"other_{direction}_kw"][None, :]
+            up[rows] = np.hypot(up[rows], other)
     return up
 
 
