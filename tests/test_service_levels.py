@@ -114,7 +114,12 @@ def comfort_case(dev: np.ndarray, q_heat: np.ndarray, rule: str = "swing"):
     m = FeederModel(small_inputs(n=2, days=1), FirmContract(), seed=3)
     f = m.fleet
     t = f.setpoint_c + dev
-    return comfort_measures(t, q_heat, f, ServiceLevels(comfort_rule=rule)), f
+    # weather and gains that hold each house at its setpoint with no heat: the thermostat's
+    # counterfactual home needs none, so only the given heat can warm a house above it
+    t_out = np.full(len(dev), 10.0)
+    q_gain = np.broadcast_to((f.setpoint_c - 10.0) / f.r_k_per_kw, dev.shape)
+    levels = ServiceLevels(comfort_rule=rule)
+    return comfort_measures(t, q_heat, f, levels, t_out, q_gain, f.setpoint_c), f
 
 
 def test_comfort_counts_both_sides_but_not_warmth_pre_heating_did_not_bring():
@@ -211,25 +216,31 @@ def _recompute(folder) -> dict[str, float]:
     k = json.loads((folder / "kpis.json").read_text())
     n = len(s)
     wide = {c: hh.pivot(index="time", columns="household", values=c).to_numpy() for c in (
-        "t_in_c", "q_hp_kw", "q_boiler_kw", "ev_soc_kwh", "ev_home", "ev_departure", "ev_trip_kwh"
+        "t_in_c", "q_hp_kw", "q_boiler_kw", "q_gain_kw", "ev_soc_kwh", "ev_home", "ev_departure",
+        "ev_trip_kwh",
     )}  # fmt: skip
+    t_out = pd.read_parquet(folder / "feeder.parquet")["t_out_c"].to_numpy()
     n_t = len(wide["t_in_c"])
     days = n_t // STEPS_PER_DAY
     hp = (s["heat_pump"] != "none").to_numpy()
     ev = s["ev"].to_numpy() & (s["ev_capacity_kwh"].to_numpy() > 0)
-    # comfort: heating's own warming, both sides, the swing
+    # comfort: how much warmer than a thermostat at the setpoint would have kept the home
     r, c = s["r_k_per_kw"].to_numpy(), s["c_kwh_per_k"].to_numpy()
     a = np.exp(-DT_H / (r * c))
     t_in, setpoint = wide["t_in_c"], s["setpoint_c"].to_numpy()
-    rise, x = np.zeros((n_t, n)), np.zeros(n)
-    for t in range(n_t):  # the warming of heat delivered beyond holding the setpoint
+    q_max = np.where(s["heat_pump"] == "all-electric", s["hp_q_max_kw"].to_numpy(), np.inf)
+    rise, y = np.zeros((n_t, n)), np.zeros(n)
+    start = s["start_t_in_c"].to_numpy()
+    for t in range(n_t):
+        t_cf = start - y
+        need = (setpoint - a * t_cf - (1 - a) * t_out[t]) / ((1 - a) * r) - wide["q_gain_kw"][t]
         q = wide["q_hp_kw"][t] + wide["q_boiler_kw"][t]
-        q_pre = np.minimum(q, np.maximum(t_in[t] - setpoint, 0) / ((1 - a) * r))
-        x = a * x + (1 - a) * r * q_pre
-        rise[t] = x
+        y = a * y + (1 - a) * r * (q - np.clip(need, 0, q_max))
+        rise[t] = y
+        start = t_in[t]
     below = np.maximum(s["comfort_min_c"].to_numpy() - t_in, 0)
     warm = np.maximum(t_in - setpoint, 0)
-    pre = np.minimum(warm, rise)
+    pre = np.clip(rise, 0, warm)
     above = np.maximum(pre - (s["comfort_max_c"].to_numpy() - setpoint), 0)
     ctrl = (t_in - setpoint - (warm - pre))[: days * STEPS_PER_DAY]
     ctrl = ctrl.reshape(days, STEPS_PER_DAY, n)

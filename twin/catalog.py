@@ -54,7 +54,7 @@ KPI_INFO: dict[str, tuple[str, str]] = {
     "heat_pump_kwh_per_all_electric": ("energy per all-electric heat pump", "kWh"),
     "ev_kwh_per_ev": ("energy per EV (home charging)", "kWh"),
     "heat_from_boilers_kwh": ("hybrids' boiler heat", "kWh"),
-    "comfort_kelvin_hours_total": ("comfort: K·h below band (all)", "K·h"),
+    "comfort_kelvin_hours_total": ("comfort: K·h outside the band (all)", "K·h"),
     "comfort_kelvin_hours_worst_household": ("comfort: K·h, worst household", "K·h"),
     "comfort_days_met_share": ("comfort: household-days met", "share"),
     "ev_shortfall_kwh_total": ("EV: energy short at deadline", "kWh"),

@@ -15,7 +15,14 @@ import numpy as np
 
 from twin.devices.ev import CHARGE_EFFICIENCY, TripSchedule
 from twin.fleet import Fleet
-from twin.service import ServiceLevels, ev_due, full_power_soc, preheat_rise_k, trips_at_departure
+from twin.service import (
+    ServiceLevels,
+    ev_due,
+    full_power_soc,
+    preheat_warming_k,
+    thermostat_q_max_kw,
+    trips_at_departure,
+)
 from twin.timegrid import DT_H, STEPS_PER_DAY
 
 __all__ = [
@@ -49,25 +56,42 @@ class ComfortMeasures:
 
 
 def comfort_measures(
-    t_in_c: np.ndarray, q_heat_kw: np.ndarray, fleet: Fleet, levels: ServiceLevels
+    t_in_c: np.ndarray,
+    q_heat_kw: np.ndarray,
+    fleet: Fleet,
+    levels: ServiceLevels,
+    t_out_c: np.ndarray,
+    q_gain_kw: np.ndarray,
+    t0_c: np.ndarray | None = None,
 ) -> ComfortMeasures:
     """Both sides of the band and the daily swing.
 
-    ``q_heat_kw``: heat delivered (heat pump + boiler) per step. Warmth above the band counts
-    only as far as pre-heating brought it (:func:`twin.service.preheat_rise_k`); the swing is
-    measured on the temperature with the rest of the warmth above the setpoint taken out.
+    ``q_heat_kw``: heat delivered (heat pump + boiler) per step; ``t_out_c``, ``q_gain_kw``:
+    the weather and gains; ``t0_c``: the temperature at the start of the first step. Warmth
+    above the setpoint counts only as far as the home is warmer than a thermostat holding the
+    setpoint would have kept it (:func:`twin.service.preheat_warming_k`); the swing is measured
+    on the temperature with the rest of the warmth above the setpoint taken out.
     """
     n_t, n_h = t_in_c.shape
     dev = t_in_c - fleet.setpoint_c
     below = np.maximum(-levels.comfort_band_k - dev, 0.0)
-    # warmth above the setpoint counts only as far as pre-heating brought it (sun, appliances
-    # and a thermostat at the setpoint bring none): on the upper side of the band and in the
-    # swing alike
+    # warmth above the setpoint counts only as far as the contract's heating brought it (sun,
+    # appliances and a thermostat at the setpoint bring none): on the upper side of the band
+    # and in the swing alike
     warm = np.maximum(dev, 0.0)
-    pre = np.minimum(
-        warm,
-        preheat_rise_k(t_in_c, q_heat_kw, fleet.setpoint_c, fleet.r_k_per_kw, fleet.a_step),
+    y = preheat_warming_k(
+        t_in_c,
+        q_heat_kw,
+        t_out_c,
+        q_gain_kw,
+        fleet.setpoint_c,
+        fleet.r_k_per_kw,
+        fleet.a_step,
+        # homes without a heat pump heat with a boiler: unlimited, like a hybrid's
+        thermostat_q_max_kw(fleet.hp_q_max_kw, fleet.hp_hybrid | ~fleet.has_hp),
+        t0_c,
     )
+    pre = np.clip(y, 0.0, warm)
     above = np.maximum(pre - levels.comfort_above_k, 0.0)
     ctrl = dev - (warm - pre)
     days = n_t // STEPS_PER_DAY
@@ -246,7 +270,15 @@ def household_kpis(
     }
     hp_idx = fleet.has_hp
     n_ev = int(fleet.has_ev.sum())
-    cm = comfort_measures(log["t_in_c"], log["q_hp_kw"] + log["q_boiler_kw"], fleet, levels)
+    cm = comfort_measures(
+        log["t_in_c"],
+        log["q_hp_kw"] + log["q_boiler_kw"],
+        fleet,
+        levels,
+        log["t_out_c"],
+        log["q_gain_kw"],
+        start_state["t_in_c"],
+    )
     kh_below, kh_above = cm.kelvin_hours()
     em = ev_measures(log["ev_soc_kwh"], start_state["ev_soc_kwh"], trips, fleet, levels)
     n_hp_days = int(hp_idx.sum()) * cm.day_met.shape[0]
@@ -290,9 +322,10 @@ def household_kpis(
         "energy_heat_pump_corrected_kwh": float(e["p_hp_kw"] - elec_building.sum()),
         # comfort: both sides, and the daily swing (twin.service)
         "comfort_rule": levels.comfort_rule,
-        "comfort_kelvin_hours_below": float(kh_below.sum()),
-        "comfort_kelvin_hours_above": float(kh_above.sum()),
-        "comfort_kelvin_hours_total": float(kh_below.sum() + kh_above.sum()),
+        # heat-pump homes (the others heat with their own boiler, outside every contract)
+        "comfort_kelvin_hours_below": float(kh_below[hp_idx].sum()),
+        "comfort_kelvin_hours_above": float(kh_above[hp_idx].sum()),
+        "comfort_kelvin_hours_total": float(kh_below[hp_idx].sum() + kh_above[hp_idx].sum()),
         "comfort_swing_max_k": float(cm.swing_k[:, hp_idx].max(initial=0.0)),
         "comfort_swing_days_over_share": float(
             (cm.swing_k[:, hp_idx] > levels.comfort_swing_k + 1e-6).sum() / n_hp_days
@@ -330,11 +363,19 @@ def household_kpis(
 
 
 def per_household_table(
-    log: dict[str, np.ndarray], fleet: Fleet, service: Any
+    log: dict[str, np.ndarray], fleet: Fleet, service: Any, t0_c: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """Per-household KPI columns (for the results' per-household summary)."""
     levels = service if isinstance(service, ServiceLevels) else ServiceLevels.from_config(service)
-    cm = comfort_measures(log["t_in_c"], log["q_hp_kw"] + log["q_boiler_kw"], fleet, levels)
+    cm = comfort_measures(
+        log["t_in_c"],
+        log["q_hp_kw"] + log["q_boiler_kw"],
+        fleet,
+        levels,
+        log["t_out_c"],
+        log["q_gain_kw"],
+        t0_c,
+    )
     below, above = cm.kelvin_hours()
     return {
         "comfort_kelvin_hours_below": below,

@@ -49,6 +49,7 @@ LOGGED = (
     "ev_soc_kwh",
     "bat_soc_kwh",
     "ev_public_kwh",
+    "q_gain_kw",
 )
 
 
@@ -115,6 +116,8 @@ class FeederModel(mesa.Model):
         self.log: dict[str, np.ndarray] = {name: np.zeros((t, n)) for name in LOGGED}
         self.log["p_base_kw"][:] = self.exo.p_base_kw
         self.log["p_pv_kw"][:] = self.exo.p_pv_kw
+        self.log["q_gain_kw"][:] = self.exo.q_gain_kw
+        self.log["t_out_c"] = np.asarray(self.exo.t_out_c, float).copy()  # (T,): the weather
         self.clock = Clock()
         self.forecaster = forecaster or self._make_forecaster(forecast or ForecastSettings(), seed)
         self.view = self._make_view()
@@ -177,7 +180,12 @@ class FeederModel(mesa.Model):
         """What the contract may read (twin.view): built once, read through accessors."""
         inp = self.inputs
         meters = Meters(
-            self.clock, self.log["p_net_kw"], inp.p_other_kw, self.exo.p_base_kw, self.exo.p_pv_kw
+            self.clock,
+            self.log["p_net_kw"],
+            inp.p_other_kw,
+            self.exo.p_base_kw,
+            self.exo.p_pv_kw,
+            (self.log["q_hp_kw"], self.log["q_boiler_kw"]),
         )
         households = HouseholdView(
             self.fleet, self.state, self.exo, self.clock, meters, self.forecaster

@@ -31,7 +31,15 @@ __all__ = ["EXACT_COLUMNS", "RunResult"]
 
 #: households.parquet columns kept at full precision: every service-level KPI can be
 #: recomputed from them exactly (with households_summary.csv).
-EXACT_COLUMNS = ("t_in_c", "q_hp_kw", "q_boiler_kw", "ev_soc_kwh", "bat_soc_kwh", "p_hp_kw")
+EXACT_COLUMNS = (
+    "t_in_c",
+    "q_hp_kw",
+    "q_boiler_kw",
+    "q_gain_kw",
+    "ev_soc_kwh",
+    "bat_soc_kwh",
+    "p_hp_kw",
+)
 
 
 @dataclass
@@ -123,6 +131,8 @@ class RunResult:
             "load_index": np.tile(self.load_index.astype(np.int32), t),
         }
         for name, values in self.log.items():  # the model's LOGGED variables, then the contract's
+            if values.ndim != 2:  # per step only (the weather: feeder.parquet)
+                continue
             # what the service levels are recomputed from stays exact (float64); the rest float32
             dtype = np.float64 if name in EXACT_COLUMNS else np.float32
             frame[name] = values.astype(dtype).ravel()
@@ -337,7 +347,7 @@ class RunResult:
         KPI is recomputed from, with households.parquet) and its own KPIs."""
         f = self.fleet
         lv = ServiceLevels.from_config(self.cfg.service)
-        cols = per_household_table(self.log, f, lv)
+        cols = per_household_table(self.log, f, lv, self.start_state["t_in_c"])
         ev = f.has_ev & (f.ev_capacity_kwh > 0)
         return pd.DataFrame(
             {

@@ -41,7 +41,8 @@ __all__ = [
     "ServiceLevels",
     "ev_due",
     "full_power_soc",
-    "preheat_rise_k",
+    "preheat_warming_k",
+    "thermostat_q_max_kw",
     "trips_at_departure",
 ]
 
@@ -164,7 +165,7 @@ class ServiceLevels:
     comfort_above_k : float
         ... and at most this far above it, counting only warmth that pre-heating brought (sun,
         appliances and a thermostat at the setpoint bring none: there is no cooling, and that
-        warmth is not a contract's doing; :func:`preheat_rise_k`).
+        warmth is not a contract's doing; :func:`preheat_warming_k`).
     comfort_rule : str
         ``swing``: the day's temperature also varies by no more than ``comfort_swing_k``
         (the E.DSO paper's wording); ``band``: the band alone.
@@ -199,27 +200,45 @@ class ServiceLevels:
         return int(round(self.ev_deadline_h * STEPS_PER_HOUR)) % STEPS_PER_DAY
 
 
-def preheat_rise_k(
+def preheat_warming_k(
     t_in_c: np.ndarray,
     q_heat_kw: np.ndarray,
+    t_out_c: np.ndarray,
+    q_gain_kw: np.ndarray,
     setpoint_c: np.ndarray,
     r_k_per_kw: np.ndarray,
     a_step: np.ndarray,
+    q_max_kw: np.ndarray,
+    t0_c: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``(T, n)`` how much warmer each home is at the end of each step because it was heated
-    *above its setpoint* (pre-heating), since the first step.
+    """``(T, n)`` how much warmer each home is at the end of each step than the same home
+    under a thermostat that holds its setpoint (and never pre-heats) would have been, from the
+    same state at the start: the warming a contract's heating brought (negative: cooler).
 
-    In a step that ends above the setpoint, the heat delivered beyond what held the setpoint is
-    ``(T_end - T_set) / ((1 - a) R)`` (the exact 1R1C step, capped at the step's heat); the
-    building is linear, so that heat's warming decays as ``x' = a x + (1 - a) R q_pre``. A
-    thermostat at the setpoint and the sun bring none of it: what warms a home beyond this is
-    not a contract's doing (there is no cooling).
+    The counterfactual home gets the same weather and gains; its thermostat heats just enough
+    to reach the setpoint each step (at most ``q_max_kw``: the heat pump's capacity, unlimited
+    with a hybrid's boiler). The 1R1C building is linear, so the difference ``y`` follows
+    ``y' = a y + (1 - a) R (q - q_thermostat)``. Warmth above the setpoint beyond ``y`` is the
+    sun's and the appliances' (there is no cooling): not a contract's doing.
+
+    ``t_in_c``: the temperature at the end of each step; ``t0_c``: at the start of the first
+    (default: the first step's end).
     """
     gain = (1.0 - a_step) * r_k_per_kw
-    q_pre = np.minimum(np.maximum(q_heat_kw, 0.0), np.maximum(t_in_c - setpoint_c, 0.0) / gain)
-    out = np.empty_like(q_pre, dtype=float)
-    x = np.zeros(q_pre.shape[1])
-    for k in range(len(q_pre)):
-        x = a_step * x + gain * q_pre[k]
-        out[k] = x
+    start = t_in_c[0] if t0_c is None else np.asarray(t0_c, float)
+    out = np.empty(t_in_c.shape, dtype=float)
+    y = np.zeros(t_in_c.shape[1])
+    for k in range(len(t_in_c)):
+        t_cf = start - y  # the counterfactual at the start of step k
+        need = (setpoint_c - a_step * t_cf - (1.0 - a_step) * t_out_c[k]) / gain - q_gain_kw[k]
+        q_cf = np.clip(need, 0.0, q_max_kw)
+        y = a_step * y + gain * (q_heat_kw[k] - q_cf)
+        out[k] = y
+        start = t_in_c[k]
     return out
+
+
+def thermostat_q_max_kw(hp_q_max_kw: np.ndarray, hybrid: np.ndarray) -> np.ndarray:
+    """The heat a home's own thermostat could deliver: its heat pump's capacity, unlimited with
+    a boiler (a hybrid's, or a home without a heat pump: pass ``hybrid | ~has_hp``)."""
+    return np.where(hybrid, np.inf, hp_q_max_kw)

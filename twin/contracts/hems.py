@@ -29,7 +29,7 @@ from twin.fleet import Fleet
 from twin.kpi import EV_CHECK_TOL_KWH, comfort_measures, ev_measures
 from twin.optim.devices import COMFORT_TOL_K, EV_TOL_KWH, DeviceSet
 from twin.optim.horizon import Horizon
-from twin.service import ServiceLevels
+from twin.service import ServiceLevels, thermostat_q_max_kw
 from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
 from twin.view import Outcome, Present
 
@@ -267,24 +267,62 @@ class HeatRequest:
 
 
 class DayExtremes:
-    """Each heat-pump home's lowest and highest indoor temperature (minus setpoint) among
-    today's measured states, for the swing rule. The state at the start of step ``k`` ends step
-    ``k - 1``, so it belongs to day ``(k - 1) // 96`` (as the KPIs count a day)."""
+    """Each heat-pump home's lowest and highest *controlled* indoor temperature (minus
+    setpoint) among today's measured states, for the swing rule. The state at the start of step
+    ``k`` ends step ``k - 1``, so it belongs to day ``(k - 1) // 96`` (as the KPIs count a day).
+
+    Controlled, as the KPIs measure it (:func:`twin.kpi.comfort_measures`): warmth above the
+    setpoint counts only as far as the home is warmer than a thermostat holding the setpoint
+    would have kept it; the sun's and the appliances' warmth is taken out. The HEMS follows
+    that difference step by step (:func:`twin.service.preheat_warming_k`) from the heat its
+    heat pump reported and the weather and gains it saw; ``uncontrolled_k`` is the rest of the
+    current warmth (the plans' swing window leaves it out as well).
+    """
 
     def __init__(self, c: HemsDevices) -> None:
         self.c = c
         self.day = None
-        self.lo = self.hi = np.zeros(len(c.g_hp))
+        n = len(c.g_hp)
+        self.lo = self.hi = np.zeros(n)
+        self.k_last: int | None = None
+        self.y_k = np.zeros(n)  # warmer than the thermostat's home (K)
+        self.uncontrolled_k = np.zeros(n)
+        self._seen: tuple[int, np.ndarray, float, np.ndarray] | None = None
+        self._q_max = thermostat_q_max_kw(c.qmax_hp, c.hybrid)
 
-    def at(self, k: int, t_in_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Include the state at the start of step ``k``; today's ``(min, max)``."""
-        d = t_in_c[self.c.g_hp] - self.c.setpoint_c
+    def at(
+        self, k: int, t_in_c: np.ndarray, heat_of: Any = None, x: Any = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Include the state at the start of step ``k``; today's ``(min, max)`` and the
+        current uncontrolled warmth (K). ``heat_of(k_start, k_end)``: the heat the homes'
+        heating delivered (``(steps, n_hp)``); ``x``: the present step (weather, gains)."""
+        c = self.c
+        t = t_in_c[c.g_hp]
+        d = t - c.setpoint_c
+        if self.k_last is None or k > self.k_last:
+            seen = self._seen
+            if heat_of is not None and seen is not None and seen[0] == k - 1:
+                _, t_start, t_out, gain_kw = seen
+                g = (1.0 - c.a_hp) * c.r_hp
+                t_cf = t_start - self.y_k
+                need = (c.setpoint_c - c.a_hp * t_cf - (1.0 - c.a_hp) * t_out) / g - gain_kw
+                q_cf = np.clip(need, 0.0, self._q_max)
+                q = heat_of(k - 1, k)[-1]
+                self.y_k = c.a_hp * self.y_k + g * (q - q_cf)
+            elif self.k_last is not None:  # steps not seen: the difference decays
+                self.y_k = c.a_hp ** (k - self.k_last) * self.y_k
+            self.k_last = k
+        if x is not None:
+            self._seen = (k, t.copy(), float(x.t_out_c), x.q_gain_kw[c.g_hp].copy())
+        warm = np.maximum(d, 0.0)
+        self.uncontrolled_k = warm - np.clip(self.y_k, 0.0, warm)
+        ctrl = d - self.uncontrolled_k
         day = (k - 1) // STEPS_PER_DAY
         if day != self.day:
-            self.day, self.lo, self.hi = day, d.copy(), d.copy()
+            self.day, self.lo, self.hi = day, ctrl.copy(), ctrl.copy()
         else:
-            self.lo, self.hi = np.minimum(self.lo, d), np.maximum(self.hi, d)
-        return self.lo, self.hi
+            self.lo, self.hi = np.minimum(self.lo, ctrl), np.maximum(self.hi, ctrl)
+        return self.lo, self.hi, self.uncontrolled_k
 
 
 def follow_heat_plan(
@@ -359,7 +397,13 @@ def service_misses(
     warning, never silent."""
     log, rep = outcome.log, outcome.report
     cm = comfort_measures(
-        log["t_in_c"][rep], (log["q_hp_kw"] + log["q_boiler_kw"])[rep], fleet, levels
+        log["t_in_c"][rep],
+        (log["q_hp_kw"] + log["q_boiler_kw"])[rep],
+        fleet,
+        levels,
+        log["t_out_c"][rep],
+        log["q_gain_kw"][rep],
+        outcome.start_state["t_in_c"],
     )
     em = ev_measures(
         log["ev_soc_kwh"][rep],

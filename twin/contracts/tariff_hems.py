@@ -262,6 +262,10 @@ class TariffHemsContract(Contract):
             np.maximum.at(self._metered, self._labels[a:k0], p)
             self._metered_until = k0
 
+    def _heat_of(self, k_start: int, k_end: int) -> np.ndarray:
+        """The heat each heat-pump home's heating reported (its own meter)."""
+        return self.view.households.metered_heat_kw(k_start, k_end, self.c.g_hp)
+
     def replan(self, k0: int) -> None:
         """Forecast, price and solve every HEMS's plan from step ``k0``."""
         hz, dev, st = self.hz, self.dev, self.stats
@@ -276,7 +280,7 @@ class TariffHemsContract(Contract):
             s.ev_soc_kwh[hh],
             s.bat_soc_kwh[hh],
             k0,
-            self.days.at(k0, s.t_in_c),
+            self.days.at(k0, s.t_in_c, self._heat_of),
         )
         prices = self._prices(k0, exo)
         res, plan = self.hems.solve(inp, prices)
@@ -310,6 +314,7 @@ class TariffHemsContract(Contract):
         h = self.view.households
         f, s = h.devices, h.state
         x = h.present(k)
+        self.days.at(k, s.t_in_c, self._heat_of, x)  # every step: the swing rule's record
         firm = firm_controls(f, s.t_in_c, x.t_out_c, x.q_gain_kw)
         if self.hems is not None and self.terms.is_replan_step(k, self.view.n_warmup_steps):
             t0 = time.perf_counter()
@@ -339,7 +344,12 @@ class TariffHemsContract(Contract):
 
         # heat pumps: the planned power (a hybrid's boiler its planned heat), never below the floor
         heat = follow_heat_plan(
-            c, s.t_in_c, x, pl.p_hp_kw[:, j], pl.q_boiler_kw[:, j], self.days.at(k, s.t_in_c)
+            c,
+            s.t_in_c,
+            x,
+            pl.p_hp_kw[:, j],
+            pl.q_boiler_kw[:, j],
+            self.days.at(k, s.t_in_c, self._heat_of, x),
         )
         g = c.g_hp
         q_heat[g] = heat.q_req_kw

@@ -306,8 +306,13 @@ class DeviceBlock:
             lp.push(b.win_lb, inp.win_lb_k)
             lp.push(b.win_ub, inp.win_ub_k)
             jump = np.repeat(inp.win_jump_k[None, 1:], dev.n_hp, axis=0)
-            lp.push(b.wj_lb, -jump)
-            lp.push(b.wj_ub, jump)
+            shift = (
+                np.diff(inp.win_shift_k, axis=1)
+                if inp.win_shift_k is not None
+                else np.zeros_like(jump)
+            )
+            lp.push(b.wj_lb, shift - jump)
+            lp.push(b.wj_ub, shift + jump)
         bsoc0 = inp.bat_soc0_kwh[:, None]
         lp.push(b.bat_soc_lb, np.concatenate([bsoc0, np.zeros((dev.n_bat, n_per))], axis=1))
         lp.push(

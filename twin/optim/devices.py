@@ -228,6 +228,8 @@ class DeviceInputs:
     win_lb_k: np.ndarray | None = None  # (n_hp, N + 1)
     win_ub_k: np.ndarray | None = None  # (n_hp, N + 1)
     win_jump_k: np.ndarray | None = None  # (N + 1,)
+    # the window's edge is shifted by the forecast uncontrolled warmth at each state
+    win_shift_k: np.ndarray | None = None  # (n_hp, N + 1)
 
 
 def thermal_decay(dev: DeviceSet, horizon: Horizon) -> np.ndarray:
@@ -302,7 +304,22 @@ def device_inputs(
             )
         )
 
-    win = swing_window(dev, horizon, k0, d0, d_day_k)
+    # the swing rule judges the controlled temperature: the sun's and appliances' warmth
+    # above the setpoint is left out (twin.kpi.comfort_measures). Its forecast: the path of a
+    # thermostat that holds the setpoint and never pre-heats, from the current temperature
+    # without the pre-heating's warming (d_day_k[2]: the HEMS's uncontrolled warmth)
+    unc0 = d_day_k[2] if d_day_k is not None and len(d_day_k) > 2 else np.zeros(dev.n_hp)
+    p = np.minimum(d0, 0.0) + unc0
+    u = np.empty((dev.n_hp, n_per + 1))
+    u[:, 0] = np.maximum(p, 0.0)
+    gain_q = (1.0 - a_per) * r
+    for j in range(n_per):
+        q = np.clip((0.0 - a_per[:, j] * p - th_rhs[:, j]) / gain_q[:, j], 0.0, q_cap[:, 0])
+        p = a_per[:, j] * p + th_rhs[:, j] + gain_q[:, j] * q
+        u[:, j + 1] = np.maximum(p, 0.0)
+    win = swing_window(dev, horizon, k0, d0 - u[:, 0], d_day_k)
+    if win[0] is not None:  # the window on (state - u): shift its edge by u at every state
+        win = (win[0] + u, win[1] + u, win[2])
 
     # --- EV ---------------------------------------------------------------------------------
     ev = dev.ev
@@ -367,6 +384,7 @@ def device_inputs(
         win_lb_k=win[0],
         win_ub_k=win[1],
         win_jump_k=win[2],
+        win_shift_k=u if win[0] is not None else None,
     )
 
 
@@ -394,7 +412,7 @@ def swing_window(
     t = k0 + horizon.state_step
     day = (t - 1) // STEPS_PER_DAY
     jump = np.where(np.r_[False, day[1:] != day[:-1]], WINDOW_FREE_K, 0.0)
-    lo_real, hi_real = (d0, d0) if d_day_k is None else d_day_k
+    lo_real, hi_real = (d0, d0) if d_day_k is None else d_day_k[:2]
     lo_real, hi_real = np.minimum(lo_real, d0), np.maximum(hi_real, d0)
     lb = np.full((dev.n_hp, len(t)), -WINDOW_FREE_K)
     ub = np.full((dev.n_hp, len(t)), WINDOW_FREE_K)

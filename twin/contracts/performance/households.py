@@ -78,7 +78,11 @@ class SignedHouseholds:
 
     def day_extremes(self, k0: int) -> tuple[np.ndarray, np.ndarray]:
         """Today's lowest and highest measured temperature (minus setpoint) of each home."""
-        return self.days.at(k0, self.view.state.t_in_c)
+        return self.days.at(k0, self.view.state.t_in_c, self._heat_of)
+
+    def _heat_of(self, k_start: int, k_end: int) -> np.ndarray:
+        """The heat each heat-pump home's heating reported (its own meter)."""
+        return self.view.metered_heat_kw(k_start, k_end, self.c.g_hp)
 
     def device_inputs(self, k0: int, forecast: Any) -> DeviceInputs:
         """Each HEMS's device data for a re-plan: its forecast and its own measured state."""
@@ -125,6 +129,7 @@ class SignedHouseholds:
         v = self.view
         f, s = v.devices, v.state
         x = v.present(k)
+        self.days.at(k, s.t_in_c, self._heat_of, x)  # every step: the swing rule's record
         firm = firm_controls(f, s.t_in_c, x.t_out_c, x.q_gain_kw)
         q_heat, p_ev = firm.q_heat_kw, f.ev_p_max_kw.copy()
         plan = self.plan
@@ -163,7 +168,12 @@ class SignedHouseholds:
         pl = plan.plan
 
         heat = follow_heat_plan(
-            c, s.t_in_c, x, pl.p_hp_kw[:, j], pl.q_boiler_kw[:, j], self.days.at(k, s.t_in_c)
+            c,
+            s.t_in_c,
+            x,
+            pl.p_hp_kw[:, j],
+            pl.q_boiler_kw[:, j],
+            self.days.at(k, s.t_in_c, self._heat_of, x),
         )
         q_req, q_cap, p_hp, q_guard, cop = (
             heat.q_req_kw,
