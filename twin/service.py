@@ -25,6 +25,16 @@ The EV promise (:func:`ev_due`)
 Nothing can charge faster than full power: the KPIs judge every check against what charging at
 full power whenever the car is home could have reached from the window's start
 (:func:`full_power_soc`), and report what even that could not reach separately.
+
+Hot water (:func:`dhw_measures`)
+--------------------------------
+A household with a tank is promised hot water at its taps whenever it draws: the tank's hot
+zone stands at its charging temperature, at or above the usable temperature
+(``hot_water.t_usable_c``, 45 °C; the scenario keeps ``t_set_c`` above it), for as long as any
+of it is left, so a draw is delivered at a usable temperature unless the tank runs out. What it
+could not deliver is the *shortfall* (kWh, drawn minus delivered); a household-day is met when
+it has none. Measured like comfort: on the simulated result, per step (``dhw_draw_kw`` and
+``dhw_delivered_kw`` in the run folder).
 """
 
 from __future__ import annotations
@@ -37,13 +47,19 @@ from twin.devices.ev import ev_step
 from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
 
 __all__ = [
+    "DHW_CHECK_TOL_KWH",
     "EvDue",
+    "HotWaterMeasures",
     "ServiceLevels",
     "ev_due",
     "full_power_soc",
     "heating_rise_k",
+    "dhw_measures",
     "trips_at_departure",
 ]
+
+#: Below this a hot-water shortfall of a step is numerical noise (kWh).
+DHW_CHECK_TOL_KWH = 1e-6
 
 
 def trips_at_departure(trip_kwh: np.ndarray, departure: np.ndarray) -> np.ndarray:
@@ -210,3 +226,26 @@ def heating_rise_k(q_heat_kw: np.ndarray, r_k_per_kw: np.ndarray, a_step: np.nda
         x = a_step * x + gain * q_heat_kw[k]
         out[k] = x
     return out
+
+
+@dataclass(frozen=True)
+class HotWaterMeasures:
+    """The hot-water promise over the reported steps (module docstring)."""
+
+    shortfall_kwh: np.ndarray  # (T, H) drawn but not delivered
+    day_shortfall_kwh: np.ndarray  # (days, H)
+    day_met: np.ndarray  # (days, H) bool: no shortfall that day (True without a tank)
+    has_tank: np.ndarray  # (H,)
+
+
+def dhw_measures(
+    draw_kw: np.ndarray, delivered_kw: np.ndarray, has_tank: np.ndarray
+) -> HotWaterMeasures:
+    """Every hot-water check of the window from the draws and what the tanks delivered
+    (``(T, H)`` kW each)."""
+    short = np.maximum(np.asarray(draw_kw) - np.asarray(delivered_kw), 0.0) * DT_H
+    short = np.where(np.asarray(has_tank, bool), short, 0.0)
+    n_t, n_h = short.shape
+    days = n_t // STEPS_PER_DAY
+    per_day = short[: days * STEPS_PER_DAY].reshape(days, STEPS_PER_DAY, n_h).sum(axis=1)
+    return HotWaterMeasures(short, per_day, per_day <= DHW_CHECK_TOL_KWH, np.asarray(has_tank))

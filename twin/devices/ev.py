@@ -105,12 +105,14 @@ def ev_step(
     bidirectional: np.ndarray | None = None,
     p_dis_max_kw: np.ndarray | float | None = None,
     reserve_kwh: np.ndarray | float = 0.0,
+    discharge_efficiency: float = DISCHARGE_EFFICIENCY,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One step: trip energy leaves at arrival, then home charging (or V2G discharge) within limits.
 
     ``p_req_kw`` > 0 charges; < 0 discharges, only for cars with ``bidirectional`` True (bool
     (H,), default none), limited to ``p_dis_max_kw`` (kW at the grid side, default the charger's
-    ``p_max_kw``) and to the energy above ``reserve_kwh``. Returns ``(p_kw, new_soc_kwh,
+    ``p_max_kw``) and to the energy above ``reserve_kwh`` (``discharge_efficiency``: battery to
+    grid). Returns ``(p_kw, new_soc_kwh,
     public_kwh)`` with ``p_kw`` < 0 while discharging.
     """
     public_kwh = np.maximum(trip_kwh - soc_kwh, 0.0)
@@ -121,11 +123,11 @@ def ev_step(
     if bidirectional is None:
         return p_kw, soc, public_kwh
     dis_max = p_max_kw if p_dis_max_kw is None else p_dis_max_kw
-    available_kw = np.maximum(soc - reserve_kwh, 0.0) * DISCHARGE_EFFICIENCY / dt_h
+    available_kw = np.maximum(soc - reserve_kwh, 0.0) * discharge_efficiency / dt_h
     p_dis = np.where(
         home & bidirectional, np.clip(-p_req_kw, 0.0, np.minimum(dis_max, available_kw)), 0.0
     )
-    soc = soc - p_dis / DISCHARGE_EFFICIENCY * dt_h
+    soc = soc - p_dis / discharge_efficiency * dt_h
     return p_kw - p_dis, soc, public_kwh
 
 

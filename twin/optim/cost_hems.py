@@ -1,8 +1,9 @@
 """A household HEMS that minimises its own bill: the LP behind the tariff contracts.
 
-Every household with a controllable device (heat pump in a 1R1C building, EV, home battery)
-plans its devices over a rolling horizon against **its own** bill under a tariff, with no
-coupling to the feeder or to the other households (implicit flexibility). The HEMSs are
+Every household with a controllable device (heat pump in a 1R1C building with its hot-water
+tank, EV — a bidirectional one may discharge into the house or the grid at its battery wear
+cost —, home battery) plans its devices over a rolling horizon against **its own** bill under
+a tariff, with no coupling to the feeder or to the other households (implicit flexibility). The HEMSs are
 independent (no shared row, separable objective); they are solved as one block-diagonal LP
 because one warm re-solve is far faster than ~100 tiny ones.
 
@@ -185,6 +186,8 @@ def ev_need_per_period(dev: DeviceSet, horizon: Horizon, fc: Exogenous, k0: int)
     it; the reserve binds every state. Planned :data:`EV_TOL_KWH` inside the line.
     """
     need = np.repeat(dev.ev_reserve_kwh[:, None] + EV_TOL_KWH, horizon.n_periods, axis=1)
+    if dev.n_v2g:  # a bidirectional car is never discharged below its owner's V2G reserve
+        need[dev.v2g] = np.maximum(need[dev.v2g], dev.v2g_reserve_kwh[:, None] + EV_TOL_KWH)
     due = horizon_due(dev, fc, k0, horizon.n_steps).due_kwh
     for s in np.flatnonzero(due.max(axis=1, initial=0.0) > 0):
         j = int(np.searchsorted(horizon.state_step, s, side="right")) - 2
