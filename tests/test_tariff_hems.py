@@ -117,8 +117,10 @@ def test_capacity_tariff_lowers_each_households_own_peak(runs):
     floor_kw = cap.inputs.tariff.capacity_min_kw
     p_firm = reported(firm, "p_net_kw").max(axis=0)
     p_cap = reported(cap, "p_net_kw").max(axis=0)
-    high = p_firm > floor_kw + 0.5
-    assert high.sum() >= 4  # the EV households
+    # the EV households (since issue 11 a heat-pump home's own peak can be its hot-water tank
+    # recovering after a draw its HEMS did not expect)
+    high = (p_firm > floor_kw + 0.5) & cap.fleet.has_ev
+    assert high.sum() >= 4
     assert np.all(p_cap[high] < p_firm[high] - 0.5)
     # below the tariff's minimum billed peak a kW costs nothing: no household goes far above it
     assert np.all(p_cap <= np.maximum(p_firm, floor_kw) + 0.6)

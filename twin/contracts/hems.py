@@ -58,8 +58,10 @@ DETAIL_MAX = 50
 #: A tank below its thermostat's level (after a large draw) recovers this share of the
 #: deficit each step, whatever a band allows (:func:`follow_tank_plan`) ...
 TANK_RECOVERY_PER_STEP = 0.25
-#: ... and never ends a step with less than this much hot water (litres at 60 °C: a shower).
-TANK_HARD_RESERVE_L = 36.0
+#: Whatever a band allows, a tank is kept at (or brought back to, as above) the thermostat's
+#: level or this much hot water, whichever is less (litres at 60 °C: one bath); above it a tank
+#: recovers its thermostat's level inside the band.
+TANK_HARD_RESERVE_L = 78.0
 
 
 
@@ -228,7 +230,7 @@ class HemsDevices:
     tk_a: np.ndarray
     tk_b: np.ndarray
     tk_guard: np.ndarray
-    tk_hard: np.ndarray  # never less than this at the end of a step (one shower), kWh
+    tk_hard: np.ndarray  # the reserve no band may cut into (one bath), kWh
     tk_e_max: np.ndarray
     tk_t_set: np.ndarray
     tk_t_max: np.ndarray
@@ -376,8 +378,11 @@ def follow_heat_plan(
     cd = c.hp_model.cycling_cd
     q_hp_plan = heat_for_power_kw(p_hp_plan_kw, cop, q_min, cd)
     q_req = np.maximum(np.minimum(q_hp_plan + q_boiler_plan_kw, q_ceil), q_guard)
-    q_cap = np.where(c.hybrid, q_hp_plan, c.qmax_hp)
-    p_hp = electric_power_kw(np.minimum(q_req, np.minimum(q_cap, c.qmax_hp)), cop, q_min, cd)
+    # a hybrid's heat pump is capped at its planned electricity (the physics reads the cap as
+    # heat at the full-output COP: twin.devices.household.Controls)
+    q_cap = np.where(c.hybrid, p_hp_plan_kw * cop, c.qmax_hp)
+    q_sh = np.minimum(q_req, np.where(c.hybrid, q_hp_plan, c.qmax_hp))
+    p_hp = electric_power_kw(q_sh, cop, q_min, cd)
     return HeatRequest(q_req, q_cap, p_hp, q_guard, cop, q_min)
 
 
@@ -386,7 +391,7 @@ class TankRequest:
     """The tanks' requests of one step (arrays over the planning tanks)."""
 
     q_req_kw: np.ndarray  # heat asked for the tank (at least what keeps the thermostat's level)
-    q_guard_kw: np.ndarray  # heat that keeps the thermostat's level: never cut
+    q_guard_kw: np.ndarray  # heat that keeps the hard reserve: never cut by a band
     p_kw: np.ndarray  # the electricity it implies
     cop: np.ndarray
 
@@ -402,41 +407,35 @@ def follow_tank_plan(
     which its own thermostat would start charging (given the draws its HEMS expects now),
     never above full at ``t_max_c``, and leaving the heat pump the capacity the comfort guard
     needs (``q_sh_guard_kw``, over the planning heat pumps; the physics still keeps the hot
-    zone from running out whatever is asked). A band never cuts the charging below
-    ``q_guard_kw``: at the thermostat's level the tank stays there; below it (after a bath) it
-    recovers :data:`TANK_RECOVERY_PER_STEP` of the deficit each step and never ends a step
-    with less than :data:`TANK_HARD_RESERVE_L` litres' heat."""
+    zone from running out whatever is asked): at that level the tank stays there; below it
+    (after a bath) it recovers :data:`TANK_RECOVERY_PER_STEP` of the deficit each step. A band
+    may cut the charging down to ``q_guard_kw``, which does the same for the smaller of that
+    level and one bath (:data:`TANK_HARD_RESERVE_L`)."""
     g = c.g_tk
     e = e_tank_kwh[g]
     draw = c.tk_draw_day[x.k % STEPS_PER_DAY]
-    cop = dhw_cop(x.t_out_c, c.tk_t_set, c.hp_model)
+    cop = tank_cop(c, e, x.t_out_c)
     q_max = c.qmax_hp[c.tk_hp]
     if q_sh_guard_kw is not None:
         q_max = np.maximum(q_max - q_sh_guard_kw[c.tk_hp], 0.0)
     q_room = np.maximum((c.tk_e_max - c.tk_a * e) / c.tk_b + draw, 0.0)
-    # at the thermostat's level or above: stay there; below it (a bath): recover a quarter of
-    # the deficit each step, and never end a step with less than one shower's heat
-    deficit = np.maximum(c.tk_guard + 1e-3 - e, 0.0)
-    target = np.minimum(c.tk_guard + 1e-3, e + TANK_RECOVERY_PER_STEP * deficit)
-    target = np.maximum(target, np.minimum(c.tk_hard, c.tk_guard))
-    q_soft = np.maximum((target - c.tk_a * e) / c.tk_b + draw, 0.0)
-    q_soft = np.minimum(q_soft, np.minimum(q_room, q_max))
-    q_guard = q_soft  # held whatever a band allows
-    q_req = np.clip(np.maximum(p_dhw_plan_kw * cop, q_soft), 0.0, np.minimum(q_room, q_max))
-    # the COP at the charging temperature the tank ends at (a boost above the setpoint costs
-    # more, as in the physics): the planned electricity gives that much less heat
-    cop = tank_cop(c, e, q_req, draw, x.t_out_c)
+    def heat_to(level: np.ndarray) -> np.ndarray:
+        # at ``level`` or above: stay there; below it (after a bath): recover a quarter of the
+        # deficit each step
+        target = np.minimum(level, e + TANK_RECOVERY_PER_STEP * np.maximum(level - e, 0.0))
+        return np.minimum(np.maximum((target - c.tk_a * e) / c.tk_b + draw, 0.0), q_room)
+
+    q_soft = np.minimum(heat_to(c.tk_guard + 1e-3), q_max)  # the thermostat's level
+    q_guard = np.minimum(heat_to(np.minimum(c.tk_hard, c.tk_guard + 1e-3)), q_soft)  # a bath
+    # the planned electricity as heat at the COP the tank is charged at now
     q_req = np.clip(np.maximum(p_dhw_plan_kw * cop, q_soft), 0.0, np.minimum(q_room, q_max))
     return TankRequest(q_req, q_guard, q_req / cop, cop)
 
 
-def tank_cop(
-    c: HemsDevices, e: np.ndarray, q_kw: np.ndarray, draw_kw: np.ndarray, t_out_c: float
-) -> np.ndarray:
-    """Hot-water COP at the charging temperature a tank ends the step at
-    (:func:`twin.devices.household.step_households`)."""
-    e_end = c.tk_a * e + c.tk_b * (q_kw - draw_kw)
-    t_charge = np.clip(c.tk_t_cold + e_end / c.tk_c, c.tk_t_set, c.tk_t_max)
+def tank_cop(c: HemsDevices, e: np.ndarray, t_out_c: float) -> np.ndarray:
+    """Hot-water COP at the temperature a tank is charged at this step (its setpoint, or its
+    mean temperature when boosted above it; :func:`twin.devices.dhw.charging_temperature_c`)."""
+    t_charge = np.clip(c.tk_t_cold + e / c.tk_c, c.tk_t_set, c.tk_t_max)
     return dhw_cop(t_out_c, t_charge, c.hp_model)
 
 

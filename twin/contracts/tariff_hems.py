@@ -353,11 +353,11 @@ class TariffHemsContract(Contract):
         q_dhw = np.full(n, np.nan)
         tank = follow_tank_plan(c, s.e_tank_kwh, x, pl.p_dhw_kw[:, j], heat.q_guard_kw)
         q_dhw[c.g_tk] = tank.q_req_kw
-        q_sh_cap = c.qmax_hp.copy()
+        q_sh_cap = np.where(c.hybrid, heat.heat(c, heat.q_cap_kw / heat.cop), c.qmax_hp)
         q_sh_cap[c.tk_hp] -= tank.q_req_kw
         full = np.zeros(len(g), bool)  # the heat pump charges the tank: full output
         full[c.tk_hp] = tank.q_req_kw > 0
-        p_sh = heat.electric(c, np.minimum(heat.q_req_kw, np.minimum(heat.q_cap_kw, q_sh_cap)), full)
+        p_sh = heat.electric(c, np.minimum(heat.q_req_kw, q_sh_cap), full)
 
         # EVs: the planned power, never behind the deadline
         p_ev[c.g_ev], _ = follow_ev_plan(

@@ -238,6 +238,12 @@ def mean_temperature_c(e_kwh: np.ndarray, tank: DhwTank) -> np.ndarray:
     return tank.t_cold_c + e_kwh / c
 
 
+def charging_temperature_c(e_kwh: np.ndarray, tank: DhwTank) -> np.ndarray:
+    """The temperature a heat pump charges the tank at: its setpoint, or the tank's mean
+    temperature when it holds more than full at the setpoint (a boost, up to ``t_max_c``)."""
+    return np.clip(mean_temperature_c(e_kwh, tank), tank.t_set_c, tank.t_max_c)
+
+
 def thermostat_charging(e_kwh: np.ndarray, charging: np.ndarray, tank: DhwTank) -> np.ndarray:
     """Hysteresis on the mean temperature: start ``hysteresis_k`` below ``t_set_c``, stop when
     full -> new charging flag."""

@@ -33,7 +33,13 @@ import numpy as np
 from twin.devices import dhw
 from twin.devices.battery import battery_step, self_consumption_request
 from twin.devices.ev import TripSchedule, ev_step
-from twin.devices.heatpump import cycling_factor, dhw_cop, effective_cop, min_output_kw
+from twin.devices.heatpump import (
+    dhw_cop,
+    effective_cop,
+    electric_power_kw,
+    heat_for_power_kw,
+    min_output_kw,
+)
 from twin.devices.pv import pv_ac_power_kw, roofs_of, sun_at_rows
 from twin.devices.thermal import flow_temperature_c, heat_to_reach, step_temperature
 from twin.fleet import Fleet
@@ -159,10 +165,13 @@ class Controls:
 
     ``q_heat_kw``: space heat wanted (thermal kW); the heat pump gives what it can, a (hybrid's
     or gas home's) boiler the rest. ``p_ev_kw``: charging request (negative: discharge, for a
-    bidirectional charger). ``p_bat_kw``: battery request (positive charging); ``None`` means
-    self-consumption on the rest of the house's load. ``q_hp_max_kw``: a limit on the heat
-    pump's thermal output this step (space heat and hot water together, e.g. a DSO's dimming),
-    on top of its rating; ``None`` means no limit. ``q_dhw_kw``: heat asked for the hot-water
+    bidirectional charger). ``p_bat_kw``: battery request (positive charging); ``None`` (or NaN
+    for a household) means self-consumption on the rest of the house's load. ``q_hp_max_kw``:
+    a limit on the heat pump this step (e.g. a DSO's dimming, a hybrid's planned share), on top
+    of its rating, given as heat at its space-heating COP at full output: it limits the
+    electricity to ``q_hp_max_kw / cop``, within which hot water (at its own COP), space heat
+    (with its cycling loss) and the tank's element fit; ``None`` (or inf) means no limit other
+    than the rating (the compressor's heat output). ``q_dhw_kw``: heat asked for the hot-water
     tank this step; ``None`` (or NaN for a household) means the tank's own thermostat.
     """
 
@@ -280,16 +289,19 @@ def step_households(
     """Advance ``state`` in place by step ``k`` under the requests ``ctl``."""
     c = state.ensure(fleet)
     hp_model = fleet.hp_model
+    cd = hp_model.cycling_cd
     t_out = exo.t_out_c[k]
     cop_sh = exo.cop[k]
+    q_rated = fleet.hp_q_max_kw
+    # a contract's cap on the heat pump (a DSO's dimming, a hybrid's planned share): its
+    # electricity, given as heat at the space-heating COP at full output
     dimmed = ctl.q_hp_max_kw is not None
-    q_cap = (
-        fleet.hp_q_max_kw
-        if not dimmed
-        else np.minimum(fleet.hp_q_max_kw, np.maximum(ctl.q_hp_max_kw, 0.0))
-    )
+    budget = np.full(fleet.n, np.inf)
+    if dimmed:
+        cap = np.maximum(ctl.q_hp_max_kw, 0.0)
+        budget = np.where(np.isfinite(cap), cap / cop_sh, np.inf)
     # --- hot water first: the request (or the tank's thermostat), never letting the hot zone
-    # run out if the heat pump, or failing that the element, can prevent it
+    # run out if the heat pump, or failing that the element, can prevent it (within the cap)
     tank, e = c.tank, state.e_tank_kwh
     draw = np.zeros(fleet.n) if exo.q_dhw_kw is None else exo.q_dhw_kw[k]
     charging = dhw.thermostat_charging(e, state.tank_charging, tank)
@@ -301,28 +313,33 @@ def step_households(
         q_req = np.where(np.isnan(ctl.q_dhw_kw), q_thermo, np.maximum(ctl.q_dhw_kw, 0.0))
     q_keep = np.minimum(np.maximum(draw - c.a * e / c.b, 0.0), q_room)  # the hot zone lasts
     q_req = np.where(c.has_tank, np.minimum(np.maximum(q_req, q_keep), q_room), 0.0)
-    q_dhw_hp = np.minimum(q_req, q_cap)
-    q_el = np.where(c.has_tank, np.clip(q_keep - q_dhw_hp, 0.0, fleet.tank_element_kw), 0.0)
+    # the hot-water COP at the charging temperature: the setpoint, or the tank's mean
+    # temperature at the start of the step when it was boosted above it (that costs more)
+    cop_w = dhw_cop(t_out, dhw.charging_temperature_c(e, tank), hp_model)
+    q_dhw_hp = np.minimum(np.minimum(q_req, q_rated), budget * cop_w)
+    p_dhw_hp = np.where(q_dhw_hp > 0, q_dhw_hp / cop_w, 0.0)
+    q_el = np.clip(q_keep - q_dhw_hp, 0.0, fleet.tank_element_kw)
+    q_el = np.where(c.has_tank, np.minimum(q_el, np.maximum(budget - p_dhw_hp, 0.0)), 0.0)
     e_new, q_del, short = dhw.tank_step(e, q_dhw_hp + q_el, draw, tank)
     state.e_tank_kwh = e_new
     state.tank_charging = charging & (e_new < c.e_full * (1.0 - 1e-9))
-    # the hot-water COP at the charging temperature (a boost above the setpoint costs more)
-    c_w = np.where(c.has_tank, tank.c_kwh_per_k, 1.0)
-    t_charge = np.clip(tank.t_cold_c + e_new / c_w, tank.t_set_c, tank.t_max_c)
-    p_dhw = np.where(q_dhw_hp > 0, q_dhw_hp / dhw_cop(t_out, t_charge, hp_model), 0.0) + q_el
+    p_dhw = p_dhw_hp + q_el
 
-    # --- space heat from what is left of the heat pump
+    # --- space heat from what is left of the heat pump (and of the cap)
     q_heat = np.maximum(ctl.q_heat_kw, 0.0)
-    q_left = np.maximum(q_cap - q_dhw_hp, 0.0)
+    full = q_dhw_hp > 0  # the compressor runs at full output for the tank: no cycling loss
+    q_min = np.where(full, 0.0, min_output_kw(q_rated, t_out, model=hp_model))
+    q_left = np.minimum(
+        np.maximum(q_rated - q_dhw_hp, 0.0),
+        heat_for_power_kw(np.maximum(budget - p_dhw, 0.0), cop_sh, q_min, cd),
+    )
     run = hybrid_runs(fleet, exo, k, cop_sh)
     if dimmed:  # a contract that caps the heat pump decides the hybrid's split itself
         run |= np.isfinite(ctl.q_hp_max_kw)
     q_hp = np.where(run, np.minimum(q_heat, q_left), 0.0)
     # gas homes (no heat pump) and hybrids: a boiler covers what the heat pump does not
     q_boiler = np.where(c.elec, 0.0, q_heat - q_hp)
-    q_min = min_output_kw(fleet.hp_q_max_kw, t_out, model=hp_model)
-    f_cyc = np.where(q_dhw_hp > 0, 1.0, cycling_factor(q_hp, q_min, hp_model.cycling_cd))
-    p_sh = np.where(q_hp > 0, q_hp / (cop_sh * f_cyc), 0.0)
+    p_sh = electric_power_kw(q_hp, cop_sh, q_min, cd)
     p_hp = p_sh + p_dhw  # the standby is in the base load (Exogenous)
     state.t_in_c = step_temperature(
         state.t_in_c,

@@ -773,8 +773,9 @@ def _has_simbench_profiles(net: pandapowerNet) -> bool:
 
 def _simbench_profiles(net: pandapowerNet) -> _Profiles:
     rel = net.profiles["load"]
-    names = net.load["profile"].astype(str).to_numpy()
-    uniq = sorted(set(names))
+    is_pv = net.load["name"].astype(str).str.startswith("PV (sgen").to_numpy()
+    names = np.where(is_pv, "", net.load["profile"].astype(str).to_numpy())
+    uniq = sorted(set(names) - {""})
     missing = [n for n in uniq if f"{n}_pload" not in rel.columns or f"{n}_qload" not in rel]
     if missing:
         raise FeederError(
@@ -787,7 +788,10 @@ def _simbench_profiles(net: pandapowerNet) -> _Profiles:
     profile_q = _to_reference_year(
         np.column_stack([rel[f"{n}_qload"].to_numpy(float) for n in uniq])
     )
-    lookup = {n: i for i, n in enumerate(uniq)}
+    # feeder-PV rows (a user's sgens away from households): no profile here (the weather's)
+    profile_p = np.column_stack([profile_p, np.zeros(len(profile_p))])
+    profile_q = np.column_stack([profile_q, np.zeros(len(profile_q))])
+    lookup = {n: i for i, n in enumerate(uniq)} | {"": len(uniq)}
     in_service = net.load["in_service"].astype(bool).to_numpy()
     households = net.load.index[np.char.startswith(names.astype(str), "H0") & in_service].to_numpy()
     return _Profiles(
@@ -960,15 +964,6 @@ def _build_checked(
         ).to_numpy()
         is_pv = load["name"].astype(str).str.startswith("PV (sgen").to_numpy()
         peak = np.where(np.isfinite(annual) | (p_kw <= 0) | is_pv, np.nan, p_kw)
-        pv_kwp = np.zeros(len(load))
-        if is_pv.any():
-            sg_kwp = {
-                f"PV (sgen {i})": float(r["p_mw"]) * 1e3 * float(
-                    r["scaling"] if pd.notna(r.get("scaling", 1.0)) else 1.0
-                )
-                for i, r in net.sgen.iterrows()
-            }
-            pv_kwp[is_pv] = [sg_kwp.get(str(nm), 0.0) for nm in load["name"][is_pv]]
         hh = load.index.isin(households)
         in_service = load["in_service"].astype(bool).to_numpy()
         n_e, n_p = int((np.isfinite(annual) & hh).sum()), int((np.isfinite(peak) & hh).sum())
@@ -982,6 +977,18 @@ def _build_checked(
                 f"{int((~hh & in_service & ~is_pv).sum())} other load(s): BDEW G0 profile scaled "
                 "to net.load.annual_kwh, else to p_mw * scaling as the annual peak"
             )
+    if kind == "file":
+        load = net.load
+        is_pv = load["name"].astype(str).str.startswith("PV (sgen").to_numpy()
+        pv_kwp = np.zeros(len(load))
+        if is_pv.any():
+            sg_kwp = {
+                f"PV (sgen {i})": float(r["p_mw"]) * 1e3 * float(
+                    r["scaling"] if pd.notna(r.get("scaling", 1.0)) else 1.0
+                )
+                for i, r in net.sgen.iterrows()
+            }
+            pv_kwp[is_pv] = [sg_kwp.get(str(nm), 0.0) for nm in load["name"][is_pv]]
     if simbench:
         profiles = _simbench_profiles(net)
     else:

@@ -32,14 +32,18 @@ them (so the optimisation is always feasible, and every relaxation is reported):
   the energy its owner keeps for V2G (``ev.v2g_reserve_*``) or what the service levels need.
 * Hot water (a tank per all-electric heat pump): the stored heat ``e`` follows the tank's exact
   step over a period (``e' = A e + B (cop_dhw p_dhw - draw)``, ``A = exp(-λ m dt)``,
-  ``B = (1 - A) / λ``), within ``[guard + margin, e_max]``: never below the level at which the
-  tank's own thermostat would start charging (so the hot water lasts at least as long as under
-  the thermostat; the HEMS guards hold it) plus, in the plan, the heat of one bath
+  ``B = (1 - A) / λ``), within ``[guard + margin, e_full]`` (the floor soft, see
+  :class:`twin.optim.blocks.DeviceBlock`): never below the level at which the tank's own
+  thermostat would start charging (so the hot water lasts at least as long as under the
+  thermostat; the HEMS guards hold it) plus, in the plan, the heat of one bath
   (:data:`TANK_PLAN_MARGIN_L` litres at 60 °C, at most half the room to full) for draws the
-  plan did not expect, up to the tank full at ``t_max_c``; relaxed only where the heat pump
-  cannot keep it. The draws are the forecast's if it has them, else each household's
-  expected draws (:func:`twin.devices.household.expected_hot_water`). The heat pump's thermal capacity
-  is shared: ``cop p_hp + cop_dhw p_dhw <= q_max``.
+  plan did not expect, relaxed only where the heat pump cannot keep it; at most full at its
+  setpoint: charging above it (towards ``hot_water.t_max_c``) needs flow temperatures at
+  which the field COP of an air/water heat pump falls to ~1.1-1.5 in winter (the hplib
+  regression at 65 °C flow, floored), close to the element's, which a constant-COP LP would
+  not see. The draws are the forecast's if it has them, else each household's expected
+  draws (:func:`twin.devices.household.expected_hot_water`). The heat pump's thermal
+  capacity is shared: ``cop p_hp + cop_dhw p_dhw <= q_max``.
 
 The COP depends on the power (cycling below the minimum output, :mod:`twin.devices.heatpump`),
 which an LP cannot carry: each period keeps the field COP at full output times the cycling
@@ -205,7 +209,8 @@ class DeviceSet:
             tk_hp=tk_hp,
             tk_loss_per_h=tank.loss_rate_per_h[g_tk].copy(),
             tk_e_guard_kwh=dhw.thermostat_start_kwh(tank)[g_tk].copy(),
-            tk_e_max_kwh=dhw.tank_energy_bounds_kwh(tank)[1][g_tk].copy(),
+            # planners charge up to the setpoint (module docstring)
+            tk_e_max_kwh=tank.e_full_kwh[g_tk].copy(),
             tk_e_full_kwh=tank.e_full_kwh[g_tk].copy(),
             tk_t_set_c=fleet.tank_t_set_c[g_tk].copy(),
             tk_persons=fleet.persons[g_tk].astype(float),

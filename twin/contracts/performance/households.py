@@ -185,11 +185,11 @@ class SignedHouseholds:
         # pump what the comfort guard needs; space heat gets what the tank leaves
         tank = follow_tank_plan(c, s.e_tank_kwh, x, pl.p_dhw_kw[:, j], q_guard)
         q_tk, tk_guard, cop_tk = tank.q_req_kw, tank.q_guard_kw, tank.cop
-        q_sh_cap = c.qmax_hp.copy()
+        q_sh_cap = np.where(c.hybrid, heat.heat(c, q_cap / cop), c.qmax_hp)
         q_sh_cap[c.tk_hp] -= q_tk
         full = np.zeros(len(c.g_hp), bool)  # the heat pump charges the tank: full output
         full[c.tk_hp] = q_tk > 0
-        p_hp = heat.electric(c, np.minimum(q_req, np.minimum(q_cap, q_sh_cap)), full)
+        p_hp = heat.electric(c, np.minimum(q_req, q_sh_cap), full)
         ev_req, ev_guard = follow_ev_plan(
             c,
             s.ev_soc_kwh,
@@ -228,7 +228,7 @@ class SignedHouseholds:
             cut = np.minimum(over[c.hp_pos], np.maximum(p_hp - p_floor, 0.0))
             p_hp -= cut
             q_hp = heat.heat(c, p_hp, full)
-            q_cap = np.where(c.hybrid, q_hp, q_cap)
+            q_cap = np.where(c.hybrid, p_hp * cop, q_cap)
             q_req = np.where(c.hybrid, q_req, np.maximum(q_hp, q_guard))
         g = c.g_hp
         q_heat[g] = q_req
