@@ -80,7 +80,7 @@ def test_same_seed_same_households_and_trips_under_every_contract(firm, central)
 
 
 def test_guarantees_hold_in_the_simulated_result(central, firm):
-    m, c = central, central.contract
+    m = central
     k = m.household_kpis(SERVICE)
     assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
     hp = m.fleet.has_hp

@@ -46,8 +46,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from twin.devices.baseload import BaseLoadParams, draw_annual_kwh, draw_base_load
-from twin.devices.baseload import draw_day_factors, draw_household_size
+from twin.devices.baseload import (
+    BaseLoadParams,
+    draw_annual_kwh,
+    draw_base_load,
+    draw_day_factors,
+    draw_household_size,
+)
 from twin.errors import TwinError
 from twin.grid.elements import UNSUPPORTED_FIX
 from twin.grid.feeders import (

@@ -382,9 +382,7 @@ def _hot_water_and_v2g_kpis(
                 "dhw_delivered_kwh": delivered,
                 "dhw_shortfall_kwh_total": float(hw.shortfall_kwh.sum()),
                 "dhw_shortfall_kwh_worst_day": float(hw.day_shortfall_kwh.max(initial=0.0)),
-                "dhw_days_met_share": float(hw.day_met[:, tank].sum() / n_days)
-                if n_days
-                else 1.0,
+                "dhw_days_met_share": float(hw.day_met[:, tank].sum() / n_days) if n_days else 1.0,
                 "energy_hot_water_kwh": float(log["p_dhw_kw"].sum() * DT_H),
                 "hot_water_heat_kwh": q_in,
                 "hot_water_element_kwh": float(log["q_dhw_element_kw"].sum() * DT_H),

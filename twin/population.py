@@ -85,9 +85,7 @@ def sample_fleet(
     has_hp[order[: n_ae + n_hy]] = True
     hp_hybrid[order[n_ae : n_ae + n_hy]] = True
     has_ev = pick(ad["ev"].value)
-    existing = (
-        np.zeros(n) if existing_pv_kwp is None else np.asarray(existing_pv_kwp, dtype=float)
-    )
+    existing = np.zeros(n) if existing_pv_kwp is None else np.asarray(existing_pv_kwp, dtype=float)
     has_pv = pick(ad["pv"].value, keep=existing > 0)
     has_battery = pick(ad["battery_given_pv"].value, among=has_pv)
     # after every earlier adoption draw: the adopters above are the same with or without V2G
@@ -235,7 +233,9 @@ def tank_volume_l(scenario: Scenario, persons: np.ndarray) -> np.ndarray:
     return np.where(
         p <= 2,
         hw["tank_volume_l_1_2_persons"].value,
-        np.where(p <= 4, hw["tank_volume_l_3_4_persons"].value, hw["tank_volume_l_5_plus_persons"].value),
+        np.where(
+            p <= 4, hw["tank_volume_l_3_4_persons"].value, hw["tank_volume_l_5_plus_persons"].value
+        ),
     )
 
 

@@ -194,7 +194,9 @@ class RunResult:
                 # the PV roof (plane 2: the second half of an east/west split)
                 "pv_tilt_deg": np.where(f.has_pv, f.pv_tilt_deg, np.nan),
                 "pv_azimuth_deg": np.where(f.has_pv, f.pv_azimuth_deg, np.nan),
-                "pv_azimuth2_deg": np.where(f.has_pv & (f.pv_share2 > 0), f.pv_azimuth2_deg, np.nan),
+                "pv_azimuth2_deg": np.where(
+                    f.has_pv & (f.pv_share2 > 0), f.pv_azimuth2_deg, np.nan
+                ),
                 "pv_dc_ac_ratio": np.where(f.has_pv, f.pv_dc_ac_ratio, np.nan),
                 # the building (1R1C) and its comfort terms (twin.service)
                 "r_k_per_kw": f.r_k_per_kw,

@@ -33,10 +33,9 @@ from twin.devices.thermal import heat_to_reach
 from twin.errors import TwinError
 from twin.fleet import Fleet
 from twin.kpi import EV_CHECK_TOL_KWH, comfort_measures, ev_measures
-from twin.service import DHW_CHECK_TOL_KWH, dhw_measures
 from twin.optim.devices import COMFORT_TOL_K, EV_TOL_KWH, DeviceSet
 from twin.optim.horizon import Horizon
-from twin.service import ServiceLevels
+from twin.service import DHW_CHECK_TOL_KWH, ServiceLevels, dhw_measures
 from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
 from twin.view import Outcome, Present
 
@@ -62,7 +61,6 @@ TANK_RECOVERY_PER_STEP = 0.25
 #: level or this much hot water, whichever is less (litres at 60 °C: one bath); above it a tank
 #: recovers its thermostat's level inside the band.
 TANK_HARD_RESERVE_L = 78.0
-
 
 
 def _bad(key: str, value: Any, want: str) -> TwinError:
@@ -419,6 +417,7 @@ def follow_tank_plan(
     if q_sh_guard_kw is not None:
         q_max = np.maximum(q_max - q_sh_guard_kw[c.tk_hp], 0.0)
     q_room = np.maximum((c.tk_e_max - c.tk_a * e) / c.tk_b + draw, 0.0)
+
     def heat_to(level: np.ndarray) -> np.ndarray:
         # at ``level`` or above: stay there; below it (after a bath): recover a quarter of the
         # deficit each step

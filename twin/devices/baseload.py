@@ -260,10 +260,13 @@ def draw_base_load(
         e_event_kwh = sum(kernel) * DT_H
         centre = int(round(np.average(np.arange(len(kernel)), weights=kernel)))
         rate = np.roll(p_event_kw, -centre, axis=0) * (share * DT_H / e_event_kwh)
-        counts = rng.poisson(rate)
-        if single:
-            np.minimum(counts, 1, out=counts)
-        amp = counts * rng.lognormal(mu_amp, EVENT_AMPLITUDE_SIGMA, counts.shape)
+        if single:  # at most one at a time: P(at least one Poisson event) = 1 - exp(-rate)
+            counts = (rng.random(rate.shape) < -np.expm1(-rate)).astype(float)
+        else:
+            counts = rng.poisson(rate).astype(float)
+        on = counts > 0  # each event's power drawn only where there is one (sparse)
+        amp = np.zeros_like(counts)
+        amp[on] = counts[on] * rng.lognormal(mu_amp, EVENT_AMPLITUDE_SIGMA, int(on.sum()))
         _roll_add(p, amp, kernel)
     if exact_energy:
         p *= e_kwh / (p.sum(axis=0) * DT_H)

@@ -46,6 +46,14 @@ from twin.devices.thermal import flow_temperature_c, heat_to_reach, step_tempera
 from twin.fleet import HeatPumpModel
 from twin.timegrid import DT_H
 
+
+def _clip(x, lo, hi):
+    """``np.clip`` without its dispatch overhead (the same result: ``min(max(x, lo), hi)``)."""
+    if hi is None:
+        return np.maximum(x, lo)
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 DEFROST_MAX_LOSS = 0.12
 DEFROST_PEAK_C = 1.0
 DEFROST_HALF_WIDTH_K = 7.0
@@ -62,18 +70,16 @@ FIELD_COP_FACTOR = 0.80
 BOILER_ETA = 0.9  # condensing boiler, seasonal on gross calorific value (assumption)
 
 
-def defrost_factor(
-    t_out_c: np.ndarray | float, max_loss: float = DEFROST_MAX_LOSS
-) -> np.ndarray:
+def defrost_factor(t_out_c: np.ndarray | float, max_loss: float = DEFROST_MAX_LOSS) -> np.ndarray:
     """COP multiplier for defrosting (1 outside the frost zone)."""
     x = np.abs(np.asarray(t_out_c, float) - DEFROST_PEAK_C) / DEFROST_HALF_WIDTH_K
-    return 1.0 - max_loss * np.clip(1.0 - x, 0.0, 1.0)
+    return 1.0 - max_loss * _clip(1.0 - x, 0.0, 1.0)
 
 
 def cycling_factor(q_kw: np.ndarray, q_min_kw: np.ndarray, cd: float = CYCLING_CD) -> np.ndarray:
     """EN 14825 on/off degradation below the minimum output (1 at or above it)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        cr = np.clip(np.where(q_min_kw > 0, q_kw / q_min_kw, 1.0), 0.0, 1.0)
+        cr = _clip(np.where(q_min_kw > 0, q_kw / q_min_kw, 1.0), 0.0, 1.0)
         f = cr / (cd * cr + 1.0 - cd)
     return np.where(cr > 0, f, 1.0)
 
@@ -146,7 +152,7 @@ def min_output_kw(
     slope = CAPACITY_SLOPE_PER_K if model is None else model.capacity_slope_per_k
     if model is not None:
         min_modulation = model.min_modulation
-    gain = 1.0 + slope * np.clip(np.asarray(t_out_c) - DESIGN_POINT_C, 0.0, None)
+    gain = 1.0 + slope * _clip(np.asarray(t_out_c) - DESIGN_POINT_C, 0.0, None)
     return min_modulation * q_hp_max_kw * gain
 
 

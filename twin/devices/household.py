@@ -154,7 +154,11 @@ def expected_hot_water(fleet: Fleet, n_steps: int, start_step: int = 0) -> np.nd
     """``(n_steps, H)`` the draws a HEMS expects (the mean of :func:`draw_hot_water`) from step
     ``start_step`` of a window that starts at midnight; 0 without a tank."""
     q = dhw.expected_draw_kw(
-        fleet.persons, fleet.dhw_litres_per_person_day, n_steps, start_step, fleet.dhw_model.t_cold_c
+        fleet.persons,
+        fleet.dhw_litres_per_person_day,
+        n_steps,
+        start_step,
+        fleet.dhw_model.t_cold_c,
     )
     return np.where(fleet.has_tank, q, 0.0)
 
@@ -184,34 +188,47 @@ class Controls:
 
 @dataclass(frozen=True)
 class _Constants:
-    """Per-household constants of the step, computed once per state."""
+    """Per-household constants of the step, computed once per state (the step is a few dozen
+    array operations over households; what does not change is not recomputed)."""
 
     tank: dhw.DhwTank
     a: np.ndarray  # tank decay over a step
     b: np.ndarray  # tank heat-in gain over a step
+    a_over_b: np.ndarray
+    inv_b: np.ndarray
     e_full: np.ndarray
     e_max: np.ndarray
+    e_start: np.ndarray  # the thermostat starts charging below it
     has_tank: np.ndarray
+    inv_c_w: np.ndarray  # 1 / tank heat capacity (kWh/K)
     standby_kw: np.ndarray
     elec: np.ndarray  # all-electric heat pump
     hybrid: np.ndarray
     v2g: np.ndarray
+    inf: np.ndarray  # no cap
 
 
 def _constants(fleet: Fleet) -> _Constants:
     tank = dhw.tank_of(fleet)
     a, b = dhw.tank_linear_model(tank)
+    has = tank.volume_l > 0
+    c_w = tank.c_kwh_per_k
     return _Constants(
         tank=tank,
         a=a,
         b=b,
+        a_over_b=a / b,
+        inv_b=1.0 / b,
         e_full=tank.e_full_kwh,
         e_max=dhw.tank_energy_bounds_kwh(tank)[1],
-        has_tank=tank.volume_l > 0,
+        e_start=np.where(has, c_w * (tank.t_set_c - tank.hysteresis_k - tank.t_cold_c), -1.0),
+        has_tank=has,
+        inv_c_w=np.where(c_w > 0, 1.0 / np.where(c_w > 0, c_w, 1.0), 0.0),
         standby_kw=np.where(fleet.has_hp, fleet.hp_model.standby_kw, 0.0),
         elec=fleet.has_hp & ~fleet.hp_hybrid,
         hybrid=fleet.has_hp & fleet.hp_hybrid,
         v2g=fleet.has_v2g,
+        inf=np.full(fleet.n, np.inf),
     )
 
 
@@ -278,7 +295,9 @@ def hybrid_runs(fleet: Fleet, exo: Exogenous, k: int, cop: np.ndarray) -> np.nda
     run = exo.t_out_c[k] >= fleet.hp_t_bivalent_c
     if exo.price_eur_per_kwh is not None and fleet.hp_price_switch.any():
         m = fleet.hp_model
-        cheaper = exo.price_eur_per_kwh[k] / np.maximum(cop, 1e-9) <= m.gas_eur_per_kwh / m.boiler_eta
+        cheaper = (
+            exo.price_eur_per_kwh[k] / np.maximum(cop, 1e-9) <= m.gas_eur_per_kwh / m.boiler_eta
+        )
         run &= ~fleet.hp_price_switch | cheaper
     return run | ~fleet.hp_hybrid
 
@@ -296,31 +315,40 @@ def step_households(
     # a contract's cap on the heat pump (a DSO's dimming, a hybrid's planned share): its
     # electricity, given as heat at the space-heating COP at full output
     dimmed = ctl.q_hp_max_kw is not None
-    budget = np.full(fleet.n, np.inf)
+    budget = c.inf
     if dimmed:
         cap = np.maximum(ctl.q_hp_max_kw, 0.0)
         budget = np.where(np.isfinite(cap), cap / cop_sh, np.inf)
     # --- hot water first: the request (or the tank's thermostat), never letting the hot zone
-    # run out if the heat pump, or failing that the element, can prevent it (within the cap)
+    # run out if the heat pump, or failing that the element, can prevent it (within the cap);
+    # the tank's exact step inlined (twin.devices.dhw.tank_step, thermostat_charging)
     tank, e = c.tank, state.e_tank_kwh
     draw = np.zeros(fleet.n) if exo.q_dhw_kw is None else exo.q_dhw_kw[k]
-    charging = dhw.thermostat_charging(e, state.tank_charging, tank)
-    q_room = np.maximum((c.e_max - c.a * e) / c.b + draw, 0.0)  # fills the tank to e_max
-    q_thermo = np.where(charging, np.maximum((c.e_full - c.a * e) / c.b + draw, 0.0), 0.0)
+    full_now = e >= c.e_full * (1.0 - 1e-9)
+    charging = (state.tank_charging | (e < c.e_start)) & ~full_now & c.has_tank
+    ae = c.a_over_b * e
+    q_room = np.maximum(c.e_max * c.inv_b - ae + draw, 0.0)  # fills the tank to e_max
+    q_thermo = np.where(charging, np.maximum(c.e_full * c.inv_b - ae + draw, 0.0), 0.0)
     if ctl.q_dhw_kw is None:
         q_req = q_thermo
     else:
         q_req = np.where(np.isnan(ctl.q_dhw_kw), q_thermo, np.maximum(ctl.q_dhw_kw, 0.0))
-    q_keep = np.minimum(np.maximum(draw - c.a * e / c.b, 0.0), q_room)  # the hot zone lasts
+    q_keep = np.minimum(np.maximum(draw - ae, 0.0), q_room)  # the hot zone lasts
     q_req = np.where(c.has_tank, np.minimum(np.maximum(q_req, q_keep), q_room), 0.0)
     # the hot-water COP at the charging temperature: the setpoint, or the tank's mean
     # temperature at the start of the step when it was boosted above it (that costs more)
-    cop_w = dhw_cop(t_out, dhw.charging_temperature_c(e, tank), hp_model)
+    t_charge = np.minimum(np.maximum(tank.t_cold_c + e * c.inv_c_w, tank.t_set_c), tank.t_max_c)
+    cop_w = dhw_cop(t_out, t_charge, hp_model)
     q_dhw_hp = np.minimum(np.minimum(q_req, q_rated), budget * cop_w)
     p_dhw_hp = np.where(q_dhw_hp > 0, q_dhw_hp / cop_w, 0.0)
-    q_el = np.clip(q_keep - q_dhw_hp, 0.0, fleet.tank_element_kw)
-    q_el = np.where(c.has_tank, np.minimum(q_el, np.maximum(budget - p_dhw_hp, 0.0)), 0.0)
-    e_new, q_del, short = dhw.tank_step(e, q_dhw_hp + q_el, draw, tank)
+    q_el = np.minimum(np.maximum(q_keep - q_dhw_hp, 0.0), fleet.tank_element_kw)
+    if dimmed:
+        q_el = np.minimum(q_el, np.maximum(budget - p_dhw_hp, 0.0))
+    q_el = np.where(c.has_tank, q_el, 0.0)
+    free = c.a * e + c.b * (q_dhw_hp + q_el)  # the end state without any draw
+    q_del = np.where(c.has_tank, np.minimum(draw, np.maximum(free, 0.0) * c.inv_b), 0.0)
+    e_new = np.where(c.has_tank, np.maximum(free - c.b * q_del, 0.0), 0.0)
+    short = (draw - q_del) * DT_H
     state.e_tank_kwh = e_new
     state.tank_charging = charging & (e_new < c.e_full * (1.0 - 1e-9))
     p_dhw = p_dhw_hp + q_el

@@ -300,8 +300,10 @@ class Feeder:
     @property
     def has_simbench_profiles(self) -> bool:
         """True if the households' profiles are SimBench's own (``H0-*``)."""
-        return "profile" in self.net.load.columns and self.kind != "networks" and bool(
-            self.net.load["profile"].astype(str).str.startswith("H0-").any()
+        return (
+            "profile" in self.net.load.columns
+            and self.kind != "networks"
+            and bool(self.net.load["profile"].astype(str).str.startswith("H0-").any())
         )
 
 
@@ -826,7 +828,9 @@ def _h0_profiles(
     scale = np.where(
         np.isfinite(e) & (e >= 0),
         e,
-        np.where(np.isfinite(pk) & (pk > 0), pk / peak_of, np.where(is_h, HOUSEHOLD_E_KWH_PER_YEAR, 0.0)),
+        np.where(
+            np.isfinite(pk) & (pk > 0), pk / peak_of, np.where(is_h, HOUSEHOLD_E_KWH_PER_YEAR, 0.0)
+        ),
     )
     tan_phi = np.tan(np.arccos(HOUSEHOLD_COS_PHI))
     return _Profiles(
@@ -854,7 +858,9 @@ def _build(
         ) from None
 
 
-def _user_households(name: str, net: pandapowerNet, in_service: np.ndarray) -> tuple[np.ndarray, str]:
+def _user_households(
+    name: str, net: pandapowerNet, in_service: np.ndarray
+) -> tuple[np.ndarray, str]:
     """The households of a user's net without SimBench profiles (:data:`HOUSEHOLD_RULE`)."""
     load = net.load
     if "household" in load.columns:
@@ -874,9 +880,11 @@ def _user_households(name: str, net: pandapowerNet, in_service: np.ndarray) -> t
         mask = load["profile"].astype(str).str.strip().str.upper().str.startswith("H").to_numpy()
         how = "the net.load 'profile' column (H*: households)"
     else:
-        peak = _col(load, "p_mw").fillna(0.0).to_numpy() * _col(load, "scaling").fillna(
-            1.0
-        ).to_numpy() * 1e3
+        peak = (
+            _col(load, "p_mw").fillna(0.0).to_numpy()
+            * _col(load, "scaling").fillna(1.0).to_numpy()
+            * 1e3
+        )
         mask = peak <= HOUSEHOLD_MAX_KW
         how = f"p_mw * scaling up to {HOUSEHOLD_MAX_KW:g} kW (one 3 x 25 A connection)"
     return load.index[mask & in_service].to_numpy(), how
@@ -935,9 +943,7 @@ def _build_checked(
     elif kind == "file":
         households, how = _user_households(name, net, in_service)
         n_other = int(in_service.sum()) - len(households)
-        notes.append(
-            f"{len(households)} household(s), {n_other} other load(s) by {how}"
-        )
+        notes.append(f"{len(households)} household(s), {n_other} other load(s) by {how}")
     else:
         households = net.load.index[in_service].to_numpy()
     if kind == "file":
@@ -959,9 +965,11 @@ def _build_checked(
             if "annual_kwh" in load.columns
             else np.full(len(load), np.nan)
         )
-        p_kw = _col(load, "p_mw").fillna(0.0).to_numpy() * 1e3 * _col(load, "scaling").fillna(
-            1.0
-        ).to_numpy()
+        p_kw = (
+            _col(load, "p_mw").fillna(0.0).to_numpy()
+            * 1e3
+            * _col(load, "scaling").fillna(1.0).to_numpy()
+        )
         is_pv = load["name"].astype(str).str.startswith("PV (sgen").to_numpy()
         peak = np.where(np.isfinite(annual) | (p_kw <= 0) | is_pv, np.nan, p_kw)
         hh = load.index.isin(households)
@@ -983,9 +991,9 @@ def _build_checked(
         pv_kwp = np.zeros(len(load))
         if is_pv.any():
             sg_kwp = {
-                f"PV (sgen {i})": float(r["p_mw"]) * 1e3 * float(
-                    r["scaling"] if pd.notna(r.get("scaling", 1.0)) else 1.0
-                )
+                f"PV (sgen {i})": float(r["p_mw"])
+                * 1e3
+                * float(r["scaling"] if pd.notna(r.get("scaling", 1.0)) else 1.0)
                 for i, r in net.sgen.iterrows()
             }
             pv_kwp[is_pv] = [sg_kwp.get(str(nm), 0.0) for nm in load["name"][is_pv]]

@@ -192,13 +192,11 @@ class DeviceBlock:
         for v, e in enumerate(vpos.tolist()):
             for j in range(n_per):
                 b.ev_balance[e, j].set_value(
-                    (
-                        b.ev_soc[e, j + 1]
-                        - b.ev_soc[e, j]
-                        - float(ev_gain[j]) * b.p_ev[e, j]
-                        + float(dis_loss[j]) * b.p_dis[v, j]
-                        == b.ev_rhs[e, j]
-                    )
+                    b.ev_soc[e, j + 1]
+                    - b.ev_soc[e, j]
+                    - float(ev_gain[j]) * b.p_ev[e, j]
+                    + float(dis_loss[j]) * b.p_dis[v, j]
+                    == b.ev_rhs[e, j]
                 )
 
         # --- hot-water tanks ----------------------------------------------------------------------

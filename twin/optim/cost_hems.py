@@ -186,8 +186,6 @@ def ev_need_per_period(dev: DeviceSet, horizon: Horizon, fc: Exogenous, k0: int)
     it; the reserve binds every state. Planned :data:`EV_TOL_KWH` inside the line.
     """
     need = np.repeat(dev.ev_reserve_kwh[:, None] + EV_TOL_KWH, horizon.n_periods, axis=1)
-    if dev.n_v2g:  # a bidirectional car is never discharged below its owner's V2G reserve
-        need[dev.v2g] = np.maximum(need[dev.v2g], dev.v2g_reserve_kwh[:, None] + EV_TOL_KWH)
     due = horizon_due(dev, fc, k0, horizon.n_steps).due_kwh
     for s in np.flatnonzero(due.max(axis=1, initial=0.0) > 0):
         j = int(np.searchsorted(horizon.state_step, s, side="right")) - 2
@@ -334,7 +332,10 @@ class CostHems:
             np.concatenate([np.maximum(-d0, 0.0), np.full((dev.n_hp, n_per), COLD_UB_K)], axis=1),
         )
         soc0 = inp.ev_soc0_kwh[:, None]
-        lp.push(m.devices.ev_soc_lb, np.concatenate([soc0, np.zeros((dev.n_ev, n_per))], axis=1))
+        soc_lb = np.zeros((dev.n_ev, n_per))
+        if dev.n_v2g:  # a bidirectional car is never discharged below its owner's V2G reserve
+            soc_lb[dev.v2g] = inp.v2g_keep_kwh
+        lp.push(m.devices.ev_soc_lb, np.concatenate([soc0, soc_lb], axis=1))
         lp.push(m.need, prices.ev_need_kwh)
         lp.push(m.inflex, inp.p_inflex_kw)
         c_imp = np.asarray(prices.import_eur_per_kwh, dtype=float)

@@ -29,7 +29,11 @@ them (so the optimisation is always feasible, and every relaxation is reported):
   battery could not hold even when charged at full power is charged elsewhere (``public``), as
   in :func:`twin.devices.ev.ev_step`. A car with a bidirectional charger may also discharge
   (vehicle-to-grid, at most its charger's rating while home, wear cost per kWh), never below
-  the energy its owner keeps for V2G (``ev.v2g_reserve_*``) or what the service levels need.
+  the energy its owner keeps for V2G (``ev.v2g_reserve_*``; never charged for, though) or what
+  the service levels need, and ending the horizon with at least the energy it would have
+  without V2G (energy-neutral over a plan: a rolling horizon gives the energy after its end
+  no value, so without it a plan sells the cars' energy and the next one buys it back at a
+  higher peak).
 * Hot water (a tank per all-electric heat pump): the stored heat ``e`` follows the tank's exact
   step over a period (``e' = A e + B (cop_dhw p_dhw - draw)``, ``A = exp(-λ m dt)``,
   ``B = (1 - A) / λ``), within ``[guard + margin, e_full]`` (the floor soft, see
@@ -63,7 +67,7 @@ import numpy as np
 from twin.devices import dhw
 from twin.devices.ev import CHARGE_EFFICIENCY, DISCHARGE_EFFICIENCY
 from twin.devices.heatpump import cycling_factor, dhw_cop, min_output_kw
-from twin.devices.household import Exogenous, expected_hot_water
+from twin.devices.household import Exogenous
 from twin.fleet import Fleet, HeatPumpModel
 from twin.optim.horizon import Horizon
 from twin.service import EvDue, ev_due, trips_at_departure
@@ -325,8 +329,9 @@ class DeviceInputs:
     tk_p_max_kw: np.ndarray | None = None
     tk_e0_kwh: np.ndarray | None = None
     tk_e_min_kwh: np.ndarray | None = None
-    # V2G (n_v2g, N): the largest discharge (0 while away)
+    # V2G (n_v2g, N): the largest discharge (0 while away), the least energy kept (states 1..N)
     v2g_p_max_kw: np.ndarray | None = None
+    v2g_keep_kwh: np.ndarray | None = None
     # the swing rule (DeviceSet.swing_k finite): bounds of each state's window lower edge and
     # the jump it may make at a state (0 within a calendar day)
     win_lb_k: np.ndarray | None = None  # (n_hp, N + 1)
@@ -479,12 +484,21 @@ def device_inputs(
                 )
             )
 
-    # V2G: bidirectional cars never planned below what their owner keeps for V2G
+    # V2G: a bidirectional car is never discharged below what its owner keeps for V2G; the
+    # plan keeps it there, but never charges for it (a car that comes home below it may
+    # stay there: its floor is then where it would be without charging)
     v2g_p = np.zeros((dev.n_v2g, n_per))
+    v2g_keep = np.zeros((dev.n_v2g, n_per))
     if dev.n_v2g:
         v = dev.v2g
-        keep = np.minimum(dev.v2g_reserve_kwh[:, None] + EV_TOL_KWH, soc_max[v, 1:])
-        soc_min[v] = np.maximum(soc_min[v], keep)
+        natural = np.maximum(soc0[v, None] - np.cumsum(trip_eff[v], axis=1), 0.0)
+        v2g_keep = np.minimum(dev.v2g_reserve_kwh[:, None] + EV_TOL_KWH, natural)
+        # and what it discharges within the horizon it has back by its end (at least where
+        # it would be without V2G): the horizon has no value for energy after its end, and
+        # a plan that sells the cars' energy now would leave the next one to buy it back
+        v2g_keep[:, -1] = np.maximum(v2g_keep[:, -1], natural[:, -1])
+        v2g_keep = np.minimum(v2g_keep, soc_max[v, 1:])
+        soc_min[v] = np.maximum(soc_min[v], v2g_keep)
         v2g_p = dev.v2g_p_max_kw[:, None] * home_all[v]
 
     # --- hot-water tanks ------------------------------------------------------------------------
@@ -494,9 +508,7 @@ def device_inputs(
     tk_draw = horizon.mean(tank_draws_kw(dev, fc, k0, n_steps)).T
     q_max_tk = dev.hp_q_max_kw[dev.tk_hp][:, None]
     tk_p_max = np.broadcast_to(q_max_tk / tk_cop, tk_cop.shape).copy()
-    e0 = (
-        dev.tk_e_full_kwh.copy() if e_tank_kwh is None else np.asarray(e_tank_kwh, float)[tk]
-    )
+    e0 = dev.tk_e_full_kwh.copy() if e_tank_kwh is None else np.asarray(e_tank_kwh, float)[tk]
     a_tk, b_tk = dev.tank_decay(horizon)
     e_min = np.empty((dev.n_tk, n_per))
     lo = e0.copy()
@@ -548,6 +560,7 @@ def device_inputs(
         tk_e0_kwh=e0,
         tk_e_min_kwh=e_min,
         v2g_p_max_kw=v2g_p,
+        v2g_keep_kwh=v2g_keep,
         win_lb_k=win[0],
         win_ub_k=win[1],
         win_jump_k=win[2],

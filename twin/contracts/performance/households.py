@@ -224,7 +224,9 @@ class SignedHouseholds:
             q_tk = q_tk - cut * cop_tk
             over[c.tk_pos] -= cut
             full[c.tk_hp] = q_tk > 0
-            p_floor = np.where(c.hybrid, 0.0, heat.electric(c, np.minimum(q_guard, c.qmax_hp), full))
+            p_floor = np.where(
+                c.hybrid, 0.0, heat.electric(c, np.minimum(q_guard, c.qmax_hp), full)
+            )
             cut = np.minimum(over[c.hp_pos], np.maximum(p_hp - p_floor, 0.0))
             p_hp -= cut
             q_hp = heat.heat(c, p_hp, full)
