@@ -346,6 +346,17 @@ def _meter_year(label: str, conn: str, times: pd.Series, values: np.ndarray) -> 
         q = s.resample("15min").ffill(limit=int(step / pd.Timedelta(minutes=15)) - 1)
     days = pd.date_range(q.index[0].normalize(), q.index[-1].normalize(), freq="D")
     q = q.reindex(pd.date_range(days[0], days[-1] + pd.Timedelta("23:45:00"), freq="15min"))
+    # a first or last day the readings only partly cover (a UTC file on twin's clock) is left
+    # out; gaps inside are filled up to 3 h
+    valid = q.notna().to_numpy().reshape(-1, STEPS_PER_DAY).sum(axis=1)
+    whole = np.flatnonzero(valid >= STEPS_PER_DAY - MAX_PROFILE_GAP_H * STEPS_PER_HOUR)
+    if not len(whole):
+        raise TwinError(
+            f"profiles file '{label}': connection {conn!r} has no whole day of readings: give "
+            "a whole year"
+        )
+    days = days[whole[0] : whole[-1] + 1]
+    q = q.iloc[whole[0] * STEPS_PER_DAY : (whole[-1] + 1) * STEPS_PER_DAY]
     gap = q.isna().astype(int).groupby(q.notna().cumsum()).sum().max()
     if gap > MAX_PROFILE_GAP_H * STEPS_PER_HOUR:
         raise TwinError(
