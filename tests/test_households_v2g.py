@@ -31,9 +31,7 @@ def simulate(contract, tariff: str | None = None, days: int = 2) -> FeederModel:
     inp = dataclasses.replace(inp, scenario=with_adoption(inp.scenario, "test", **ALL_V2G))
     if tariff is not None:
         cfg = compose([f"tariff={tariff}"]).tariff
-        inp = dataclasses.replace(
-            inp, tariff=make_tariff(cfg, inp.window, *_year_weather())
-        )
+        inp = dataclasses.replace(inp, tariff=make_tariff(cfg, inp.window, *_year_weather()))
     m = FeederModel(inp, contract, seed=3)
     m.run_to_end()
     return m
