@@ -106,6 +106,12 @@ def test_a_tank_that_runs_out_is_a_measured_shortfall():
     hw = dhw_measures(draw, delivered, np.array([True, True, False]))
     assert hw.shortfall_kwh.sum() == pytest.approx(2.0 * DT_H)
     assert hw.day_met.tolist() == [[False, True, True], [True, True, True]]
+    # a bath larger than a full tank with its heat pump can deliver in a step is reported
+    # apart and does not count against the day (as an EV range no charging could reach)
+    draw[120, 1], delivered[120, 1] = 30.0, 22.0
+    hw = dhw_measures(draw, delivered, np.array([True, True, False]), np.array([40.0, 25.0, 0.0]))
+    assert hw.undeliverable_kwh.sum() == pytest.approx(5.0 * DT_H)
+    assert hw.day_shortfall_kwh[1, 1] == pytest.approx(3.0 * DT_H) and not hw.day_met[1, 1]
     assert DHW_CHECK_TOL_KWH < 1e-3
 
 
@@ -145,7 +151,7 @@ def test_hot_water_kpis_are_recomputed_from_the_run_folder(tmp_path):
     draw = hh.pivot(index="time", columns="household", values="dhw_draw_kw").to_numpy()
     got = hh.pivot(index="time", columns="household", values="dhw_delivered_kw").to_numpy()
     has_tank = summary["tank_l"].to_numpy() > 0
-    hw = dhw_measures(draw, got, has_tank)
+    hw = dhw_measures(draw, got, has_tank, summary["dhw_deliverable_kw"].to_numpy())
     k = r.kpis
     assert hw.shortfall_kwh.sum() == pytest.approx(k["dhw_shortfall_kwh_total"], abs=1e-12)
     assert hw.day_met[:, has_tank].mean() == pytest.approx(k["dhw_days_met_share"])

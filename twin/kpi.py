@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.devices.dhw import deliverable_kw as dhw_deliverable_kw
 from twin.devices.ev import CHARGE_EFFICIENCY, TripSchedule
 from twin.fleet import Fleet
 from twin.service import (
@@ -372,7 +373,9 @@ def _hot_water_and_v2g_kpis(
         "heat_pump_standby_kwh": standby * int(fleet.has_hp.sum()) * len(log["p_hp_kw"]) * DT_H,
     }
     if "dhw_draw_kw" in log:
-        hw = dhw_measures(log["dhw_draw_kw"], log["dhw_delivered_kw"], tank)
+        hw = dhw_measures(
+            log["dhw_draw_kw"], log["dhw_delivered_kw"], tank, dhw_deliverable_kw(fleet)
+        )
         n_days = hw.day_met.shape[0] * n_tank
         q_in = float(log["q_dhw_kw"].sum() * DT_H)
         delivered = float(log["dhw_delivered_kw"].sum() * DT_H)
@@ -381,6 +384,7 @@ def _hot_water_and_v2g_kpis(
                 "dhw_draw_kwh": float(log["dhw_draw_kw"].sum() * DT_H),
                 "dhw_delivered_kwh": delivered,
                 "dhw_shortfall_kwh_total": float(hw.shortfall_kwh.sum()),
+                "dhw_undeliverable_kwh": float(hw.undeliverable_kwh.sum()),
                 "dhw_shortfall_kwh_worst_day": float(hw.day_shortfall_kwh.max(initial=0.0)),
                 "dhw_days_met_share": float(hw.day_met[:, tank].sum() / n_days) if n_days else 1.0,
                 "energy_hot_water_kwh": float(log["p_dhw_kw"].sum() * DT_H),
@@ -426,6 +430,7 @@ def per_household_table(
                 "dhw_shortfall_kwh": dhw_measures(
                     log["dhw_draw_kw"], log["dhw_delivered_kw"], fleet.has_tank
                 ).shortfall_kwh.sum(axis=0),
+                "dhw_deliverable_kw": dhw_deliverable_kw(fleet),
             }
             if "dhw_draw_kw" in log
             else {}

@@ -3,8 +3,17 @@
 A scenario lives in ``twin/scenarios/<name>.yaml``. Every parameter is a mapping with either
 ``value`` (one number) or ``range`` ([low, high], sampled uniformly per household) and a
 ``source`` string. ``extends: <other scenario>`` takes every parameter of the other scenario
-that the file does not set itself (so shared device and dwelling numbers stand in one place). ``SCHEMA`` below lists every field with the bounds a value must respect; a
-missing or out-of-range field gives a one-line :class:`~twin.errors.TwinError` naming it.
+that the file does not set itself (so shared device and dwelling numbers stand in one place).
+``SCHEMA`` below lists every field with the bounds a value must respect; a missing or
+out-of-range field gives a one-line :class:`~twin.errors.TwinError` naming it (a field that
+was retired, :data:`RETIRED`, says what replaced it).
+
+Sections: ``adoption`` (shares, incl. bidirectional chargers among EVs), ``dwelling``,
+``heat_pump`` (sizing, the field COP's defrost/cycling/field factors, minimum modulation,
+hybrids' bivalence point and price switch), ``ev`` (incl. V2G), ``pv`` (the roof mix and the
+pvlib model's losses, the TRY2010 irradiance scale), ``battery``, ``base_load`` (household
+sizes and annual energy, the generator's day-to-day spreads) and ``hot_water`` (draws and
+tanks). A boolean option is a number 0 or 1 (``heat_pump.price_switch``).
 """
 
 from __future__ import annotations

@@ -32,9 +32,12 @@ A household with a tank is promised hot water at its taps whenever it draws: the
 zone stands at its charging temperature, at or above the usable temperature
 (``hot_water.t_usable_c``, 45 °C; the scenario keeps ``t_set_c`` above it), for as long as any
 of it is left, so a draw is delivered at a usable temperature unless the tank runs out. What it
-could not deliver is the *shortfall* (kWh, drawn minus delivered); a household-day is met when
-it has none. Measured like comfort: on the simulated result, per step (``dhw_draw_kw`` and
-``dhw_delivered_kw`` in the run folder).
+could not deliver is the *shortfall* (kWh, drawn minus delivered). As for the EV, nothing can
+deliver more than the tank full at its setpoint and the heat pump (with the element) at full
+output in the step: the part of a draw beyond that (a bath larger than a small tank holds) is
+*undeliverable* and reported apart; a household-day is met when it has no other shortfall.
+Measured like comfort: on the simulated result, per step (``dhw_draw_kw`` and
+``dhw_delivered_kw`` in the run folder, ``dhw_deliverable_kw`` in households_summary.csv).
 """
 
 from __future__ import annotations
@@ -233,19 +236,29 @@ class HotWaterMeasures:
     """The hot-water promise over the reported steps (module docstring)."""
 
     shortfall_kwh: np.ndarray  # (T, H) drawn but not delivered
-    day_shortfall_kwh: np.ndarray  # (days, H)
-    day_met: np.ndarray  # (days, H) bool: no shortfall that day (True without a tank)
+    undeliverable_kwh: np.ndarray  # (T, H) of which nothing could have delivered
+    day_shortfall_kwh: np.ndarray  # (days, H) the rest, per day
+    day_met: np.ndarray  # (days, H) bool: no such shortfall that day (True without a tank)
     has_tank: np.ndarray  # (H,)
 
 
 def dhw_measures(
-    draw_kw: np.ndarray, delivered_kw: np.ndarray, has_tank: np.ndarray
+    draw_kw: np.ndarray,
+    delivered_kw: np.ndarray,
+    has_tank: np.ndarray,
+    deliverable_kw: np.ndarray | None = None,
 ) -> HotWaterMeasures:
     """Every hot-water check of the window from the draws and what the tanks delivered
-    (``(T, H)`` kW each)."""
-    short = np.maximum(np.asarray(draw_kw) - np.asarray(delivered_kw), 0.0) * DT_H
-    short = np.where(np.asarray(has_tank, bool), short, 0.0)
+    (``(T, H)`` kW each); ``deliverable_kw`` ``(H,)``: the most a tank full at its setpoint
+    with the heat pump and element at full output delivers in a step (None: no limit)."""
+    draw = np.asarray(draw_kw)
+    tank = np.asarray(has_tank, bool)
+    short = np.where(tank, np.maximum(draw - np.asarray(delivered_kw), 0.0) * DT_H, 0.0)
+    beyond = np.zeros_like(short)
+    if deliverable_kw is not None:
+        beyond = np.minimum(np.maximum(draw - deliverable_kw, 0.0) * DT_H, short)
     n_t, n_h = short.shape
     days = n_t // STEPS_PER_DAY
-    per_day = short[: days * STEPS_PER_DAY].reshape(days, STEPS_PER_DAY, n_h).sum(axis=1)
-    return HotWaterMeasures(short, per_day, per_day <= DHW_CHECK_TOL_KWH, np.asarray(has_tank))
+    rest = (short - beyond)[: days * STEPS_PER_DAY]
+    per_day = rest.reshape(days, STEPS_PER_DAY, n_h).sum(axis=1)
+    return HotWaterMeasures(short, beyond, per_day, per_day <= DHW_CHECK_TOL_KWH, tank)

@@ -546,7 +546,10 @@ def service_misses(
     n_hw = 0
     if "dhw_draw_kw" in log:
         hw = dhw_measures(
-            log["dhw_draw_kw"][rep], log["dhw_delivered_kw"][rep], fleet.has_tank & households
+            log["dhw_draw_kw"][rep],
+            log["dhw_delivered_kw"][rep],
+            fleet.has_tank & households,
+            dhw.deliverable_kw(fleet),
         )
         bad_hw = ~hw.day_met & (fleet.has_tank & households)
         n_hw = int(bad_hw.sum())

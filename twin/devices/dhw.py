@@ -106,6 +106,15 @@ def tank_of(fleet: Fleet) -> DhwTank:
     )
 
 
+def deliverable_kw(fleet: Fleet) -> np.ndarray:
+    """``(H,)`` the most hot water (heat, kW over a step) a household's tank can deliver: full
+    at its setpoint, with the heat pump and the element at full output (0 without a tank)."""
+    tank = tank_of(fleet)
+    a, b = tank_linear_model(tank)
+    q_in = np.where(fleet.has_tank, fleet.hp_q_max_kw + fleet.tank_element_kw, 0.0)
+    return np.where(tank.volume_l > 0, a * tank.e_full_kwh / b + q_in, 0.0)
+
+
 def thermostat_start_kwh(tank: DhwTank) -> np.ndarray:
     """Stored heat at which the tank's own thermostat starts charging (``hysteresis_k`` below
     the setpoint on the mean temperature)."""
