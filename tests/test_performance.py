@@ -80,7 +80,7 @@ def test_same_seed_same_households_and_trips_under_every_contract(firm, central)
 
 
 def test_guarantees_hold_in_the_simulated_result(central, firm):
-    m = central
+    m, c = central, central.contract
     k = m.household_kpis(SERVICE)
     assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
     hp = m.fleet.has_hp
@@ -93,10 +93,12 @@ def test_guarantees_hold_in_the_simulated_result(central, firm):
         out["performance_comfort_households_missed"] == 0
         and out["performance_ev_deadlines_missed"] == 0
     )
-    # every household stays inside its band, every interval (but where a hot-water tank
-    # recovers its thermostat's level after a draw the plan did not expect: none here)
-    assert_band_kept(m)
-    assert out["performance_band_excess_kwh"] == 0.0
+    # every household stays inside its band, every interval, but where a hot-water tank
+    # recovers its thermostat's level after a draw the plan (on the expected draws) did not
+    # know: that excess is all the KPI counts, and it is small
+    allowed = assert_band_kept(m)
+    assert out["performance_band_excess_kwh"] == pytest.approx(allowed, abs=1e-6)
+    assert allowed < 0.005 * m.log["p_net_kw"][:, c.sig].clip(0).sum() * 0.25
     # and the feeder needs less capacity than under firm connections
     assert m.log["p_net_kw"].sum(1).max() < 0.8 * firm.log["p_net_kw"].sum(1).max()
 
