@@ -96,6 +96,7 @@ BASE_LOAD_STREAM = 0xB45E
 COMMON_STREAM = 0xC0
 #: Longitude of the TRY2010 region-5 station (Essen; twin.devices.pv.SITE_LON_DEG).
 TRY_LON_DEG = 6.967
+TRY_LAT_DEG = 51.40
 #: Longest gap in a profiles file filled by linear interpolation (as for weather files).
 MAX_PROFILE_GAP_H = 3.0
 
@@ -135,6 +136,9 @@ class StudyInputs:
     existing_pv_kwp: np.ndarray | None = None
     pv_irradiance_scale: float = 1.0
     base_load: str = "feeder"  # where the households' base load came from
+    # where the sun is computed for (the TRY2010 region's station; Essen otherwise)
+    site_lat_deg: float = TRY_LAT_DEG
+    site_lon_deg: float = TRY_LON_DEG
 
     def __post_init__(self) -> None:
         t, n = self.p_base_kw.shape
@@ -153,6 +157,27 @@ class StudyInputs:
 # ----------------------------------------------------------------------------------------------
 # weather on twin's clock
 # ----------------------------------------------------------------------------------------------
+
+
+def try2010_site(region: int) -> tuple[float, float]:
+    """``(lat, lon)`` in degrees of a TRY2010 region's station, from its file's header
+    (``Lage: 51°24'N <- B.   6°58'O <- L.``); Essen's if the header cannot be read."""
+    import re
+
+    import demandlib.vdi
+
+    path = (
+        Path(demandlib.vdi.__file__).parent / "resources_weather" / f"TRY2010_{region:02d}_Jahr.dat"
+    )
+    try:
+        head = path.read_text(encoding="latin-1")[:2000]
+    except OSError:
+        return TRY_LAT_DEG, TRY_LON_DEG
+    m = re.search(r"(\d+)\D+(\d+)'N.*?(\d+)\D+(\d+)'O", head)
+    if not m:
+        return TRY_LAT_DEG, TRY_LON_DEG
+    d1, m1, d2, m2 = (int(x) for x in m.groups())
+    return d1 + m1 / 60.0, d2 + m2 / 60.0
 
 
 def solar_to_clock_time(
@@ -403,7 +428,14 @@ def _meter_year(label: str, conn: str, times: pd.Series, values: np.ndarray) -> 
 # ----------------------------------------------------------------------------------------------
 
 
-def _feeder_pv(feeder: Feeder, t_year: np.ndarray, g_year: np.ndarray, scale: float) -> None:
+def _feeder_pv(
+    feeder: Feeder,
+    t_year: np.ndarray,
+    g_year: np.ndarray,
+    scale: float,
+    lat: float = TRY_LAT_DEG,
+    lon: float = TRY_LON_DEG,
+) -> None:
     """Fill the feeder-PV load rows (negative loads) from the weather (pvlib, south 35°)."""
     kwp = feeder.pv_load_kwp
     if kwp is None or not (kwp > 0).any():
@@ -420,7 +452,7 @@ def _feeder_pv(feeder: Feeder, t_year: np.ndarray, g_year: np.ndarray, scale: fl
         share2=np.zeros(m),
         dc_ac_ratio=np.full(m, 1.1),
     )
-    sun = sun_at_rows(np.arange(STEPS_PER_YEAR))
+    sun = sun_at_rows(np.arange(STEPS_PER_YEAR), lat_deg=lat, lon_deg=lon)
     p = pv_ac_power_kw(g_year, t_year, kwp[cols], roofs, sun=sun, ghi_scale=scale)
     feeder.load_p_kw[:, cols] = -p
     feeder.load_q_kvar[:, cols] = 0.0
@@ -491,8 +523,10 @@ def build_inputs(cfg: Any, scenario: Scenario | None = None) -> StudyInputs:
     seed = int(cfg.get("seed", 0) or 0)
     t_year, g_year = weather.t_out_c, weather.ghi_w_m2
     pv_scale = 1.0
+    lat, lon = TRY_LAT_DEG, TRY_LON_DEG
     if source == "try2010":
-        t_year, g_year = solar_to_clock_time(t_year, g_year)
+        lat, lon = try2010_site(int(cfg.weather.region))
+        t_year, g_year = solar_to_clock_time(t_year, g_year, lon)
         pv_scale = float(scenario["pv"]["irradiance_scale"].value)
         log.info(
             "weather: TRY2010 rows are in true solar time: moved onto twin's clock (CET, "
@@ -537,7 +571,7 @@ def build_inputs(cfg: Any, scenario: Scenario | None = None) -> StudyInputs:
         feeder.load_q_kvar[:, cols] = q_hh
         log.info("%s", note)
         base_load = "profiles"
-    _feeder_pv(feeder, t_year, g_year, pv_scale)
+    _feeder_pv(feeder, t_year, g_year, pv_scale, lat, lon)
     rows = window.sim_year_index
     other = np.setdiff1d(np.arange(feeder.load_p_kw.shape[1]), cols)
     existing = feeder.household_pv_kwp
@@ -562,6 +596,8 @@ def build_inputs(cfg: Any, scenario: Scenario | None = None) -> StudyInputs:
         existing_pv_kwp=None if existing is None or not (existing > 0).any() else existing,
         pv_irradiance_scale=pv_scale,
         base_load=base_load,
+        site_lat_deg=lat,
+        site_lon_deg=lon,
     )
 
 

@@ -132,6 +132,7 @@ class FeederModel(mesa.Model):
             q_dhw_kw=q_dhw,
             pv_irradiance_scale=inputs.pv_irradiance_scale,
             price_eur_per_kwh=price,
+            site=(inputs.site_lat_deg, inputs.site_lon_deg),
         )
         self.state = HouseholdState.initial(self.fleet)
         self.households = [

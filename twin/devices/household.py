@@ -88,13 +88,15 @@ def make_exogenous(
     pv_irradiance_scale: float = 1.0,
     price_eur_per_kwh: np.ndarray | None = None,
     solar_time: bool = False,
+    site: tuple[float, float] | None = None,
 ) -> Exogenous:
     """Precompute gains, COP and PV over the window (vectorised over time and households).
 
     ``year_rows`` (T,): the reference-year row of each step (for the sun; default the year
     from 1 January); ``solar_time``: the weather's rows are in true solar time rather than
     twin's clock (TRY2010 as it ships; :func:`twin.inputs.build_inputs` shifts it to the clock);
-    ``pv_irradiance_scale``: the PV model's irradiance scale (``pv.irradiance_scale``).
+    ``pv_irradiance_scale``: the PV model's irradiance scale (``pv.irradiance_scale``);
+    ``site``: ``(lat, lon)`` of the weather (default: TRY2010 region 5, Essen).
     """
     t_col = t_out_c[:, None]
     q_gain = (
@@ -112,7 +114,7 @@ def make_exogenous(
         t_out_c,
         fleet.pv_kwp,
         roofs_of(fleet),
-        sun=sun_at_rows(rows, solar_time=solar_time),
+        sun=sun_at_rows(rows, solar_time, *(site or ())),
         ghi_scale=pv_irradiance_scale,
         model=fleet.pv_model,
     )

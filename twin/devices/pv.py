@@ -109,11 +109,16 @@ def solar_position(
     )
 
 
-def sun_at_rows(rows: np.ndarray, solar_time: bool = False) -> SolarPosition:
+def sun_at_rows(
+    rows: np.ndarray,
+    solar_time: bool = False,
+    lat_deg: float = SITE_LAT_DEG,
+    lon_deg: float = SITE_LON_DEG,
+) -> SolarPosition:
     """The sun at the reference-year rows ``rows`` (a run's steps; the year is computed once
-    per process and cut). ``solar_time``: the rows are in true solar time (TRY2010 as it is)
-    rather than twin's clock (CET, UTC+01:00)."""
-    sun = solar_position(solar_time=solar_time)
+    per process and site and cut). ``solar_time``: the rows are in true solar time (TRY2010 as
+    it is) rather than twin's clock (CET, UTC+01:00)."""
+    sun = solar_position(float(lat_deg), float(lon_deg), solar_time=solar_time)
     r = np.asarray(rows, dtype=np.int64)
     return SolarPosition(
         zenith_deg=sun.zenith_deg[r],
