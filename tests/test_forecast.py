@@ -210,13 +210,13 @@ def test_perfect_foresight_run_has_zero_forecast_error():
 @pytest.fixture(scope="module")
 def constrained(tmp_path_factory):
     """A statistical-forecast day under each margin policy with the transformer limit cut to
-    250 kVA (so the DSO's limit binds), written to disk."""
+    170 kVA (so the DSO's limit binds), written to disk."""
     from twin.pipeline import run
     from twin.writer import write_run
 
     out = {}
     for policy in ("p50", "p10", "fixed", "dynamic"):
-        cfg = compose([*DAY, "contract.limit_kva=250", f"contract.margin_policy={policy}"])
+        cfg = compose([*DAY, "contract.limit_kva=170", f"contract.margin_policy={policy}"])
         result = run(cfg)
         folder = write_run(result, tmp_path_factory.mktemp(policy) / "run")
         out[policy] = (result, folder)

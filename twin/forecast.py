@@ -87,6 +87,8 @@ def slice_exogenous(exo: Exogenous, rows: np.ndarray, cols: np.ndarray) -> Exoge
             departure=trips.departure[ix],
             km=trips.km[:, cols],
         ),
+        q_dhw_kw=None if exo.q_dhw_kw is None else exo.q_dhw_kw[ix],
+        price_eur_per_kwh=None if exo.price_eur_per_kwh is None else exo.price_eur_per_kwh[rows],
     )
 
 
@@ -137,9 +139,7 @@ class PerfectForecaster(Forecaster):
     ) -> None:
         self._exo = exo
         self._fleet = fleet
-        self._state0 = HouseholdState(
-            state0.t_in_c.copy(), state0.ev_soc_kwh.copy(), state0.bat_soc_kwh.copy()
-        )
+        self._state0 = state0.copy()
         self._other_p = np.asarray(other_p_kw, dtype=float)
         self._other_q = np.asarray(other_q_kvar, dtype=float)
         self._firm: dict[bytes, np.ndarray] = {}
@@ -181,7 +181,11 @@ class PerfectForecaster(Forecaster):
         if key not in self._firm:
             s = self._state0
             state = HouseholdState(
-                s.t_in_c[h].copy(), s.ev_soc_kwh[h].copy(), s.bat_soc_kwh[h].copy()
+                s.t_in_c[h].copy(),
+                s.ev_soc_kwh[h].copy(),
+                s.bat_soc_kwh[h].copy(),
+                None if s.e_tank_kwh is None else s.e_tank_kwh[h].copy(),
+                None if s.tank_charging is None else s.tank_charging[h].copy(),
             )
             self._firm[key] = simulate_firm(
                 self._fleet.subset(h),
@@ -564,7 +568,7 @@ class StatisticalForecaster(PerfectForecaster):
             departure=d.departure[np.ix_(rows, h)],
             km=d.km[:, h],
         )
-        return self._physics(h, it.t_out_c[:n], it.ghi_w_m2[:n], p_base, q_base, trips)
+        return self._physics(h, rows, it.t_out_c[:n], it.ghi_w_m2[:n], p_base, q_base, trips)
 
     def other_loads(self, k0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         rows = horizon_index(k0, n, self.n_steps)
@@ -610,7 +614,11 @@ class StatisticalForecaster(PerfectForecaster):
         if key not in self._firm:
             s = self._state0
             state = HouseholdState(
-                s.t_in_c[h].copy(), s.ev_soc_kwh[h].copy(), s.bat_soc_kwh[h].copy()
+                s.t_in_c[h].copy(),
+                s.ev_soc_kwh[h].copy(),
+                s.bat_soc_kwh[h].copy(),
+                None if s.e_tank_kwh is None else s.e_tank_kwh[h].copy(),
+                None if s.tank_charging is None else s.tank_charging[h].copy(),
             )
             exo = self.exogenous(0, self.n_steps + FIRM_LOOKAHEAD_STEPS, h)
             self._firm[key] = simulate_firm(self._fleet.subset(h), state, exo)

@@ -94,6 +94,14 @@ class GridConfig:
         None,
         "unbalanced (per-phase) power flow and limits; null: on for feeders with phase data",
     )
+    base_load: str = key(
+        "generated",
+        "households' base load: generated (each its own) or feeder (the feeder's profiles)",
+        choices=("generated", "feeder"),
+    )
+    profiles: str | None = key(
+        None, "per-connection profiles: a CSV/parquet file with connection, time, p_kw"
+    )
 
 
 @dataclass

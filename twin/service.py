@@ -25,6 +25,19 @@ The EV promise (:func:`ev_due`)
 Nothing can charge faster than full power: the KPIs judge every check against what charging at
 full power whenever the car is home could have reached from the window's start
 (:func:`full_power_soc`), and report what even that could not reach separately.
+
+Hot water (:func:`dhw_measures`)
+--------------------------------
+A household with a tank is promised hot water at its taps whenever it draws: the tank's hot
+zone stands at its charging temperature, at or above the usable temperature
+(``hot_water.t_usable_c``, 45 °C; the scenario keeps ``t_set_c`` above it), for as long as any
+of it is left, so a draw is delivered at a usable temperature unless the tank runs out. What it
+could not deliver is the *shortfall* (kWh, drawn minus delivered). As for the EV, nothing can
+deliver more than the tank full at its setpoint and the heat pump (with the element) at full
+output in the step: the part of a draw beyond that (a bath larger than a small tank holds) is
+*undeliverable* and reported apart; a household-day is met when it has no other shortfall.
+Measured like comfort: on the simulated result, per step (``dhw_draw_kw`` and
+``dhw_delivered_kw`` in the run folder, ``dhw_deliverable_kw`` in households_summary.csv).
 """
 
 from __future__ import annotations
@@ -37,14 +50,20 @@ from twin.devices.ev import ev_step
 from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
 
 __all__ = [
+    "DHW_CHECK_TOL_KWH",
     "EvDue",
+    "HotWaterMeasures",
     "ServiceLevels",
     "ev_due",
     "full_power_soc",
+    "dhw_measures",
     "preheat_warming_k",
     "thermostat_q_max_kw",
     "trips_at_departure",
 ]
+
+#: Below this a hot-water shortfall of a step is numerical noise (kWh).
+DHW_CHECK_TOL_KWH = 1e-6
 
 
 def trips_at_departure(trip_kwh: np.ndarray, departure: np.ndarray) -> np.ndarray:
@@ -242,3 +261,36 @@ def thermostat_q_max_kw(hp_q_max_kw: np.ndarray, hybrid: np.ndarray) -> np.ndarr
     """The heat a home's own thermostat could deliver: its heat pump's capacity, unlimited with
     a boiler (a hybrid's, or a home without a heat pump: pass ``hybrid | ~has_hp``)."""
     return np.where(hybrid, np.inf, hp_q_max_kw)
+
+
+@dataclass(frozen=True)
+class HotWaterMeasures:
+    """The hot-water promise over the reported steps (module docstring)."""
+
+    shortfall_kwh: np.ndarray  # (T, H) drawn but not delivered
+    undeliverable_kwh: np.ndarray  # (T, H) of which nothing could have delivered
+    day_shortfall_kwh: np.ndarray  # (days, H) the rest, per day
+    day_met: np.ndarray  # (days, H) bool: no such shortfall that day (True without a tank)
+    has_tank: np.ndarray  # (H,)
+
+
+def dhw_measures(
+    draw_kw: np.ndarray,
+    delivered_kw: np.ndarray,
+    has_tank: np.ndarray,
+    deliverable_kw: np.ndarray | None = None,
+) -> HotWaterMeasures:
+    """Every hot-water check of the window from the draws and what the tanks delivered
+    (``(T, H)`` kW each); ``deliverable_kw`` ``(H,)``: the most a tank full at its setpoint
+    with the heat pump and element at full output delivers in a step (None: no limit)."""
+    draw = np.asarray(draw_kw)
+    tank = np.asarray(has_tank, bool)
+    short = np.where(tank, np.maximum(draw - np.asarray(delivered_kw), 0.0) * DT_H, 0.0)
+    beyond = np.zeros_like(short)
+    if deliverable_kw is not None:
+        beyond = np.minimum(np.maximum(draw - deliverable_kw, 0.0) * DT_H, short)
+    n_t, n_h = short.shape
+    days = n_t // STEPS_PER_DAY
+    rest = (short - beyond)[: days * STEPS_PER_DAY]
+    per_day = rest.reshape(days, STEPS_PER_DAY, n_h).sum(axis=1)
+    return HotWaterMeasures(short, beyond, per_day, per_day <= DHW_CHECK_TOL_KWH, tank)

@@ -348,6 +348,7 @@ class PerformanceContract(Contract):
             {
                 "performance_ev_reserve_departures_missed": miss.ev_reserve_departures,
                 "performance_comfort_households_missed": miss.comfort_households,
+                "performance_hot_water_days_missed": miss.hot_water_days,
                 "performance_ev_deadlines_missed": miss.ev_deadlines,
                 "performance_service_detail": miss.details,
             }

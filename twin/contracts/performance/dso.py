@@ -314,6 +314,7 @@ class DsoPlanner:
             s.bat_soc_kwh[sig],
             k0,
             d_day_k,
+            e_tank_kwh=None if s.e_tank_kwh is None else s.e_tank_kwh[sig],
         )
         return inp, sig_exo
 
