@@ -449,6 +449,7 @@ def limits() -> dict[str, tuple[str, float]]:
         "voltage_bus_weeks_compliant_share": (">=", 1.0),
         "comfort_days_met_share": (">=", 1.0),
         "ev_days_met_share": (">=", 1.0),
+        "dhw_days_met_share": (">=", 1.0),
     }
 
 
