@@ -9,7 +9,7 @@ exits with status 2 (bad input, Hydra's own composition errors included), 130 (C
 (SIGTERM); ``TWIN_DEBUG=1`` or ``hydra.verbose=true`` print the traceback too. A failed single
 run leaves no run folder if it wrote nothing (else ``FAILED`` and no ``DONE``); a failed sweep
 job leaves ``FAILED`` in its folder, the other jobs finish, and the call ends with one line
-counting the failures. See docs/bad_input.md.
+counting the failures. See the README, "Bad input".
 """
 
 from __future__ import annotations
