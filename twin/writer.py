@@ -689,6 +689,7 @@ RUN_FILES: dict[str, str] = {
     "lines.parquet": "per (time, line): loading, current, active power (all lines, or the worst_n)",
     "transformers.parquet": "per (time, transformer): active and apparent power, loading",
     "loads.parquet": "per (time, load): the active and reactive power the power flow saw (with network.json: a step back in pandapower)",
+    "grid_phases.parquet": "unbalanced runs, per (time, element, phase): bus voltages, line and transformer phase currents, loading and neutral currents",
     "households_summary.csv": "per household: devices, parameters, its own peak, energies, comfort and bill",
     "figures/": "PNG figures (listed in summary.md)",
     "timings.json": "seconds per stage of the run, and per file written",
