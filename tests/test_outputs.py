@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandapower as pp
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from omegaconf import OmegaConf
@@ -19,7 +20,8 @@ from omegaconf import OmegaConf
 import twin
 from twin.grid.compliance import station_of
 from twin.grid.ratings import line_ampacity_ka
-from twin.writer import write_run
+from twin.result import EXACT_COLUMNS
+from twin.writer import write_run, write_tidy_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,6 +116,102 @@ def test_worst_n_keeps_the_worst_buses_and_lines_and_none_keeps_none(day_result,
     none = write_run(_with_output(day_result, elements="none"), tmp_path / "n")
     assert not any((none / f).exists() for f in ("buses.parquet", "lines.parquet", "loads.parquet"))
     assert (none / "feeder.parquet").exists()
+
+
+# ------------------------------------------------------------------- streamed tidy files
+def _reference_households_frame(r):
+    """households.parquet as one frame, built the way twin built it before streaming."""
+    t, h = r.log["p_net_kw"].shape
+    frame = {
+        "time": np.repeat(r.window.times.values, h),
+        "household": np.tile(np.arange(h, dtype=np.int32), t),
+        "load_index": np.tile(r.load_index.astype(np.int32), t),
+    }
+    for name, values in r.log.items():
+        if values.ndim != 2:  # per step only (the weather)
+            continue
+        frame[name] = values.astype(np.float64 if name in EXACT_COLUMNS else np.float32).ravel()
+    frame["ev_home"] = r.home.ravel()
+    frame["ev_departure"] = r.trips.departure.ravel()
+    frame["ev_trip_kwh"] = r.trips.trip_kwh.ravel()
+    return pd.DataFrame(frame)
+
+
+def _reference_bus_frame(r, labels):
+    g, net = r.grid, r.feeder.net
+    cols = pd.Index(g.bus_index).get_indexer(labels)
+    names = np.asarray(r.element_names("bus"), dtype=object)[cols]
+    n_t, n_e = g.n_steps, len(cols)
+    return pd.DataFrame(
+        {
+            "time": np.repeat(r.window.times.values, n_e),
+            "step": np.repeat(np.arange(n_t, dtype=np.int32), n_e),
+            "bus": np.tile(g.bus_index[cols].astype(np.int32), n_t),
+            "bus_name": pd.Categorical(np.tile(names, n_t), categories=pd.unique(names)),
+            "vn_kv": np.tile(net.bus.loc[g.bus_index[cols], "vn_kv"].to_numpy(np.float32), n_t),
+            "lv": np.tile(r.lv_buses()[cols], n_t),
+            "vm_pu": g.vm_pu[:, cols].astype(np.float32).ravel(),
+        }
+    )
+
+
+def test_tidy_tables_equal_the_whole_frames_in_any_row_range(day_result):
+    r = day_result
+    worst = r.worst_buses(4)[::-1]  # a subset, not in net.bus order
+    cases = [
+        (r.households_table(), _reference_households_frame(r)),
+        (r.bus_table(worst), _reference_bus_frame(r, worst)),
+        (r.bus_table(), _reference_bus_frame(r, r.grid.bus_index)),
+    ]
+    for table, reference in cases:
+        frame = table.frame()
+        pd.testing.assert_frame_equal(frame, reference)
+        assert list(frame.dtypes) == list(reference.dtypes)
+        n = table.n_rows
+        # ranges that start and stop inside a step, one row, the last rows, past the end
+        for start, stop in ((0, 1), (5, 1234), (table.n + 3, 3 * table.n - 1), (n - 7, n + 50)):
+            part = pd.DataFrame(table.rows(start, stop))
+            expected = reference.iloc[start:stop].reset_index(drop=True)
+            pd.testing.assert_frame_equal(part, expected)
+
+
+def test_streamed_parquet_is_the_whole_frame_written_at_once(day_result, tmp_path):
+    """A file written one row group at a time holds the frame exactly (types, categories,
+    NaN); with pyarrow's row groups it is DataFrame.to_parquet's file, byte for byte."""
+    r = day_result
+    nan_vm = dataclasses.replace(r.grid, vm_pu=r.grid.vm_pu.copy())
+    nan_vm.vm_pu[::7, 3] = np.nan  # NaN goes to parquet as null, as pandas writes it
+    with_nan = dataclasses.replace(r, grid=nan_vm)
+    tables = {
+        "households": r.households_table(),
+        "buses": with_nan.bus_table(),
+        "lines": r.line_table(r.worst_lines(5)),
+        "loads": r.load_table(),
+        "transformers": r.trafo_table(),
+    }
+    for name, table in tables.items():
+        frame = table.frame()
+        whole = tmp_path / f"{name}-whole.parquet"
+        frame.to_parquet(whole, index=False)
+        same = tmp_path / f"{name}-streamed.parquet"
+        write_tidy_parquet(table, same)
+        assert same.read_bytes() == whole.read_bytes(), name
+        # row groups that cut through steps: several groups, the same content
+        chunked = tmp_path / f"{name}-chunked.parquet"
+        size = table.n_rows // 4 + 1  # not a whole number of steps
+        write_tidy_parquet(table, chunked, rows_per_group=size)
+        assert pq.ParquetFile(chunked).metadata.num_row_groups == 4, name
+        back = pd.read_parquet(chunked)
+        pd.testing.assert_frame_equal(back, pd.read_parquet(whole))
+        assert pq.read_schema(chunked) == pq.read_schema(whole)
+    assert pd.read_parquet(tmp_path / "buses-chunked.parquet")["vm_pu"].isna().sum() > 0
+    # an empty table (no lines kept) still writes its columns
+    empty = r.line_table(r.worst_lines(0))
+    write_tidy_parquet(empty, tmp_path / "empty.parquet")
+    empty.frame().to_parquet(tmp_path / "empty-whole.parquet", index=False)
+    assert (tmp_path / "empty.parquet").read_bytes() == (
+        tmp_path / "empty-whole.parquet"
+    ).read_bytes()
 
 
 # ------------------------------------------------------------------------- self-describing

@@ -4,11 +4,14 @@ limits: physics asserted, no timings."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pandapower as pp
+import pandas as pd
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 import twin.population as population
 from twin.config import compose
@@ -20,6 +23,7 @@ from twin.optim.limits import GridLimits
 from twin.pipeline import run
 from twin.population import PV_SINGLE_PHASE_MAX_KWP, sample_fleet
 from twin.scenario import load_scenario, with_adoption
+from twin.writer import write_run
 
 DAY = ["sim=day", "sim.warmup_days=1", "output.progress=false"]
 PHASE_FIELDS = ("phase_connection", "phase_base", "phase_hp", "phase_ev", "phase_pv", "phase_bat")
@@ -179,6 +183,16 @@ def test_unbalanced_results_as_tidy_data(ieee_day):
     )
     ev = r.fleet.has_ev
     assert (cols["phase_ev"][~ev] == "").all() and (cols["phase_ev"][ev] != "").all()
+
+
+def test_an_unbalanced_run_writes_its_phases_file(ieee_day, tmp_path):
+    cfg = OmegaConf.create(OmegaConf.to_container(ieee_day.cfg))
+    cfg.output.figures = False
+    out = write_run(dataclasses.replace(ieee_day, cfg=cfg), tmp_path / "run")
+    assert (out / "DONE").exists()
+    stored = pd.read_parquet(out / "grid_phases.parquet")
+    pd.testing.assert_frame_equal(stored, ieee_day.phases_frame())
+    assert "grid_phases.parquet" in json.loads((out / "metadata.json").read_text())["files"]
 
 
 def test_balanced_kpis_are_the_same_in_an_unbalanced_run():

@@ -27,7 +27,7 @@ from twin.service import ServiceLevels
 from twin.tariffs import Tariff
 from twin.timegrid import DT_H, TimeWindow
 
-__all__ = ["EXACT_COLUMNS", "RunResult"]
+__all__ = ["EXACT_COLUMNS", "RunResult", "TidyTable"]
 
 #: households.parquet columns kept at full precision: every service-level KPI can be
 #: recomputed from them exactly (with households_summary.csv).
@@ -46,6 +46,87 @@ EXACT_COLUMNS = (
     "q_dhw_kw",
     "p_dhw_kw",
 )
+
+
+class TidyTable:
+    """A tidy (step, element) table described column by column: row ``k * n + j`` holds
+    element ``j`` at reported step ``k``.
+
+    Nothing is materialised until asked: :meth:`rows` builds any range of rows, :meth:`frame`
+    all of them. The writer streams a year into parquet one row group at a time
+    (:func:`twin.writer.write_tidy_parquet`) instead of holding the whole frame and its
+    copies (a year of the default feeder's households is 3.6 million rows). Columns, in
+    order:
+
+    * :meth:`per_step`: one value per step (``time``, ``step``), repeated over the elements;
+    * :meth:`per_element`: one value per element, repeated every step; a ``pd.Categorical``
+      stays categorical (same categories in every range);
+    * :meth:`cells`: a ``(T, n)`` array, or a function ``(k0, k1) -> (k1 - k0, n)`` array
+      of the steps ``k0 .. k1 - 1``, cast to ``dtype`` range by range (the same values as
+      casting the whole array).
+    """
+
+    def __init__(self, n_steps: int, n: int) -> None:
+        self.n_steps, self.n = int(n_steps), int(n)
+        self._columns: dict[str, tuple[str, Any, Any]] = {}
+
+    @property
+    def n_rows(self) -> int:
+        return self.n_steps * self.n
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._columns)
+
+    def per_step(self, name: str, values: Any) -> TidyTable:
+        self._columns[name] = ("step", np.asarray(values), None)
+        return self
+
+    def per_element(self, name: str, values: Any) -> TidyTable:
+        if not isinstance(values, pd.Categorical):
+            values = np.asarray(values)
+        self._columns[name] = ("element", values, None)
+        return self
+
+    def cells(self, name: str, values: Any, dtype: Any = None) -> TidyTable:
+        self._columns[name] = ("cells", values, dtype)
+        return self
+
+    def rows(self, start: int = 0, stop: int | None = None) -> dict[str, Any]:
+        """Columns of rows ``start .. stop - 1`` (numpy arrays, ``pd.Categorical``)."""
+        stop = self.n_rows if stop is None else min(int(stop), self.n_rows)
+        start = min(max(int(start), 0), stop)
+        n, m = self.n, stop - start
+        k0, k1 = (start // n, -(-stop // n)) if n else (0, 0)
+        cut = slice(start - k0 * n, start - k0 * n + m)
+        out: dict[str, Any] = {}
+        for name, (kind, values, dtype) in self._columns.items():
+            if kind == "step":
+                out[name] = np.repeat(values[k0:k1], n)[cut]
+            elif kind == "element" and isinstance(values, pd.Categorical):
+                codes = np.tile(values.codes, k1 - k0)[cut]
+                out[name] = pd.Categorical.from_codes(codes, dtype=values.dtype)
+            elif kind == "element":
+                out[name] = np.tile(values, k1 - k0)[cut]
+            else:
+                block = np.asarray(values(k0, k1) if callable(values) else values[k0:k1])
+                if dtype is not None:
+                    block = block.astype(dtype, copy=False)
+                out[name] = block.reshape(-1)[cut]
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        """All rows as one frame."""
+        return pd.DataFrame(self.rows())
+
+
+def _columns_of(matrix: np.ndarray, cols: np.ndarray) -> Any:
+    """``matrix[:, cols]`` as a :meth:`TidyTable.cells` source: the matrix itself when
+    ``cols`` are all its columns in order (no copy), else the columns picked step range by
+    step range."""
+    if len(cols) == matrix.shape[1] and np.array_equal(cols, np.arange(matrix.shape[1])):
+        return matrix
+    return lambda k0, k1: matrix[k0:k1, cols]
 
 
 @dataclass
@@ -128,24 +209,26 @@ class RunResult:
     grid_phases: AsymPowerFlowResult | None = None
     scenario: Scenario | None = None
 
-    def households_frame(self) -> pd.DataFrame:
-        """Tidy: one row per (time, household), one column per logged variable."""
+    def households_table(self) -> TidyTable:
+        """Tidy: one row per (time, household), one column per logged variable
+        (``households.parquet``)."""
         t, h = self.log["p_net_kw"].shape
-        frame = {
-            "time": np.repeat(self.window.times.values, h),
-            "household": np.tile(np.arange(h, dtype=np.int32), t),
-            "load_index": np.tile(self.load_index.astype(np.int32), t),
-        }
+        table = TidyTable(t, h).per_step("time", self.window.times.values)
+        table.per_element("household", np.arange(h, dtype=np.int32))
+        table.per_element("load_index", self.load_index.astype(np.int32))
         for name, values in self.log.items():  # the model's LOGGED variables, then the contract's
             if values.ndim != 2:  # per step only (the weather: feeder.parquet)
                 continue
             # what the service levels are recomputed from stays exact (float64); the rest float32
-            dtype = np.float64 if name in EXACT_COLUMNS else np.float32
-            frame[name] = values.astype(dtype).ravel()
-        frame["ev_home"] = self.home.ravel()
-        frame["ev_departure"] = self.trips.departure.ravel()
-        frame["ev_trip_kwh"] = self.trips.trip_kwh.ravel()
-        return pd.DataFrame(frame)
+            table.cells(name, values, np.float64 if name in EXACT_COLUMNS else np.float32)
+        table.cells("ev_home", self.home)
+        table.cells("ev_departure", self.trips.departure)
+        table.cells("ev_trip_kwh", self.trips.trip_kwh)
+        return table
+
+    def households_frame(self) -> pd.DataFrame:
+        """Tidy: one row per (time, household), one column per logged variable."""
+        return self.households_table().frame()
 
     def feeder_frame(self) -> pd.DataFrame:
         """One row per time step: feeder totals and the grid's worst values.
@@ -223,9 +306,9 @@ class RunResult:
         order = np.argsort(-peak, kind="stable")[: max(int(n), 0)]
         return g.line_index[order]
 
-    def _tidy(self, table: str, labels: np.ndarray | None) -> tuple[dict[str, Any], np.ndarray]:
-        """The time and element columns of a tidy (time, element) frame, and the positions of
-        the chosen elements in the result's columns."""
+    def _tidy(self, table: str, labels: np.ndarray | None) -> tuple[TidyTable, np.ndarray]:
+        """A tidy (time, element) table with its time and element columns, and the positions
+        of the chosen elements in the result's columns."""
         g = self.grid
         index = {"bus": g.bus_index, "line": g.line_index, "trafo": g.trafo_index}[table]
         cols = (
@@ -237,13 +320,19 @@ class RunResult:
             raise KeyError(f"net.{table} has no row(s) {np.asarray(labels)[cols < 0].tolist()}")
         n_t, n_e = g.n_steps, len(cols)
         names = np.asarray(self.element_names(table), dtype=object)[cols]
-        frame = {
-            "time": np.repeat(self.window.times.values, n_e),
-            "step": np.repeat(np.arange(n_t, dtype=np.int32), n_e),
-            table: np.tile(index[cols].astype(np.int32), n_t),
-            f"{table}_name": pd.Categorical(np.tile(names, n_t), categories=pd.unique(names)),
-        }
-        return frame, cols
+        tidy = TidyTable(n_t, n_e).per_step("time", self.window.times.values[:n_t])
+        tidy.per_step("step", np.arange(n_t, dtype=np.int32))
+        tidy.per_element(table, index[cols].astype(np.int32))
+        tidy.per_element(f"{table}_name", pd.Categorical(names, categories=pd.unique(names)))
+        return tidy, cols
+
+    def bus_table(self, buses: np.ndarray | None = None) -> TidyTable:
+        """Tidy bus voltages (``buses.parquet``), see :meth:`bus_frame`."""
+        tidy, cols = self._tidy("bus", buses)
+        g, net = self.grid, self.feeder.net
+        tidy.per_element("vn_kv", net.bus.loc[g.bus_index[cols], "vn_kv"].to_numpy(np.float32))
+        tidy.per_element("lv", self.lv_buses()[cols])
+        return tidy.cells("vm_pu", _columns_of(g.vm_pu, cols), np.float32)
 
     def bus_frame(self, buses: np.ndarray | None = None) -> pd.DataFrame:
         """Tidy bus voltages: one row per (time, bus), ``net.bus`` order within a step.
@@ -253,14 +342,23 @@ class RunResult:
         count it), ``vm_pu``. ``buses``: ``net.bus`` labels to keep (default all, the MV bus
         included).
         """
-        frame, cols = self._tidy("bus", buses)
+        return self.bus_table(buses).frame()
+
+    def line_table(self, lines: np.ndarray | None = None) -> TidyTable:
+        """Tidy line results (``lines.parquet``), see :meth:`line_frame`."""
+        tidy, cols = self._tidy("line", lines)
         g, net = self.grid, self.feeder.net
-        n_t = g.n_steps
-        vn = net.bus.loc[g.bus_index[cols], "vn_kv"].to_numpy(np.float32)
-        frame["vn_kv"] = np.tile(vn, n_t)
-        frame["lv"] = np.tile(self.lv_buses()[cols], n_t)
-        frame["vm_pu"] = g.vm_pu[:, cols].astype(np.float32).ravel()
-        return pd.DataFrame(frame)
+        amp = pd.Series(line_ampacity_ka(net), index=net.line.index)
+        amp = amp.loc[g.line_index[cols]].to_numpy()
+        loading = _columns_of(g.line_loading_pct, cols)
+        tidy.cells("loading_pct", loading, np.float32)
+
+        def current(k0: int, k1: int) -> np.ndarray:
+            ll = loading(k0, k1) if callable(loading) else loading[k0:k1]
+            return ll / 100.0 * amp
+
+        tidy.cells("i_ka", current, np.float32)
+        return tidy.cells("p_from_kw", _columns_of(g.line_p_from_kw, cols), np.float32)
 
     def line_frame(self, lines: np.ndarray | None = None) -> pd.DataFrame:
         """Tidy line results: one row per (time, line), ``net.line`` order within a step.
@@ -270,25 +368,11 @@ class RunResult:
         of the currents at both ends, ``loading_pct / 100 * ampacity``), ``p_from_kw`` (active
         power into the line at its ``from_bus``). ``lines``: ``net.line`` labels to keep.
         """
-        frame, cols = self._tidy("line", lines)
-        g, net = self.grid, self.feeder.net
-        amp = pd.Series(line_ampacity_ka(net), index=net.line.index)
-        amp = amp.loc[g.line_index[cols]].to_numpy()
-        ll = g.line_loading_pct[:, cols]
-        frame["loading_pct"] = ll.astype(np.float32).ravel()
-        frame["i_ka"] = (ll / 100.0 * amp).astype(np.float32).ravel()
-        frame["p_from_kw"] = g.line_p_from_kw[:, cols].astype(np.float32).ravel()
-        return pd.DataFrame(frame)
+        return self.line_table(lines).frame()
 
-    def load_frame(self) -> pd.DataFrame:
-        """Tidy load powers as the power flow saw them: one row per (time, ``net.load`` row).
-
-        Columns ``time``, ``step``, ``load`` (``net.load`` index), ``load_name``,
-        ``household`` (the household number, -1 for a load that is not a household), ``p_kw``
-        (a household's ``p_net_kw``: consumption minus its PV), ``q_kvar``. With
-        ``network.json`` this is all ``pandapower.runpp`` needs to reproduce a step
-        (:func:`twin.grid.snapshot.net_from_folder`).
-        """
+    def load_table(self) -> TidyTable:
+        """Tidy load powers as the power flow saw them (``loads.parquet``), see
+        :meth:`load_frame`."""
         net = self.feeder.net
         n_t, n_l = self.p_load_kw.shape
         household = np.full(n_l, -1, dtype=np.int32)
@@ -301,17 +385,35 @@ class RunResult:
             ],
             dtype=object,
         )
-        return pd.DataFrame(
-            {
-                "time": np.repeat(self.window.times.values, n_l),
-                "step": np.repeat(np.arange(n_t, dtype=np.int32), n_l),
-                "load": np.tile(net.load.index.to_numpy().astype(np.int32), n_t),
-                "load_name": pd.Categorical(np.tile(names, n_t), categories=pd.unique(names)),
-                "household": np.tile(household, n_t),
-                "p_kw": self.p_load_kw.astype(np.float32).ravel(),
-                "q_kvar": self.q_load_kvar.astype(np.float32).ravel(),
-            }
+        tidy = TidyTable(n_t, n_l).per_step("time", self.window.times.values[:n_t])
+        tidy.per_step("step", np.arange(n_t, dtype=np.int32))
+        tidy.per_element("load", net.load.index.to_numpy().astype(np.int32))
+        tidy.per_element("load_name", pd.Categorical(names, categories=pd.unique(names)))
+        tidy.per_element("household", household)
+        tidy.cells("p_kw", self.p_load_kw, np.float32)
+        return tidy.cells("q_kvar", self.q_load_kvar, np.float32)
+
+    def load_frame(self) -> pd.DataFrame:
+        """Tidy load powers as the power flow saw them: one row per (time, ``net.load`` row).
+
+        Columns ``time``, ``step``, ``load`` (``net.load`` index), ``load_name``,
+        ``household`` (the household number, -1 for a load that is not a household), ``p_kw``
+        (a household's ``p_net_kw``: consumption minus its PV), ``q_kvar``. With
+        ``network.json`` this is all ``pandapower.runpp`` needs to reproduce a step
+        (:func:`twin.grid.snapshot.net_from_folder`).
+        """
+        return self.load_table().frame()
+
+    def trafo_table(self) -> TidyTable:
+        """Tidy transformer results (``transformers.parquet``), see :meth:`trafo_frame`."""
+        tidy, _ = self._tidy("trafo", None)
+        g, net = self.grid, self.feeder.net
+        tidy.per_element(
+            "in_station", station_mask(net)[net.trafo.index.get_indexer(g.trafo_index)]
         )
+        tidy.cells("p_hv_kw", g.trafo_p_kw, np.float32)
+        tidy.cells("s_kva", g.trafo_s_kva, np.float32)
+        return tidy.cells("loading_pct", g.trafo_loading_pct, np.float32)
 
     def trafo_frame(self) -> pd.DataFrame:
         """Tidy transformer results: one row per (time, ``net.trafo`` row).
@@ -321,14 +423,7 @@ class RunResult:
         ``p_hv_kw`` (active power into the HV side, import > 0), ``s_kva`` (apparent power,
         the larger of both sides), ``loading_pct`` (power based, % of this row's rating).
         """
-        frame, cols = self._tidy("trafo", None)
-        g, net = self.grid, self.feeder.net
-        in_station = station_mask(net)[net.trafo.index.get_indexer(g.trafo_index)]
-        frame["in_station"] = np.tile(in_station, g.n_steps)
-        frame["p_hv_kw"] = g.trafo_p_kw.astype(np.float32).ravel()
-        frame["s_kva"] = g.trafo_s_kva.astype(np.float32).ravel()
-        frame["loading_pct"] = g.trafo_loading_pct.astype(np.float32).ravel()
-        return pd.DataFrame(frame)
+        return self.trafo_table().frame()
 
     # -- labels ----------------------------------------------------------------------------------
     def period(self) -> str:
