@@ -128,6 +128,7 @@ class _Binding:
     rows: np.ndarray | None
     cols: np.ndarray | None
     datas: list
+    last: np.ndarray | None = None  # "coef": the values the solver holds
 
 
 class PersistentLP:
@@ -239,7 +240,9 @@ class PersistentLP:
             if var is not None
             else None
         )
-        self._bindings[key or id(param)] = _Binding(kind, rows, cols, [param[i] for i in index])
+        datas = [param[i] for i in index]
+        last = np.array([pyo.value(d) for d in datas], dtype=float) if kind == "coef" else None
+        self._bindings[key or id(param)] = _Binding(kind, rows, cols, datas, last)
 
     def push(self, param: pyo.Param, values: np.ndarray, key: str | None = None) -> None:
         """Set new values of a bound Param (C-order flattening of ``values``)."""
@@ -250,10 +253,13 @@ class PersistentLP:
         if self.options.mirror_params:
             for d, x in zip(b.datas, v.tolist(), strict=True):
                 d.set_value(x)
-        if b.kind == "coef":
+        if b.kind == "coef":  # one call per coefficient: only those that changed
+            changed = np.flatnonzero(b.last != v)
             change = self._highs.changeCoeff
-            for r, c, x in zip(b.rows.tolist(), b.cols.tolist(), v.tolist(), strict=True):
+            rows, cols, vals = b.rows[changed], b.cols[changed], v[changed]
+            for r, c, x in zip(rows.tolist(), cols.tolist(), vals.tolist(), strict=True):
                 change(r, c, x)
+            b.last[changed] = vals
         elif b.kind.startswith("row"):
             lo, hi = self._row_lo, self._row_hi
             old = lo[b.rows] if b.kind == "row_lb" else hi[b.rows]
