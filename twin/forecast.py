@@ -264,6 +264,7 @@ class Issue:
     ghi_sigma: np.ndarray  # (n,) relative irradiance error (log-normal)
     base_kw: np.ndarray  # (4, n, H) base load: quantiles 10/50/90 and the mean
     agg_base_kw: np.ndarray  # (3, n) the feeder's households' base load together
+    exogenous: Exogenous | None = None  # every household's physics on it (made when asked)
 
 
 class StatisticalForecaster(PerfectForecaster):
@@ -358,8 +359,11 @@ class StatisticalForecaster(PerfectForecaster):
         rng = np.random.default_rng([self._seed, 11, k0])
         rho = np.exp(-DT_H / max(s.error_corr_h, 1e-6))
         z = rng.standard_normal((2, n))
-        for i in range(1, n):
-            z[:, i] = rho * z[:, i - 1] + np.sqrt(1.0 - rho**2) * z[:, i]
+        if n > 1:  # z[i] = rho z[i-1] + sqrt(1 - rho^2) e[i], as a filter (the same numbers)
+            from scipy.signal import lfilter
+
+            c = np.sqrt(1.0 - rho**2)
+            z[:, 1:] = lfilter([c], [1.0, -rho], z[:, 1:], axis=1, zi=rho * z[:, :1])[0]
         lead_h = np.arange(n) * DT_H
         sig_t = s.t_sigma0_k + (s.t_sigma24_k - s.t_sigma0_k) * np.sqrt(lead_h / 24.0)
         sig_g = np.minimum(s.ghi_sigma4h * np.sqrt(lead_h / 4.0), s.ghi_sigma_max)
@@ -551,17 +555,20 @@ class StatisticalForecaster(PerfectForecaster):
     def exogenous(self, k0: int, n: int, households: np.ndarray) -> Exogenous:
         it = self.issue(k0, n)
         h = np.asarray(households, dtype=np.int64)
-        rows = it.rows[:n]
-        p_base = it.base_kw[3, :n][:, h]  # the mean: the point forecast
-        q_base = self._exo.q_base_kvar[np.ix_(rows, h)]
-        d = self._declared
-        trips = TripSchedule(
-            home=d.home[np.ix_(rows, h)],
-            trip_kwh=d.trip_kwh[np.ix_(rows, h)],
-            departure=d.departure[np.ix_(rows, h)],
-            km=d.km[:, h],
-        )
-        return self._physics(h, it.t_out_c[:n], it.ghi_w_m2[:n], p_base, q_base, trips)
+        if it.exogenous is None:  # the physics of every household over the whole issue, once
+            rows = it.rows
+            every = np.arange(self._base.shape[1])
+            d = self._declared
+            trips = TripSchedule(
+                home=d.home[rows], trip_kwh=d.trip_kwh[rows], departure=d.departure[rows], km=d.km
+            )
+            p_base = it.base_kw[3]  # the mean: the point forecast
+            it.exogenous = self._physics(
+                every, it.t_out_c, it.ghi_w_m2, p_base, self._exo.q_base_kvar[rows], trips
+            )
+        # the device physics is step by step and household by household: a part of it is the
+        # physics of that part (copies, so no caller shares the issue's arrays)
+        return slice_exogenous(it.exogenous, np.arange(n), h)
 
     def other_loads(self, k0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         rows = horizon_index(k0, n, self.n_steps)
