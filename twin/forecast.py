@@ -69,6 +69,40 @@ def horizon_index(k0: int, n: int, n_total: int) -> np.ndarray:
     return idx
 
 
+#: Issues up to this long keep every household's physics (a plan's horizon plus the extra
+#: day for trips, and more); a longer request (the whole window at set-up) is computed as asked.
+ISSUE_PHYSICS_MAX_STEPS = 8 * STEPS_PER_DAY
+
+
+def _part(exo: Exogenous, n: int, cols: np.ndarray) -> Exogenous:
+    """The first ``n`` steps and the household columns ``cols`` of ``exo`` (copies)."""
+    if len(cols) == exo.p_base_kw.shape[1] and np.array_equal(cols, np.arange(len(cols))):
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return a[:n].copy()
+
+        km = exo.trips.km.copy()
+    else:
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return a[:n, cols]
+
+        km = exo.trips.km[:, cols]
+    t = exo.trips
+    return Exogenous(
+        t_out_c=exo.t_out_c[:n].copy(),
+        ghi_w_m2=exo.ghi_w_m2[:n].copy(),
+        p_base_kw=take(exo.p_base_kw),
+        q_base_kvar=take(exo.q_base_kvar),
+        p_pv_kw=take(exo.p_pv_kw),
+        q_gain_kw=take(exo.q_gain_kw),
+        cop=take(exo.cop),
+        trips=TripSchedule(
+            home=take(t.home), trip_kwh=take(t.trip_kwh), departure=take(t.departure), km=km
+        ),
+    )
+
+
 def slice_exogenous(exo: Exogenous, rows: np.ndarray, cols: np.ndarray) -> Exogenous:
     """The rows and household columns of ``exo`` (copies)."""
     ix = np.ix_(rows, cols)
@@ -555,20 +589,26 @@ class StatisticalForecaster(PerfectForecaster):
     def exogenous(self, k0: int, n: int, households: np.ndarray) -> Exogenous:
         it = self.issue(k0, n)
         h = np.asarray(households, dtype=np.int64)
-        if it.exogenous is None:  # the physics of every household over the whole issue, once
-            rows = it.rows
-            every = np.arange(self._base.shape[1])
-            d = self._declared
-            trips = TripSchedule(
-                home=d.home[rows], trip_kwh=d.trip_kwh[rows], departure=d.departure[rows], km=d.km
-            )
-            p_base = it.base_kw[3]  # the mean: the point forecast
-            it.exogenous = self._physics(
-                every, it.t_out_c, it.ghi_w_m2, p_base, self._exo.q_base_kvar[rows], trips
-            )
-        # the device physics is step by step and household by household: a part of it is the
-        # physics of that part (copies, so no caller shares the issue's arrays)
-        return slice_exogenous(it.exogenous, np.arange(n), h)
+        if n > ISSUE_PHYSICS_MAX_STEPS:  # e.g. the whole window at set-up: not kept
+            return self._issue_physics(it, n, h)
+        if it.exogenous is None or it.exogenous.n_steps < n:
+            # the physics of every household over the issue, once: it is step by step and
+            # household by household, so a part of it is the physics of that part
+            it.exogenous = self._issue_physics(it, len(it.rows), np.arange(self._base.shape[1]))
+        return _part(it.exogenous, n, h)
+
+    def _issue_physics(self, it: Issue, n: int, h: np.ndarray) -> Exogenous:
+        rows = it.rows[:n]
+        d = self._declared
+        trips = TripSchedule(
+            home=d.home[np.ix_(rows, h)],
+            trip_kwh=d.trip_kwh[np.ix_(rows, h)],
+            departure=d.departure[np.ix_(rows, h)],
+            km=d.km[:, h],
+        )
+        p_base = it.base_kw[3, :n][:, h]  # the mean: the point forecast
+        q_base = self._exo.q_base_kvar[np.ix_(rows, h)]
+        return self._physics(h, it.t_out_c[:n], it.ghi_w_m2[:n], p_base, q_base, trips)
 
     def other_loads(self, k0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         rows = horizon_index(k0, n, self.n_steps)

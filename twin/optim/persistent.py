@@ -255,10 +255,9 @@ class PersistentLP:
                 d.set_value(x)
         if b.kind == "coef":  # one call per coefficient: only those that changed
             changed = np.flatnonzero(b.last != v)
-            change = self._highs.changeCoeff
             rows, cols, vals = b.rows[changed], b.cols[changed], v[changed]
-            for r, c, x in zip(rows.tolist(), cols.tolist(), vals.tolist(), strict=True):
-                change(r, c, x)
+            for _ in map(self._highs.changeCoeff, rows.tolist(), cols.tolist(), vals.tolist()):
+                pass
             b.last[changed] = vals
         elif b.kind.startswith("row"):
             lo, hi = self._row_lo, self._row_hi
