@@ -114,21 +114,25 @@ class RunResult:
     grid_phases: AsymPowerFlowResult | None = None
     scenario: Scenario | None = None
 
-    def households_frame(self) -> pd.DataFrame:
-        """Tidy: one row per (time, household), one column per logged variable."""
-        t, h = self.log["p_net_kw"].shape
+    def households_frame(self, steps: slice | None = None) -> pd.DataFrame:
+        """Tidy: one row per (time, household), one column per logged variable (``steps``:
+        only these reported steps, e.g. to write a year in parts)."""
+        steps = slice(None) if steps is None else steps
+        h = self.log["p_net_kw"].shape[1]
+        times = self.window.times.values[steps]
+        t = len(times)
         frame = {
-            "time": np.repeat(self.window.times.values, h),
+            "time": np.repeat(times, h),
             "household": np.tile(np.arange(h, dtype=np.int32), t),
             "load_index": np.tile(self.load_index.astype(np.int32), t),
         }
         for name, values in self.log.items():  # the model's LOGGED variables, then the contract's
             # what the service levels are recomputed from stays exact (float64); the rest float32
             dtype = np.float64 if name in EXACT_COLUMNS else np.float32
-            frame[name] = values.astype(dtype).ravel()
-        frame["ev_home"] = self.home.ravel()
-        frame["ev_departure"] = self.trips.departure.ravel()
-        frame["ev_trip_kwh"] = self.trips.trip_kwh.ravel()
+            frame[name] = values[steps].astype(dtype).ravel()
+        frame["ev_home"] = self.home[steps].ravel()
+        frame["ev_departure"] = self.trips.departure[steps].ravel()
+        frame["ev_trip_kwh"] = self.trips.trip_kwh[steps].ravel()
         return pd.DataFrame(frame)
 
     def feeder_frame(self) -> pd.DataFrame:
