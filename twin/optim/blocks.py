@@ -18,32 +18,12 @@ import numpy as np
 import pyomo.environ as pyo
 
 from twin.devices.ev import CHARGE_EFFICIENCY
-from twin.optim.devices import (
-    COMFORT_TOL_K,
-    WINDOW_FREE_K,
-    DeviceInputs,
-    DeviceSet,
-    thermal_decay,
-)
+from twin.optim.devices import COMFORT_TOL_K, DeviceInputs, DeviceSet, thermal_decay
 from twin.optim.horizon import Horizon
 from twin.optim.options import Weights
 from twin.optim.persistent import PersistentLP
-from twin.timegrid import STEPS_PER_DAY
 
 __all__ = ["DeviceBlock", "DevicePlan", "EnvelopeBlock", "LimitBlock", "Weights"]
-
-
-def day_slots(horizon: Horizon) -> int:
-    """How many calendar days the states of a horizon can touch, wherever it starts."""
-    return -(-horizon.n_steps // STEPS_PER_DAY) + 1
-
-
-def state_slots(horizon: Horizon, k0: int, n_slots: int) -> np.ndarray:
-    """``(N + 1,)`` day slot of each state of a plan from step ``k0``: its calendar day
-    modulo ``n_slots`` (a state belongs to the day in which it is reached, as in
-    :func:`twin.optim.devices.swing_window`)."""
-    day = (k0 + horizon.state_step - 1) // STEPS_PER_DAY
-    return day % n_slots
 
 
 def _grid(n: int, m: int) -> list[tuple[int, int]]:
@@ -128,46 +108,35 @@ class DeviceBlock:
         b.thermal = pyo.Constraint(b.HPJ, rule=thermal)
 
         # --- the daily swing (swing rule): each state within its day's window [lo, lo + w] --
-        # one lower edge per home and calendar day, in a fixed ring of day slots (slot = day
-        # mod n_slots), so the structure never changes: a state's row takes the edge of its
-        # day's slot (coefficient -1, the others 0); rolling on changes only the coefficients
-        # of the states that cross midnight and the bounds of the slots
         self.swing = bool(np.isfinite(dev.swing_k) and dev.n_hp)
         swing_terms: list[Any] = []
         if self.swing:
             width = float(dev.swing_k - 2 * COMFORT_TOL_K)
-            n_slots = day_slots(horizon)
-            self.n_slots = n_slots
-            b.HQ = pyo.Set(initialize=_grid(dev.n_hp, n_slots), dimen=2)
-            b.HSQ = pyo.Set(
-                initialize=[
-                    (i, s, q)
-                    for i in range(dev.n_hp)
-                    for s in range(n_per + 1)
-                    for q in range(n_slots)
-                ],
-                dimen=3,
+            b.HPS1 = pyo.Set(
+                initialize=[(i, s) for i in range(dev.n_hp) for s in range(1, n_per + 1)], dimen=2
             )
-            b.win_lb = pyo.Param(b.HQ, mutable=True, initialize=-1.0)
-            b.win_ub = pyo.Param(b.HQ, mutable=True, initialize=1.0)
-            b.win_coef = pyo.Param(b.HSQ, mutable=True, initialize=-1.0)
-            b.win = pyo.Var(b.HQ, bounds=lambda b, i, q: (b.win_lb[i, q], b.win_ub[i, q]))
+            b.win_lb = pyo.Param(b.HPS, mutable=True, initialize=-1.0)
+            b.win_ub = pyo.Param(b.HPS, mutable=True, initialize=1.0)
+            b.wj_lb = pyo.Param(b.HPS1, mutable=True, initialize=0.0)
+            b.wj_ub = pyo.Param(b.HPS1, mutable=True, initialize=0.0)
+            b.win = pyo.Var(b.HPS, bounds=lambda b, i, s: (b.win_lb[i, s], b.win_ub[i, s]))
+            b.wjump = pyo.Var(b.HPS1, bounds=lambda b, i, s: (b.wj_lb[i, s], b.wj_ub[i, s]))
             b.sw_lo = pyo.Var(b.HPS, bounds=(0.0, None))
             b.sw_hi = pyo.Var(b.HPS, bounds=(0.0, None))
-
-            def edge(b: pyo.Block, i: int, s: int) -> Any:
-                return pyo.quicksum(b.win_coef[i, s, q] * b.win[i, q] for q in range(n_slots))
-
+            b.win_link = pyo.Constraint(
+                b.HPS1,
+                rule=lambda b, i, s: b.win[i, s] - b.win[i, s - 1] - b.wjump[i, s] == 0.0,
+            )
             b.win_low = pyo.Constraint(
                 b.HPS,
                 rule=lambda b, i, s: (
-                    b.warm[i, s] - b.cold[i, s] + edge(b, i, s) + b.sw_lo[i, s] >= 0.0
+                    b.warm[i, s] - b.cold[i, s] - b.win[i, s] + b.sw_lo[i, s] >= 0.0
                 ),
             )
             b.win_high = pyo.Constraint(
                 b.HPS,
                 rule=lambda b, i, s: (
-                    b.warm[i, s] - b.cold[i, s] + edge(b, i, s) - b.sw_hi[i, s] <= width
+                    b.warm[i, s] - b.cold[i, s] - b.win[i, s] - b.sw_hi[i, s] <= width
                 ),
             )
             wdt = np.r_[dt[0], dt]  # state s weighs with the period ending in it
@@ -297,21 +266,11 @@ class DeviceBlock:
             "bat_soc": lp.cols(b.bat_soc, bat_s).reshape(dev.n_bat, n_per + 1),
         }
         if self.swing:
-            hq = _grid(dev.n_hp, self.n_slots)
-            hsq = [(i, s, q) for i, s in hp_s for q in range(self.n_slots)]
-            lp.bind(b.win_lb, hq, "col_lb", var=b.win)
-            lp.bind(b.win_ub, hq, "col_ub", var=b.win)
-            for con in (b.win_low, b.win_high):
-                lp.bind(
-                    b.win_coef,
-                    hsq,
-                    "coef",
-                    con=con,
-                    var=b.win,
-                    con_index=[(i, s) for i, s, _ in hsq],
-                    var_index=[(i, q) for i, _, q in hsq],
-                    key=f"win_coef {con.local_name}",
-                )
+            hp_s1 = [(i, s) for i in range(dev.n_hp) for s in range(1, n_per + 1)]
+            lp.bind(b.win_lb, hp_s, "col_lb", var=b.win)
+            lp.bind(b.win_ub, hp_s, "col_ub", var=b.win)
+            lp.bind(b.wj_lb, hp_s1, "col_lb", var=b.wjump)
+            lp.bind(b.wj_ub, hp_s1, "col_ub", var=b.wjump)
             self._cols["sw_lo"] = lp.cols(b.sw_lo, hp_s).reshape(dev.n_hp, n_per + 1)
             self._cols["sw_hi"] = lp.cols(b.sw_hi, hp_s).reshape(dev.n_hp, n_per + 1)
 
@@ -344,19 +303,11 @@ class DeviceBlock:
             np.concatenate([soc0, np.repeat(dev.ev_capacity_kwh[:, None], n_per, 1)], axis=1),
         )
         if self.swing:
-            slot = state_slots(self.horizon, inp.k0, self.n_slots)
-            coef = np.where(slot[:, None] == np.arange(self.n_slots)[None, :], -1.0, 0.0)
-            coef = np.broadcast_to(coef, (dev.n_hp, n_per + 1, self.n_slots))
-            for con in ("win_low", "win_high"):
-                lp.push(b.win_coef, coef, key=f"win_coef {con}")
-            # each slot's bounds: those of its day's states (a slot no state is in: free)
-            lb = np.full((dev.n_hp, self.n_slots), -WINDOW_FREE_K)
-            ub = np.full((dev.n_hp, self.n_slots), WINDOW_FREE_K)
-            first = {int(q): int(np.flatnonzero(slot == q)[0]) for q in np.unique(slot)}
-            for q, s_first in first.items():
-                lb[:, q], ub[:, q] = inp.win_lb_k[:, s_first], inp.win_ub_k[:, s_first]
-            lp.push(b.win_lb, lb)
-            lp.push(b.win_ub, ub)
+            lp.push(b.win_lb, inp.win_lb_k)
+            lp.push(b.win_ub, inp.win_ub_k)
+            jump = np.repeat(inp.win_jump_k[None, 1:], dev.n_hp, axis=0)
+            lp.push(b.wj_lb, -jump)
+            lp.push(b.wj_ub, jump)
         bsoc0 = inp.bat_soc0_kwh[:, None]
         lp.push(b.bat_soc_lb, np.concatenate([bsoc0, np.zeros((dev.n_bat, n_per))], axis=1))
         lp.push(
