@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import highspy
 import numpy as np
 import pyomo.environ as pyo
 from pyomo.contrib.appsi.base import TerminationCondition
@@ -49,7 +50,6 @@ _PRIVATE_ATTRIBUTES = (
     "_solver_model",
     "_pyomo_var_to_solver_var_map",
     "_pyomo_con_to_solver_con_map",
-    "_sol",
 )
 #: highspy methods twin calls on the HiGHS object.
 _HIGHSPY_METHODS = (
@@ -58,6 +58,7 @@ _HIGHSPY_METHODS = (
     "getInfo",
     "getRunTime",
     "getSolution",
+    "getModelStatus",
     "setOptionValue",
     "changeCoeff",
     "changeRowsBounds",
@@ -108,6 +109,27 @@ class _LeanHighs(Highs):
         self._solver_model.run()
         timer.stop("optimize")
         return self._postsolve(timer)
+
+
+def _termination(status: Any) -> TerminationCondition:
+    """appsi's termination condition for a HiGHS model status (as appsi's HiGHS maps it)."""
+    ms = highspy.HighsModelStatus
+    table = {
+        ms.kOptimal: TerminationCondition.optimal,
+        ms.kInfeasible: TerminationCondition.infeasible,
+        ms.kUnboundedOrInfeasible: TerminationCondition.infeasibleOrUnbounded,
+        ms.kUnbounded: TerminationCondition.unbounded,
+        ms.kObjectiveBound: TerminationCondition.objectiveLimit,
+        ms.kObjectiveTarget: TerminationCondition.objectiveLimit,
+        ms.kTimeLimit: TerminationCondition.maxTimeLimit,
+        ms.kIterationLimit: TerminationCondition.maxIterations,
+        ms.kLoadError: TerminationCondition.error,
+        ms.kModelError: TerminationCondition.error,
+        ms.kPresolveError: TerminationCondition.error,
+        ms.kSolveError: TerminationCondition.error,
+        ms.kPostsolveError: TerminationCondition.error,
+    }
+    return table.get(status, TerminationCondition.unknown)
 
 
 @dataclass
@@ -315,26 +337,28 @@ class PersistentLP:
 
     # -- solving -----------------------------------------------------------------------------
     def solve(self) -> SolveStats:
-        """Push pending changes and re-solve (warm: HiGHS keeps its basis)."""
+        """Push pending changes and re-solve (warm: HiGHS keeps its basis).
+
+        HiGHS is run directly (the model and its data are HiGHS's already; appsi's solve
+        call would only add its result objects, timers and a copy of every primal and dual
+        value): the status is named as appsi's ``TerminationCondition`` names it."""
         t0 = time.perf_counter()
         self._flush()
         self.push_s += time.perf_counter() - t0
+        h = self._highs
         t0 = time.perf_counter()
-        res = self.opt.solve(self.model)
+        h.run()
         wall = time.perf_counter() - t0
-        run_time = self._highs.getRunTime()
+        self._col_value = None  # read on demand (values)
+        run_time = h.getRunTime()
         highs_s, self._run_time_s = run_time - self._run_time_s, run_time
-        ok = res.termination_condition == TerminationCondition.optimal
-        info = self._highs.getInfo()
-        obj = (
-            float(res.best_feasible_objective)
-            if ok and res.best_feasible_objective is not None
-            else float("nan")
-        )
+        condition = _termination(h.getModelStatus())
+        ok = condition == TerminationCondition.optimal
+        info = h.getInfo()
         return SolveStats(
             ok=ok,
-            status=str(res.termination_condition.name),
-            objective=obj,
+            status=str(condition.name),
+            objective=float(info.objective_function_value) if ok else float("nan"),
             highs_s=highs_s,
             solve_wall_s=wall,
             iterations=int(info.simplex_iteration_count),
@@ -343,10 +367,9 @@ class PersistentLP:
     def values(self, cols: np.ndarray) -> np.ndarray:
         """Primal values of solver columns ``cols`` (any shape) from the last solve."""
         t0 = time.perf_counter()
-        sol = self.opt._sol if self.opt._sol is not None else self._highs.getSolution()
-        if not hasattr(self, "_sol_cache") or self._sol_cache[0] is not sol:
-            self._sol_cache = (sol, np.asarray(sol.col_value, dtype=float))
-        out = self._sol_cache[1][cols]
+        if getattr(self, "_col_value", None) is None:
+            self._col_value = np.asarray(self._highs.getSolution().col_value, dtype=float)
+        out = self._col_value[cols]
         self.readback_s += time.perf_counter() - t0
         return out
 
