@@ -104,3 +104,21 @@ def test_coarse_periods_keep_the_service_levels():
     assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
     out = m.contract_kpis()
     assert out["performance_fallback"] is False and out["performance_lp_columns"] > 0
+
+
+def test_the_trigger_works_in_envelope_mode_with_the_service_kept():
+    m = simulate(
+        performance(
+            information="envelope",
+            replan_every_h=1.0,
+            replan_trigger="deviation",
+            replan_tolerance_k=0.0,
+            replan_tolerance_kwh=0.0,
+        ),
+        days=1,
+    )
+    out = m.contract_kpis()
+    assert out["performance_replans"] + out["performance_replans_skipped"] == m.n_steps // 4
+    assert out["performance_fallback"] is False
+    k = m.household_kpis(SERVICE)
+    assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
