@@ -58,16 +58,16 @@ Default winter week:
 | hourly-always | 20.3 | 13.9 | 487 | 6.7 | 168 / 0 | 2.284 | 1 | 223 |
 
 What the two intraday settings do, full year, statistical forecaster, hourly re-plans
-(in-process ``twin.run``, no files; machine shared, load 2-4, so CPU seconds, not wall):
+(in-process ``twin.run``, no files; machine shared, load 2-4: CPU seconds, user + system):
 
 | trigger, periods | re-plans | CPU (s) | HiGHS (s) | peak per household (kW) | comfort days met | band excess (kWh) |
 |---|---|---|---|---|---|---|
-| always, 24 x 1 h (``hourly-always``) | 8,760 | 144 | 68.2 | 3.576 | 0.877 | 1,125 |
-| always, 6 x 1 h + 6 x 3 h | 8,760 | 97 | 34.7 | 2.785 | 0.874 | 1,975 |
-| deviation, 24 x 1 h | 3,233 | 87 | 47.3 | 2.893 | 0.823 | 1,476 |
-| deviation, 6 x 1 h + 6 x 3 h | 3,586 | 63 | 29.7 | 2.765 | 0.845 | 2,020 |
-| deviation, 6 x 1 h + 3 x 6 h (the default) | 3,582 | 56 | 18.9 | 2.793 | 0.855 | 1,942 |
-| ... with tolerances 20 kW / 0.3 K / 2 kWh | 3,272 | 59 | 20.8 | 2.732 | 0.847 | 2,134 |
+| always, 24 x 1 h (``hourly-always``) | 8,760 | 148 | 68.2 | 3.576 | 0.877 | 1,125 |
+| always, 6 x 1 h + 6 x 3 h | 8,760 | 100 | 34.7 | 2.785 | 0.874 | 1,975 |
+| deviation, 24 x 1 h | 3,233 | 90 | 47.3 | 2.893 | 0.823 | 1,476 |
+| deviation, 6 x 1 h + 6 x 3 h | 3,586 | 66 | 29.7 | 2.765 | 0.845 | 2,020 |
+| deviation, 6 x 1 h + 3 x 6 h (the default) | 3,582 | 58 | 18.9 | 2.793 | 0.855 | 1,942 |
+| ... with tolerances 20 kW / 0.3 K / 2 kWh, 6 x 3 h | 3,272 | 62 | 20.8 | 2.732 | 0.847 | 2,134 |
 | daily (for reference) | 366 | 36 | 6.7 | 2.701 | 0.830 | 2,404 |
 
 The year's coincident peak is one interval: the always-hourly full-LP run peaks at 410 kW on
