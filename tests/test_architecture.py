@@ -33,6 +33,11 @@ LAYERS: dict[str, int] = {
     "twin.grid.netjson": 1,
     "twin.grid.elements": 1,
     "twin.grid.ratings": 1,
+    # exogenous profile generators (base load, PV output): inputs like the weather, pure
+    # functions of the weather and the households' parameters (twin.inputs draws the base
+    # load and the feeder's own PV with them)
+    "twin.devices.baseload": 1,
+    "twin.devices.pv": 1,
     # physics and the grid
     "twin.devices": 2,
     "twin.grid": 2,

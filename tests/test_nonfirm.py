@@ -42,8 +42,13 @@ def test_heat_pumps_keep_running_and_comfort_holds(always_congested):
     cold = r.t_out_c < 10.0
     ae = f.has_hp & ~f.hp_hybrid
     assert cold.all()  # a winter day
-    # never switched off: every all-electric heat pump draws power in every cold interval
-    assert (lg["p_hp_kw"][:, ae] > 0.1).all()
+    # never switched off: every all-electric heat pump draws power in every cold interval in
+    # which its house needs heat (a house its own appliances warm to its setpoint needs none:
+    # the base loads have their cooking and washing spikes since issue 11)
+    off = lg["p_hp_kw"][:, ae] <= 0.1
+    assert off.mean() < 0.05
+    setpoint = np.broadcast_to(f.setpoint_c[ae], off.shape)
+    assert (lg["t_in_c"][:, ae][off] >= setpoint[off] - 0.01).all()
     assert r.kpis["comfort_days_met_share"] == 1.0
 
 

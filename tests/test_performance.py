@@ -93,11 +93,33 @@ def test_guarantees_hold_in_the_simulated_result(central, firm):
         out["performance_comfort_households_missed"] == 0
         and out["performance_ev_deadlines_missed"] == 0
     )
-    # every household stays inside its band, every interval
-    assert np.all(m.log["p_net_kw"][:, c.sig] <= c.hems.band_kw + 1e-6)
-    assert out["performance_band_excess_kwh"] == 0.0
+    # every household stays inside its band, every interval, but where a hot-water tank
+    # recovers its thermostat's level after a draw the plan (on the expected draws) did not
+    # know: that excess is all the KPI counts, and it is small
+    allowed = assert_band_kept(m)
+    assert out["performance_band_excess_kwh"] == pytest.approx(allowed, abs=1e-6)
+    assert allowed < 0.005 * m.log["p_net_kw"][:, c.sig].clip(0).sum() * 0.25
     # and the feeder needs less capacity than under firm connections
     assert m.log["p_net_kw"].sum(1).max() < 0.8 * firm.log["p_net_kw"].sum(1).max()
+
+
+def assert_band_kept(m: FeederModel, log=None, band=None, sig=None) -> float:
+    """Every signed household stays inside its band, but where its hot-water tank was below
+    its thermostat's level (recovering after a draw that the plan, which expects the mean
+    draws, did not know); returns the excess (kWh) those allowed."""
+    from twin.devices import dhw
+
+    c = m.contract
+    log = m.log if log is None else log
+    band = c.hems.band_kw if band is None else band
+    sig = c.sig if sig is None else sig
+    ex = np.where(np.isnan(band), 0.0, np.maximum(log["p_net_kw"][:, sig] - band, 0.0))
+    guard = dhw.thermostat_start_kwh(dhw.tank_of(m.fleet))[sig]
+    e = log["e_tank_kwh"][:, sig]
+    e_start = np.vstack([np.full((1, len(sig)), np.inf), e[:-1]])
+    recovering = m.fleet.has_tank[sig] & (np.minimum(e_start, e) < guard + 2e-3)
+    assert not ((ex > 1e-6) & ~recovering).any()
+    return float(ex.sum() * 0.25)
 
 
 def test_envelope_mode_dso_receives_envelopes_only_and_service_holds(monkeypatch):
@@ -191,7 +213,7 @@ def test_households_that_did_not_sign_behave_as_firm(firm):
     m = simulate(performance(share_signed=0.5))
     c = m.contract
     assert len(c.sig) == 4 and len(c.non) == 4
-    for name in ("p_net_kw", "t_in_c", "ev_soc_kwh", "bat_soc_kwh"):
+    for name in ("p_net_kw", "t_in_c", "ev_soc_kwh", "bat_soc_kwh", "e_tank_kwh"):
         np.testing.assert_allclose(m.log[name][:, c.non], firm.log[name][:, c.non], atol=1e-9)
     assert m.contract_kpis()["performance_band_excess_kwh"] == 0.0
 
@@ -213,9 +235,11 @@ def test_pipeline_runs_on_the_default_feeder_with_grid_limits():
     k = r.kpis
     assert k["contract"] == "performance" and k["performance_limit_rows"][0].startswith("trafo")
     assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
-    assert k["performance_fallback"] is False and k["performance_band_excess_kwh"] == pytest.approx(
-        0.0, abs=1e-6
-    )
+    assert k["performance_fallback"] is False
+    # inside the bands, but where a hot-water tank recovered after a draw the plan (on the
+    # expected draws) did not know: a small share of the signed households' energy
+    assert k["performance_band_excess_kwh"] <= 0.01 * k["energy_import_kwh"]
+    assert k["dhw_days_met_share"] == 1.0
     # the AC power flow sees the simulated loads: transformer power = loads + losses
     np.testing.assert_allclose(
         r.grid.trafo_p_kw[:, 0] - r.grid.losses_kw, r.p_load_kw.sum(1), rtol=1e-6, atol=1e-3

@@ -307,6 +307,7 @@ def _one_phase_feeder(tmp_path):
         f"scenario.name={tmp_path / 'ev_only.yaml'}",
         # no incentive to flatten, early charging preferred: the rows alone hold the load
         "+contract.weights={peak_kw: 0.0, ev_soc_kwh_h: 1.0}",
+        "forecast=perfect",  # the rows, not the forecasts, are under test
     ]
 
 
@@ -323,7 +324,9 @@ def test_phase_aware_rows_keep_every_phase_within_its_rating(tmp_path):
                                 balanced.q_load_kvar)  # fmt: skip
     worst_balanced = AsymmetricPowerFlow(f.net).run(p3, q3).line_loading_max_pct.max()
     worst_aware = aware.grid_phases.line_loading_max_pct.max()
-    assert worst_balanced > 110.0  # safe in total, one phase overloaded
+    # safe in total, one phase overloaded (108 % since issue 11: the file's p_mw = 1 kW is
+    # now each household's base-load peak, a lighter load than the 2,550 kWh H0 copies were)
+    assert worst_balanced > 105.0
     assert balanced.kpis["line_max_loading_pct"] < 60.0  # the balanced flow sees no problem
     assert worst_aware <= 100.0
     # and the service holds in both

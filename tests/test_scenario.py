@@ -88,8 +88,11 @@ def test_fleet_matches_adoption_counts_and_sizes_heat_pumps_to_design_load():
     assert f.has_hp.sum() == 70 and f.hp_hybrid.sum() == 25 and f.has_ev.sum() == 50
     assert not (f.has_battery & ~f.has_pv).any()
     ae = f.has_hp & ~f.hp_hybrid
-    np.testing.assert_allclose(f.hp_q_max_kw[ae], f.design_heat_load_kw[ae])
-    np.testing.assert_allclose(f.hp_q_max_kw[f.hp_hybrid], 0.5 * f.design_heat_load_kw[f.hp_hybrid])
+    # all-electric: the design load plus the hot-water allowance of their tank (issue 11)
+    allowance = sc["heat_pump"]["dhw_allowance_kw_per_person"].value * f.persons[ae]
+    np.testing.assert_allclose(f.hp_q_max_kw[ae], f.design_heat_load_kw[ae] + allowance)
+    assert f.has_tank[ae].all() and not f.has_tank[~ae].any()
+    np.testing.assert_allclose(f.hp_q_max_kw[f.hp_hybrid], 0.4 * f.design_heat_load_kw[f.hp_hybrid])
     # UA from the design heat load: design load = UA * (setpoint - design outdoor temperature)
     np.testing.assert_allclose(f.ua_kw_per_k * (f.setpoint_c + 10.0), f.design_heat_load_kw)
 

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -241,3 +242,158 @@ def test_joblib_sweep(tmp_path: Path) -> None:
     print(f"joblib sweep of 2 runs: {time.perf_counter() - t0:.1f} s")
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr, "sweep did not use joblib"
     check_sweep(sweep, (1, 2))
+
+
+# --------------------------------------------------------------------------------- failures
+
+
+def _quiet_env() -> dict[str, str]:
+    """No debug switches: a failure must look as a user sees it (one line)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "TWIN_DEBUG")}
+    return {**env, "MPLBACKEND": "Agg"}
+
+
+def _jobs(sweep: Path) -> dict[int, Path]:
+    return {int(p.name): p for p in sweep.iterdir() if p.is_dir() and (p / ".hydra").is_dir()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "local"])
+def test_a_failing_job_is_reported_the_others_finish_and_a_rerun_resumes(
+    launcher: str, tmp_path: Path
+) -> None:
+    sweep = tmp_path / "sweep"
+    cmd = [_twin_exe(), "-m", "seed=1,-1,2", "sim=day", "output.figures=false"]
+    cmd += ["output.progress=false", f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep}"]
+
+    def sweep_once() -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            cmd,
+            cwd=tmp_path,
+            env=_quiet_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=SWEEP_TIMEOUT_S,
+        )
+        lines = proc.stderr.splitlines()
+        assert proc.returncode == 2, proc.stderr
+        assert len(lines) == 1 and lines[0].startswith("twin: error: 1 of 3 sweep runs failed")
+        assert "seed=-1 is out of range" in lines[0] and str(sweep) in lines[0]
+        assert "Traceback" not in proc.stderr + proc.stdout
+        return proc
+
+    sweep_once()
+    jobs = _jobs(sweep)
+    assert sorted(jobs) == [0, 1, 2]
+    for num in (0, 2):  # the jobs before and after the failing one both finished
+        assert (jobs[num] / "DONE").is_file(), f"job {num} did not finish: {os.listdir(jobs[num])}"
+        assert json.loads((jobs[num] / "kpis.json").read_text())["seed"] == (1 if num == 0 else 2)
+    failed = jobs[1]
+    assert not (failed / "DONE").exists()
+    assert "twin: error: seed=-1 is out of range" in (failed / "FAILED").read_text()
+    assert "twin: error: seed=-1" in (failed / "twin.log").read_text()  # the job's log line
+
+    # the same command again: the complete runs are skipped, the failing one fails again
+    stamps = {n: (jobs[n] / "kpis.json").stat().st_mtime_ns for n in (0, 2)}
+    again = sweep_once()
+    assert again.stdout.count("already holds a complete run of this configuration") == 2
+    assert {n: (jobs[n] / "kpis.json").stat().st_mtime_ns for n in (0, 2)} == stamps
+    assert (failed / "FAILED").is_file() and not (failed / "DONE").exists()
+
+
+# --------------------------------------------------------------------------------- kill
+
+
+def _processes() -> dict[int, tuple[int, str, int]]:
+    """pid -> (parent pid, state, start time) of every process, from /proc."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        out[int(stat.parent.name)] = (int(fields[1]), fields[0], int(fields[19]))
+    return out
+
+
+def _descendants(root: int) -> dict[int, int]:
+    """pid -> start time of every process below ``root``."""
+    procs = _processes()
+    found, todo = {}, [root]
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, _, start) in procs.items():
+            if ppid == parent and pid not in found:
+                found[pid] = start
+                todo.append(pid)
+    return found
+
+
+def _alive(pids: dict[int, int]) -> list[int]:
+    """The processes of ``pids`` still running (not gone, not a zombie, not a reused pid)."""
+    procs = _processes()
+    return [
+        p for p, start in pids.items() if p in procs and procs[p][2] == start and procs[p][1] != "Z"
+    ]
+
+
+def _files(folder: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killing_a_local_sweep_kills_its_workers(sig: signal.Signals, tmp_path: Path) -> None:
+    """A real kill of a running local sweep: no worker survives it, and nothing is written
+    into the sweep afterwards (so an immediate re-run cannot race with them)."""
+    sweep = tmp_path / "sweep"
+    cmd = [_twin_exe(), "-m", "seed=1,2,3,4", "sim.days=60", "output.figures=false"]
+    cmd += ["output.progress=false", "hydra/launcher=local", "hydra.launcher.n_jobs=2"]
+    cmd += [f"hydra.sweep.dir={sweep}"]
+    main = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=_quiet_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    workers: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + SWEEP_TIMEOUT_S
+        # both workers have started a job (each a 60-day run: far from done)
+        while len(list(sweep.glob("*/.hydra/overrides.yaml"))) < 2:
+            assert main.poll() is None, main.communicate()[1]
+            assert time.monotonic() < deadline, "the sweep's jobs did not start"
+            time.sleep(0.1)
+        workers = _descendants(main.pid)
+        assert len(workers) >= 2, f"no worker processes below the twin process: {workers}"
+        done_before = sorted(sweep.rglob("DONE"))
+
+        main.send_signal(sig)
+        _, err = main.communicate(timeout=SWEEP_TIMEOUT_S)
+        if sig == signal.SIGTERM:
+            lines = err.splitlines()
+            assert main.returncode == 143, err
+            assert len(lines) == 1 and lines[0].startswith("twin: error: stopped by SIGTERM")
+
+        deadline = time.monotonic() + 120
+        while _alive(workers):
+            assert time.monotonic() < deadline, (
+                f"workers still running after the sweep was killed: {_alive(workers)}"
+            )
+            time.sleep(0.2)
+        after = _files(sweep)
+        time.sleep(1.0)
+        assert _files(sweep) == after, "files changed after every worker was gone"
+        assert sorted(sweep.rglob("DONE")) == done_before, "a worker finished a run after the kill"
+    finally:
+        if main.poll() is None:
+            main.kill()
+            main.communicate()
+        for pid in _alive(workers):
+            os.kill(pid, signal.SIGKILL)

@@ -117,8 +117,10 @@ def test_capacity_tariff_lowers_each_households_own_peak(runs):
     floor_kw = cap.inputs.tariff.capacity_min_kw
     p_firm = reported(firm, "p_net_kw").max(axis=0)
     p_cap = reported(cap, "p_net_kw").max(axis=0)
-    high = p_firm > floor_kw + 0.5
-    assert high.sum() >= 4  # the EV households
+    # the EV households (since issue 11 a heat-pump home's own peak can be its hot-water tank
+    # recovering after a draw its HEMS did not expect)
+    high = (p_firm > floor_kw + 0.5) & cap.fleet.has_ev
+    assert high.sum() >= 4
     assert np.all(p_cap[high] < p_firm[high] - 0.5)
     # below the tariff's minimum billed peak a kW costs nothing: no household goes far above it
     assert np.all(p_cap <= np.maximum(p_firm, floor_kw) + 0.6)
@@ -250,7 +252,9 @@ def test_unreachable_service_levels_are_penalised_not_infeasible():
     fc = m.forecaster.exogenous(k0, hz.n_steps + STEPS_PER_DAY, h)
     home = np.ones_like(fc.trips.home)  # every car at home, no trips
     fc = dataclasses.replace(
-        fc, trips=dataclasses.replace(fc.trips, home=home, trip_kwh=0.0 * fc.trips.trip_kwh)
+        fc,
+        trips=dataclasses.replace(fc.trips, home=home, trip_kwh=0.0 * fc.trips.trip_kwh),
+        q_dhw_kw=None,  # no hot-water draws known: the tanks do not compete for the heat pump
     )
     t_in = f.setpoint_c[h] - 6.0
     inp = device_inputs(dev, hz, fc, t_in, np.zeros(len(h)), f.bat_soc0_kwh[h], k0)

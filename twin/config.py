@@ -40,6 +40,13 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
     return cfg
 
 
+def _num(x: Any) -> str:
+    """A bound or value as people type it: whole numbers without exponent or ``.0``."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
 def _value_error(key: str, value: Any, meta: dict[str, Any]) -> TwinError | None:
     low, high, choices = meta.get("low"), meta.get("high"), meta.get("choices")
     if choices is not None:
@@ -53,7 +60,9 @@ def _value_error(key: str, value: Any, meta: dict[str, Any]) -> TwinError | None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return TwinError(f"{key}={value!r} is invalid: give a number")
     if (low is not None and value < low) or (high is not None and value > high):
-        return TwinError(f"{key}={value!r} is out of range: give a number from {low:g} to {high:g}")
+        return TwinError(
+            f"{key}={_num(value)} is out of range: give a number from {_num(low)} to {_num(high)}"
+        )
     return None
 
 

@@ -13,7 +13,15 @@ import numpy as np
 
 from twin.timegrid import DT_H
 
-__all__ = ["PHASE_DEVICES", "THREE_PHASE", "Fleet", "phase_share"]
+__all__ = [
+    "PHASE_DEVICES",
+    "THREE_PHASE",
+    "Fleet",
+    "HeatPumpModel",
+    "HotWaterModel",
+    "PvModel",
+    "phase_share",
+]
 
 #: Phase code of a three-phase connection or device (its power split equally over a, b, c);
 #: 0, 1, 2 are the phases a, b, c of a single-phase one.
@@ -29,9 +37,49 @@ def phase_share(phase: np.ndarray) -> np.ndarray:
     return np.where(ph[:, None] < 0, 1.0 / 3.0, (ph[:, None] == np.arange(3)).astype(float))
 
 
+@dataclass(frozen=True)
+class HeatPumpModel:
+    """What the scenario says of every heat pump (``heat_pump.*``; twin.devices.heatpump):
+    the field COP's defrost, cycling and field factors, the minimum modulation, standby, the
+    hot-water flow offset, and the hybrids' boiler and gas price."""
+
+    defrost_max_loss: float = 0.12
+    min_modulation: float = 0.3
+    cycling_cd: float = 0.9
+    capacity_slope_per_k: float = 0.025
+    dhw_flow_offset_k: float = 5.0
+    standby_kw: float = 0.010
+    field_cop_factor: float = 0.80
+    boiler_eta: float = 0.9
+    gas_eur_per_kwh: float = 0.14
+
+
+@dataclass(frozen=True)
+class HotWaterModel:
+    """What the scenario says of every hot-water tank and draw (``hot_water.*``;
+    twin.devices.dhw): usable, cold-water and room temperature, the draws' day-to-day spread."""
+
+    t_usable_c: float = 45.0
+    t_cold_c: float = 10.0
+    t_room_c: float = 18.0
+    day_volume_sigma: float = 0.3
+
+
+@dataclass(frozen=True)
+class PvModel:
+    """What the scenario says of every PV system (``pv.*``; twin.devices.pv)."""
+
+    system_loss: float = 0.10
+    gamma_pdc_per_k: float = -0.0037
+    cell_u_c: float = 20.0
+    albedo: float = 0.2
+
+
 @dataclass
 class Fleet:
-    """Per-household parameters, each an array of length ``n``."""
+    """Per-household parameters, each an array of length ``n`` (and, for what is the same for
+    every household, the scenario's device models ``hp_model``, ``dhw_model``, ``pv_model``).
+    """
 
     n: int
     # adoption (bool)
@@ -65,6 +113,39 @@ class Fleet:
     bat_p_max_kw: np.ndarray
     bat_eta: np.ndarray
     bat_soc0_kwh: np.ndarray
+    # household size (persons, 5 = five or more; twin.inputs draws it with the base load)
+    persons: np.ndarray
+    # heat pumps as measured (twin.devices.heatpump): a hybrid's heat pump runs at or above its
+    # bivalence point (-inf for all-electric) and, with the price switch, while it is cheaper
+    hp_t_bivalent_c: np.ndarray
+    hp_price_switch: np.ndarray
+    # hot water (twin.devices.dhw): a tank per all-electric heat-pump household (volume 0 where
+    # there is none); litres at 60 °C a person draws per day (drawn for everyone)
+    has_tank: np.ndarray
+    tank_volume_l: np.ndarray
+    tank_ua_kw_per_k: np.ndarray
+    tank_t_set_c: np.ndarray
+    tank_hysteresis_k: np.ndarray
+    tank_t_max_c: np.ndarray
+    tank_element_kw: np.ndarray
+    dhw_litres_per_person_day: np.ndarray
+    # PV roofs (twin.devices.pv Roofs): up to two planes, share2 of the kWp on the second
+    pv_tilt_deg: np.ndarray
+    pv_azimuth_deg: np.ndarray
+    pv_tilt2_deg: np.ndarray
+    pv_azimuth2_deg: np.ndarray
+    pv_share2: np.ndarray
+    pv_dc_ac_ratio: np.ndarray
+    # vehicle-to-grid: bidirectional chargers (discharge power 0 where unidirectional), the
+    # energy V2G always leaves in the battery, the battery wear per kWh discharged
+    ev_bidirectional: np.ndarray
+    ev_p_dis_max_kw: np.ndarray
+    ev_v2g_reserve_kwh: np.ndarray
+    ev_wear_eur_per_kwh: np.ndarray
+    # the scenario's device models (the same for every household)
+    hp_model: HeatPumpModel = field(default_factory=HeatPumpModel)
+    dhw_model: HotWaterModel = field(default_factory=HotWaterModel)
+    pv_model: PvModel = field(default_factory=PvModel)
     # phases (twin.population.draw_phases): THREE_PHASE (-1) or 0/1/2 for phase a/b/c, per
     # household, drawn also where the device is absent (a larger adoption keeps the phases);
     # None for a fleet built without them (then every load is balanced)
@@ -88,6 +169,11 @@ class Fleet:
             ph = getattr(self, f"phase_{part}")
             out[part] = phase_share(np.full(self.n, THREE_PHASE) if ph is None else ph)
         return out
+
+    @property
+    def has_v2g(self) -> np.ndarray:
+        """``(n,)`` households whose EV can discharge (a bidirectional charger)."""
+        return self.has_ev & self.ev_bidirectional & (self.ev_p_dis_max_kw > 0)
 
     @cached_property
     def a_step(self) -> np.ndarray:

@@ -100,6 +100,10 @@ def _part(exo: Exogenous, n: int, cols: np.ndarray) -> Exogenous:
         trips=TripSchedule(
             home=take(t.home), trip_kwh=take(t.trip_kwh), departure=take(t.departure), km=km
         ),
+        q_dhw_kw=None if exo.q_dhw_kw is None else take(exo.q_dhw_kw),
+        price_eur_per_kwh=(
+            None if exo.price_eur_per_kwh is None else exo.price_eur_per_kwh[:n].copy()
+        ),
     )
 
 
@@ -121,6 +125,8 @@ def slice_exogenous(exo: Exogenous, rows: np.ndarray, cols: np.ndarray) -> Exoge
             departure=trips.departure[ix],
             km=trips.km[:, cols],
         ),
+        q_dhw_kw=None if exo.q_dhw_kw is None else exo.q_dhw_kw[ix],
+        price_eur_per_kwh=None if exo.price_eur_per_kwh is None else exo.price_eur_per_kwh[rows],
     )
 
 
@@ -171,9 +177,7 @@ class PerfectForecaster(Forecaster):
     ) -> None:
         self._exo = exo
         self._fleet = fleet
-        self._state0 = HouseholdState(
-            state0.t_in_c.copy(), state0.ev_soc_kwh.copy(), state0.bat_soc_kwh.copy()
-        )
+        self._state0 = state0.copy()
         self._other_p = np.asarray(other_p_kw, dtype=float)
         self._other_q = np.asarray(other_q_kvar, dtype=float)
         self._firm: dict[bytes, np.ndarray] = {}
@@ -196,12 +200,15 @@ class PerfectForecaster(Forecaster):
         """How far the households' inflexible load (base load − PV) may lie above (``up``) and
         below (``down``) the point forecast: the 90th and 10th percentiles' distance, per
         household and step, and the parts from base load and PV; ``agg_base_*`` for the
-        feeder's households together (the diversity between them). Perfect foresight: 0."""
+        feeder's households together (the diversity between them); ``other_*`` for the
+        feeder's other loads together. Perfect foresight: 0."""
         zero = np.zeros((n, len(households)))
         keys = ("up_kw", "down_kw", "base_up_kw", "base_down_kw", "pv_up_kw", "pv_down_kw")
         return {k: zero for k in keys} | {
             "agg_base_up_kw": np.zeros(n),
             "agg_base_down_kw": np.zeros(n),
+            "other_up_kw": np.zeros(n),
+            "other_down_kw": np.zeros(n),
         }
 
     def firm_load_kw(self, k0: int, n: int, households: np.ndarray) -> np.ndarray:
@@ -212,7 +219,11 @@ class PerfectForecaster(Forecaster):
         if key not in self._firm:
             s = self._state0
             state = HouseholdState(
-                s.t_in_c[h].copy(), s.ev_soc_kwh[h].copy(), s.bat_soc_kwh[h].copy()
+                s.t_in_c[h].copy(),
+                s.ev_soc_kwh[h].copy(),
+                s.bat_soc_kwh[h].copy(),
+                None if s.e_tank_kwh is None else s.e_tank_kwh[h].copy(),
+                None if s.tank_charging is None else s.tank_charging[h].copy(),
             )
             self._firm[key] = simulate_firm(
                 self._fleet.subset(h),
@@ -244,6 +255,9 @@ class ForecastSettings:
         Each issue rescales the learned forecast by the ratio of the measured to the forecast
         load over the latest ``level_days`` before it (0: off), so the forecast follows a level
         that drifts faster than its week-old lags.
+    nowcast_h : float
+        The error of the latest measured step carries into the first steps of each issue,
+        fading as ``exp(-lead / nowcast_h)`` (persistence of the last error; 0: off).
     t_sigma0_k, t_sigma24_k : float
         Outdoor-temperature forecast error (standard deviation) at lead 0 and 24 h; it grows
         with the square root of lead time.
@@ -261,6 +275,7 @@ class ForecastSettings:
     history_days: int = 56
     retrain_every_days: int = 28
     level_days: float = 1.0
+    nowcast_h: float = 1.0
     t_sigma0_k: float = 0.3
     t_sigma24_k: float = 1.3
     ghi_sigma4h: float = 0.30
@@ -368,6 +383,7 @@ class StatisticalForecaster(PerfectForecaster):
         self._rows = np.concatenate([h["year_rows"], year_rows])
         self._declared = declared_trips(exo.trips, settings, np.random.default_rng([seed, 7]))
         self._models: dict[str, Any] = {}
+        self._other_err_q = (0.0, 0.0)  # 10th, 90th percentile of the other loads' error (kW)
         self._trained_at: int | None = None
         # predictions of every step, filled block by block (a block: the steps one trained
         # model forecasts); rows before the window (the measured past the level correction
@@ -485,6 +501,10 @@ class StatisticalForecaster(PerfectForecaster):
                 data_agg,
                 num_boost_round=s.n_estimators,
             )
+        if self._other is not None:  # the seasonal-naive error of the other loads
+            o = self._other.sum(axis=1)
+            err = o[t_abs] - o[t_abs - 7 * STEPS_PER_DAY]
+            self._other_err_q = (float(np.quantile(err, 0.1)), float(np.quantile(err, 0.9)))
         self._trained_at = now
         self.n_trainings += 1
         self.train_s += _time.perf_counter() - t0
@@ -582,7 +602,16 @@ class StatisticalForecaster(PerfectForecaster):
         ghi = np.maximum(x.ghi_w_m2[rows] * np.exp(e_g - 0.5 * sig_g**2), 0.0)
         base, agg = self._base_quantiles(rows)
         r_hh, r_agg = self._level_ratio(k0)
-        issue = Issue(k0, rows, x.t_out_c[rows] + e_t, ghi, sig_g, base * r_hh, agg * r_agg)
+        base, agg = base * r_hh, agg * r_agg
+        if self.settings.nowcast_h > 0:  # the last measured error fades over the first steps
+            last, last_agg = self._base_quantiles(np.array([k0 - 1]))
+            err = self._base[k0 - 1 + self._n_hist] - last[3, 0] * r_hh  # (H,)
+            fade = np.exp(-(np.arange(n) + 1) * DT_H / self.settings.nowcast_h)[:, None]
+            base = base + fade[None] * err[None, None, :]
+            agg = agg + fade[:, 0][None] * float(err.sum())
+            np.maximum(base, 0.0, out=base)
+            np.maximum(agg, 0.0, out=agg)
+        issue = Issue(k0, rows, x.t_out_c[rows] + e_t, ghi, sig_g, base, agg)
         self._issues = {k0: issue}  # one issue time at a time
         return issue
 
@@ -608,7 +637,7 @@ class StatisticalForecaster(PerfectForecaster):
         )
         p_base = it.base_kw[3, :n][:, h]  # the mean: the point forecast
         q_base = self._exo.q_base_kvar[np.ix_(rows, h)]
-        return self._physics(h, it.t_out_c[:n], it.ghi_w_m2[:n], p_base, q_base, trips)
+        return self._physics(h, rows, it.t_out_c[:n], it.ghi_w_m2[:n], p_base, q_base, trips)
 
     def other_loads(self, k0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         rows = horizon_index(k0, n, self.n_steps)
@@ -639,6 +668,8 @@ class StatisticalForecaster(PerfectForecaster):
             "pv_down_kw": pv_high - pv,
             "agg_base_up_kw": a[2] - a[1],
             "agg_base_down_kw": a[1] - a[0],
+            "other_up_kw": np.full(n, max(self._other_err_q[1], 0.0)),
+            "other_down_kw": np.full(n, max(-self._other_err_q[0], 0.0)),
         }
 
     def firm_load_kw(self, k0: int, n: int, households: np.ndarray) -> np.ndarray:
@@ -652,7 +683,11 @@ class StatisticalForecaster(PerfectForecaster):
         if key not in self._firm:
             s = self._state0
             state = HouseholdState(
-                s.t_in_c[h].copy(), s.ev_soc_kwh[h].copy(), s.bat_soc_kwh[h].copy()
+                s.t_in_c[h].copy(),
+                s.ev_soc_kwh[h].copy(),
+                s.bat_soc_kwh[h].copy(),
+                None if s.e_tank_kwh is None else s.e_tank_kwh[h].copy(),
+                None if s.tank_charging is None else s.tank_charging[h].copy(),
             )
             exo = self.exogenous(0, self.n_steps + FIRM_LOOKAHEAD_STEPS, h)
             self._firm[key] = simulate_firm(self._fleet.subset(h), state, exo)

@@ -13,9 +13,18 @@ from typing import Any
 
 import numpy as np
 
+from twin.devices.dhw import deliverable_kw as dhw_deliverable_kw
 from twin.devices.ev import CHARGE_EFFICIENCY, TripSchedule
 from twin.fleet import Fleet
-from twin.service import ServiceLevels, ev_due, full_power_soc, preheat_rise_k, trips_at_departure
+from twin.service import (
+    ServiceLevels,
+    dhw_measures,
+    ev_due,
+    full_power_soc,
+    preheat_warming_k,
+    thermostat_q_max_kw,
+    trips_at_departure,
+)
 from twin.timegrid import DT_H, STEPS_PER_DAY
 
 __all__ = [
@@ -49,25 +58,42 @@ class ComfortMeasures:
 
 
 def comfort_measures(
-    t_in_c: np.ndarray, q_heat_kw: np.ndarray, fleet: Fleet, levels: ServiceLevels
+    t_in_c: np.ndarray,
+    q_heat_kw: np.ndarray,
+    fleet: Fleet,
+    levels: ServiceLevels,
+    t_out_c: np.ndarray,
+    q_gain_kw: np.ndarray,
+    t0_c: np.ndarray | None = None,
 ) -> ComfortMeasures:
     """Both sides of the band and the daily swing.
 
-    ``q_heat_kw``: heat delivered (heat pump + boiler) per step. Warmth above the band counts
-    only as far as pre-heating brought it (:func:`twin.service.preheat_rise_k`); the swing is
-    measured on the temperature with the rest of the warmth above the setpoint taken out.
+    ``q_heat_kw``: heat delivered (heat pump + boiler) per step; ``t_out_c``, ``q_gain_kw``:
+    the weather and gains; ``t0_c``: the temperature at the start of the first step. Warmth
+    above the setpoint counts only as far as the home is warmer than a thermostat holding the
+    setpoint would have kept it (:func:`twin.service.preheat_warming_k`); the swing is measured
+    on the temperature with the rest of the warmth above the setpoint taken out.
     """
     n_t, n_h = t_in_c.shape
     dev = t_in_c - fleet.setpoint_c
     below = np.maximum(-levels.comfort_band_k - dev, 0.0)
-    # warmth above the setpoint counts only as far as pre-heating brought it (sun, appliances
-    # and a thermostat at the setpoint bring none): on the upper side of the band and in the
-    # swing alike
+    # warmth above the setpoint counts only as far as the contract's heating brought it (sun,
+    # appliances and a thermostat at the setpoint bring none): on the upper side of the band
+    # and in the swing alike
     warm = np.maximum(dev, 0.0)
-    pre = np.minimum(
-        warm,
-        preheat_rise_k(t_in_c, q_heat_kw, fleet.setpoint_c, fleet.r_k_per_kw, fleet.a_step),
+    y = preheat_warming_k(
+        t_in_c,
+        q_heat_kw,
+        t_out_c,
+        q_gain_kw,
+        fleet.setpoint_c,
+        fleet.r_k_per_kw,
+        fleet.a_step,
+        # homes without a heat pump heat with a boiler: unlimited, like a hybrid's
+        thermostat_q_max_kw(fleet.hp_q_max_kw, fleet.hp_hybrid | ~fleet.has_hp),
+        t0_c,
     )
+    pre = np.clip(y, 0.0, warm)
     above = np.maximum(pre - levels.comfort_above_k, 0.0)
     ctrl = dev - (warm - pre)
     days = n_t // STEPS_PER_DAY
@@ -168,11 +194,16 @@ def stored_energy(
     fleet: Fleet, start: dict[str, np.ndarray], end: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """``(H,)`` energy left stored at the end of the window beyond its start, per store:
-    EV and home battery (kWh in the battery) and the building (kWh of heat, ``C ΔT``)."""
+    EV and home battery (kWh in the battery), the building (kWh of heat, ``C ΔT``) and the
+    hot-water tank (kWh of heat; 0 when the states do not say)."""
+    tank = np.zeros(fleet.n)
+    if "e_tank_kwh" in end and "e_tank_kwh" in start:
+        tank = np.where(fleet.has_tank, end["e_tank_kwh"] - start["e_tank_kwh"], 0.0)
     return {
         "ev_kwh": end["ev_soc_kwh"] - start["ev_soc_kwh"],
         "battery_kwh": end["bat_soc_kwh"] - start["bat_soc_kwh"],
         "building_kwh_th": fleet.c_kwh_per_k * (end["t_in_c"] - start["t_in_c"]),
+        "tank_kwh_th": tank,
     }
 
 
@@ -181,22 +212,30 @@ def stored_electricity_kwh(
 ) -> dict[str, np.ndarray]:
     """``(H,)`` the electricity that what is left stored at the end of the window (beyond its
     start) took: EV at the charger's efficiency, home battery at its own, the building's heat
-    through each all-electric heat pump's mean COP over the window (hybrids' and gas homes'
-    heat is gas). The correction that puts contracts on equal terms: an energy or a bill minus
-    this compares like with like."""
-    end = {k: log[k][-1] for k in ("t_in_c", "ev_soc_kwh", "bat_soc_kwh")}
+    through each all-electric heat pump's mean space-heating COP over the window (hybrids' and
+    gas homes' heat is gas), the tank's heat through its mean hot-water COP. The correction
+    that puts contracts on equal terms: an energy or a bill minus this compares like with
+    like."""
+    names = ("t_in_c", "ev_soc_kwh", "bat_soc_kwh", "e_tank_kwh")
+    end = {k: log[k][-1] for k in names if k in log}
     stored = stored_energy(fleet, start, end)
     q_hp = log["q_hp_kw"].sum(axis=0)
-    p_hp = log["p_hp_kw"].sum(axis=0)
-    electric = fleet.has_hp & ~fleet.hp_hybrid & (p_hp > 0)
-    cop = np.where(electric, q_hp / np.where(electric, p_hp, 1.0), 1.0)
+    p_dhw = log["p_dhw_kw"].sum(axis=0) if "p_dhw_kw" in log else np.zeros(fleet.n)
+    q_dhw = log["q_dhw_kw"].sum(axis=0) if "q_dhw_kw" in log else np.zeros(fleet.n)
+    p_sh = log["p_hp_kw"].sum(axis=0) - p_dhw  # space heat (and standby)
+    electric = fleet.has_hp & ~fleet.hp_hybrid & (p_sh > 0)
+    cop = np.where(electric, q_hp / np.where(electric, p_sh, 1.0), 1.0)
+    tank = fleet.has_tank & (p_dhw > 0)
+    cop_dhw = np.where(tank, q_dhw / np.where(tank, p_dhw, 1.0), 1.0)
     bat_eta = np.where(fleet.bat_eta > 0, fleet.bat_eta, 1.0)
     out = {
         "ev_kwh": stored["ev_kwh"] / CHARGE_EFFICIENCY,
         "battery_kwh": np.where(fleet.bat_capacity_kwh > 0, stored["battery_kwh"] / bat_eta, 0.0),
         "building_kwh": np.where(electric, stored["building_kwh_th"] / cop, 0.0),
+        "tank_kwh": np.where(tank, stored["tank_kwh_th"] / cop_dhw, 0.0),
     }
-    out["total_kwh"] = out["ev_kwh"] + out["battery_kwh"] + out["building_kwh"]
+    out["total_kwh"] = out["ev_kwh"] + out["battery_kwh"] + out["building_kwh"] + out["tank_kwh"]
+    out["tank_kwh_th"] = stored["tank_kwh_th"]
     out["building_kwh_th"] = stored["building_kwh_th"]
     out["ev_battery_kwh"] = stored["ev_kwh"]
     out["home_battery_kwh"] = stored["battery_kwh"]
@@ -246,7 +285,15 @@ def household_kpis(
     }
     hp_idx = fleet.has_hp
     n_ev = int(fleet.has_ev.sum())
-    cm = comfort_measures(log["t_in_c"], log["q_hp_kw"] + log["q_boiler_kw"], fleet, levels)
+    cm = comfort_measures(
+        log["t_in_c"],
+        log["q_hp_kw"] + log["q_boiler_kw"],
+        fleet,
+        levels,
+        log["t_out_c"],
+        log["q_gain_kw"],
+        start_state["t_in_c"],
+    )
     kh_below, kh_above = cm.kelvin_hours()
     em = ev_measures(log["ev_soc_kwh"], start_state["ev_soc_kwh"], trips, fleet, levels)
     n_hp_days = int(hp_idx.sum()) * cm.day_met.shape[0]
@@ -254,6 +301,7 @@ def household_kpis(
     n_dep = int((em.departures & fleet.has_ev).sum())
     # equal terms: what is left stored at the end, in electricity
     st = stored_electricity_kwh(log, fleet, start_state)
+    extra = _hot_water_and_v2g_kpis(log, fleet, st)
     elec_ev, elec_building, stored_elec = st["ev_kwh"], st["building_kwh"], st["total_kwh"]
     return {
         "households": n_h,
@@ -290,9 +338,10 @@ def household_kpis(
         "energy_heat_pump_corrected_kwh": float(e["p_hp_kw"] - elec_building.sum()),
         # comfort: both sides, and the daily swing (twin.service)
         "comfort_rule": levels.comfort_rule,
-        "comfort_kelvin_hours_below": float(kh_below.sum()),
-        "comfort_kelvin_hours_above": float(kh_above.sum()),
-        "comfort_kelvin_hours_total": float(kh_below.sum() + kh_above.sum()),
+        # heat-pump homes (the others heat with their own boiler, outside every contract)
+        "comfort_kelvin_hours_below": float(kh_below[hp_idx].sum()),
+        "comfort_kelvin_hours_above": float(kh_above[hp_idx].sum()),
+        "comfort_kelvin_hours_total": float(kh_below[hp_idx].sum() + kh_above[hp_idx].sum()),
         "comfort_swing_max_k": float(cm.swing_k[:, hp_idx].max(initial=0.0)),
         "comfort_swing_days_over_share": float(
             (cm.swing_k[:, hp_idx] > levels.comfort_swing_k + 1e-6).sum() / n_hp_days
@@ -326,15 +375,87 @@ def household_kpis(
         # spread across households (fairness): heat-pump homes and EV owners respectively
         **_spread("comfort_kelvin_hours", (kh_below + kh_above)[hp_idx]),
         **_spread("ev_shortfall_kwh", em.range_short_kwh.sum(axis=0)[fleet.has_ev]),
+        **extra,
     }
 
 
+def seasonal_cop(log: dict[str, np.ndarray], mask: np.ndarray, standby_kw: float = 0.0) -> float:
+    """Heat the heat pumps of ``mask`` delivered (space heat + hot water, element included)
+    over the electricity they used, standby included (``standby_kw`` per heat pump, counted
+    with the base load in the logs: twin.devices.household.Exogenous); NaN without any."""
+    q = log["q_hp_kw"][:, mask].sum()
+    if "q_dhw_kw" in log:
+        q = q + log["q_dhw_kw"][:, mask].sum()
+    p = log["p_hp_kw"][:, mask].sum() + standby_kw * int(mask.sum()) * len(log["q_hp_kw"])
+    return float(q / p) if p > 0 else float("nan")
+
+
+def _hot_water_and_v2g_kpis(
+    log: dict[str, np.ndarray], fleet: Fleet, st: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """Hot water (its service level, as :mod:`twin.service` defines it), the heat pumps'
+    seasonal COP and vehicle-to-grid."""
+    tank = fleet.has_tank
+    n_tank = int(tank.sum())
+    ae = fleet.has_hp & ~fleet.hp_hybrid
+    standby = float(fleet.hp_model.standby_kw)
+    out: dict[str, Any] = {
+        "households_with_tank": n_tank,
+        "heat_pump_seasonal_cop_all_electric": seasonal_cop(log, ae, standby),
+        "heat_pump_seasonal_cop_hybrid": seasonal_cop(log, fleet.hp_hybrid, standby),
+        # the heat pumps' standby (in the base load, energy_base_kwh)
+        "heat_pump_standby_kwh": standby * int(fleet.has_hp.sum()) * len(log["p_hp_kw"]) * DT_H,
+    }
+    if "dhw_draw_kw" in log:
+        hw = dhw_measures(
+            log["dhw_draw_kw"], log["dhw_delivered_kw"], tank, dhw_deliverable_kw(fleet)
+        )
+        n_days = hw.day_met.shape[0] * n_tank
+        q_in = float(log["q_dhw_kw"].sum() * DT_H)
+        delivered = float(log["dhw_delivered_kw"].sum() * DT_H)
+        out.update(
+            {
+                "dhw_draw_kwh": float(log["dhw_draw_kw"].sum() * DT_H),
+                "dhw_delivered_kwh": delivered,
+                "dhw_shortfall_kwh_total": float(hw.shortfall_kwh.sum()),
+                "dhw_undeliverable_kwh": float(hw.undeliverable_kwh.sum()),
+                "dhw_shortfall_kwh_worst_day": float(hw.day_shortfall_kwh.max(initial=0.0)),
+                "dhw_days_met_share": float(hw.day_met[:, tank].sum() / n_days) if n_days else 1.0,
+                "energy_hot_water_kwh": float(log["p_dhw_kw"].sum() * DT_H),
+                "hot_water_heat_kwh": q_in,
+                "hot_water_element_kwh": float(log["q_dhw_element_kw"].sum() * DT_H),
+                # what went in and was neither delivered nor left stored: the standing losses
+                "hot_water_tank_losses_kwh": q_in - delivered - float(st["tank_kwh_th"].sum()),
+                "stored_energy_change_tank_kwh_th": float(st["tank_kwh_th"].sum()),
+                **_spread("dhw_shortfall_kwh", hw.shortfall_kwh.sum(axis=0)[tank]),
+            }
+        )
+    v2g = fleet.has_v2g
+    dis = np.clip(-log["p_ev_kw"], 0.0, None) * DT_H  # (T, H) kWh delivered by the cars
+    out.update(
+        {
+            "households_with_v2g": int(v2g.sum()),
+            "energy_v2g_discharge_kwh": float(dis.sum()),
+            "v2g_wear_cost_eur": float((dis.sum(axis=0) * fleet.ev_wear_eur_per_kwh).sum()),
+        }
+    )
+    return out
+
+
 def per_household_table(
-    log: dict[str, np.ndarray], fleet: Fleet, service: Any
+    log: dict[str, np.ndarray], fleet: Fleet, service: Any, t0_c: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """Per-household KPI columns (for the results' per-household summary)."""
     levels = service if isinstance(service, ServiceLevels) else ServiceLevels.from_config(service)
-    cm = comfort_measures(log["t_in_c"], log["q_hp_kw"] + log["q_boiler_kw"], fleet, levels)
+    cm = comfort_measures(
+        log["t_in_c"],
+        log["q_hp_kw"] + log["q_boiler_kw"],
+        fleet,
+        levels,
+        log["t_out_c"],
+        log["q_gain_kw"],
+        t0_c,
+    )
     below, above = cm.kelvin_hours()
     return {
         "comfort_kelvin_hours_below": below,
@@ -344,4 +465,17 @@ def per_household_table(
         "import_kwh": np.clip(log["p_net_kw"], 0, None).sum(axis=0) * DT_H,
         "heat_pump_kwh": log["p_hp_kw"].sum(axis=0) * DT_H,
         "ev_home_kwh": log["p_ev_kw"].sum(axis=0) * DT_H,
+        **(
+            {
+                "hot_water_kwh": log["p_dhw_kw"].sum(axis=0) * DT_H,
+                "dhw_draw_kwh": log["dhw_draw_kw"].sum(axis=0) * DT_H,
+                "dhw_shortfall_kwh": dhw_measures(
+                    log["dhw_draw_kw"], log["dhw_delivered_kw"], fleet.has_tank
+                ).shortfall_kwh.sum(axis=0),
+                "dhw_deliverable_kw": dhw_deliverable_kw(fleet),
+            }
+            if "dhw_draw_kw" in log
+            else {}
+        ),
+        "v2g_discharge_kwh": np.clip(-log["p_ev_kw"], 0.0, None).sum(axis=0) * DT_H,
     }

@@ -39,7 +39,7 @@ class Meters:
         ``(T, n_other)`` the feeder's other (non-household) loads.
     """
 
-    __slots__ = ("_clock", "_p_base", "_p_net", "_p_other", "_p_pv")
+    __slots__ = ("_clock", "_p_base", "_p_net", "_p_other", "_p_pv", "_q_heat")
 
     def __init__(
         self,
@@ -48,8 +48,10 @@ class Meters:
         p_other_kw: np.ndarray,
         p_base_kw: np.ndarray | None = None,
         p_pv_kw: np.ndarray | None = None,
+        q_heat_kw: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self._clock = clock
+        self._q_heat = q_heat_kw
         self._p_net = p_net_kw
         self._p_other = p_other_kw
         self._p_base = p_base_kw
@@ -76,6 +78,13 @@ class Meters:
         self._check(k_start, k_end)
         p = self._p_base[k_start:k_end].sum(axis=1) - self._p_pv[k_start:k_end].sum(axis=1)
         return p + self._p_other[k_start:k_end].sum(axis=1)
+
+    def heat_kw(self, k_start: int, k_end: int, households: np.ndarray) -> np.ndarray:
+        """``(k_end - k_start, n)`` heat each home's heating delivered (heat pump and a
+        hybrid's boiler, kW): every heat pump reports its heat output to its HEMS."""
+        self._check(k_start, k_end)
+        q_hp, q_boiler = self._q_heat
+        return q_hp[k_start:k_end, households] + q_boiler[k_start:k_end, households]
 
     def household_kw(
         self, k_start: int, k_end: int, households: np.ndarray | None = None

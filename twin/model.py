@@ -20,6 +20,7 @@ from twin.devices.ev import draw_trips
 from twin.devices.household import (
     Exogenous,
     HouseholdState,
+    draw_hot_water,
     firm_controls,
     make_exogenous,
     step_households,
@@ -49,14 +50,27 @@ LOGGED = (
     "ev_soc_kwh",
     "bat_soc_kwh",
     "ev_public_kwh",
+    "q_gain_kw",
+    # hot water (issue 11): heat into the tank (heat pump + element) and the electricity for
+    # it (part of p_hp_kw), the element's part, the draws at the taps and what was delivered
+    # (drawn - delivered = the shortfall), the stored heat at the end of each step
+    "q_dhw_kw",
+    "p_dhw_kw",
+    "q_dhw_element_kw",
+    "dhw_draw_kw",
+    "dhw_delivered_kw",
+    "e_tank_kwh",
 )
 
 
 class FeederModel(mesa.Model):
     """Households and the DSO on one feeder, under one contract.
 
-    All randomness (population, trips, the contract's draws) comes from ``self.rng``, seeded
-    by ``seed``.
+    All randomness (population, trips, the contract's draws, hot-water draws) comes from
+    ``self.rng``, seeded by ``seed``, in that order (the hot-water draws from a child stream
+    spawned after the contract's, so every earlier draw is what it was without them). The
+    base load is an input (``inputs.p_base_kw``: the feeder's profiles, drawn per household
+    by :func:`twin.inputs.build_inputs`, or a user's meter data).
 
     Parameters
     ----------
@@ -84,7 +98,14 @@ class FeederModel(mesa.Model):
         self.contract = contract
         n = inputs.p_base_kw.shape[1]
         sc = inputs.scenario
-        self.fleet: Fleet = sample_fleet(sc, n, self.rng, inputs.connection_phase)
+        self.fleet: Fleet = sample_fleet(
+            sc,
+            n,
+            self.rng,
+            inputs.connection_phase,
+            persons=inputs.household_persons,
+            existing_pv_kwp=inputs.existing_pv_kwp,
+        )
         trips = draw_trips(
             self.rng,
             self.window.warmup_days + self.window.days,
@@ -95,15 +116,27 @@ class FeederModel(mesa.Model):
             self.fleet.ev_kwh_per_km,
             self.fleet.has_ev,
         )
+        # the contract's own draws (who signs), then the hot-water draws: child streams in
+        # that order, after the fleet and the trips
+        self._draws = self.rng.spawn(1)[0]
+        days = self.window.warmup_days + self.window.days
+        q_dhw = draw_hot_water(self.fleet, self.rng.spawn(1)[0], days)
+        price = None
+        if inputs.tariff is not None and self.fleet.hp_price_switch.any():
+            price = inputs.tariff.import_eur_per_kwh
         self.exo: Exogenous = make_exogenous(
             self.fleet,
             inputs.t_out_c,
             inputs.ghi_w_m2,
             inputs.p_base_kw,
             inputs.q_base_kvar,
-            sc["pv"]["yield_factor"].value,
             sc["dwelling"]["design_outdoor_c"].value,
             trips,
+            year_rows=self.window.sim_year_index,
+            q_dhw_kw=q_dhw,
+            pv_irradiance_scale=inputs.pv_irradiance_scale,
+            price_eur_per_kwh=price,
+            site=(inputs.site_lat_deg, inputs.site_lon_deg),
         )
         self.state = HouseholdState.initial(self.fleet)
         self.households = [
@@ -115,6 +148,9 @@ class FeederModel(mesa.Model):
         self.log: dict[str, np.ndarray] = {name: np.zeros((t, n)) for name in LOGGED}
         self.log["p_base_kw"][:] = self.exo.p_base_kw
         self.log["p_pv_kw"][:] = self.exo.p_pv_kw
+        self.log["q_gain_kw"][:] = self.exo.q_gain_kw
+        self.log["t_out_c"] = np.asarray(self.exo.t_out_c, float).copy()  # (T,): the weather
+        self.log["dhw_draw_kw"][:] = self.exo.q_dhw_kw
         self.clock = Clock()
         self.forecaster = forecaster or self._make_forecaster(forecast or ForecastSettings(), seed)
         self.view = self._make_view()
@@ -123,23 +159,30 @@ class FeederModel(mesa.Model):
     def _physics(
         self,
         households: np.ndarray,
+        rows: np.ndarray,
         t_out_c: np.ndarray,
         ghi_w_m2: np.ndarray,
         p_base_kw: np.ndarray,
         q_base_kvar: np.ndarray,
         trips: Any,
     ) -> Exogenous:
-        """The households' device physics on given (e.g. forecast) inputs."""
-        sc = self.inputs.scenario
+        """The households' device physics on given (e.g. forecast) inputs for the simulated
+        steps ``rows`` (the sun's position and the prices are those of the steps; hot-water
+        draws are not known ahead: the planners use the expected ones)."""
+        sc, inp = self.inputs.scenario, self.inputs
+        price = self.exo.price_eur_per_kwh
         return make_exogenous(
             self.fleet.subset(households),
             t_out_c,
             ghi_w_m2,
             p_base_kw,
             q_base_kvar,
-            sc["pv"]["yield_factor"].value,
             sc["dwelling"]["design_outdoor_c"].value,
             trips,
+            year_rows=self.window.sim_year_index[rows],
+            pv_irradiance_scale=inp.pv_irradiance_scale,
+            price_eur_per_kwh=None if price is None else price[rows],
+            site=(inp.site_lat_deg, inp.site_lon_deg),
         )
 
     def _make_forecaster(self, settings: ForecastSettings, seed: int) -> Forecaster:
@@ -177,7 +220,12 @@ class FeederModel(mesa.Model):
         """What the contract may read (twin.view): built once, read through accessors."""
         inp = self.inputs
         meters = Meters(
-            self.clock, self.log["p_net_kw"], inp.p_other_kw, self.exo.p_base_kw, self.exo.p_pv_kw
+            self.clock,
+            self.log["p_net_kw"],
+            inp.p_other_kw,
+            self.exo.p_base_kw,
+            self.exo.p_pv_kw,
+            (self.log["q_hp_kw"], self.log["q_boiler_kw"]),
         )
         households = HouseholdView(
             self.fleet, self.state, self.exo, self.clock, meters, self.forecaster
@@ -193,7 +241,7 @@ class FeederModel(mesa.Model):
         }
         # the contract's own draws (who signs) come from a child stream of the run's seed,
         # spawned after the fleet and trips, so the population is the same under every contract
-        return FeederView(households, dso, self.window, inp.tariff, self.rng.spawn(1)[0])
+        return FeederView(households, dso, self.window, inp.tariff, self._draws)
 
     @property
     def n_steps(self) -> int:
@@ -221,6 +269,11 @@ class FeederModel(mesa.Model):
         log["t_in_c"][k] = self.state.t_in_c
         log["ev_soc_kwh"][k] = self.state.ev_soc_kwh
         log["bat_soc_kwh"][k] = self.state.bat_soc_kwh
+        log["q_dhw_kw"][k] = out.q_dhw_kw
+        log["p_dhw_kw"][k] = out.p_dhw_kw
+        log["q_dhw_element_kw"][k] = out.q_dhw_element_kw
+        log["dhw_delivered_kw"][k] = out.dhw_delivered_kw
+        log["e_tank_kwh"][k] = self.state.e_tank_kwh
         self.k += 1
         self.clock.now = self.k
         if self.k >= self.n_steps:
@@ -235,10 +288,12 @@ class FeederModel(mesa.Model):
         """Device states at the start of the reported window (the end of the warm-up)."""
         first = self.window.n_warmup_steps - 1
         f = self.fleet
+        s0 = HouseholdState.initial(f)
         initial = {
             "t_in_c": f.setpoint_c,
             "ev_soc_kwh": f.ev_soc0_kwh,
             "bat_soc_kwh": f.bat_soc0_kwh,
+            "e_tank_kwh": s0.e_tank_kwh,
         }
         return {
             name: (self.log[name][first] if first >= 0 else value).copy()

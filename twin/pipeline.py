@@ -19,6 +19,7 @@ from twin.config import validate
 from twin.contracts import make_contract
 from twin.forecast import ForecastSettings
 from twin.grid.compliance import asym_run_kpis, grid_kpis
+from twin.grid.feeders import check_radial
 from twin.grid.phases import run_power_flows
 from twin.inputs import build_inputs
 from twin.kpi import household_kpis, stored_electricity_kwh
@@ -30,6 +31,10 @@ from twin.tariffs import bill_kpis, bills, stored_value_eur
 __all__ = ["RunResult", "config_to_yaml", "run"]
 
 log = logging.getLogger("twin")
+
+#: Contracts whose DSO plans on the linear (radial) feeder model: a meshed feeder is refused
+#: with one line before anything is simulated.
+RADIAL_CONTRACTS = frozenset({"performance"})
 
 
 def run(
@@ -46,6 +51,8 @@ def run(
     contract = make_contract(cfg.contract)
     inputs = build_inputs(cfg, scenario)
     feeder = inputs.feeder
+    if contract.name in RADIAL_CONTRACTS:
+        check_radial(feeder.net, feeder.name, needed_by=f"contract={contract.name}")
     timings["inputs"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

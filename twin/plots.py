@@ -17,6 +17,10 @@ with the results rather than pixels.
 ``indoor_temperature.png``      heat-pump homes: indoor temperature minus setpoint
 ``ev_state_of_charge.png``      EVs: state of charge and the feeder's EV charging power
 ``performance_band.png``        performance contract: the worst household's band and load
+``forecast_risk.png``           performance contract on forecasts: forecast vs actual vs limit
+                                with technical and financial risk shaded (E.DSO Fig. 5-1)
+``forecast_quality.png``        performance contract on forecasts: rMAE and quantile
+                                reliability of the DSO's feeder forecast by lead time
 =============================== ===============================================================
 """
 
@@ -605,6 +609,176 @@ def fig_performance_band(result: RunResult, path: Path) -> Figure | None:
 
 
 # ----------------------------------------------------------------------------------------------
+# forecasts and risk (performance contract)
+# ----------------------------------------------------------------------------------------------
+def _risk_window(times: Any, score: np.ndarray, days: int = 7) -> slice:
+    """The ``days`` (whole days) with the most risk, or the whole run if it is shorter."""
+    n = len(times)
+    width = days * 96
+    if n <= 2 * width:
+        return slice(0, n)
+    c = np.concatenate([[0.0], np.cumsum(score)])
+    sums = c[width::96] - c[: len(c) - width : 96][: len(c[width::96])]
+    start = int(np.argmax(sums)) * 96
+    return slice(start, start + width)
+
+
+def fig_forecast_risk(result: RunResult, path: Path) -> Figure | None:
+    """The E.DSO paper's Figure 5-1 on the simulated result: at the transformer, what the DSO
+    planned on (its forecast of the uncontrollable load, and that plus the margin policy's
+    uplift), what happened, and the limit; technical risk (the realised load above the
+    rating) and financial risk (capacity withheld while the limit bound the plan, for load
+    that did not come) shaded."""
+    from twin.grid.compliance import station_of
+
+    cf = result.contract_feeder
+    if "dso_inflexible_p50_kw" not in cf:
+        return None
+    k = result.kpis
+    times = result.window.times
+    lg = result.log
+    st = station_of(result.grid, result.feeder.net)
+    other = result.p_load_kw.sum(axis=1) - lg["p_net_kw"].sum(axis=1)
+    actual_inflex = lg["p_base_kw"].sum(axis=1) - lg["p_pv_kw"].sum(axis=1) + other
+    p50 = np.asarray(cf["dso_inflexible_p50_kw"], float)
+    used = np.asarray(cf["dso_inflexible_planned_kw"], float)
+    planned = np.asarray(cf["dso_planned_kw"], float)
+    binding = np.asarray(cf["dso_trafo_binding"], bool)
+    limit = k.get("performance_trafo_limit_kw")
+    rating = st.rating_kva
+    tech = np.clip(st.s_kva - rating, 0.0, None)
+    fin = np.where(binding, np.clip(used - actual_inflex, 0.0, None), 0.0)
+    sl = _risk_window(times, tech + fin)
+    t = times[sl]
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10, 6.6), sharex=True)
+    ax.plot(t, st.p_kw[sl], color="0.15", lw=0.9, label="actual (power flow)")
+    ax.plot(t, planned[sl], color="tab:blue", lw=0.9, ls="--", label="planned (on the forecast)")
+    ax.axhline(rating, color="crimson", lw=1.1, label=f"rating {rating:,.0f} kVA")
+    if limit is not None:
+        ax.axhline(limit, color="crimson", lw=0.9, ls=":", label=f"planning limit {limit:,.0f} kW")
+    over = st.s_kva[sl] > rating
+    if over.any():
+        ax.fill_between(
+            t,
+            rating,
+            st.s_kva[sl],
+            where=over,
+            color="crimson",
+            alpha=0.35,
+            lw=0,
+            label="technical risk (above the rating)",
+        )
+    ax.set_ylabel("transformer load (kW)")
+    ax.legend(loc="upper left", fontsize=7, ncol=3)
+    ax.set_ylim(0, max(rating, float(np.nanmax(st.s_kva[sl]))) * 1.3)
+    _title(ax, "Planning on forecasts: forecast vs actual vs limit (E.DSO Fig. 5-1)", result)
+    ax2.plot(t, actual_inflex[sl], color="0.15", lw=0.9, label="actual uncontrollable load")
+    ax2.plot(t, p50[sl], color="tab:green", lw=0.9, label="forecast (p50)")
+    ax2.plot(
+        t,
+        used[sl],
+        color="tab:orange",
+        lw=0.9,
+        ls="--",
+        label=f"planned on ({k.get('performance_margin_policy', '?')} policy)",
+    )
+    shade = fin[sl] > 0
+    if shade.any():
+        ax2.fill_between(
+            t,
+            actual_inflex[sl],
+            used[sl],
+            where=shade,
+            color="tab:orange",
+            alpha=0.35,
+            lw=0,
+            label="financial risk (withheld, not needed)",
+        )
+    ax2.set_ylabel("uncontrollable load (kW)\nbase load − PV + other loads")
+    ax2.legend(loc="upper left", fontsize=7, ncol=2)
+    note = (
+        f"technical risk: {k.get('technical_risk_events', 0)} events, "
+        f"{k.get('technical_risk_kwh', 0.0):,.1f} kVAh above the rating   "
+        f"financial risk: {k.get('financial_risk_kwh', 0.0):,.1f} kWh "
+        f"(€ {k.get('financial_risk_eur', 0.0):,.2f})   whole run"
+    )
+    ax2.text(0.99, 0.03, note, transform=ax2.transAxes, fontsize=7, ha="right", bbox=_BOX)
+    time_axis(ax2)
+    fig.tight_layout()
+    _save(fig, path)
+    return Figure(
+        "forecast_risk",
+        path,
+        "Forecast vs actual vs limit at the transformer, technical and financial risk shaded",
+        {
+            "steps": np.arange(len(times))[sl],
+            "actual_inflexible_kw": actual_inflex[sl],
+            "forecast_p50_kw": p50[sl],
+            "planned_on_kw": used[sl],
+            "financial_risk_kw": fin[sl],
+            "technical_risk_kva": tech[sl],
+        },
+    )
+
+
+def fig_forecast_quality(result: RunResult, path: Path) -> Figure | None:
+    """The DSO's forecast of the feeder's uncontrollable load judged by lead time: rMAE of
+    the point forecast and how often the outcome fell outside the 10th-90th percentiles."""
+    import re
+
+    k = result.kpis
+    pat = re.compile(r"forecast_trafo_rmae_(\d+(?:\.\d+)?)_(\d+(?:\.\d+)?)h$")
+    buckets = sorted(
+        (float(m.group(1)), float(m.group(2)), m.group(0)) for key in k if (m := pat.match(key))
+    )
+    if not buckets or k.get("forecast") == "PerfectForecaster":
+        return None
+    labels = [f"{lo:g}–{hi:g} h" for lo, hi, _ in buckets]
+    tags = [key.removeprefix("forecast_trafo_rmae_") for _, _, key in buckets]
+    rmae = np.array([k[f"forecast_trafo_rmae_{tag}"] for tag in tags])
+    above = np.array([k[f"forecast_trafo_above_p90_share_{tag}"] for tag in tags])
+    below = np.array([k[f"forecast_trafo_below_p10_share_{tag}"] for tag in tags])
+    x = np.arange(len(tags))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.9))
+    ax.bar(x, rmae, color="tab:blue", alpha=0.8)
+    ax.axhspan(0.082, 0.095, color="0.8", label="OpenSTEF day-ahead, transformers (0.082–0.095)")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_xlabel("lead time")
+    ax.set_ylabel("rMAE (MAE / p1–p99 range)")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("Point forecast of the feeder's uncontrollable load", fontsize=9, loc="left")
+    w = 0.38
+    ax2.bar(x - w / 2, above, w, color="tab:red", alpha=0.8, label="above the 90th percentile")
+    ax2.bar(x + w / 2, below, w, color="tab:green", alpha=0.8, label="below the 10th percentile")
+    ax2.axhline(0.1, color="0.2", ls="--", lw=1, label="calibrated (0.10)")
+    ax2.set_xticks(x, labels, fontsize=8)
+    ax2.set_xlabel("lead time")
+    ax2.set_ylabel("share of outcomes")
+    ax2.set_ylim(0, max(0.3, float(max(above.max(), below.max())) * 1.3))
+    ax2.legend(fontsize=7, loc="upper right")
+    hh = k.get("forecast_household_rmae")
+    pv = k.get("forecast_pv_mape_4h")
+    extra = []
+    if hh is not None:
+        extra.append(
+            f"households: rMAE {hh:.3f}, above p90 {k['forecast_household_above_p90_share']:.2f},"
+            f" below p10 {k['forecast_household_below_p10_share']:.2f}"
+        )
+    if pv is not None:
+        extra.append(f"PV MAPE 4 h ahead {pv:.0%} (E.DSO paper: 20–30 %)")
+    ax2.set_title("Quantile reliability\n" + "; ".join(extra), fontsize=8, loc="left")
+    fig.suptitle(f"Forecast quality\n{result.title()}", fontsize=9, x=0.01, ha="left")
+    fig.tight_layout()
+    _save(fig, path)
+    return Figure(
+        "forecast_quality",
+        path,
+        "The DSO's forecast by lead time: rMAE and quantile reliability",
+        {"lead": labels, "rmae": rmae, "above_p90": above, "below_p10": below},
+    )
+
+
+# ----------------------------------------------------------------------------------------------
 def write_figures(result: RunResult, out_dir: Path) -> list[Figure]:
     """Write every figure of the run into ``out_dir`` (see the module docstring)."""
     from twin.grid.compliance import loading_duration_curve, station_of
@@ -685,7 +859,12 @@ def write_figures(result: RunResult, out_dir: Path) -> list[Figure]:
                 "Per-phase voltages at the worst bus, with the voltage unbalance factor",
             )
         )
-    band = fig_performance_band(result, out_dir / "performance_band.png")
-    if band is not None:
-        figures.append(band)
+    for fig_of, name in (
+        (fig_performance_band, "performance_band.png"),
+        (fig_forecast_risk, "forecast_risk.png"),
+        (fig_forecast_quality, "forecast_quality.png"),
+    ):
+        made = fig_of(result, out_dir / name)
+        if made is not None:
+            figures.append(made)
     return figures

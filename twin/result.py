@@ -31,7 +31,21 @@ __all__ = ["EXACT_COLUMNS", "RunResult"]
 
 #: households.parquet columns kept at full precision: every service-level KPI can be
 #: recomputed from them exactly (with households_summary.csv).
-EXACT_COLUMNS = ("t_in_c", "q_hp_kw", "q_boiler_kw", "ev_soc_kwh", "bat_soc_kwh", "p_hp_kw")
+EXACT_COLUMNS = (
+    "t_in_c",
+    "q_hp_kw",
+    "q_boiler_kw",
+    "q_gain_kw",
+    "ev_soc_kwh",
+    "bat_soc_kwh",
+    "p_hp_kw",
+    "p_ev_kw",
+    "dhw_draw_kw",
+    "dhw_delivered_kw",
+    "e_tank_kwh",
+    "q_dhw_kw",
+    "p_dhw_kw",
+)
 
 
 @dataclass
@@ -127,6 +141,8 @@ class RunResult:
             "load_index": np.tile(self.load_index.astype(np.int32), t),
         }
         for name, values in self.log.items():  # the model's LOGGED variables, then the contract's
+            if values.ndim != 2:  # per step only (the weather: feeder.parquet)
+                continue
             # what the service levels are recomputed from stays exact (float64); the rest float32
             dtype = np.float64 if name in EXACT_COLUMNS else np.float32
             frame[name] = values[steps].astype(dtype).ravel()
@@ -341,7 +357,7 @@ class RunResult:
         KPI is recomputed from, with households.parquet) and its own KPIs."""
         f = self.fleet
         lv = ServiceLevels.from_config(self.cfg.service)
-        cols = per_household_table(self.log, f, lv)
+        cols = per_household_table(self.log, f, lv, self.start_state["t_in_c"])
         ev = f.has_ev & (f.ev_capacity_kwh > 0)
         return pd.DataFrame(
             {
@@ -355,8 +371,27 @@ class RunResult:
                 "battery_kwh": f.bat_capacity_kwh,
                 "battery_kw": f.bat_p_max_kw,
                 "battery_eta": f.bat_eta,
+                "persons": f.persons,
                 "design_heat_load_kw": f.design_heat_load_kw,
                 "hp_q_max_kw": f.hp_q_max_kw,
+                "hp_t_bivalent_c": np.where(f.hp_hybrid, f.hp_t_bivalent_c, np.nan),
+                "hp_price_switch": f.hp_price_switch,
+                # the hot-water tank and its promise (twin.service: no draw cut)
+                "tank_l": np.where(f.has_tank, f.tank_volume_l, 0.0),
+                "tank_t_set_c": np.where(f.has_tank, f.tank_t_set_c, np.nan),
+                "tank_t_usable_c": np.where(f.has_tank, f.dhw_model.t_usable_c, np.nan),
+                "tank_ua_w_per_k": np.where(f.has_tank, f.tank_ua_kw_per_k * 1e3, 0.0),
+                "dhw_litres_60c_per_day": np.where(
+                    f.has_tank, f.persons * f.dhw_litres_per_person_day, 0.0
+                ),
+                "start_e_tank_kwh": self.start_state.get("e_tank_kwh", np.zeros(f.n)),
+                # the PV roof (plane 2: the second half of an east/west split)
+                "pv_tilt_deg": np.where(f.has_pv, f.pv_tilt_deg, np.nan),
+                "pv_azimuth_deg": np.where(f.has_pv, f.pv_azimuth_deg, np.nan),
+                "pv_azimuth2_deg": np.where(
+                    f.has_pv & (f.pv_share2 > 0), f.pv_azimuth2_deg, np.nan
+                ),
+                "pv_dc_ac_ratio": np.where(f.has_pv, f.pv_dc_ac_ratio, np.nan),
                 # the building (1R1C) and its comfort terms (twin.service)
                 "r_k_per_kw": f.r_k_per_kw,
                 "c_kwh_per_k": f.c_kwh_per_k,
@@ -377,6 +412,9 @@ class RunResult:
                     ev, np.minimum(lv.ev_reserve_km * f.ev_kwh_per_km, f.ev_capacity_kwh), 0.0
                 ),
                 "ev_deadline_h": np.full(f.n, lv.ev_deadline_h),
+                "ev_bidirectional": f.has_v2g,
+                "ev_v2g_reserve_kwh": f.ev_v2g_reserve_kwh,
+                "ev_wear_eur_per_kwh": f.ev_wear_eur_per_kwh,
                 "start_ev_soc_kwh": self.start_state["ev_soc_kwh"],
                 "start_bat_soc_kwh": self.start_state["bat_soc_kwh"],
                 **self.contract_households,

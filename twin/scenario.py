@@ -3,12 +3,23 @@
 A scenario lives in ``twin/scenarios/<name>.yaml``. Every parameter is a mapping with either
 ``value`` (one number) or ``range`` ([low, high], sampled uniformly per household) and a
 ``source`` string. ``extends: <other scenario>`` takes every parameter of the other scenario
-that the file does not set itself (so shared device and dwelling numbers stand in one place). ``SCHEMA`` below lists every field with the bounds a value must respect; a
-missing or out-of-range field gives a one-line :class:`~twin.errors.TwinError` naming it.
+that the file does not set itself (so shared device and dwelling numbers stand in one place).
+``SCHEMA`` below lists every section and field with the bounds a value must respect; a
+missing, out-of-range or unknown field, or an unknown section, gives a one-line :class:`~twin.errors.TwinError` naming it (with the nearest known name; a
+field that was retired, :data:`RETIRED`, says what replaced it), in the file that has it, so
+a typo (``adoptoin:``) never silently falls back to the parent's numbers.
+
+Sections: ``adoption`` (shares, incl. bidirectional chargers among EVs), ``dwelling``,
+``heat_pump`` (sizing, the field COP's defrost/cycling/field factors, minimum modulation,
+hybrids' bivalence point and price switch), ``ev`` (incl. V2G), ``pv`` (the roof mix and the
+pvlib model's losses, the TRY2010 irradiance scale), ``battery``, ``base_load`` (household
+sizes and annual energy, the generator's day-to-day spreads) and ``hot_water`` (draws and
+tanks). A boolean option is a number 0 or 1 (``heat_pump.price_switch``).
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,10 +39,13 @@ SCHEMA: dict[str, dict[str, tuple[float, float]]] = {
         "ev": (0.0, 1.0),
         "pv": (0.0, 1.0),
         "battery_given_pv": (0.0, 1.0),
+        "ev_bidirectional_given_ev": (0.0, 1.0),
     },
     "dwelling": {
         "floor_area_m2": (20.0, 1000.0),
         "design_heat_load_w_m2": (5.0, 200.0),
+        "design_heat_load_w_m2_all_electric": (5.0, 200.0),
+        "design_heat_load_w_m2_hybrid": (5.0, 200.0),
         "heat_capacity_kwh_per_k_m2": (0.01, 1.0),
         "solar_aperture_m2_per_m2": (0.0, 0.3),
         "internal_gains_kw": (0.0, 2.0),
@@ -42,9 +56,21 @@ SCHEMA: dict[str, dict[str, tuple[float, float]]] = {
     "heat_pump": {
         "sizing_all_electric": (0.3, 3.0),
         "sizing_hybrid": (0.1, 3.0),
+        "dhw_allowance_kw_per_person": (0.0, 2.0),
         "flow_temp_design_c": (25.0, 75.0),
         "single_phase_share_all_electric": (0.0, 1.0),
         "single_phase_share_hybrid": (0.0, 1.0),
+        "defrost_max_loss": (0.0, 0.5),
+        "min_modulation": (0.05, 1.0),
+        "cycling_cd": (0.0, 1.0),
+        "capacity_slope_per_k": (0.0, 0.1),
+        "dhw_flow_offset_k": (0.0, 20.0),
+        "standby_kw": (0.0, 0.2),
+        "field_cop_factor": (0.3, 1.2),
+        "boiler_eta": (0.5, 1.1),
+        "t_bivalent_c": (-30.0, 15.0),
+        "price_switch": (0.0, 1.0),
+        "gas_eur_per_kwh": (0.0, 2.0),
     },
     "ev": {
         "battery_kwh": (5.0, 250.0),
@@ -54,18 +80,80 @@ SCHEMA: dict[str, dict[str, tuple[float, float]]] = {
         "departure_h": (0.0, 24.0),
         "arrival_h": (0.0, 24.0),
         "days_used_per_week": (0.0, 7.0),
+        "v2g_discharge_efficiency": (0.5, 1.0),
+        "v2g_reserve_share": (0.0, 1.0),
+        "v2g_reserve_km": (0.0, 500.0),
+        "v2g_wear_cost_eur_per_kwh": (0.0, 1.0),
     },
     "pv": {
         "kwp": (0.0, 50.0),
-        "yield_factor": (0.3, 1.5),
         "single_phase_inverter_share": (0.0, 1.0),
+        "share_flat_roof": (0.0, 1.0),
+        "share_flat_east_west": (0.0, 1.0),
+        "pitched_tilt_deg": (0.0, 90.0),
+        "pitched_azimuth_sd_deg": (0.0, 180.0),
+        "flat_tilt_deg": (0.0, 90.0),
+        "dc_ac_ratio": (0.5, 2.0),
+        "system_loss": (0.0, 0.5),
+        "gamma_pdc_per_k": (-0.01, 0.0),
+        "cell_u_c": (5.0, 60.0),
+        "albedo": (0.0, 1.0),
+        "irradiance_scale": (0.5, 1.5),
     },
     "battery": {
         "capacity_kwh": (0.5, 100.0),
         "c_rate": (0.05, 5.0),
         "roundtrip_efficiency": (0.3, 1.0),
     },
+    "base_load": {
+        "mean_annual_kwh": (100.0, 20_000.0),
+        "household_share_1": (0.0, 1.0),
+        "household_share_2": (0.0, 1.0),
+        "household_share_3": (0.0, 1.0),
+        "household_share_4": (0.0, 1.0),
+        "household_share_5_plus": (0.0, 1.0),
+        "kwh_by_size_exponent": (0.0, 2.0),
+        "annual_kwh_sigma": (0.0, 2.0),
+        "base_fraction": (0.0, 1.0),
+        "day_factor_sigma_common": (0.0, 1.0),
+        "day_factor_sigma_household": (0.0, 1.0),
+        "chronotype_shift_h_sd": (0.0, 6.0),
+        "reactive_per_active": (0.0, 1.0),
+    },
+    "hot_water": {
+        "litres_60c_per_person_day": (0.0, 200.0),
+        "day_volume_sigma": (0.0, 2.0),
+        "t_cold_c": (0.0, 30.0),
+        "tank_volume_l_1_2_persons": (30.0, 1000.0),
+        "tank_volume_l_3_4_persons": (30.0, 1000.0),
+        "tank_volume_l_5_plus_persons": (30.0, 1000.0),
+        "tank_loss_a_to_c": (0.0, 1.0),
+        "t_set_c": (40.0, 75.0),
+        "hysteresis_k": (1.0, 40.0),
+        "t_usable_c": (30.0, 60.0),
+        "t_max_c": (45.0, 80.0),
+        "t_room_c": (0.0, 30.0),
+        "element_kw": (0.0, 10.0),
+    },
 }
+#: Fields that scenarios no longer take, and what replaced them (a one-line error says so).
+RETIRED: dict[str, str] = {
+    "pv.yield_factor": "PV is modelled per roof with pvlib (pv.irradiance_scale, pv.system_loss, "
+    "the roof mix pv.share_flat_roof ...)",
+}
+
+
+#: ``base_load.household_share_<key>``: households of 1, 2, 3, 4 and 5 or more persons.
+SIZE_SHARE_KEYS = ("1", "2", "3", "4", "5_plus")
+
+
+#: Keys of a scenario file besides the SCHEMA sections.
+META_KEYS = ("name", "year", "description", "extends")
+
+
+def _hint(name: str, known: list[str]) -> str:
+    near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"did you mean {near[0]}? " if near else ""
 
 
 @dataclass(frozen=True)
@@ -165,6 +253,33 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _check_names(path: Path, data: dict[str, Any]) -> None:
+    """Every key of one scenario file is a known section or field (before parents are merged,
+    so the message names the file with the typo)."""
+    sections = sorted(SCHEMA)
+    for key, value in data.items():
+        key = str(key)
+        if key in META_KEYS:
+            continue
+        if key not in SCHEMA:
+            raise TwinError(
+                f"scenario {path.name}: unknown section '{key}': {_hint(key, [*sections, *META_KEYS])}"
+                f"the sections are {', '.join(sections)} (and {', '.join(META_KEYS)})"
+            )
+        if not isinstance(value, dict):
+            raise TwinError(
+                f"scenario {path.name}: section '{key}' is a {type(value).__name__}, not a "
+                "mapping: give its fields as 'field: {value: <number>, source: <text>}'"
+            )
+        fields = sorted(SCHEMA[key])
+        for name in map(str, value):
+            if name not in SCHEMA[key]:
+                raise TwinError(
+                    f"scenario {path.name}: unknown field {key}.{name}: "
+                    f"{_hint(name, fields)}the fields of {key} are {', '.join(fields)}"
+                )
+
+
 def _read_with_parents(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     """The file's data with ``extends`` resolved (the child's parameters win)."""
     if path in seen:
@@ -172,6 +287,7 @@ def _read_with_parents(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
             f"scenario {path.name} extends itself (through {seen[-1].name}): break the cycle"
         )
     data = _read_yaml(path)
+    _check_names(path, data)
     parent_name = data.pop("extends", None)
     if parent_name is None:
         return data
@@ -201,6 +317,12 @@ def load_scenario(name_or_path: str) -> Scenario:
                 raise TwinError(f"{where} is missing: add it with value/range and source")
             params[section][field] = _parse_param(where, raw_section[field], bounds)
         unknown = set(raw_section) - set(fields)
+        for name in sorted(unknown):
+            if f"{section}.{name}" in RETIRED:
+                raise TwinError(
+                    f"scenario {path.name}: {section}.{name} is no longer used: "
+                    f"{RETIRED[f'{section}.{name}']}; remove it"
+                )
         if unknown:
             raise TwinError(
                 f"scenario {path.name}: unknown field(s) {section}.{sorted(unknown)[0]}: remove or fix the name"
@@ -210,6 +332,22 @@ def load_scenario(name_or_path: str) -> Scenario:
     if hp_total > 1.0 + 1e-9:
         raise TwinError(
             f"scenario {path.name}: adoption.heat_pump_all_electric + heat_pump_hybrid = {hp_total:g} > 1: lower them"
+        )
+    for section, lo_name, hi_name in (
+        ("hot_water", "t_set_c", "t_max_c"),
+        ("hot_water", "t_usable_c", "t_set_c"),
+    ):
+        lo, hi = params[section][lo_name], params[section][hi_name]
+        if lo.high > hi.low + 1e-9:
+            raise TwinError(
+                f"scenario {path.name}: {section}.{lo_name} (up to {lo.high:g}) must not exceed "
+                f"{section}.{hi_name} ({hi.low:g}): lower or raise one of them"
+            )
+    shares = sum(params["base_load"][f"household_share_{k}"].value for k in SIZE_SHARE_KEYS)
+    if abs(shares - 1.0) > 0.01:
+        raise TwinError(
+            f"scenario {path.name}: base_load.household_share_* add up to {shares:g}, not 1: "
+            "give the shares of 1, 2, 3, 4 and 5+ person households"
         )
     return Scenario(
         name=str(data.get("name", path.stem)),

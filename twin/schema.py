@@ -94,6 +94,14 @@ class GridConfig:
         None,
         "unbalanced (per-phase) power flow and limits; null: on for feeders with phase data",
     )
+    base_load: str = key(
+        "generated",
+        "households' base load: generated (each its own) or feeder (the feeder's profiles)",
+        choices=("generated", "feeder"),
+    )
+    profiles: str | None = key(
+        None, "per-connection profiles: a CSV/parquet file with connection, time, p_kw"
+    )
 
 
 @dataclass
@@ -118,6 +126,7 @@ class ForecastConfig:
     history_days: int = key(56, "days of the feeder's past the models learn from", 15, 365)
     retrain_every_days: int = key(28, "models learned again this often", 1, 365)
     level_days: float = key(1.0, "level correction from the latest measured days (0: off)", 0, 14)
+    nowcast_h: float = key(1.0, "the last measured error fades over this long (0: off)", 0, 48)
     t_sigma0_k: float = key(0.3, "temperature forecast error at lead 0 (K)", 0, 10)
     t_sigma24_k: float = key(1.3, "temperature forecast error at 24 h (K)", 0, 10)
     ghi_sigma4h: float = key(0.3, "relative irradiance error 4 h ahead", 0, 3)
@@ -169,6 +178,9 @@ class _PlanningConfig:
     preheat_k: float = key(1.0, "pre-heating allowed above the setpoint", 0, 10)
     comfort_rule: str = key("swing", "swing or band", choices=("swing", "band"))
     comfort_swing_k: float = key(1.0, "largest swing within a day", 0.1, 10)
+    comfort_margin_k: float = key(
+        0.0, "kept free below the top and the swing for unforeseen heat", 0, 1
+    )
     ev_range_km: float = key(150.0, "EV range due at the deadline or departure", 0, 1000)
     ev_deadline_h: float = key(6.0, "hour of day the EV range is due", 0, 24)
     ev_reserve_km: float = key(30.0, "range kept at all times", 0, 1000)

@@ -25,6 +25,19 @@ The EV promise (:func:`ev_due`)
 Nothing can charge faster than full power: the KPIs judge every check against what charging at
 full power whenever the car is home could have reached from the window's start
 (:func:`full_power_soc`), and report what even that could not reach separately.
+
+Hot water (:func:`dhw_measures`)
+--------------------------------
+A household with a tank is promised hot water at its taps whenever it draws: the tank's hot
+zone stands at its charging temperature, at or above the usable temperature
+(``hot_water.t_usable_c``, 45 °C; the scenario keeps ``t_set_c`` above it), for as long as any
+of it is left, so a draw is delivered at a usable temperature unless the tank runs out. What it
+could not deliver is the *shortfall* (kWh, drawn minus delivered). As for the EV, nothing can
+deliver more than the tank full at its setpoint and the heat pump (with the element) at full
+output in the step: the part of a draw beyond that (a bath larger than a small tank holds) is
+*undeliverable* and reported apart; a household-day is met when it has no other shortfall.
+Measured like comfort: on the simulated result, per step (``dhw_draw_kw`` and
+``dhw_delivered_kw`` in the run folder, ``dhw_deliverable_kw`` in households_summary.csv).
 """
 
 from __future__ import annotations
@@ -37,13 +50,20 @@ from twin.devices.ev import ev_step
 from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
 
 __all__ = [
+    "DHW_CHECK_TOL_KWH",
     "EvDue",
+    "HotWaterMeasures",
     "ServiceLevels",
     "ev_due",
     "full_power_soc",
-    "preheat_rise_k",
+    "dhw_measures",
+    "preheat_warming_k",
+    "thermostat_q_max_kw",
     "trips_at_departure",
 ]
+
+#: Below this a hot-water shortfall of a step is numerical noise (kWh).
+DHW_CHECK_TOL_KWH = 1e-6
 
 
 def trips_at_departure(trip_kwh: np.ndarray, departure: np.ndarray) -> np.ndarray:
@@ -164,7 +184,7 @@ class ServiceLevels:
     comfort_above_k : float
         ... and at most this far above it, counting only warmth that pre-heating brought (sun,
         appliances and a thermostat at the setpoint bring none: there is no cooling, and that
-        warmth is not a contract's doing; :func:`preheat_rise_k`).
+        warmth is not a contract's doing; :func:`preheat_warming_k`).
     comfort_rule : str
         ``swing``: the day's temperature also varies by no more than ``comfort_swing_k``
         (the E.DSO paper's wording); ``band``: the band alone.
@@ -199,27 +219,78 @@ class ServiceLevels:
         return int(round(self.ev_deadline_h * STEPS_PER_HOUR)) % STEPS_PER_DAY
 
 
-def preheat_rise_k(
+def preheat_warming_k(
     t_in_c: np.ndarray,
     q_heat_kw: np.ndarray,
+    t_out_c: np.ndarray,
+    q_gain_kw: np.ndarray,
     setpoint_c: np.ndarray,
     r_k_per_kw: np.ndarray,
     a_step: np.ndarray,
+    q_max_kw: np.ndarray,
+    t0_c: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``(T, n)`` how much warmer each home is at the end of each step because it was heated
-    *above its setpoint* (pre-heating), since the first step.
+    """``(T, n)`` how much warmer each home is at the end of each step than the same home
+    under a thermostat that holds its setpoint (and never pre-heats) would have been, from the
+    same state at the start: the warming a contract's heating brought (negative: cooler).
 
-    In a step that ends above the setpoint, the heat delivered beyond what held the setpoint is
-    ``(T_end - T_set) / ((1 - a) R)`` (the exact 1R1C step, capped at the step's heat); the
-    building is linear, so that heat's warming decays as ``x' = a x + (1 - a) R q_pre``. A
-    thermostat at the setpoint and the sun bring none of it: what warms a home beyond this is
-    not a contract's doing (there is no cooling).
+    The counterfactual home gets the same weather and gains; its thermostat heats just enough
+    to reach the setpoint each step (at most ``q_max_kw``: the heat pump's capacity, unlimited
+    with a hybrid's boiler). The 1R1C building is linear, so the difference ``y`` follows
+    ``y' = a y + (1 - a) R (q - q_thermostat)``. Warmth above the setpoint beyond ``y`` is the
+    sun's and the appliances' (there is no cooling): not a contract's doing.
+
+    ``t_in_c``: the temperature at the end of each step; ``t0_c``: at the start of the first
+    (default: the first step's end).
     """
     gain = (1.0 - a_step) * r_k_per_kw
-    q_pre = np.minimum(np.maximum(q_heat_kw, 0.0), np.maximum(t_in_c - setpoint_c, 0.0) / gain)
-    out = np.empty_like(q_pre, dtype=float)
-    x = np.zeros(q_pre.shape[1])
-    for k in range(len(q_pre)):
-        x = a_step * x + gain * q_pre[k]
-        out[k] = x
+    start = t_in_c[0] if t0_c is None else np.asarray(t0_c, float)
+    out = np.empty(t_in_c.shape, dtype=float)
+    y = np.zeros(t_in_c.shape[1])
+    for k in range(len(t_in_c)):
+        t_cf = start - y  # the counterfactual at the start of step k
+        need = (setpoint_c - a_step * t_cf - (1.0 - a_step) * t_out_c[k]) / gain - q_gain_kw[k]
+        q_cf = np.clip(need, 0.0, q_max_kw)
+        y = a_step * y + gain * (q_heat_kw[k] - q_cf)
+        out[k] = y
+        start = t_in_c[k]
     return out
+
+
+def thermostat_q_max_kw(hp_q_max_kw: np.ndarray, hybrid: np.ndarray) -> np.ndarray:
+    """The heat a home's own thermostat could deliver: its heat pump's capacity, unlimited with
+    a boiler (a hybrid's, or a home without a heat pump: pass ``hybrid | ~has_hp``)."""
+    return np.where(hybrid, np.inf, hp_q_max_kw)
+
+
+@dataclass(frozen=True)
+class HotWaterMeasures:
+    """The hot-water promise over the reported steps (module docstring)."""
+
+    shortfall_kwh: np.ndarray  # (T, H) drawn but not delivered
+    undeliverable_kwh: np.ndarray  # (T, H) of which nothing could have delivered
+    day_shortfall_kwh: np.ndarray  # (days, H) the rest, per day
+    day_met: np.ndarray  # (days, H) bool: no such shortfall that day (True without a tank)
+    has_tank: np.ndarray  # (H,)
+
+
+def dhw_measures(
+    draw_kw: np.ndarray,
+    delivered_kw: np.ndarray,
+    has_tank: np.ndarray,
+    deliverable_kw: np.ndarray | None = None,
+) -> HotWaterMeasures:
+    """Every hot-water check of the window from the draws and what the tanks delivered
+    (``(T, H)`` kW each); ``deliverable_kw`` ``(H,)``: the most a tank full at its setpoint
+    with the heat pump and element at full output delivers in a step (None: no limit)."""
+    draw = np.asarray(draw_kw)
+    tank = np.asarray(has_tank, bool)
+    short = np.where(tank, np.maximum(draw - np.asarray(delivered_kw), 0.0) * DT_H, 0.0)
+    beyond = np.zeros_like(short)
+    if deliverable_kw is not None:
+        beyond = np.minimum(np.maximum(draw - deliverable_kw, 0.0) * DT_H, short)
+    n_t, n_h = short.shape
+    days = n_t // STEPS_PER_DAY
+    rest = (short - beyond)[: days * STEPS_PER_DAY]
+    per_day = rest.reshape(days, STEPS_PER_DAY, n_h).sum(axis=1)
+    return HotWaterMeasures(short, beyond, per_day, per_day <= DHW_CHECK_TOL_KWH, tank)

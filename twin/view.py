@@ -112,6 +112,10 @@ class HouseholdView:
         """Each household's own smart-meter readings (net import, kW) of past steps."""
         return self.meters.household_kw(k_start, k_end, households)
 
+    def metered_heat_kw(self, k_start: int, k_end: int, households: np.ndarray) -> np.ndarray:
+        """The heat each home's heating delivered in past steps (its heat pump reports it)."""
+        return self.meters.heat_kw(k_start, k_end, households)
+
 
 @dataclass(frozen=True)
 class Registered:

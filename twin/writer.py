@@ -35,6 +35,7 @@ Self-describing run folders (:func:`metadata`, :func:`scenario_yaml`, :func:`net
 from __future__ import annotations
 
 import copy
+import errno
 import fcntl
 import functools
 import hashlib
@@ -123,12 +124,20 @@ def is_complete(run_dir: Path) -> bool:
     return (Path(run_dir) / DONE).is_file()
 
 
-def mark_failed(run_dir: Path, message: str) -> None:
-    """Leave ``FAILED`` (the one-line error) in a run folder, and no ``DONE``."""
+def mark_failed(run_dir: Path, message: str) -> bool:
+    """Leave ``FAILED`` (the one-line error) in a run folder, and no ``DONE``.
+
+    Best effort: it runs while another error is being reported, so a folder that cannot be
+    written (read-only, full) is left as it is; returns whether ``FAILED`` was written."""
     run_dir = Path(run_dir)
-    if run_dir.is_dir():
+    if not run_dir.is_dir():
+        return False
+    try:
         (run_dir / DONE).unlink(missing_ok=True)
         atomic_write(run_dir / FAILED, lambda p: p.write_text(message.rstrip() + "\n"))
+    except OSError:
+        return False
+    return True
 
 
 class RunFolder:
@@ -146,29 +155,47 @@ class RunFolder:
         self.stage = self.path / f".staging-{os.getpid()}"
         self._lock: Any = None
 
+    @staticmethod
+    def _disk_error(path: Path, err: OSError) -> TwinError:
+        """One line for an OSError of the file system while writing into ``path``."""
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = "free some space, or choose another paths.results_dir"
+        else:
+            fix = "choose a writable paths.results_dir (or hydra.run.dir / hydra.sweep.dir)"
+        return TwinError(f"cannot write into {path}: {reason}: {fix}")
+
     def __enter__(self) -> RunFolder:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock = open(self.path / LOCK, "a")  # noqa: SIM115 - held until __exit__
         except OSError as err:
-            raise TwinError(
-                f"cannot write into {self.path}: {err.strerror}: choose a writable "
-                "paths.results_dir (or hydra.run.dir)"
-            ) from None
+            raise self._disk_error(self.path, err) from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            self._lock.close()
-            self._lock = None
+            self._release()
             raise TwinError(
                 f"another twin run is writing into {self.path}: wait for it to finish, or "
                 "give this run its own folder (hydra.run.dir=...)"
             ) from None
-        (self.path / DONE).unlink(missing_ok=True)
-        (self.path / FAILED).unlink(missing_ok=True)
-        shutil.rmtree(self.stage, ignore_errors=True)
-        self.stage.mkdir()
+        try:
+            (self.path / DONE).unlink(missing_ok=True)
+            (self.path / FAILED).unlink(missing_ok=True)
+            # staging folders of runs that were killed here (the lock says none is running)
+            for old in self.path.glob(".staging-*"):
+                shutil.rmtree(old, ignore_errors=True)
+            self.stage.mkdir()
+        except OSError as err:
+            self._release()
+            raise self._disk_error(self.path, err) from None
         return self
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
 
     def _commit(self) -> None:
         old = self.path / MANIFEST
@@ -192,12 +219,41 @@ class RunFolder:
         try:
             if exc_type is None:
                 self._commit()
+        except OSError as err:
+            raise self._disk_error(self.path, err) from None
         finally:
             shutil.rmtree(self.stage, ignore_errors=True)
-            if self._lock is not None:
-                fcntl.flock(self._lock, fcntl.LOCK_UN)
-                self._lock.close()
-                self._lock = None
+            self._release()
+        if isinstance(exc, OSError) and exc.errno is not None:
+            # a write inside the block failed (read-only, full, quota): one line, no DONE
+            raise self._disk_error(self.path, exc) from None
+
+    @staticmethod
+    def discard_if_empty(path: str | Path, hydra_files: tuple[str, ...] = (".hydra",)) -> bool:
+        """Remove ``path`` if it holds nothing but ``hydra_files`` (what Hydra writes into
+        every job folder before twin runs) and twin's own lock and markers, i.e. a failed
+        call wrote nothing there. A folder another run holds the lock of is left alone.
+        Returns whether the folder was removed."""
+        path = Path(path)
+        removable = {*hydra_files, LOCK, FAILED, DONE}
+        try:
+            names = {p.name for p in path.iterdir()}
+        except OSError:
+            return False
+        if not all(n in removable or n.startswith(".staging-") for n in names):
+            return False
+        lock = None
+        try:
+            if (path / LOCK).exists():
+                lock = open(path / LOCK, "a")  # noqa: SIM115 - closed below
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(path)
+        except OSError:
+            return False
+        finally:
+            if lock is not None:
+                lock.close()
+        return True
 
 
 # ----------------------------------------------------------------------------------------------
@@ -386,11 +442,14 @@ def limits() -> dict[str, tuple[str, float]]:
         "trafo_hours_over_100pct_h": ("<=", 0.0),
         "line_max_loading_pct": ("<=", 100.0),
         "lines_n_overloaded": ("<=", 0.0),
+        "technical_risk_events": ("<=", 0.0),
+        "technical_risk_kwh": ("<=", 0.0),
         "vm_min_pu": (">=", BAND_ALWAYS_PU[0]),
         "vm_max_pu": ("<=", BAND_ALWAYS_PU[1]),
         "voltage_bus_weeks_compliant_share": (">=", 1.0),
         "comfort_days_met_share": (">=", 1.0),
         "ev_days_met_share": (">=", 1.0),
+        "dhw_days_met_share": (">=", 1.0),
     }
 
 

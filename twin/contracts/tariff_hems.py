@@ -22,10 +22,12 @@ o'clock), for every household with a controllable device:
    the deadline as penalised soft constraints (the same service levels the performance
    contract guarantees);
 3. every interval the HEMS carries the plan out with service guards: the heat pump at its
-   planned power but never letting the indoor temperature fall below the band; the EV at its
-   planned power but never falling behind its deadline; the battery keeps the household's
-   grid exchange at the planned value (it absorbs the base load's variation inside a plan
-   period and what the guards add).
+   planned power but never letting the indoor temperature fall below the band; the hot-water
+   tank charged as planned but never below the level its own thermostat would keep; the EV
+   at its planned power (a bidirectional car may discharge into the house or the grid when
+   the plan says so) but never falling behind its deadline or below its reserves; the
+   battery keeps the household's grid exchange at the planned value (it absorbs the base
+   load's variation inside a plan period and what the guards add).
 
 A failed solve falls back to firm behaviour until the next re-plan (reported in the KPIs).
 Households without a controllable device behave as under a firm connection.
@@ -49,6 +51,7 @@ from twin.contracts.hems import (
     _bad,
     follow_ev_plan,
     follow_heat_plan,
+    follow_tank_plan,
     service_misses,
 )
 from twin.devices.household import Controls, firm_controls
@@ -262,6 +265,10 @@ class TariffHemsContract(Contract):
             np.maximum.at(self._metered, self._labels[a:k0], p)
             self._metered_until = k0
 
+    def _heat_of(self, k_start: int, k_end: int) -> np.ndarray:
+        """The heat each heat-pump home's heating reported (its own meter)."""
+        return self.view.households.metered_heat_kw(k_start, k_end, self.c.g_hp)
+
     def replan(self, k0: int) -> None:
         """Forecast, price and solve every HEMS's plan from step ``k0``."""
         hz, dev, st = self.hz, self.dev, self.stats
@@ -276,7 +283,8 @@ class TariffHemsContract(Contract):
             s.ev_soc_kwh[hh],
             s.bat_soc_kwh[hh],
             k0,
-            self.days.at(k0, s.t_in_c),
+            self.days.at(k0, s.t_in_c, self._heat_of),
+            e_tank_kwh=None if s.e_tank_kwh is None else s.e_tank_kwh[hh],
         )
         prices = self._prices(k0, exo)
         res, plan = self.hems.solve(inp, prices)
@@ -310,6 +318,7 @@ class TariffHemsContract(Contract):
         h = self.view.households
         f, s = h.devices, h.state
         x = h.present(k)
+        self.days.at(k, s.t_in_c, self._heat_of, x)  # every step: the swing rule's record
         firm = firm_controls(f, s.t_in_c, x.t_out_c, x.q_gain_kw)
         if self.hems is not None and self.terms.is_replan_step(k, self.view.n_warmup_steps):
             t0 = time.perf_counter()
@@ -339,11 +348,26 @@ class TariffHemsContract(Contract):
 
         # heat pumps: the planned power (a hybrid's boiler its planned heat), never below the floor
         heat = follow_heat_plan(
-            c, s.t_in_c, x, pl.p_hp_kw[:, j], pl.q_boiler_kw[:, j], self.days.at(k, s.t_in_c)
+            c,
+            s.t_in_c,
+            x,
+            pl.p_hp_kw[:, j],
+            pl.q_boiler_kw[:, j],
+            self.days.at(k, s.t_in_c, self._heat_of, x),
         )
         g = c.g_hp
         q_heat[g] = heat.q_req_kw
         q_hp_max[g] = np.where(c.hybrid, heat.q_cap_kw, np.inf)
+        # hot-water tanks: the planned charging, never below the thermostat's level; space heat
+        # gets what the tank leaves of the heat pump
+        q_dhw = np.full(n, np.nan)
+        tank = follow_tank_plan(c, s.e_tank_kwh, x, pl.p_dhw_kw[:, j], heat.q_guard_kw)
+        q_dhw[c.g_tk] = tank.q_req_kw
+        q_sh_cap = np.where(c.hybrid, heat.heat(c, heat.q_cap_kw / heat.cop), c.qmax_hp)
+        q_sh_cap[c.tk_hp] -= tank.q_req_kw
+        full = np.zeros(len(g), bool)  # the heat pump charges the tank: full output
+        full[c.tk_hp] = tank.q_req_kw > 0
+        p_sh = heat.electric(c, np.minimum(heat.q_req_kw, q_sh_cap), full)
 
         # EVs: the planned power, never behind the deadline
         p_ev[c.g_ev], _ = follow_ev_plan(
@@ -353,11 +377,14 @@ class TariffHemsContract(Contract):
         # batteries: hold the household's grid exchange at the planned value
         b = c.g_bat
         rest = x.p_base_kw - x.p_pv_kw
-        rest[g] += heat.p_hp_kw
+        rest[g] += p_sh
+        rest[c.g_tk] += tank.p_kw
         rest += p_ev
         p_bat[b] = plan.net_kw[self.dev.bat, j] - rest[b]
         self.planned_net_kw[k, self.hh] = plan.net_kw[:, j]
-        return Controls(q_heat_kw=q_heat, p_ev_kw=p_ev, p_bat_kw=p_bat, q_hp_max_kw=q_hp_max)
+        return Controls(
+            q_heat_kw=q_heat, p_ev_kw=p_ev, p_bat_kw=p_bat, q_hp_max_kw=q_hp_max, q_dhw_kw=q_dhw
+        )
 
     # ------------------------------------------------------------------------------------------
     # results
@@ -388,6 +415,7 @@ class TariffHemsContract(Contract):
         out["hems_comfort_households_missed"] = miss.comfort_households
         out["hems_ev_deadlines_missed"] = miss.ev_deadlines
         out["hems_ev_reserve_departures_missed"] = miss.ev_reserve_departures
+        out["hems_hot_water_days_missed"] = miss.hot_water_days
         lp = self.hems.lp if self.hems is not None else None
         out.update(
             {

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -69,16 +70,57 @@ APPLIANCES: dict[str, tuple[float, tuple[float, ...], bool]] = {
 }
 
 
-def draw_household_size(rng: np.random.Generator, n: int) -> np.ndarray:
+@dataclass(frozen=True)
+class BaseLoadParams:
+    """The generator's numbers (the scenario's ``base_load`` section; defaults: this module's
+    constants, which are the scenario's defaults)."""
+
+    mean_annual_kwh: float = MEAN_ANNUAL_KWH
+    size_shares: tuple[float, ...] = tuple(HOUSEHOLD_SIZE_SHARES.tolist())
+    size_exponent: float = float(SIZE_EXPONENT)
+    annual_kwh_sigma: float = ANNUAL_KWH_SIGMA
+    base_fraction: tuple[float, float] = BASE_FRACTION
+    day_sigma_common: float = DAY_FACTOR_SIGMA_COMMON
+    day_sigma_household: float = DAY_FACTOR_SIGMA_HOUSEHOLD
+    chronotype_steps_sd: float = CHRONOTYPE_STEPS_SD
+    reactive_per_active: float = REACTIVE_PER_ACTIVE
+
+    @classmethod
+    def from_section(cls, sec: dict) -> BaseLoadParams:
+        """From a scenario's ``base_load`` section (``{field: Param}``)."""
+        keys = ("1", "2", "3", "4", "5_plus")
+        shares = np.array([sec[f"household_share_{k}"].value for k in keys])
+        bf = sec["base_fraction"]
+        return cls(
+            mean_annual_kwh=sec["mean_annual_kwh"].value,
+            size_shares=tuple((shares / shares.sum()).tolist()),
+            size_exponent=sec["kwh_by_size_exponent"].value,
+            annual_kwh_sigma=sec["annual_kwh_sigma"].value,
+            base_fraction=(bf.low, bf.high),
+            day_sigma_common=sec["day_factor_sigma_common"].value,
+            day_sigma_household=sec["day_factor_sigma_household"].value,
+            chronotype_steps_sd=sec["chronotype_shift_h_sd"].value * 4.0,
+            reactive_per_active=sec["reactive_per_active"].value,
+        )
+
+
+DEFAULT_PARAMS = BaseLoadParams()
+
+
+def draw_household_size(
+    rng: np.random.Generator, n: int, params: BaseLoadParams = DEFAULT_PARAMS
+) -> np.ndarray:
     """Persons per household (H,) int in 1..5 (5 = five or more), CBS 37975 shares."""
-    return rng.choice(np.arange(1, 6), size=n, p=HOUSEHOLD_SIZE_SHARES)
+    return rng.choice(np.arange(1, 6), size=n, p=np.asarray(params.size_shares))
 
 
-def mean_annual_kwh_by_size(mean_kwh: float = MEAN_ANNUAL_KWH) -> np.ndarray:
+def mean_annual_kwh_by_size(
+    mean_kwh: float = MEAN_ANNUAL_KWH, params: BaseLoadParams = DEFAULT_PARAMS
+) -> np.ndarray:
     """Mean annual kWh of households with 1..5+ persons (5,), scaled to a population mean."""
     persons = np.array([1.0, 2.0, 3.0, 4.0, PERSONS_5_PLUS])
-    raw = KWH_1_PERSON * persons**SIZE_EXPONENT
-    return raw * mean_kwh / float(raw @ HOUSEHOLD_SIZE_SHARES)
+    raw = KWH_1_PERSON * persons**params.size_exponent
+    return raw * mean_kwh / float(raw @ np.asarray(params.size_shares))
 
 
 def draw_annual_kwh(
@@ -86,9 +128,10 @@ def draw_annual_kwh(
     persons: np.ndarray,
     mean_kwh: float = MEAN_ANNUAL_KWH,
     sigma: float = ANNUAL_KWH_SIGMA,
+    params: BaseLoadParams = DEFAULT_PARAMS,
 ) -> np.ndarray:
     """Annual base-load energy per household (H,) kWh: log-normal around its size's mean."""
-    mean = mean_annual_kwh_by_size(mean_kwh)[np.asarray(persons) - 1]
+    mean = mean_annual_kwh_by_size(mean_kwh, params)[np.asarray(persons) - 1]
     return mean * rng.lognormal(-0.5 * sigma**2, sigma, len(mean))
 
 
@@ -172,44 +215,58 @@ def _roll_add(out: np.ndarray, a: np.ndarray, kernel: tuple[float, ...]) -> None
             out[:lag] += a[-lag:] * k
 
 
+def draw_day_factors(
+    rng: np.random.Generator, params: BaseLoadParams = DEFAULT_PARAMS
+) -> np.ndarray:
+    """``(365,)`` the busy-and-quiet-day factor shared by all households of a feeder."""
+    s_c = params.day_sigma_common
+    return rng.lognormal(-0.5 * s_c**2, s_c, STEPS_PER_YEAR // STEPS_PER_DAY)
+
+
 def draw_base_load(
     rng: np.random.Generator,
     annual_kwh: np.ndarray,
     year: int = REFERENCE_YEAR,
     exact_energy: bool = True,
+    params: BaseLoadParams = DEFAULT_PARAMS,
+    day_common: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draw each household's base load for the whole reference year: ``p_base_kw`` (T, H).
 
     ``annual_kwh`` (H,) is each household's energy over the year; with ``exact_energy`` the
     drawn profile is rescaled to hit it exactly (otherwise it is met in expectation).
+    ``day_common`` (365,): the day factor shared by the feeder's households
+    (:func:`draw_day_factors`; drawn from ``rng`` if None, i.e. shared by these households).
     """
     e_kwh = np.asarray(annual_kwh, float)
     n = len(e_kwh)
     shape = expected_shape(year)
     mean_kw = e_kwh / (STEPS_PER_YEAR * DT_H)
-    f_base = rng.uniform(*BASE_FRACTION, n)
+    f_base = rng.uniform(*params.base_fraction, n)
     base = mean_kw * f_base
     p = base * np.clip(1.0 + BASE_NOISE * rng.standard_normal((STEPS_PER_YEAR, n)), 0.0, None)
     # each household's day, shifted by its habit; event power = expected minus always-on
-    shift = np.round(rng.normal(0.0, CHRONOTYPE_STEPS_SD, n)).astype(int)
+    shift = np.round(rng.normal(0.0, params.chronotype_steps_sd, n)).astype(int)
     idx = (np.arange(STEPS_PER_YEAR)[:, None] - shift[None, :]) % STEPS_PER_YEAR
     p_event_kw = np.clip(shape[idx] - f_base, 0.0, None) * mean_kw  # (T, H) expected kW
     # busy and quiet days: one factor per day for everyone, one per household and day
     n_days = STEPS_PER_YEAR // STEPS_PER_DAY
-    s_c, s_h = DAY_FACTOR_SIGMA_COMMON, DAY_FACTOR_SIGMA_HOUSEHOLD
-    day = rng.lognormal(-0.5 * s_c**2, s_c, (n_days, 1)) * rng.lognormal(
-        -0.5 * s_h**2, s_h, (n_days, n)
-    )
+    s_h = params.day_sigma_household
+    common = draw_day_factors(rng, params) if day_common is None else np.asarray(day_common)
+    day = common[:, None] * rng.lognormal(-0.5 * s_h**2, s_h, (n_days, n))
     p_event_kw *= np.repeat(day, STEPS_PER_DAY, axis=0)
     mu_amp = -0.5 * EVENT_AMPLITUDE_SIGMA**2
     for share, kernel, single in APPLIANCES.values():
         e_event_kwh = sum(kernel) * DT_H
         centre = int(round(np.average(np.arange(len(kernel)), weights=kernel)))
         rate = np.roll(p_event_kw, -centre, axis=0) * (share * DT_H / e_event_kwh)
-        counts = rng.poisson(rate)
-        if single:
-            np.minimum(counts, 1, out=counts)
-        amp = counts * rng.lognormal(mu_amp, EVENT_AMPLITUDE_SIGMA, counts.shape)
+        if single:  # at most one at a time: P(at least one Poisson event) = 1 - exp(-rate)
+            counts = (rng.random(rate.shape) < -np.expm1(-rate)).astype(float)
+        else:
+            counts = rng.poisson(rate).astype(float)
+        on = counts > 0  # each event's power drawn only where there is one (sparse)
+        amp = np.zeros_like(counts)
+        amp[on] = counts[on] * rng.lognormal(mu_amp, EVENT_AMPLITUDE_SIGMA, int(on.sum()))
         _roll_add(p, amp, kernel)
     if exact_energy:
         p *= e_kwh / (p.sum(axis=0) * DT_H)

@@ -11,6 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def _clip(x, lo, hi):
+    """``np.clip`` without its dispatch overhead (the same result: ``min(max(x, lo), hi)``)."""
+    if hi is None:
+        return np.maximum(x, lo)
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 def battery_step(
     soc_kwh: np.ndarray,
     p_req_kw: np.ndarray,
@@ -23,10 +30,10 @@ def battery_step(
     """Apply one step. Returns ``(p_kw, new_soc_kwh)``; ``p_kw`` is what actually flows."""
     headroom_kw = (capacity_kwh - soc_kwh) / (eta * dt_h)
     available_kw = np.maximum(soc_kwh - soc_min_kwh, 0.0) * eta / dt_h
-    p_charge = np.clip(p_req_kw, 0.0, np.minimum(p_max_kw, headroom_kw))
-    p_discharge = np.clip(-p_req_kw, 0.0, np.minimum(p_max_kw, available_kw))
+    p_charge = _clip(p_req_kw, 0.0, np.minimum(p_max_kw, headroom_kw))
+    p_discharge = _clip(-p_req_kw, 0.0, np.minimum(p_max_kw, available_kw))
     new_soc = soc_kwh + (eta * p_charge - p_discharge / eta) * dt_h
-    new_soc = np.clip(new_soc, 0.0, capacity_kwh)  # round-off only
+    new_soc = _clip(new_soc, 0.0, capacity_kwh)  # round-off only
     return p_charge - p_discharge, new_soc
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin.fleet import Fleet
 from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
 
 WATER_KWH_PER_L_K = 4.186 / 3600.0  # c_p of water, kWh per litre and kelvin
@@ -90,6 +91,57 @@ class DhwTank:
         return np.where(e > 0, lam, 0.0)
 
 
+def tank_of(fleet: Fleet) -> DhwTank:
+    """The fleet's tanks (volume 0 where a household has none)."""
+    m = fleet.dhw_model
+    return DhwTank(
+        volume_l=np.where(fleet.has_tank, fleet.tank_volume_l, 0.0),
+        ua_kw_per_k=np.where(fleet.has_tank, fleet.tank_ua_kw_per_k, 0.0),
+        t_set_c=fleet.tank_t_set_c,
+        hysteresis_k=fleet.tank_hysteresis_k,
+        t_max_c=fleet.tank_t_max_c,
+        t_min_c=m.t_usable_c,
+        t_cold_c=m.t_cold_c,
+        t_room_c=m.t_room_c,
+    )
+
+
+def deliverable_kw(fleet: Fleet) -> np.ndarray:
+    """``(H,)`` the most hot water (heat, kW over a step) a household's tank can deliver: full
+    at its setpoint, with the heat pump and the element at full output (0 without a tank)."""
+    tank = tank_of(fleet)
+    a, b = tank_linear_model(tank)
+    q_in = np.where(fleet.has_tank, fleet.hp_q_max_kw + fleet.tank_element_kw, 0.0)
+    return np.where(tank.volume_l > 0, a * tank.e_full_kwh / b + q_in, 0.0)
+
+
+def thermostat_start_kwh(tank: DhwTank) -> np.ndarray:
+    """Stored heat at which the tank's own thermostat starts charging (``hysteresis_k`` below
+    the setpoint on the mean temperature)."""
+    return np.maximum(tank.c_kwh_per_k * (tank.t_set_c - tank.hysteresis_k - tank.t_cold_c), 0.0)
+
+
+def draw_heat_kwh_per_litre(t_cold_c: float = T_COLD_C) -> float:
+    """Heat of one litre counted at 60 °C above the cold water (kWh)."""
+    return WATER_KWH_PER_L_K * (T_HOT_REF_C - t_cold_c)
+
+
+def expected_draw_kw(
+    persons: np.ndarray,
+    litres_per_person_day: np.ndarray,
+    n_steps: int,
+    start_step: int = 0,
+    t_cold_c: float = T_COLD_C,
+) -> np.ndarray:
+    """The mean of :func:`draw_dhw_demand` (T, H): what a household's HEMS expects its taps to
+    draw at each step from ``start_step`` (steps since a midnight), without knowing the day's
+    showers and baths."""
+    step_share = np.repeat(HOURLY_PROFILE / STEPS_PER_HOUR, STEPS_PER_HOUR)  # (96,)
+    tod = (start_step + np.arange(n_steps)) % STEPS_PER_DAY
+    day_kwh = np.asarray(persons, float) * litres_per_person_day * draw_heat_kwh_per_litre(t_cold_c)
+    return step_share[tod][:, None] * day_kwh[None, :] / DT_H
+
+
 def storage_loss_w(volume_l: np.ndarray, energy_class: str = "B") -> np.ndarray:
     """Upper standing loss (W at 45 K) of a storage class in EU 812/2013 Annex II."""
     a, b = {"A": (5.5, 3.16), "B": (8.5, 4.25), "C": (12.0, 5.93)}[energy_class]
@@ -120,6 +172,8 @@ def draw_dhw_demand(
     persons: np.ndarray,
     n_days: int,
     litres_per_person_day: np.ndarray | None = None,
+    day_volume_sigma: float = DAY_VOLUME_SIGMA,
+    t_cold_c: float = T_COLD_C,
 ) -> np.ndarray:
     """Hot-water heat demand ``q_draw_kw`` (T, H), T = 96 ``n_days``, starting at midnight.
 
@@ -129,7 +183,7 @@ def draw_dhw_demand(
     n = len(persons)
     if litres_per_person_day is None:
         litres_per_person_day = rng.uniform(*LITRES_60C_PER_PERSON_DAY, n)
-    s = DAY_VOLUME_SIGMA
+    s = day_volume_sigma
     day_l = (persons * litres_per_person_day) * rng.lognormal(-0.5 * s * s, s, (n_days, n))
     step_share = np.repeat(HOURLY_PROFILE / STEPS_PER_HOUR, STEPS_PER_HOUR)  # (96,)
     litres = np.zeros((n_days * STEPS_PER_DAY, n))
@@ -137,7 +191,7 @@ def draw_dhw_demand(
         rate = (day_l[:, None, :] * share / mean_l) * step_share[None, :, None]
         counts = rng.poisson(rate.reshape(-1, n))
         litres += counts * mean_l * rng.lognormal(-0.5 * 0.3**2, 0.3, counts.shape)
-    return litres * WATER_KWH_PER_L_K * (T_HOT_REF_C - T_COLD_C) / DT_H
+    return litres * draw_heat_kwh_per_litre(t_cold_c) / DT_H
 
 
 def tank_linear_model(tank: DhwTank, dt_h: float = DT_H) -> tuple[np.ndarray, np.ndarray]:
@@ -191,6 +245,12 @@ def mean_temperature_c(e_kwh: np.ndarray, tank: DhwTank) -> np.ndarray:
     """Volume-mean tank temperature of the stored heat."""
     c = np.where(tank.c_kwh_per_k > 0, tank.c_kwh_per_k, np.inf)
     return tank.t_cold_c + e_kwh / c
+
+
+def charging_temperature_c(e_kwh: np.ndarray, tank: DhwTank) -> np.ndarray:
+    """The temperature a heat pump charges the tank at: its setpoint, or the tank's mean
+    temperature when it holds more than full at the setpoint (a boost, up to ``t_max_c``)."""
+    return np.clip(mean_temperature_c(e_kwh, tank), tank.t_set_c, tank.t_max_c)
 
 
 def thermostat_charging(e_kwh: np.ndarray, charging: np.ndarray, tank: DhwTank) -> np.ndarray:

@@ -28,6 +28,14 @@ import numpy as np
 
 from twin.timegrid import STEPS_PER_DAY, STEPS_PER_HOUR
 
+
+def _clip(x, lo, hi):
+    """``np.clip`` without its dispatch overhead (the same result: ``min(max(x, lo), hi)``)."""
+    if hi is None:
+        return np.maximum(x, lo)
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 CHARGE_EFFICIENCY = 0.92  # AC charger + battery, typical 0.9-0.95 (assumption)
 # battery -> grid through a bidirectional charger: same chain backwards (assumption)
 DISCHARGE_EFFICIENCY = 0.92
@@ -70,8 +78,8 @@ def draw_trips(
         used &= has_ev
     dep = departure_h + rng.normal(0.0, DEPARTURE_JITTER_H, (days, n))
     arr = arrival_h + rng.normal(0.0, ARRIVAL_JITTER_H, (days, n))
-    dep = np.clip(dep, 5.0, 12.0)
-    arr = np.clip(np.maximum(arr, dep + 1.0), 0.0, 23.75)
+    dep = _clip(dep, 5.0, 12.0)
+    arr = _clip(np.maximum(arr, dep + 1.0), 0.0, 23.75)
     mean_km = annual_km / (365.0 * max(p_use, 1e-9))
     mu = np.log(mean_km) - 0.5 * KM_LOGNORMAL_SIGMA**2 if mean_km > 0 else -np.inf
     km = np.where(used, rng.lognormal(mu, KM_LOGNORMAL_SIGMA, (days, n)), 0.0)
@@ -105,27 +113,29 @@ def ev_step(
     bidirectional: np.ndarray | None = None,
     p_dis_max_kw: np.ndarray | float | None = None,
     reserve_kwh: np.ndarray | float = 0.0,
+    discharge_efficiency: float = DISCHARGE_EFFICIENCY,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One step: trip energy leaves at arrival, then home charging (or V2G discharge) within limits.
 
     ``p_req_kw`` > 0 charges; < 0 discharges, only for cars with ``bidirectional`` True (bool
     (H,), default none), limited to ``p_dis_max_kw`` (kW at the grid side, default the charger's
-    ``p_max_kw``) and to the energy above ``reserve_kwh``. Returns ``(p_kw, new_soc_kwh,
+    ``p_max_kw``) and to the energy above ``reserve_kwh`` (``discharge_efficiency``: battery to
+    grid). Returns ``(p_kw, new_soc_kwh,
     public_kwh)`` with ``p_kw`` < 0 while discharging.
     """
     public_kwh = np.maximum(trip_kwh - soc_kwh, 0.0)
     soc = soc_kwh - trip_kwh + public_kwh
     headroom_kw = (capacity_kwh - soc) / (CHARGE_EFFICIENCY * dt_h)
-    p_kw = np.where(home, np.clip(p_req_kw, 0.0, np.minimum(p_max_kw, headroom_kw)), 0.0)
+    p_kw = np.where(home, _clip(p_req_kw, 0.0, np.minimum(p_max_kw, headroom_kw)), 0.0)
     soc = np.minimum(soc + CHARGE_EFFICIENCY * p_kw * dt_h, capacity_kwh)
     if bidirectional is None:
         return p_kw, soc, public_kwh
     dis_max = p_max_kw if p_dis_max_kw is None else p_dis_max_kw
-    available_kw = np.maximum(soc - reserve_kwh, 0.0) * DISCHARGE_EFFICIENCY / dt_h
+    available_kw = np.maximum(soc - reserve_kwh, 0.0) * discharge_efficiency / dt_h
     p_dis = np.where(
-        home & bidirectional, np.clip(-p_req_kw, 0.0, np.minimum(dis_max, available_kw)), 0.0
+        home & bidirectional, _clip(-p_req_kw, 0.0, np.minimum(dis_max, available_kw)), 0.0
     )
-    soc = soc - p_dis / DISCHARGE_EFFICIENCY * dt_h
+    soc = soc - p_dis / discharge_efficiency * dt_h
     return p_kw - p_dis, soc, public_kwh
 
 
@@ -136,7 +146,7 @@ def v2g_wear_cost_eur(
 ) -> np.ndarray:
     """Battery wear cost of the energy a car delivered to the grid: ``p_ev_kw`` (T, H) or (H,),
     negative while discharging; summed over time -> (H,) EUR (or per step for (H,) input)."""
-    e_dis_kwh = np.clip(-np.asarray(p_ev_kw), 0.0, None) * dt_h
+    e_dis_kwh = _clip(-np.asarray(p_ev_kw), 0.0, None) * dt_h
     if e_dis_kwh.ndim > 1:
         e_dis_kwh = e_dis_kwh.sum(axis=0)
     return e_dis_kwh * cost_eur_per_kwh

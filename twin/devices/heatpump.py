@@ -43,7 +43,16 @@ import numpy as np
 from twin.devices import dhw as dhw_mod
 from twin.devices.thermal import cop as cop_steady
 from twin.devices.thermal import flow_temperature_c, heat_to_reach, step_temperature
+from twin.fleet import HeatPumpModel
 from twin.timegrid import DT_H
+
+
+def _clip(x, lo, hi):
+    """``np.clip`` without its dispatch overhead (the same result: ``min(max(x, lo), hi)``)."""
+    if hi is None:
+        return np.maximum(x, lo)
+    return np.minimum(np.maximum(x, lo), hi)
+
 
 DEFROST_MAX_LOSS = 0.12
 DEFROST_PEAK_C = 1.0
@@ -61,18 +70,39 @@ FIELD_COP_FACTOR = 0.80
 BOILER_ETA = 0.9  # condensing boiler, seasonal on gross calorific value (assumption)
 
 
-def defrost_factor(t_out_c: np.ndarray | float) -> np.ndarray:
+def defrost_factor(t_out_c: np.ndarray | float, max_loss: float = DEFROST_MAX_LOSS) -> np.ndarray:
     """COP multiplier for defrosting (1 outside the frost zone)."""
     x = np.abs(np.asarray(t_out_c, float) - DEFROST_PEAK_C) / DEFROST_HALF_WIDTH_K
-    return 1.0 - DEFROST_MAX_LOSS * np.clip(1.0 - x, 0.0, 1.0)
+    return 1.0 - max_loss * _clip(1.0 - x, 0.0, 1.0)
 
 
 def cycling_factor(q_kw: np.ndarray, q_min_kw: np.ndarray, cd: float = CYCLING_CD) -> np.ndarray:
     """EN 14825 on/off degradation below the minimum output (1 at or above it)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        cr = np.clip(np.where(q_min_kw > 0, q_kw / q_min_kw, 1.0), 0.0, 1.0)
+        cr = _clip(np.where(q_min_kw > 0, q_kw / q_min_kw, 1.0), 0.0, 1.0)
         f = cr / (cd * cr + 1.0 - cd)
     return np.where(cr > 0, f, 1.0)
+
+
+def electric_power_kw(
+    q_kw: np.ndarray, cop: np.ndarray, q_min_kw: np.ndarray, cd: float = CYCLING_CD
+) -> np.ndarray:
+    """Electricity (kW) for the space heat ``q_kw`` at the full-output COP ``cop``, cycling
+    below the minimum output ``q_min_kw`` (:func:`cycling_factor`): ``(Cd q + (1 - Cd) q_min)
+    / cop`` below it, ``q / cop`` above, 0 without heat."""
+    q = np.asarray(q_kw, float)
+    below = (cd * q + (1.0 - cd) * q_min_kw) / cop
+    return np.where(q <= 0.0, 0.0, np.where(q < q_min_kw, below, q / cop))
+
+
+def heat_for_power_kw(
+    p_kw: np.ndarray, cop: np.ndarray, q_min_kw: np.ndarray, cd: float = CYCLING_CD
+) -> np.ndarray:
+    """The space heat that the electricity ``p_kw`` gives (the inverse of
+    :func:`electric_power_kw`; 0 below the power of the shortest cycle)."""
+    p = np.asarray(p_kw, float)
+    q_low = np.maximum((p * cop - (1.0 - cd) * q_min_kw) / max(cd, 1e-9), 0.0)
+    return np.where(p * cop >= q_min_kw, p * cop, q_low)
 
 
 def effective_cop(
@@ -81,28 +111,48 @@ def effective_cop(
     q_kw: np.ndarray | None = None,
     q_rated_kw: np.ndarray | None = None,
     min_modulation: float = MIN_MODULATION,
+    model: HeatPumpModel | None = None,
 ) -> np.ndarray:
-    """Field COP: steady-state regression x defrost x (if ``q_kw`` given) cycling."""
-    c = cop_steady(t_out_c, t_flow_c) * defrost_factor(t_out_c) * FIELD_COP_FACTOR
+    """Field COP: steady-state regression x defrost x field factor x (if ``q_kw`` given)
+    cycling below the minimum output. ``model``: the scenario's numbers (default: this
+    module's constants, which are the scenario's defaults)."""
+    loss = DEFROST_MAX_LOSS if model is None else model.defrost_max_loss
+    field = FIELD_COP_FACTOR if model is None else model.field_cop_factor
+    c = cop_steady(t_out_c, t_flow_c) * defrost_factor(t_out_c, loss) * field
     if q_kw is not None and q_rated_kw is not None:
-        c = c * cycling_factor(q_kw, min_modulation * q_rated_kw)
+        if model is not None:
+            min_modulation = model.min_modulation
+        q_min = min_output_kw(q_rated_kw, t_out_c, min_modulation, model)
+        cd = CYCLING_CD if model is None else model.cycling_cd
+        c = c * cycling_factor(q_kw, q_min, cd)
     return c
 
 
-def dhw_cop(t_out_c: np.ndarray | float, t_set_c: np.ndarray) -> np.ndarray:
+def dhw_cop(
+    t_out_c: np.ndarray | float, t_set_c: np.ndarray, model: HeatPumpModel | None = None
+) -> np.ndarray:
     """COP while charging the hot-water tank (flow = charging temperature + 5 K, full output,
     defrost)."""
-    c = cop_steady(t_out_c, np.asarray(t_set_c) + DHW_FLOW_OFFSET_K) * defrost_factor(t_out_c)
-    return c * FIELD_COP_FACTOR
+    offset = DHW_FLOW_OFFSET_K if model is None else model.dhw_flow_offset_k
+    loss = DEFROST_MAX_LOSS if model is None else model.defrost_max_loss
+    field = FIELD_COP_FACTOR if model is None else model.field_cop_factor
+    c = cop_steady(t_out_c, np.asarray(t_set_c) + offset) * defrost_factor(t_out_c, loss)
+    return c * field
 
 
 def min_output_kw(
-    q_hp_max_kw: np.ndarray, t_out_c: np.ndarray | float, min_modulation: float = MIN_MODULATION
+    q_hp_max_kw: np.ndarray,
+    t_out_c: np.ndarray | float,
+    min_modulation: float = MIN_MODULATION,
+    model: HeatPumpModel | None = None,
 ) -> np.ndarray:
     """Lowest continuous output: ``min_modulation`` of the compressor's output at full speed,
     which grows with the outdoor temperature (``CAPACITY_SLOPE_PER_K`` above the design point
     where ``q_hp_max_kw`` is rated)."""
-    gain = 1.0 + CAPACITY_SLOPE_PER_K * np.clip(np.asarray(t_out_c) - DESIGN_POINT_C, 0.0, None)
+    slope = CAPACITY_SLOPE_PER_K if model is None else model.capacity_slope_per_k
+    if model is not None:
+        min_modulation = model.min_modulation
+    gain = 1.0 + slope * _clip(np.asarray(t_out_c) - DESIGN_POINT_C, 0.0, None)
     return min_modulation * q_hp_max_kw * gain
 
 

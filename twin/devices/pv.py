@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from twin.fleet import Fleet, PvModel
 from twin.timegrid import DT_H, REFERENCE_YEAR, STEPS_PER_YEAR
 
 STC_IRRADIANCE_W_M2 = 1000.0
@@ -108,6 +109,26 @@ def solar_position(
     )
 
 
+def sun_at_rows(
+    rows: np.ndarray,
+    solar_time: bool = False,
+    lat_deg: float = SITE_LAT_DEG,
+    lon_deg: float = SITE_LON_DEG,
+) -> SolarPosition:
+    """The sun at the reference-year rows ``rows`` (a run's steps; the year is computed once
+    per process and site and cut). ``solar_time``: the rows are in true solar time (TRY2010 as
+    it is) rather than twin's clock (CET, UTC+01:00)."""
+    sun = solar_position(float(lat_deg), float(lon_deg), solar_time=solar_time)
+    r = np.asarray(rows, dtype=np.int64)
+    return SolarPosition(
+        zenith_deg=sun.zenith_deg[r],
+        azimuth_deg=sun.azimuth_deg[r],
+        dni_extra_w_m2=sun.dni_extra_w_m2[r],
+        airmass=sun.airmass[r],
+        day_of_year=sun.day_of_year[r],
+    )
+
+
 def decompose_ghi(ghi_w_m2: np.ndarray, sun: SolarPosition) -> tuple[np.ndarray, np.ndarray]:
     """Erbs decomposition: ``(dni_w_m2, dhi_w_m2)`` (T,)."""
     import pvlib
@@ -125,6 +146,7 @@ def plane_of_array_w_m2(
     azimuth_deg: float,
     sun: SolarPosition | None = None,
     dni_dhi: tuple[np.ndarray, np.ndarray] | None = None,
+    albedo: float = ALBEDO,
 ) -> np.ndarray:
     """Effective irradiance on one plane (T,) W/m² (Perez, ASHRAE IAM on the direct part)."""
     import pvlib
@@ -142,7 +164,7 @@ def plane_of_array_w_m2(
         dhi,
         dni_extra=sun.dni_extra_w_m2,
         airmass=sun.airmass,
-        albedo=ALBEDO,
+        albedo=albedo,
         model="perez",
     )
     aoi = pvlib.irradiance.aoi(tilt_deg, azimuth_deg, sun.zenith_deg, sun.azimuth_deg)
@@ -152,13 +174,19 @@ def plane_of_array_w_m2(
     return np.clip(direct + diffuse, 0.0, None)
 
 
-def dc_power_per_kwp(poa_w_m2: np.ndarray, t_out_c: np.ndarray) -> np.ndarray:
-    """PVWatts DC output per kWp (kW/kWp) with PVsyst cell temperature and system losses."""
+def dc_power_per_kwp(
+    poa_w_m2: np.ndarray, t_out_c: np.ndarray, model: PvModel | None = None
+) -> np.ndarray:
+    """PVWatts DC output per kWp (kW/kWp) with PVsyst cell temperature and system losses
+    (``model``: the scenario's numbers; default this module's constants)."""
     import pvlib
 
-    t_cell = pvlib.temperature.pvsyst_cell(poa_w_m2, t_out_c, WIND_M_S, u_c=CELL_U_C, u_v=0.0)
-    pdc = pvlib.pvsystem.pvwatts_dc(poa_w_m2, t_cell, 1.0, GAMMA_PDC_PER_K)
-    return np.clip(pdc, 0.0, None) * (1.0 - SYSTEM_LOSS)
+    u_c = CELL_U_C if model is None else model.cell_u_c
+    gamma = GAMMA_PDC_PER_K if model is None else model.gamma_pdc_per_k
+    loss = SYSTEM_LOSS if model is None else model.system_loss
+    t_cell = pvlib.temperature.pvsyst_cell(poa_w_m2, t_out_c, WIND_M_S, u_c=u_c, u_v=0.0)
+    pdc = pvlib.pvsystem.pvwatts_dc(poa_w_m2, t_cell, 1.0, gamma)
+    return np.clip(pdc, 0.0, None) * (1.0 - loss)
 
 
 def inverter_ac_kw(pdc_kw: np.ndarray, p_ac_max_kw: np.ndarray | float) -> np.ndarray:
@@ -194,22 +222,32 @@ def draw_roofs(
     flat_tilt_deg: tuple[float, float] = (10.0, 15.0),
     dc_ac_ratio: tuple[float, float] = (1.0, 1.3),
 ) -> Roofs:
-    """Draw roof orientations and inverter sizing (see the module docstring for the mix).
-    Angles are rounded to 5° so households share orientations (faster evaluation)."""
-    flat = rng.random(n) < share_flat
-    ew = flat & (rng.random(n) < share_flat_east_west)
-    az_pitched = np.clip(rng.normal(180.0, pitched_azimuth_sd_deg, n), 90.0, 270.0)
-    tilt = np.where(flat, rng.uniform(*flat_tilt_deg, n), rng.uniform(*pitched_tilt_deg, n))
-    az = np.where(flat, np.where(ew, 90.0, 180.0), az_pitched)
-    tilt = 5.0 * np.round(tilt / 5.0)
-    az = 5.0 * np.round(az / 5.0)
+    """Draw roof orientations and inverter sizing (see the module docstring for the mix;
+    :func:`twin.population.draw_roofs` draws them for a fleet, from the scenario)."""
+    from twin.population import draw_roofs as draw
+
+    a = draw(
+        rng,
+        n,
+        share_flat,
+        share_flat_east_west,
+        pitched_tilt_deg,
+        pitched_azimuth_sd_deg,
+        flat_tilt_deg,
+        dc_ac_ratio,
+    )
+    return Roofs(**{k.removeprefix("pv_"): v for k, v in a.items()})
+
+
+def roofs_of(fleet: Fleet) -> Roofs:
+    """The fleet's PV roofs."""
     return Roofs(
-        tilt_deg=tilt,
-        azimuth_deg=az,
-        tilt2_deg=tilt.copy(),
-        azimuth2_deg=np.where(ew, 270.0, az),
-        share2=np.where(ew, 0.5, 0.0),
-        dc_ac_ratio=rng.uniform(*dc_ac_ratio, n),
+        tilt_deg=fleet.pv_tilt_deg,
+        azimuth_deg=fleet.pv_azimuth_deg,
+        tilt2_deg=fleet.pv_tilt2_deg,
+        azimuth2_deg=fleet.pv_azimuth2_deg,
+        share2=fleet.pv_share2,
+        dc_ac_ratio=fleet.pv_dc_ac_ratio,
     )
 
 
@@ -220,32 +258,39 @@ def pv_ac_power_kw(
     roofs: Roofs,
     sun: SolarPosition | None = None,
     ghi_scale: float = 1.0,
+    model: PvModel | None = None,
 ) -> np.ndarray:
-    """AC output of every household's PV (T, H) kW for a year of weather (T,) and ``kwp`` (H,)
-    (0 where there is none); ``ghi_scale`` scales the irradiance (see the module docstring).
-    Each distinct plane is evaluated once."""
+    """AC output of every household's PV (T, H) kW for weather (T,) and ``kwp`` (H,) (0
+    where there is none); ``ghi_scale`` scales the irradiance (see the module docstring);
+    ``sun``: the sun at the weather's steps (default: a year from 1 January in true solar
+    time, as TRY2010 is); ``model``: the scenario's PV numbers. Each distinct plane of the
+    households with PV is evaluated once."""
     ghi = np.asarray(ghi_w_m2, float) * ghi_scale
     t_out = np.asarray(t_out_c, float)
     sun = sun or solar_position(n_steps=len(ghi))
-    dni_dhi = decompose_ghi(ghi, sun)
     kwp = np.asarray(kwp, float)
+    out = np.zeros((len(ghi), len(kwp)))
+    on = np.flatnonzero(kwp > 0)
+    if not len(on):
+        return out
+    dni_dhi = decompose_ghi(ghi, sun)
+    albedo = ALBEDO if model is None else model.albedo
     planes = np.concatenate(
         [
-            np.stack([roofs.tilt_deg, roofs.azimuth_deg], 1),
-            np.stack([roofs.tilt2_deg, roofs.azimuth2_deg], 1),
+            np.stack([roofs.tilt_deg[on], roofs.azimuth_deg[on]], 1),
+            np.stack([roofs.tilt2_deg[on], roofs.azimuth2_deg[on]], 1),
         ]
     )
     unique, inverse = np.unique(planes, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     per_kwp = np.empty((len(ghi), len(unique)))
     for j, (tilt, az) in enumerate(unique):
-        poa = plane_of_array_w_m2(ghi, float(tilt), float(az), sun, dni_dhi)
-        per_kwp[:, j] = dc_power_per_kwp(poa, t_out)
-    n = len(kwp)
-    pdc = per_kwp[:, inverse[:n]] * (kwp * (1.0 - roofs.share2)) + per_kwp[:, inverse[n:]] * (
-        kwp * roofs.share2
-    )
-    return inverter_ac_kw(pdc, kwp / roofs.dc_ac_ratio)
+        poa = plane_of_array_w_m2(ghi, float(tilt), float(az), sun, dni_dhi, albedo)
+        per_kwp[:, j] = dc_power_per_kwp(poa, t_out, model)
+    n, k, s2 = len(on), kwp[on], roofs.share2[on]
+    pdc = per_kwp[:, inverse[:n]] * (k * (1.0 - s2)) + per_kwp[:, inverse[n:]] * (k * s2)
+    out[:, on] = inverter_ac_kw(pdc, k / roofs.dc_ac_ratio[on])
+    return out
 
 
 def annual_yield_kwh_per_kwp(p_ac_kw: np.ndarray, kwp: np.ndarray) -> np.ndarray:

@@ -27,6 +27,14 @@ Definitions
   the 10-min values must be at most 2 % (Netcode / EN 50160, LV), with 15-min steps standing
   in for 10-min values as for the voltage. Phase voltages are checked against the voltage
   rule per phase (a bus complies when all three phases do).
+* Technical risk (the E.DSO paper's term, Sadales tīkls case: the realised load exceeds a
+  limit): a step is a risk step when the station or any cable is loaded above 100 % of its
+  rating; ``technical_risk_events`` counts the runs of consecutive risk steps,
+  ``technical_risk_hours`` their duration, ``technical_risk_kwh`` the energy by which the
+  most overloaded element exceeded its rating, step by step (``sum_t max_e max(0, S_e -
+  S_rated,e) * dt``, kVAh: the load a perfect correction would have had to move, without
+  counting the same overload in the station and the cables it flows through twice), and
+  ``technical_risk_worst_pct`` the highest loading of any of them.
 """
 
 from __future__ import annotations
@@ -50,7 +58,9 @@ __all__ = [
     "grid_kpis",
     "Station",
     "loading_duration_curve",
+    "over_rating_kva",
     "station_of",
+    "technical_risk",
     "unbalance_compliance",
     "voltage_compliance",
     "voltage_unbalance_factor",
@@ -167,6 +177,37 @@ def cable_kpis(result: PowerFlowResult, net: pandapowerNet, dt_h: float = 0.25) 
     )
 
 
+def over_rating_kva(result: PowerFlowResult, net: pandapowerNet) -> np.ndarray:
+    """``(T,)`` per step, how far the most overloaded element (the station or a cable) is
+    above its rating (kVA; 0 when none is), and ``(T,)`` the highest loading (%)."""
+    n_t = result.n_steps
+    excess, worst = np.zeros(n_t), np.zeros(n_t)
+    st = station_of(result, net)
+    if len(st.units):
+        excess = np.maximum(excess, st.s_kva - st.rating_kva)
+        worst = np.maximum(worst, st.loading_pct)
+    ll = result.line_loading_pct
+    if ll.shape[1]:
+        rating = line_rating_kva(net)
+        excess = np.maximum(excess, ((ll - 100.0) / 100.0 * rating).max(axis=1))
+        worst = np.maximum(worst, ll.max(axis=1))
+    return np.maximum(excess, 0.0), worst
+
+
+def technical_risk(result: PowerFlowResult, net: pandapowerNet, dt_h: float = 0.25) -> dict:
+    """The technical-risk KPIs (module docstring)."""
+    excess, worst = over_rating_kva(result, net)
+    risk = worst > 100.0
+    starts = risk & ~np.concatenate([[False], risk[:-1]])
+    return {
+        "technical_risk_events": int(starts.sum()),
+        "technical_risk_steps": int(risk.sum()),
+        "technical_risk_hours": float(risk.sum() * dt_h),
+        "technical_risk_kwh": float(excess[risk].sum() * dt_h),
+        "technical_risk_worst_pct": float(worst.max()) if len(worst) else 0.0,
+    }
+
+
 def _lv_bus_mask(result: PowerFlowResult, net: pandapowerNet) -> np.ndarray:
     vn = net.bus.loc[result.bus_index, "vn_kv"].to_numpy(float)
     return vn < 1.0
@@ -230,6 +271,8 @@ def grid_kpis(result: PowerFlowResult, net: pandapowerNet, dt_h: float = 0.25) -
             lines_hours_over_100pct_max_h=float(ck["hours_over_100pct_h"].max()),
             lines_energy_over_rating_kvah=float(ck["energy_over_rating_kvah"].sum()),
         )
+
+    kpi.update(technical_risk(result, net, dt_h))
 
     # voltages
     lv = _lv_bus_mask(result, net)

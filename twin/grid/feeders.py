@@ -18,25 +18,41 @@ Which loads are households
 * SimBench: in-service loads whose ``profile`` starts with ``"H0"`` (one household per load). Other
   loads (commercial ``G*``, and in the future scenarios heat pumps / charging points) stay as
   non-household loads with their own SimBench profile.
-* ``pandapower.networks`` feeders and user JSON files: every in-service load is one household.
-  A user JSON file that still carries SimBench profiles (``net.profiles["load"]`` and a
-  ``profile`` column) is treated like a SimBench net.
+* ``pandapower.networks`` feeders: every in-service load is one household.
+* user JSON files (:data:`HOUSEHOLD_RULE`): a boolean ``household`` column on ``net.load``
+  decides where it is given; otherwise a ``profile`` column (SimBench's convention: names
+  starting with ``H`` are households, ``G*``/``L*`` commercial and agricultural); otherwise a
+  load whose ``p_mw * scaling`` exceeds a household connection (3 x 25 A, 17.3 kW,
+  :data:`HOUSEHOLD_MAX_KW`) is not a household. A user JSON file that still carries SimBench
+  profiles (``net.profiles["load"]`` and a ``profile`` column) keeps them, like a SimBench net.
 
 Profiles
 --------
-SimBench profiles are those of the 2016 leap year; Feb 29 is dropped so that every feeder has
-35,040 steps (365 days x 96) starting Jan 1 00:00. Loads without SimBench profiles get the
-BDEW H0 standard load profile with dynamisation (``demandlib``, ``h0_dyn``, calendar 2016
-without holidays, Feb 29 dropped) scaled to 2,550 kWh/yr, the gross mean Dutch household use
-(CBS StatLine 81528NED, 2024), at cos phi = 0.97 inductive. Note the BDEW profile is an
-*average* household: its peak (about 0.55 kW at 2,550 kWh/yr) already includes the diversity
-of many households, so identical copies on every load are fine for transformer loading but
-understate the peaks of single cables; twin's population module is expected to replace the
-household columns by its own household loads.
+Every feeder has 35,040 steps (365 days x 96) starting 1 Jan 00:00 of the reference year 2025,
+whose weekdays they follow. SimBench profiles are those of the 2016 leap year: each 2025 day
+takes the 2016 day with the same weekday nearest to the same date
+(:func:`twin.devices.baseload.remap_to_reference_year`; 1 Dec 2016 was a Thursday, 1 Dec 2025
+a Monday). Loads without SimBench profiles get the BDEW H0 standard load profile with
+dynamisation (``demandlib``, ``h0_dyn``, the 2025 calendar with Dutch public holidays) scaled
+to 2,550 kWh/yr, the gross mean Dutch household use (CBS StatLine 81528NED, 2024), at
+cos phi = 0.97 inductive. The BDEW profile is an *average* household: its peak already
+includes the diversity of many households, so a run replaces the household columns by
+households of their own (``grid.base_load=generated``, :func:`twin.inputs.build_inputs`).
 
-Static generators (also ``asymmetric_sgen``) and storage units are set out of service: twin
-models rooftop PV and batteries per household itself. Their rows stay in the net
-(``net.sgen.p_mw`` tells where PV was installed in the source data).
+A user's JSON file keeps its data: each load's annual energy from an ``annual_kwh`` column on
+``net.load`` where given, otherwise its ``p_mw * scaling`` as the annual 15-minute peak the
+profile is scaled to (:attr:`Feeder.load_annual_kwh`, :attr:`Feeder.load_peak_kw`);
+non-household loads get the BDEW G0 (commercial) profile scaled the same way. Its existing PV
+(in-service ``sgen`` rows, ``p_mw * scaling`` as kWp) is kept: at a household's bus it is that
+household's PV (:attr:`Feeder.household_pv_kwp`, split equally among the households at the
+bus), elsewhere it becomes feeder PV, a ``net.load`` row named ``PV (sgen <i>)`` whose
+profile (negative) twin computes from the weather (:attr:`Feeder.pv_load_kwp`). What the
+conversion decided is in :attr:`Feeder.notes` (said at the start of a run).
+
+Static generators (also ``asymmetric_sgen``) and storage units are then set out of service:
+twin models rooftop PV and batteries per household itself. Their rows stay in the net. The
+built-in nets' static generators (SimBench's 2016 PV) are not carried over: the scenario
+draws the PV.
 
 Phases
 ------
@@ -89,7 +105,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +145,18 @@ HOUSEHOLD_E_KWH_PER_YEAR = 2550.0
 #: Power factor given to loads without a reactive profile (typical household, inductive).
 HOUSEHOLD_COS_PHI = 0.97
 #: Bump when the cached format or the conversion rules change.
-CACHE_VERSION = 3
+CACHE_VERSION = 4
+#: A household connection is at most 3 x 25 A (DOMAIN.md): about 17.3 kW. A user's load above
+#: it (``p_mw * scaling``) is not a household (:data:`HOUSEHOLD_RULE`).
+HOUSEHOLD_MAX_KW = 17.3
+#: How the loads of a user's JSON file are told apart (the first that applies).
+HOUSEHOLD_RULE = (
+    "a boolean net.load 'household' column; else a 'profile' column (names starting with H "
+    f"are households); else p_mw * scaling up to {HOUSEHOLD_MAX_KW:g} kW (one 3 x 25 A "
+    "connection) is a household"
+)
+#: Orientation of feeder PV (sgen rows away from households): south, 35° tilt (assumption).
+FEEDER_PV_TILT_DEG, FEEDER_PV_AZIMUTH_DEG = 35.0, 180.0
 #: ``net.load.phase`` after normalisation: phase a, b, c; three-phase; unknown (drawn).
 PHASE_CODES = {"a": 0, "b": 1, "c": 2, "abc": -1, "unknown": -2}
 _PHASE_TEXT = {"a": 0, "b": 1, "c": 2, "abc": -1, "0": 0, "1": 1, "2": 2, "-1": -1, "3": -1}
@@ -220,6 +247,18 @@ class Feeder:
     load_q_kvar: np.ndarray
     #: the run models the feeder per phase (``grid.unbalanced``; set by the run's inputs)
     unbalanced: bool = False
+    #: ``simbench``, ``networks`` (pandapower.networks) or ``file`` (a user's JSON)
+    kind: str = "simbench"
+    #: ``(len(net.load),)`` annual energy each load keeps (NaN: none given)
+    load_annual_kwh: np.ndarray | None = None
+    #: ``(len(net.load),)`` annual 15-minute peak each load's profile is scaled to (NaN: none)
+    load_peak_kw: np.ndarray | None = None
+    #: ``(n_households,)`` existing PV of each household (kWp, 0: none) from the file's sgens
+    household_pv_kwp: np.ndarray | None = None
+    #: ``(len(net.load),)`` kWp of the feeder-PV load rows (0 for every other load)
+    pv_load_kwp: np.ndarray | None = None
+    #: what the conversion decided, one line each (said at the start of a run)
+    notes: tuple[str, ...] = ()
 
     @property
     def load_phase(self) -> np.ndarray | None:
@@ -257,6 +296,15 @@ class Feeder:
     def n_households(self) -> int:
         """Number of households (residential loads)."""
         return len(self.household_load_idx)
+
+    @property
+    def has_simbench_profiles(self) -> bool:
+        """True if the households' profiles are SimBench's own (``H0-*``)."""
+        return (
+            "profile" in self.net.load.columns
+            and self.kind != "networks"
+            and bool(self.net.load["profile"].astype(str).str.startswith("H0-").any())
+        )
 
 
 def default_cache_dir() -> Path:
@@ -656,32 +704,45 @@ def _drop_feb29(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _to_reference_year(a: np.ndarray) -> np.ndarray:
+    """SimBench's 2016 profiles (35,136 rows) on the reference year's weekdays; a 365-day
+    profile as it is."""
+    from twin.devices.baseload import remap_to_reference_year
+
+    if a.shape[0] == N_STEPS_YEAR + 96:
+        return remap_to_reference_year(a, 2016)
+    return _drop_feb29(a)
+
+
 def bdew_h0_profile_kw(e_kwh_per_year: float = HOUSEHOLD_E_KWH_PER_YEAR) -> np.ndarray:
-    """BDEW H0 (dynamised) standard load profile, kW, 35,040 steps.
-
-    Calendar 2016 without holidays, Feb 29 dropped (the same calendar as the SimBench
-    profiles); scaled so that the 2016 leap year sums to ``e_kwh_per_year`` before Feb 29 is
-    dropped (the 365-day year is about 0.3 % below it). Computed once per process.
-    """
-    return _bdew_h0_profile_kw(float(e_kwh_per_year)).copy()
+    """BDEW H0 (dynamised) standard load profile, kW, 35,040 steps of the reference year 2025
+    (its weekdays and Dutch public holidays), scaled to ``e_kwh_per_year``. Computed once per
+    process."""
+    return _bdew_profile_kw("h0_dyn", float(e_kwh_per_year)).copy()
 
 
-@functools.lru_cache(maxsize=4)
-def _bdew_h0_profile_kw(e_kwh_per_year: float) -> np.ndarray:
+@functools.lru_cache(maxsize=8)
+def _bdew_profile_kw(name: str, e_kwh_per_year: float) -> np.ndarray:
     import warnings
 
     from demandlib import bdew
 
+    from twin.devices.baseload import dutch_holidays
+    from twin.timegrid import REFERENCE_YEAR
+
+    holidays = {d: "holiday" for d in dutch_holidays(REFERENCE_YEAR)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        slp = bdew.ElecSlp(2016)
-        p_kw = slp.get_scaled_power_profiles({"h0_dyn": e_kwh_per_year})["h0_dyn"]
-    return _drop_feb29(np.asarray(p_kw, dtype=float))
+        slp = bdew.ElecSlp(REFERENCE_YEAR, holidays=holidays)
+        p_kw = slp.get_scaled_power_profiles({name: e_kwh_per_year})[name]
+    p = np.asarray(p_kw, dtype=float)[:N_STEPS_YEAR]
+    return p * e_kwh_per_year / (p.sum() * 0.25)
 
 
 @dataclass
 class _Profiles:
-    """Profiles of a feeder in compact form: load column j = profile[:, idx[j]] * scale[j]."""
+    """Profiles of a feeder in compact form: load column j = profile[:, idx[j]] * scale[j],
+    and what the conversion kept of a user's file."""
 
     profile_p: np.ndarray  # (35040, n_profiles) relative
     profile_q: np.ndarray
@@ -689,6 +750,12 @@ class _Profiles:
     p_scale_kw: np.ndarray  # (n_load,)
     q_scale_kvar: np.ndarray
     household_load_idx: np.ndarray
+    kind: np.ndarray = field(default_factory=lambda: np.array("simbench"))
+    load_annual_kwh: np.ndarray | None = None  # (n_load,) NaN: none given
+    load_peak_kw: np.ndarray | None = None  # (n_load,) NaN: none given
+    household_pv_kwp: np.ndarray | None = None  # (n_households,)
+    pv_load_kwp: np.ndarray | None = None  # (n_load,)
+    notes: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
 
     def expand(self) -> tuple[np.ndarray, np.ndarray]:
         p = self.profile_p[:, self.load_profile_idx] * self.p_scale_kw
@@ -708,17 +775,25 @@ def _has_simbench_profiles(net: pandapowerNet) -> bool:
 
 def _simbench_profiles(net: pandapowerNet) -> _Profiles:
     rel = net.profiles["load"]
-    names = net.load["profile"].astype(str).to_numpy()
-    uniq = sorted(set(names))
+    is_pv = net.load["name"].astype(str).str.startswith("PV (sgen").to_numpy()
+    names = np.where(is_pv, "", net.load["profile"].astype(str).to_numpy())
+    uniq = sorted(set(names) - {""})
     missing = [n for n in uniq if f"{n}_pload" not in rel.columns or f"{n}_qload" not in rel]
     if missing:
         raise FeederError(
             f"loads refer to profiles {missing} that net.profiles['load'] lacks: "
             "add them or remove the 'profile' column"
         )
-    profile_p = _drop_feb29(np.column_stack([rel[f"{n}_pload"].to_numpy(float) for n in uniq]))
-    profile_q = _drop_feb29(np.column_stack([rel[f"{n}_qload"].to_numpy(float) for n in uniq]))
-    lookup = {n: i for i, n in enumerate(uniq)}
+    profile_p = _to_reference_year(
+        np.column_stack([rel[f"{n}_pload"].to_numpy(float) for n in uniq])
+    )
+    profile_q = _to_reference_year(
+        np.column_stack([rel[f"{n}_qload"].to_numpy(float) for n in uniq])
+    )
+    # feeder-PV rows (a user's sgens away from households): no profile here (the weather's)
+    profile_p = np.column_stack([profile_p, np.zeros(len(profile_p))])
+    profile_q = np.column_stack([profile_q, np.zeros(len(profile_q))])
+    lookup = {n: i for i, n in enumerate(uniq)} | {"": len(uniq)}
     in_service = net.load["in_service"].astype(bool).to_numpy()
     households = net.load.index[np.char.startswith(names.astype(str), "H0") & in_service].to_numpy()
     return _Profiles(
@@ -731,25 +806,48 @@ def _simbench_profiles(net: pandapowerNet) -> _Profiles:
     )
 
 
-def _h0_profiles(net: pandapowerNet) -> _Profiles:
-    p_kw = bdew_h0_profile_kw()
+def _h0_profiles(
+    net: pandapowerNet,
+    households: np.ndarray,
+    annual_kwh: np.ndarray | None = None,
+    peak_kw: np.ndarray | None = None,
+) -> _Profiles:
+    """BDEW H0 for the households, G0 for the other loads (0 for feeder-PV rows, whose profile
+    comes from the weather), each scaled to its annual energy, else to its peak, else (H0)
+    2,550 kWh."""
+    h0 = bdew_h0_profile_kw(1.0)
+    g0 = _bdew_profile_kw("g0", 1.0)
     n = len(net.load)
+    is_h = net.load.index.isin(households)
+    is_pv = net.load["name"].astype(str).str.startswith("PV (sgen").to_numpy()
+    idx = np.where(is_h, 0, np.where(is_pv, 2, 1)).astype(np.int64)
+    base = np.stack([h0, g0, np.zeros_like(h0)], axis=1)
+    e = np.full(n, np.nan) if annual_kwh is None else np.asarray(annual_kwh, float)
+    pk = np.full(n, np.nan) if peak_kw is None else np.asarray(peak_kw, float)
+    peak_of = np.array([h0.max(), g0.max(), 1.0])[idx]
+    scale = np.where(
+        np.isfinite(e) & (e >= 0),
+        e,
+        np.where(
+            np.isfinite(pk) & (pk > 0), pk / peak_of, np.where(is_h, HOUSEHOLD_E_KWH_PER_YEAR, 0.0)
+        ),
+    )
     tan_phi = np.tan(np.arccos(HOUSEHOLD_COS_PHI))
     return _Profiles(
-        profile_p=p_kw[:, None],
-        profile_q=(p_kw * tan_phi)[:, None],
-        load_profile_idx=np.zeros(n, dtype=np.int64),
-        p_scale_kw=np.ones(n),
-        q_scale_kvar=np.ones(n),
-        household_load_idx=net.load.index[net.load["in_service"].astype(bool)].to_numpy(),
+        profile_p=base,
+        profile_q=base * tan_phi,
+        load_profile_idx=idx,
+        p_scale_kw=np.where(is_pv, 0.0, scale),
+        q_scale_kvar=np.where(is_pv, 0.0, scale),
+        household_load_idx=np.asarray(households),
     )
 
 
 def _build(
-    name: str, net: pandapowerNet, asymmetric: bool = False
+    name: str, net: pandapowerNet, asymmetric: bool = False, kind: str = "simbench"
 ) -> tuple[pandapowerNet, _Profiles]:
     try:
-        return _build_checked(name, net, asymmetric)
+        return _build_checked(name, net, asymmetric, kind)
     except FeederError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -760,22 +858,155 @@ def _build(
         ) from None
 
 
+def _user_households(
+    name: str, net: pandapowerNet, in_service: np.ndarray
+) -> tuple[np.ndarray, str]:
+    """The households of a user's net without SimBench profiles (:data:`HOUSEHOLD_RULE`)."""
+    load = net.load
+    if "household" in load.columns:
+        raw = load["household"]
+        text = raw.astype(str).str.strip().str.lower()
+        ok = text.isin(["true", "false", "1", "0", "1.0", "0.0", "yes", "no"])
+        if not ok.all():
+            bad = load.index[~ok.to_numpy()]
+            raise FeederError(
+                f"feeder '{name}': {_elements('load', load, bad)} has household="
+                f"{_one_line(raw.at[bad[0]])[:20]!r} (must be true or false): mark each load "
+                "as a household or not"
+            )
+        mask = text.isin(["true", "1", "1.0", "yes"]).to_numpy()
+        how = "the net.load 'household' column"
+    elif "profile" in load.columns:
+        mask = load["profile"].astype(str).str.strip().str.upper().str.startswith("H").to_numpy()
+        how = "the net.load 'profile' column (H*: households)"
+    else:
+        peak = (
+            _col(load, "p_mw").fillna(0.0).to_numpy()
+            * _col(load, "scaling").fillna(1.0).to_numpy()
+            * 1e3
+        )
+        mask = peak <= HOUSEHOLD_MAX_KW
+        how = f"p_mw * scaling up to {HOUSEHOLD_MAX_KW:g} kW (one 3 x 25 A connection)"
+    return load.index[mask & in_service].to_numpy(), how
+
+
+def _user_pv(net: pandapowerNet, households: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The file's in-service PV (sgen rows, ``p_mw * scaling`` as kWp): households' kWp
+    ``(n_households,)`` where it sits at their bus (split equally); elsewhere a feeder-PV
+    ``net.load`` row each (appended). Call before :func:`prepare_net` switches sgens off."""
+    kwp_h = np.zeros(len(households))
+    notes: list[str] = []
+    sg = net.sgen if "sgen" in net and isinstance(net.sgen, pd.DataFrame) else pd.DataFrame()
+    if not len(sg):
+        return kwp_h, notes
+    on = _in_service(sg)
+    on = on[(_col(on, "p_mw").fillna(0.0) > 0).to_numpy()]
+    if not len(on):
+        return kwp_h, notes
+    kwp = (_col(on, "p_mw").to_numpy() * _col(on, "scaling").fillna(1.0).to_numpy()) * 1e3
+    hh_bus = net.load.loc[households, "bus"].to_numpy()
+    n_home, n_feeder, kwp_feeder = 0, 0, 0.0
+    for (i, row), k in zip(on.iterrows(), kwp, strict=True):
+        at = np.flatnonzero(hh_bus == int(row["bus"]))
+        if len(at):
+            kwp_h[at] += k / len(at)
+            n_home += 1
+        else:
+            pp.create_load(net, int(row["bus"]), p_mw=0.0, q_mvar=0.0, name=f"PV (sgen {i})")
+            n_feeder += 1
+            kwp_feeder += k
+    if n_home:
+        notes.append(
+            f"{n_home} sgen row(s) ({kwp_h.sum():.1f} kWp) at household buses kept as those "
+            f"{int((kwp_h > 0).sum())} households' PV (counted toward the scenario's PV share)"
+        )
+    if n_feeder:
+        notes.append(
+            f"{n_feeder} sgen row(s) ({kwp_feeder:.1f} kWp) away from households kept as feeder "
+            f"PV (load rows 'PV (sgen i)', south {FEEDER_PV_TILT_DEG:g}°, modelled with pvlib)"
+        )
+    return kwp_h, notes
+
+
 def _build_checked(
-    name: str, net: pandapowerNet, asymmetric: bool = False
+    name: str, net: pandapowerNet, asymmetric: bool = False, kind: str = "simbench"
 ) -> tuple[pandapowerNet, _Profiles]:
-    prepare_net(net)
-    _normalise_phase(name, net)
     simbench = _has_simbench_profiles(net)
+    notes: list[str] = []
+    kwp_h = None
     in_service = net.load["in_service"].astype(bool).to_numpy()
     if simbench:
         names = net.load["profile"].astype(str).to_numpy()
         households = net.load.index[
             np.char.startswith(names.astype(str), "H0") & in_service
         ].to_numpy()
+    elif kind == "file":
+        households, how = _user_households(name, net, in_service)
+        n_other = int(in_service.sum()) - len(households)
+        notes.append(f"{len(households)} household(s), {n_other} other load(s) by {how}")
     else:
         households = net.load.index[in_service].to_numpy()
+    if kind == "file":
+        kwp_h, pv_notes = _user_pv(net, households)
+        notes += pv_notes
+    prepare_net(net)
+    _normalise_phase(name, net)
     _check_usable(name, net, households, asymmetric)
-    profiles = _simbench_profiles(net) if simbench else _h0_profiles(net)
+    annual = peak = pv_kwp = None
+    if kind == "file" and simbench:
+        notes.append(
+            f"{len(households)} household(s) (H0 profiles) and the other loads keep the "
+            "file's SimBench profiles"
+        )
+    elif kind == "file":
+        load = net.load
+        annual = (
+            _col(load, "annual_kwh").to_numpy()
+            if "annual_kwh" in load.columns
+            else np.full(len(load), np.nan)
+        )
+        p_kw = (
+            _col(load, "p_mw").fillna(0.0).to_numpy()
+            * 1e3
+            * _col(load, "scaling").fillna(1.0).to_numpy()
+        )
+        is_pv = load["name"].astype(str).str.startswith("PV (sgen").to_numpy()
+        peak = np.where(np.isfinite(annual) | (p_kw <= 0) | is_pv, np.nan, p_kw)
+        hh = load.index.isin(households)
+        in_service = load["in_service"].astype(bool).to_numpy()
+        n_e, n_p = int((np.isfinite(annual) & hh).sum()), int((np.isfinite(peak) & hh).sum())
+        notes.append(
+            f"households: {n_e} keep net.load.annual_kwh, {n_p} have their profile scaled to "
+            f"p_mw * scaling as the annual 15-min peak, {len(households) - n_e - n_p} get a "
+            "drawn annual energy"
+        )
+        if not simbench and (~hh & in_service & ~is_pv).any():
+            notes.append(
+                f"{int((~hh & in_service & ~is_pv).sum())} other load(s): BDEW G0 profile scaled "
+                "to net.load.annual_kwh, else to p_mw * scaling as the annual peak"
+            )
+    if kind == "file":
+        load = net.load
+        is_pv = load["name"].astype(str).str.startswith("PV (sgen").to_numpy()
+        pv_kwp = np.zeros(len(load))
+        if is_pv.any():
+            sg_kwp = {
+                f"PV (sgen {i})": float(r["p_mw"])
+                * 1e3
+                * float(r["scaling"] if pd.notna(r.get("scaling", 1.0)) else 1.0)
+                for i, r in net.sgen.iterrows()
+            }
+            pv_kwp[is_pv] = [sg_kwp.get(str(nm), 0.0) for nm in load["name"][is_pv]]
+    if simbench:
+        profiles = _simbench_profiles(net)
+    else:
+        profiles = _h0_profiles(net, households, annual, peak)
+    profiles.kind = np.array(kind)
+    profiles.load_annual_kwh = annual
+    profiles.load_peak_kw = peak
+    profiles.household_pv_kwp = kwp_h
+    profiles.pv_load_kwp = pv_kwp
+    profiles.notes = np.array(notes, dtype=str)
     # keep the cached net small: the profiles live in the arrays
     for key in ("profiles", "loadcases"):
         if key in net:
@@ -811,15 +1042,10 @@ def _save_cache(cache_dir: Path, key: str, net: pandapowerNet, prof: _Profiles) 
 
     def write_npz(p: Path) -> None:
         with open(p, "wb") as fh:
-            np.savez_compressed(
-                fh,
-                profile_p=prof.profile_p,
-                profile_q=prof.profile_q,
-                load_profile_idx=prof.load_profile_idx,
-                p_scale_kw=prof.p_scale_kw,
-                q_scale_kvar=prof.q_scale_kvar,
-                household_load_idx=prof.household_load_idx,
-            )
+            arrays = {
+                k: v for k, v in vars(prof).items() if isinstance(v, np.ndarray) and v is not None
+            }
+            np.savez_compressed(fh, **arrays)
 
     try:
         _atomic_write(npz_path, write_npz)
@@ -865,7 +1091,8 @@ def _read_json(path: Path) -> pandapowerNet:
 
 
 def _spec_source(spec: str) -> tuple[str, str, Callable[[], pandapowerNet]]:
-    """Return (feeder name, cache key, builder) for a spec, or raise FeederError."""
+    """Return (feeder name, cache key, builder) for a spec, or raise FeederError (the kind
+    of feeder: :func:`_spec_kind`)."""
     if _SIMBENCH_LV_CODE.match(spec):
 
         def make_sb() -> pandapowerNet:
@@ -890,6 +1117,12 @@ def _spec_source(spec: str) -> tuple[str, str, Callable[[], pandapowerNet]]:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         return path.stem, f"file-{path.stem}-{digest}", lambda: _read_json(path)
     raise _unknown(spec)
+
+
+def _spec_kind(spec: str) -> str:
+    if _SIMBENCH_LV_CODE.match(spec):
+        return "simbench"
+    return "networks" if spec.strip().lower() in KNOWN_FEEDERS else "file"
 
 
 def load_feeder(
@@ -919,6 +1152,7 @@ def load_feeder(
     """
     spec = os.fspath(spec)
     name, key, make = _spec_source(spec)
+    kind = _spec_kind(spec)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     memo_key = (key, str(cache.resolve()))
     if memo_key in _MEMO:
@@ -926,7 +1160,7 @@ def load_feeder(
     else:
         cached = _load_cache(cache, key)
         if cached is None:
-            net0, prof = _build(name, make(), asymmetric)
+            net0, prof = _build(name, make(), asymmetric, kind)
             _save_cache(cache, key, net0, prof)
         else:
             net0, prof = cached
@@ -943,4 +1177,10 @@ def load_feeder(
         household_load_idx=np.array(prof.household_load_idx, dtype=np.int64),
         load_p_kw=p_kw,
         load_q_kvar=q_kvar,
+        kind=str(prof.kind),
+        load_annual_kwh=None if prof.load_annual_kwh is None else prof.load_annual_kwh.copy(),
+        load_peak_kw=None if prof.load_peak_kw is None else prof.load_peak_kw.copy(),
+        household_pv_kwp=None if prof.household_pv_kwp is None else prof.household_pv_kwp.copy(),
+        pv_load_kwp=None if prof.pv_load_kwp is None else prof.pv_load_kwp.copy(),
+        notes=tuple(str(x) for x in np.atleast_1d(prof.notes)),
     )

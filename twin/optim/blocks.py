@@ -25,6 +25,13 @@ from twin.optim.persistent import PersistentLP
 
 __all__ = ["DeviceBlock", "DevicePlan", "EnvelopeBlock", "LimitBlock", "Weights"]
 
+#: Weight per kWh·h a tank's stored heat is planned below its floor (the thermostat's level
+#: and the plan's margin): a soft bound, because the heat pump's capacity is shared with the
+#: comfort floor (a hard bound) and both cannot always be reached at once; above the feeder
+#: limits' energy (Weights.over_kwh), below the comfort terms (the HEMS guards keep a hard
+#: reserve whatever the plan says).
+TANK_SHORT_WEIGHT = 1e3
+
 
 def _grid(n: int, m: int) -> list[tuple[int, int]]:
     """``[(i, j)]`` in C order: the index of an ``(n, m)`` array."""
@@ -36,9 +43,10 @@ class DevicePlan:
     """A solved plan of the devices of a :class:`DeviceSet` (numpy, per period/state).
 
     ``d_k``: ``(n_hp, N+1)`` indoor temperature minus setpoint; ``p_hp_kw``, ``q_boiler_kw``:
-    ``(n_hp, N)``; ``p_ev_kw`` ``(n_ev, N)``, ``ev_soc_kwh`` ``(n_ev, N+1)``; ``p_bat_kw``
-    (charging positive) ``(n_bat, N)``, ``bat_soc_kwh`` ``(n_bat, N+1)``; ``p_flex_kw``
-    ``(n, N)`` every household's controllable load.
+    ``(n_hp, N)``; ``p_ev_kw`` ``(n_ev, N)`` (net: charging minus V2G discharge),
+    ``ev_soc_kwh`` ``(n_ev, N+1)``; ``p_bat_kw`` (charging positive) ``(n_bat, N)``,
+    ``bat_soc_kwh`` ``(n_bat, N+1)``; ``p_flex_kw`` ``(n, N)`` every household's controllable
+    load (heat pump for space heat and hot water, EV, battery).
     """
 
     d_k: np.ndarray
@@ -50,10 +58,21 @@ class DevicePlan:
     bat_soc_kwh: np.ndarray
     p_flex_kw: np.ndarray
     swing_over_kh: np.ndarray | None = None  # (n_hp,) planned K·h outside the day's window
+    p_dhw_kw: np.ndarray | None = None  # (n_tk, N) heat pump power charging the tank
+    e_tank_kwh: np.ndarray | None = None  # (n_tk, N+1) stored hot-water heat
+    p_v2g_kw: np.ndarray | None = None  # (n_v2g, N) discharge (>= 0; in p_ev_kw as negative)
 
 
 class DeviceBlock:
-    """Heat pumps in 1R1C buildings, EVs and batteries of a :class:`DeviceSet`.
+    """Heat pumps in 1R1C buildings (and their hot-water tanks), EVs (with V2G) and batteries
+    of a :class:`DeviceSet`.
+
+    Hot water (``dev.tk``): ``p_dhw`` (electric) charges the tank at the period's hot-water
+    COP, ``e[s+1] = A e[s] + B (cop_dhw p_dhw - draw)`` with ``e`` in ``[0, e_max]`` and
+    ``e >= e_min`` as a soft floor (:data:`TANK_SHORT_WEIGHT`), and
+    the heat pump's thermal capacity is shared, ``cop p_hp + cop_dhw p_dhw <= q_max``. V2G
+    (``dev.v2g``): ``p_dis >= 0`` leaves the battery at ``1 / eta_dis``, costs the car's wear
+    per kWh and enters the household's load with a minus.
 
     Parameters
     ----------
@@ -164,6 +183,64 @@ class DeviceBlock:
             ),
         )
 
+        # --- V2G: discharge of the bidirectional cars --------------------------------------------
+        vpos = dev.v2g
+        b.VJ = pyo.Set(initialize=_grid(dev.n_v2g, n_per), dimen=2)
+        b.v2g_p_max = pyo.Param(b.VJ, mutable=True, initialize=0.0)
+        b.p_dis = pyo.Var(b.VJ, bounds=lambda b, v, j: (0.0, b.v2g_p_max[v, j]))
+        dis_loss = dt / dev.v2g_eta
+        for v, e in enumerate(vpos.tolist()):
+            for j in range(n_per):
+                b.ev_balance[e, j].set_value(
+                    b.ev_soc[e, j + 1]
+                    - b.ev_soc[e, j]
+                    - float(ev_gain[j]) * b.p_ev[e, j]
+                    + float(dis_loss[j]) * b.p_dis[v, j]
+                    == b.ev_rhs[e, j]
+                )
+
+        # --- hot-water tanks ----------------------------------------------------------------------
+        a_tk, b_tk = dev.tank_decay(horizon)
+        b.TKJ = pyo.Set(initialize=_grid(dev.n_tk, n_per), dimen=2)
+        b.TKS = pyo.Set(initialize=_grid(dev.n_tk, n_per + 1), dimen=2)
+        b.tk_p_max = pyo.Param(b.TKJ, mutable=True, initialize=0.0)
+        b.tk_coef = pyo.Param(b.TKJ, mutable=True, initialize=-1.0)
+        b.tk_rhs = pyo.Param(b.TKJ, mutable=True, initialize=0.0)
+        b.tk_e_lb = pyo.Param(b.TKS, mutable=True, initialize=0.0)
+        b.tk_e_ub = pyo.Param(b.TKS, mutable=True, initialize=1.0)
+        b.p_dhw = pyo.Var(b.TKJ, bounds=lambda b, t, j: (0.0, b.tk_p_max[t, j]))
+        b.e_tank = pyo.Var(b.TKS, bounds=lambda b, t, s: (b.tk_e_lb[t, s], b.tk_e_ub[t, s]))
+        b.TKS1 = pyo.Set(
+            initialize=[(t, s) for t in range(dev.n_tk) for s in range(1, n_per + 1)], dimen=2
+        )
+        b.tk_floor_rhs = pyo.Param(b.TKS1, mutable=True, initialize=0.0)
+        b.tk_under = pyo.Var(b.TKS1, bounds=(0.0, None))
+        b.tk_floor = pyo.Constraint(
+            b.TKS1,
+            rule=lambda b, t, s: b.e_tank[t, s] + b.tk_under[t, s] >= b.tk_floor_rhs[t, s],
+        )
+        b.tk_balance = pyo.Constraint(
+            b.TKJ,
+            rule=lambda b, t, j: (
+                b.e_tank[t, j + 1]
+                - float(a_tk[t, j]) * b.e_tank[t, j]
+                + b.tk_coef[t, j] * b.p_dhw[t, j]
+                == b.tk_rhs[t, j]
+            ),
+        )
+        # the heat pump's thermal capacity, shared by space heat and hot water
+        tk_hp = dev.tk_hp
+        q_cap_tk = dev.hp_q_max_kw[tk_hp]
+        b.cap_sh = pyo.Param(b.TKJ, mutable=True, initialize=1.0)
+        b.cap_dhw = pyo.Param(b.TKJ, mutable=True, initialize=1.0)
+        b.hp_share = pyo.Constraint(
+            b.TKJ,
+            rule=lambda b, t, j: (
+                b.cap_sh[t, j] * b.p_hp[int(tk_hp[t]), j] + b.cap_dhw[t, j] * b.p_dhw[t, j]
+                <= float(q_cap_tk[t])
+            ),
+        )
+
         # --- batteries ------------------------------------------------------------------------
         b.BATJ = pyo.Set(initialize=_grid(dev.n_bat, n_per), dimen=2)
         b.BATS = pyo.Set(initialize=_grid(dev.n_bat, n_per + 1), dimen=2)
@@ -210,8 +287,22 @@ class DeviceBlock:
             for k in range(dev.n_bat)
             for s in range(1, n_per + 1)
         ]
+        dhw_terms = [
+            w.hp_kwh * float(dt[j]) * b.p_dhw[t, j] for t in range(dev.n_tk) for j in range(n_per)
+        ] + [
+            -w.bat_soc_kwh_h * float(dt[s - 1]) * b.e_tank[t, s]
+            + TANK_SHORT_WEIGHT * float(dt[s - 1]) * b.tk_under[t, s]
+            for t in range(dev.n_tk)
+            for s in range(1, n_per + 1)
+        ]
+        wear = dev.v2g_wear_eur_per_kwh
+        v2g_terms = [
+            float(wear[v]) * float(dt[j]) * b.p_dis[v, j]
+            for v in range(dev.n_v2g)
+            for j in range(n_per)
+        ]
         self.objective = pyo.quicksum(
-            hp_terms + th_terms + gas + ev_terms + bat_terms + swing_terms
+            hp_terms + th_terms + gas + ev_terms + bat_terms + swing_terms + dhw_terms + v2g_terms
         )
 
         # per household: its controllable load terms (coefficient, var-getter) at period j
@@ -220,6 +311,10 @@ class DeviceBlock:
             self._terms[h].append((1.0, "p_hp", i))
         for e, h in enumerate(dev.ev):
             self._terms[h].append((1.0, "p_ev", e))
+        for v, e in enumerate(dev.v2g):
+            self._terms[dev.ev[e]].append((-1.0, "p_dis", v))
+        for t, h in enumerate(dev.tk):
+            self._terms[h].append((1.0, "p_dhw", t))
         for k, h in enumerate(dev.bat):
             self._terms[h].append((1.0, "ch", k))
             self._terms[h].append((-1.0, "dis", k))
@@ -239,7 +334,25 @@ class DeviceBlock:
         hp_j, hp_s = _grid(dev.n_hp, n_per), _grid(dev.n_hp, n_per + 1)
         ev_j, ev_s = _grid(dev.n_ev, n_per), _grid(dev.n_ev, n_per + 1)
         bat_s = _grid(dev.n_bat, n_per + 1)
+        tk_j, tk_s = _grid(dev.n_tk, n_per), _grid(dev.n_tk, n_per + 1)
+        v_j = _grid(dev.n_v2g, n_per)
         lp.bind(b.hp_p_max, hp_j, "col_ub", var=b.p_hp)
+        lp.bind(b.v2g_p_max, v_j, "col_ub", var=b.p_dis)
+        lp.bind(b.tk_p_max, tk_j, "col_ub", var=b.p_dhw)
+        lp.bind(b.tk_coef, tk_j, "coef", con=b.tk_balance, var=b.p_dhw)
+        lp.bind(b.tk_rhs, tk_j, "row_eq", con=b.tk_balance)
+        lp.bind(b.tk_e_lb, tk_s, "col_lb", var=b.e_tank)
+        lp.bind(b.tk_e_ub, tk_s, "col_ub", var=b.e_tank)
+        lp.bind(b.tk_floor_rhs, list(b.TKS1), "row_lb", con=b.tk_floor)
+        lp.bind(
+            b.cap_sh,
+            tk_j,
+            "coef",
+            con=b.hp_share,
+            var=b.p_hp,
+            var_index=[(int(dev.tk_hp[t]), j) for t, j in tk_j],
+        )
+        lp.bind(b.cap_dhw, tk_j, "coef", con=b.hp_share, var=b.p_dhw)
         lp.bind(b.hp_coef, hp_j, "coef", con=b.thermal, var=b.p_hp)
         lp.bind(b.th_rhs, hp_j, "row_eq", con=b.thermal)
         lp.bind(b.warm_lb, hp_s, "col_lb", var=b.warm)
@@ -264,6 +377,9 @@ class DeviceBlock:
             "ch": lp.cols(b.ch, _grid(dev.n_bat, n_per)).reshape(dev.n_bat, n_per),
             "dis": lp.cols(b.dis, _grid(dev.n_bat, n_per)).reshape(dev.n_bat, n_per),
             "bat_soc": lp.cols(b.bat_soc, bat_s).reshape(dev.n_bat, n_per + 1),
+            "p_dhw": lp.cols(b.p_dhw, tk_j).reshape(dev.n_tk, n_per),
+            "e_tank": lp.cols(b.e_tank, tk_s).reshape(dev.n_tk, n_per + 1),
+            "p_dis": lp.cols(b.p_dis, v_j).reshape(dev.n_v2g, n_per),
         }
         if self.swing:
             hp_s1 = [(i, s) for i in range(dev.n_hp) for s in range(1, n_per + 1)]
@@ -306,8 +422,27 @@ class DeviceBlock:
             lp.push(b.win_lb, inp.win_lb_k)
             lp.push(b.win_ub, inp.win_ub_k)
             jump = np.repeat(inp.win_jump_k[None, 1:], dev.n_hp, axis=0)
-            lp.push(b.wj_lb, -jump)
-            lp.push(b.wj_ub, jump)
+            shift = (
+                np.diff(inp.win_shift_k, axis=1)
+                if inp.win_shift_k is not None
+                else np.zeros_like(jump)
+            )
+            lp.push(b.wj_lb, shift - jump)
+            lp.push(b.wj_ub, shift + jump)
+        if dev.n_v2g:
+            lp.push(b.v2g_p_max, inp.v2g_p_max_kw)
+        if dev.n_tk:
+            a_tk, b_tk = dev.tank_decay(self.horizon)
+            lp.push(b.tk_p_max, inp.tk_p_max_kw)
+            lp.push(b.tk_coef, -b_tk * inp.tk_cop)
+            lp.push(b.tk_rhs, -b_tk * inp.tk_draw_kw)
+            e0 = inp.tk_e0_kwh[:, None]
+            lp.push(b.tk_e_lb, np.concatenate([e0, np.zeros_like(inp.tk_e_min_kwh)], axis=1))
+            e_hi = np.maximum(dev.tk_e_max_kwh[:, None], inp.tk_e_min_kwh)
+            lp.push(b.tk_e_ub, np.concatenate([e0, e_hi], axis=1))
+            lp.push(b.tk_floor_rhs, inp.tk_e_min_kwh)
+            lp.push(b.cap_sh, inp.cop[dev.tk_hp])
+            lp.push(b.cap_dhw, inp.tk_cop)
         bsoc0 = inp.bat_soc0_kwh[:, None]
         lp.push(b.bat_soc_lb, np.concatenate([bsoc0, np.zeros((dev.n_bat, n_per))], axis=1))
         lp.push(
@@ -322,10 +457,14 @@ class DeviceBlock:
         q_boil = np.zeros((dev.n_hp, n_per))
         q_boil[dev.hybrid_pos] = lp.values(c["q_boil"])
         p_ev = lp.values(c["p_ev"])
+        p_dis = lp.values(c["p_dis"])
+        p_ev[dev.v2g] -= p_dis
+        p_dhw = lp.values(c["p_dhw"])
         p_bat = lp.values(c["ch"]) - lp.values(c["dis"])
         flex = np.zeros((dev.n, n_per))
         # a household has at most one device of each kind: the positions are unique
         flex[dev.hp] += p_hp
+        flex[dev.tk] += p_dhw
         flex[dev.ev] += p_ev
         flex[dev.bat] += p_bat
         swing_over = None
@@ -342,6 +481,9 @@ class DeviceBlock:
             p_bat_kw=p_bat,
             bat_soc_kwh=lp.values(c["bat_soc"]),
             p_flex_kw=flex,
+            p_dhw_kw=p_dhw,
+            e_tank_kwh=lp.values(c["e_tank"]),
+            p_v2g_kw=p_dis,
         )
 
 

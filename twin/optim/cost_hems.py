@@ -1,8 +1,9 @@
 """A household HEMS that minimises its own bill: the LP behind the tariff contracts.
 
-Every household with a controllable device (heat pump in a 1R1C building, EV, home battery)
-plans its devices over a rolling horizon against **its own** bill under a tariff, with no
-coupling to the feeder or to the other households (implicit flexibility). The HEMSs are
+Every household with a controllable device (heat pump in a 1R1C building with its hot-water
+tank, EV — a bidirectional one may discharge into the house or the grid at its battery wear
+cost —, home battery) plans its devices over a rolling horizon against **its own** bill under
+a tariff, with no coupling to the feeder or to the other households (implicit flexibility). The HEMSs are
 independent (no shared row, separable objective); they are solved as one block-diagonal LP
 because one warm re-solve is far faster than ~100 tiny ones.
 
@@ -331,7 +332,10 @@ class CostHems:
             np.concatenate([np.maximum(-d0, 0.0), np.full((dev.n_hp, n_per), COLD_UB_K)], axis=1),
         )
         soc0 = inp.ev_soc0_kwh[:, None]
-        lp.push(m.devices.ev_soc_lb, np.concatenate([soc0, np.zeros((dev.n_ev, n_per))], axis=1))
+        soc_lb = np.zeros((dev.n_ev, n_per))
+        if dev.n_v2g:  # a bidirectional car is never discharged below its owner's V2G reserve
+            soc_lb[dev.v2g] = inp.v2g_keep_kwh
+        lp.push(m.devices.ev_soc_lb, np.concatenate([soc0, soc_lb], axis=1))
         lp.push(m.need, prices.ev_need_kwh)
         lp.push(m.inflex, inp.p_inflex_kw)
         c_imp = np.asarray(prices.import_eur_per_kwh, dtype=float)

@@ -27,7 +27,34 @@ them (so the optimisation is always feasible, and every relaxation is reported):
   leaves the battery at departure in the plan (:func:`trips_at_departure`; the simulation
   takes it at arrival, which is the same while the car is away); the part of a trip the
   battery could not hold even when charged at full power is charged elsewhere (``public``), as
-  in :func:`twin.devices.ev.ev_step`.
+  in :func:`twin.devices.ev.ev_step`. A car with a bidirectional charger may also discharge
+  (vehicle-to-grid, at most its charger's rating while home, wear cost per kWh), never below
+  the energy its owner keeps for V2G (``ev.v2g_reserve_*``; never charged for, though) or what
+  the service levels need, and ending the horizon with at least the energy it would have
+  without V2G (energy-neutral over a plan: a rolling horizon gives the energy after its end
+  no value, so without it a plan sells the cars' energy and the next one buys it back at a
+  higher peak).
+* Hot water (a tank per all-electric heat pump): the stored heat ``e`` follows the tank's exact
+  step over a period (``e' = A e + B (cop_dhw p_dhw - draw)``, ``A = exp(-λ m dt)``,
+  ``B = (1 - A) / λ``), within ``[guard + margin, e_full]`` (the floor soft, see
+  :class:`twin.optim.blocks.DeviceBlock`): never below the level at which the tank's own
+  thermostat would start charging (so the hot water lasts at least as long as under the
+  thermostat; the HEMS guards hold it) plus, in the plan, the heat of one bath
+  (:data:`TANK_PLAN_MARGIN_L` litres at 60 °C, at most half the room to full) for draws the
+  plan did not expect, relaxed only where the heat pump cannot keep it; at most full at its
+  setpoint: charging above it (towards ``hot_water.t_max_c``) needs flow temperatures at
+  which the field COP of an air/water heat pump falls to ~1.1-1.5 in winter (the hplib
+  regression at 65 °C flow, floored), close to the element's, which a constant-COP LP would
+  not see. The draws are the forecast's if it has them, else each household's expected
+  draws (:func:`twin.devices.household.expected_hot_water`). The heat pump's thermal
+  capacity is shared: ``cop p_hp + cop_dhw p_dhw <= q_max``.
+
+The COP depends on the power (cycling below the minimum output, :mod:`twin.devices.heatpump`),
+which an LP cannot carry: each period keeps the field COP at full output times the cycling
+factor at the forecast operating point (the heat that holds the setpoint over the period),
+the hot-water COP at the tank's setpoint; the physics applies the true COP of what is done.
+Standby is in the base load (inflexible). A hybrid's heat pump is off in periods below its bivalence
+point.
 """
 
 from __future__ import annotations
@@ -37,13 +64,19 @@ from typing import Any
 
 import numpy as np
 
-from twin.devices.ev import CHARGE_EFFICIENCY
+from twin.devices import dhw
+from twin.devices.ev import CHARGE_EFFICIENCY, DISCHARGE_EFFICIENCY
+from twin.devices.heatpump import cycling_factor, dhw_cop, min_output_kw
 from twin.devices.household import Exogenous
-from twin.fleet import Fleet
+from twin.fleet import Fleet, HeatPumpModel
 from twin.optim.horizon import Horizon
 from twin.service import EvDue, ev_due, trips_at_departure
 from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
 
+#: The plan keeps this much hot water (litres at 60 °C: one bath, twin.devices.dhw
+#: DRAW_CATEGORIES; at most half the room to full) above the thermostat's level, for draws
+#: the plan did not expect (it plans with the expected draws unless the forecast has them).
+TANK_PLAN_MARGIN_L = 78.0
 #: Boiler capacity used for the reachability of hybrids (kW thermal): "unlimited".
 BOILER_Q_MAX_KW = 1e3
 #: Service levels are planned this far inside their limits, so solver tolerances cannot
@@ -100,6 +133,30 @@ class DeviceSet:
     preheat_k: float
     deadline_step: int
     swing_k: float = float("inf")
+    # heat pumps as measured (positions as ``hp``): bivalence point (-inf: all-electric),
+    # standby, the scenario's model (COP factors, minimum modulation)
+    hp_t_bivalent_c: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    hp_standby_kw: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    hp_model: HeatPumpModel = field(default_factory=HeatPumpModel)
+    # hot-water tanks: positions (into ``households``) and into the heat-pump arrays, the
+    # tank's step (per 15 min), bounds, setpoint; persons and litres for expected draws
+    tk: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    tk_hp: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    tk_loss_per_h: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    tk_e_guard_kwh: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    tk_e_max_kwh: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    tk_e_full_kwh: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    tk_t_set_c: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    tk_persons: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    tk_litres: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    tk_t_cold_c: float = 10.0
+    # vehicle-to-grid: positions (into the EV arrays) of the bidirectional cars, their
+    # discharge rating, the energy V2G leaves, wear (€/kWh discharged)
+    v2g: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    v2g_p_max_kw: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    v2g_reserve_kwh: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    v2g_wear_eur_per_kwh: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    v2g_eta: float = DISCHARGE_EFFICIENCY
 
     @classmethod
     def from_fleet(
@@ -122,6 +179,12 @@ class DeviceSet:
         cap = fleet.ev_capacity_kwh[g_ev]
         need = np.minimum(ev_range_km * fleet.ev_kwh_per_km[g_ev], cap)
         reserve = np.minimum(ev_reserve_km * fleet.ev_kwh_per_km[g_ev], cap)
+        tk = np.flatnonzero(fleet.has_tank[h] & fleet.has_hp[h])
+        tk_hp = np.searchsorted(hp, tk)
+        tank = dhw.tank_of(fleet)
+        g_tk = h[tk]
+        v2g = np.flatnonzero(fleet.has_v2g[g_ev])
+        g_v = g_ev[v2g]
         return cls(
             households=h,
             hp=hp,
@@ -143,6 +206,24 @@ class DeviceSet:
             preheat_k=float(comfort_band_k if preheat_k is None else preheat_k),
             deadline_step=int(round(ev_deadline_h * STEPS_PER_HOUR)) % STEPS_PER_DAY,
             swing_k=float("inf") if swing_k is None else float(swing_k),
+            hp_t_bivalent_c=fleet.hp_t_bivalent_c[g_hp].copy(),
+            hp_standby_kw=np.full(len(g_hp), fleet.hp_model.standby_kw),
+            hp_model=fleet.hp_model,
+            tk=tk,
+            tk_hp=tk_hp,
+            tk_loss_per_h=tank.loss_rate_per_h[g_tk].copy(),
+            tk_e_guard_kwh=dhw.thermostat_start_kwh(tank)[g_tk].copy(),
+            # planners charge up to the setpoint (module docstring)
+            tk_e_max_kwh=tank.e_full_kwh[g_tk].copy(),
+            tk_e_full_kwh=tank.e_full_kwh[g_tk].copy(),
+            tk_t_set_c=fleet.tank_t_set_c[g_tk].copy(),
+            tk_persons=fleet.persons[g_tk].astype(float),
+            tk_litres=fleet.dhw_litres_per_person_day[g_tk].copy(),
+            tk_t_cold_c=float(fleet.dhw_model.t_cold_c),
+            v2g=v2g,
+            v2g_p_max_kw=fleet.ev_p_dis_max_kw[g_v].copy(),
+            v2g_reserve_kwh=fleet.ev_v2g_reserve_kwh[g_v].copy(),
+            v2g_wear_eur_per_kwh=fleet.ev_wear_eur_per_kwh[g_v].copy(),
         )
 
     @property
@@ -162,9 +243,27 @@ class DeviceSet:
         return len(self.bat)
 
     @property
+    def n_tk(self) -> int:
+        return len(self.tk)
+
+    @property
+    def n_v2g(self) -> int:
+        return len(self.v2g)
+
+    @property
     def hybrid_pos(self) -> np.ndarray:
         """Positions (into the heat pump arrays) of the hybrids."""
         return np.flatnonzero(self.hybrid)
+
+    def tank_decay(self, horizon: Horizon) -> tuple[np.ndarray, np.ndarray]:
+        """``(A, B)`` ``(n_tk, N)``: the tanks' exact step over each period,
+        ``e' = A e + B (q_in - q_draw)``."""
+        lam = self.tk_loss_per_h[:, None]
+        dt = horizon.dt_h[None, :]
+        a = np.exp(-lam * dt)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            b = np.where(lam > 0, (1.0 - a) / np.where(lam > 0, lam, 1.0), dt)
+        return a, b
 
 
 @dataclass
@@ -223,16 +322,51 @@ class DeviceInputs:
     bat_soc0_kwh: np.ndarray
     p_inflex_kw: np.ndarray
     relaxations: list[Relaxation] = field(default_factory=list)
+    # hot-water tanks (n_tk, N): the hot-water COP, the draws (period mean, heat), the largest
+    # electric power of the tank's charging, the lowest stored heat allowed (states 1 .. N)
+    tk_cop: np.ndarray | None = None
+    tk_draw_kw: np.ndarray | None = None
+    tk_p_max_kw: np.ndarray | None = None
+    tk_e0_kwh: np.ndarray | None = None
+    tk_e_min_kwh: np.ndarray | None = None
+    # V2G (n_v2g, N): the largest discharge (0 while away), the least energy kept (states 1..N)
+    v2g_p_max_kw: np.ndarray | None = None
+    v2g_keep_kwh: np.ndarray | None = None
     # the swing rule (DeviceSet.swing_k finite): bounds of each state's window lower edge and
     # the jump it may make at a state (0 within a calendar day)
     win_lb_k: np.ndarray | None = None  # (n_hp, N + 1)
     win_ub_k: np.ndarray | None = None  # (n_hp, N + 1)
     win_jump_k: np.ndarray | None = None  # (N + 1,)
+    # the window's edge is shifted by the forecast uncontrolled warmth at each state
+    win_shift_k: np.ndarray | None = None  # (n_hp, N + 1)
 
 
 def thermal_decay(dev: DeviceSet, horizon: Horizon) -> np.ndarray:
     """``(n_hp, N)`` decay factor ``A = a ** m`` of each period."""
     return dev.a_step[:, None] ** horizon.steps[None, :]
+
+
+def plan_cop(dev: DeviceSet, horizon: Horizon, fc: Exogenous) -> np.ndarray:
+    """``(n_hp, N)`` the space-heating COP each period plans with: the field COP at full
+    output (the forecast's) times the cycling loss at the forecast operating point, the heat
+    that would hold the setpoint over the period (module docstring)."""
+    hp = dev.hp
+    cop_full = horizon.mean(fc.cop[:, hp]).T
+    t_out = horizon.mean(fc.t_out_c)[None, :]
+    gain = horizon.mean(fc.q_gain_kw[:, hp]).T
+    q_need = np.maximum((dev.setpoint_c[:, None] - t_out) / dev.r_k_per_kw[:, None] - gain, 0.0)
+    q_need = np.minimum(q_need, dev.hp_q_max_kw[:, None])
+    q_min = min_output_kw(dev.hp_q_max_kw[:, None], t_out, model=dev.hp_model)
+    f = cycling_factor(q_need, q_min, dev.hp_model.cycling_cd)
+    return cop_full * np.where(q_need > 0, f, 1.0)
+
+
+def tank_draws_kw(dev: DeviceSet, fc: Exogenous, k0: int, n_steps: int) -> np.ndarray:
+    """``(n_steps, n_tk)`` the tanks' draws a plan counts on: the forecast's if it has them,
+    else each household's expected draws (steps from ``k0``, a window starting at midnight)."""
+    if fc.q_dhw_kw is not None:
+        return np.asarray(fc.q_dhw_kw[:n_steps, dev.tk], dtype=float)
+    return dhw.expected_draw_kw(dev.tk_persons, dev.tk_litres, n_steps, k0, dev.tk_t_cold_c)
 
 
 def device_inputs(
@@ -244,6 +378,7 @@ def device_inputs(
     bat_soc_kwh: np.ndarray,
     k0: int,
     d_day_k: tuple[np.ndarray, np.ndarray] | None = None,
+    e_tank_kwh: np.ndarray | None = None,
 ) -> DeviceInputs:
     """The data of a re-plan at step ``k0``.
 
@@ -266,7 +401,12 @@ def device_inputs(
         ``(min, max)`` over today's measured states so far of each heat-pump home's indoor
         temperature minus setpoint (the swing rule's window must hold them); default: the
         current state only.
+    e_tank_kwh : np.ndarray, optional
+        ``(n,)`` stored hot-water heat of the households in ``dev``; default: the
+        ``e_tank_kwh`` that ``d_day_k`` carries (:class:`MeasuredToday`), else full tanks.
     """
+    if e_tank_kwh is None:
+        e_tank_kwh = getattr(d_day_k, "e_tank_kwh", None)
     n_per = horizon.n_periods
     relax: list[Relaxation] = []
 
@@ -276,7 +416,7 @@ def device_inputs(
     a_per = thermal_decay(dev, horizon)
     t_out = horizon.mean(fc.t_out_c)[None, :]
     gain = horizon.mean(fc.q_gain_kw[:, hp]).T
-    cop = horizon.mean(fc.cop[:, hp]).T
+    cop = plan_cop(dev, horizon, fc)
     th_rhs = (1.0 - a_per) * (t_out + r * gain - dev.setpoint_c[:, None])
     d0 = t_in_c[hp] - dev.setpoint_c
     q_cap = np.where(dev.hybrid, dev.hp_q_max_kw + BOILER_Q_MAX_KW, dev.hp_q_max_kw)[:, None]
@@ -302,7 +442,22 @@ def device_inputs(
             )
         )
 
-    win = swing_window(dev, horizon, k0, d0, d_day_k)
+    # the swing rule judges the controlled temperature: the sun's and appliances' warmth
+    # above the setpoint is left out (twin.kpi.comfort_measures). Its forecast: the path of a
+    # thermostat that holds the setpoint and never pre-heats, from the current temperature
+    # without the pre-heating's warming (d_day_k[2]: the HEMS's uncontrolled warmth)
+    unc0 = d_day_k[2] if d_day_k is not None and len(d_day_k) > 2 else np.zeros(dev.n_hp)
+    p = np.minimum(d0, 0.0) + unc0
+    u = np.empty((dev.n_hp, n_per + 1))
+    u[:, 0] = np.maximum(p, 0.0)
+    gain_q = (1.0 - a_per) * r
+    for j in range(n_per):
+        q = np.clip((0.0 - a_per[:, j] * p - th_rhs[:, j]) / gain_q[:, j], 0.0, q_cap[:, 0])
+        p = a_per[:, j] * p + th_rhs[:, j] + gain_q[:, j] * q
+        u[:, j + 1] = np.maximum(p, 0.0)
+    win = swing_window(dev, horizon, k0, d0 - u[:, 0], d_day_k)
+    if win[0] is not None:  # the window on (state - u): shift its edge by u at every state
+        win = (win[0] + u, win[1] + u, win[2])
 
     # --- EV ---------------------------------------------------------------------------------
     ev = dev.ev
@@ -346,14 +501,66 @@ def device_inputs(
                 )
             )
 
+    # V2G: a bidirectional car is never discharged below what its owner keeps for V2G; the
+    # plan keeps it there, but never charges for it (a car that comes home below it may
+    # stay there: its floor is then where it would be without charging)
+    v2g_p = np.zeros((dev.n_v2g, n_per))
+    v2g_keep = np.zeros((dev.n_v2g, n_per))
+    if dev.n_v2g:
+        v = dev.v2g
+        natural = np.maximum(soc0[v, None] - np.cumsum(trip_eff[v], axis=1), 0.0)
+        v2g_keep = np.minimum(dev.v2g_reserve_kwh[:, None] + EV_TOL_KWH, natural)
+        # and what it discharges within the horizon it has back by its end (at least where
+        # it would be without V2G): the horizon has no value for energy after its end, and
+        # a plan that sells the cars' energy now would leave the next one to buy it back
+        v2g_keep[:, -1] = np.maximum(v2g_keep[:, -1], natural[:, -1])
+        v2g_keep = np.minimum(v2g_keep, soc_max[v, 1:])
+        soc_min[v] = np.maximum(soc_min[v], v2g_keep)
+        v2g_p = dev.v2g_p_max_kw[:, None] * home_all[v]
+
+    # --- hot-water tanks ------------------------------------------------------------------------
+    tk = dev.tk
+    t_out_p = horizon.mean(fc.t_out_c)
+    tk_cop = dhw_cop(t_out_p[None, :], dev.tk_t_set_c[:, None], dev.hp_model)
+    tk_draw = horizon.mean(tank_draws_kw(dev, fc, k0, n_steps)).T
+    q_max_tk = dev.hp_q_max_kw[dev.tk_hp][:, None]
+    tk_p_max = np.broadcast_to(q_max_tk / tk_cop, tk_cop.shape).copy()
+    e0 = dev.tk_e_full_kwh.copy() if e_tank_kwh is None else np.asarray(e_tank_kwh, float)[tk]
+    a_tk, b_tk = dev.tank_decay(horizon)
+    e_min = np.empty((dev.n_tk, n_per))
+    lo = e0.copy()
+    margin = np.minimum(
+        TANK_PLAN_MARGIN_L * dhw.draw_heat_kwh_per_litre(dev.tk_t_cold_c),
+        0.5 * np.maximum(dev.tk_e_max_kwh - dev.tk_e_guard_kwh, 0.0),
+    )
+    target = dev.tk_e_guard_kwh + 1e-3 + margin
+    for j in range(n_per):  # the level where full charging can hold it, else the best it can
+        reach = a_tk[:, j] * lo + b_tk[:, j] * (q_max_tk[:, 0] - tk_draw[:, j])
+        lo = np.minimum(target, np.maximum(reach, 0.0))
+        e_min[:, j] = lo
+    short_tk = dev.tk_e_guard_kwh[:, None] - e_min
+    for i, j in zip(*np.nonzero(short_tk > 1e-3 + 1e-6), strict=True):
+        relax.append(
+            Relaxation(
+                int(dev.households[tk[i]]),
+                "hot_water",
+                k0 + int(horizon.state_step[j + 1]),
+                float(short_tk[i, j]),
+                "heat pump cannot keep the tank at its thermostat's level",
+            )
+        )
+
     # --- households' inflexible load ----------------------------------------------------------
-    p_inflex = horizon.mean(fc.p_base_kw - fc.p_pv_kw).T
+    p_inflex = horizon.mean(fc.p_base_kw - fc.p_pv_kw).T  # (base load includes standby)
+    # a hybrid's heat pump is off below its bivalence point
+    hp_p_max = dev.hp_q_max_kw[:, None] / cop
+    hp_p_max = np.where(t_out_p[None, :] >= dev.hp_t_bivalent_c[:, None], hp_p_max, 0.0)
 
     return DeviceInputs(
         k0=k0,
         th_rhs_k=th_rhs,
         cop=cop,
-        hp_p_max_kw=dev.hp_q_max_kw[:, None] / cop,
+        hp_p_max_kw=hp_p_max,
         d0_k=d0,
         d_lo_k=d_lo,
         d_hi_k=d_hi,
@@ -364,10 +571,32 @@ def device_inputs(
         bat_soc0_kwh=bat_soc_kwh[dev.bat].copy(),
         p_inflex_kw=p_inflex,
         relaxations=relax,
+        tk_cop=tk_cop,
+        tk_draw_kw=tk_draw,
+        tk_p_max_kw=tk_p_max,
+        tk_e0_kwh=e0,
+        tk_e_min_kwh=e_min,
+        v2g_p_max_kw=v2g_p,
+        v2g_keep_kwh=v2g_keep,
         win_lb_k=win[0],
         win_ub_k=win[1],
         win_jump_k=win[2],
+        win_shift_k=u if win[0] is not None else None,
     )
+
+
+class MeasuredToday(tuple):
+    """``(min, max)`` of today's measured indoor temperatures minus setpoint (the swing rule's
+    ``d_day_k``) that also carries the households' measured tank states (``e_tank_kwh``,
+    ``(n,)``): the measured state a re-plan starts from, for callers that pass only
+    ``d_day_k`` on to :func:`device_inputs`."""
+
+    e_tank_kwh: np.ndarray | None
+
+    def __new__(cls, lo: np.ndarray, hi: np.ndarray, e_tank_kwh: np.ndarray | None = None):
+        obj = super().__new__(cls, (lo, hi))
+        obj.e_tank_kwh = e_tank_kwh
+        return obj
 
 
 #: Bound standing for "any" on the swing window's edge and jump (K).
@@ -394,7 +623,7 @@ def swing_window(
     t = k0 + horizon.state_step
     day = (t - 1) // STEPS_PER_DAY
     jump = np.where(np.r_[False, day[1:] != day[:-1]], WINDOW_FREE_K, 0.0)
-    lo_real, hi_real = (d0, d0) if d_day_k is None else d_day_k
+    lo_real, hi_real = (d0, d0) if d_day_k is None else d_day_k[:2]
     lo_real, hi_real = np.minimum(lo_real, d0), np.maximum(hi_real, d0)
     lb = np.full((dev.n_hp, len(t)), -WINDOW_FREE_K)
     ub = np.full((dev.n_hp, len(t)), WINDOW_FREE_K)

@@ -22,6 +22,14 @@ A household's envelope is the sum of its devices' envelopes:
 * **Battery**: power in ``[-p_max, p_max]``; energy from empty to full, counted as lossless
   but with a reserve ``(1/eta - eta) * capacity * reserve_cycles`` kept back for conversion
   losses.
+* **Hot-water tank**: electric power in ``[0, q_max / cop_dhw]``; ``E`` between the "lazy"
+  schedule (charge only what keeps the tank at its floor under the expected draws) and the
+  "eager" one (charge at once to full); like the heat pump's, an approximation (the COP and
+  the draws vary). The heat pump's and the tank's power bounds are added although they share
+  one compressor: an allocation neither can follow is answered with a counter-proposal.
+* **V2G**: a bidirectional car is offered like a unidirectional one (charging only): the
+  envelope's lossless energy cannot express the discharge path's losses and the owner's
+  reserve; in envelope mode the HEMS may still discharge inside its band when it plans.
 
 The sum of device envelopes can contain load profiles that the devices together cannot follow
 (e.g. the energy an EV needs by 06:00 allocated in the afternoon, to the heat pump, while the car
@@ -173,6 +181,29 @@ def _battery(
     return -p, p, e_lo, e_hi
 
 
+def _tank(dev: DeviceSet, inp: DeviceInputs, horizon: Horizon) -> tuple[np.ndarray, ...]:
+    a, b = dev.tank_decay(horizon)
+    p_hi = inp.tk_p_max_kw
+    cop, draw = inp.tk_cop, inp.tk_draw_kw
+    q_hi = p_hi * cop
+    e_floor, e_max = inp.tk_e_min_kwh, dev.tk_e_max_kwh
+    n_per = horizon.n_periods
+    e_lazy = e_eager = inp.tk_e0_kwh.copy()
+    p_lazy = np.empty_like(p_hi)
+    p_eager = np.empty_like(p_hi)
+    for j in range(n_per):
+        q_l = np.clip((e_floor[:, j] - a[:, j] * e_lazy) / b[:, j] + draw[:, j], 0.0, q_hi[:, j])
+        q_e = np.clip((e_max - a[:, j] * e_eager) / b[:, j] + draw[:, j], q_l, q_hi[:, j])
+        e_lazy = np.maximum(a[:, j] * e_lazy + b[:, j] * (q_l - draw[:, j]), 0.0)
+        e_eager = np.maximum(a[:, j] * e_eager + b[:, j] * (q_e - draw[:, j]), 0.0)
+        p_lazy[:, j], p_eager[:, j] = q_l / cop[:, j], q_e / cop[:, j]
+    dt = horizon.dt_h
+    zero = np.zeros((dev.n_tk, 1))
+    e_lo = np.concatenate([zero, np.cumsum(p_lazy * dt, axis=1)], axis=1)
+    e_hi = np.concatenate([zero, np.cumsum(p_eager * dt, axis=1)], axis=1)
+    return np.zeros_like(p_hi), p_hi, e_lo, e_hi
+
+
 def household_envelopes(
     dev: DeviceSet,
     inp: DeviceInputs,
@@ -202,6 +233,7 @@ def household_envelopes(
         (dev.hp, _thermal(dev, inp, horizon, margin_k)),
         (dev.ev, _ev(dev, inp, horizon)),
         (dev.bat, _battery(dev, inp, horizon, reserve_cycles)),
+        (dev.tk, _tank(dev, inp, horizon)),
     ):
         for acc, part in zip((p_lo, p_hi, e_lo, e_hi), parts, strict=True):
             np.add.at(acc, pos, part)

@@ -268,6 +268,20 @@ class PerformanceContract(Contract):
         band[:, self.sig] = self.hems.band_kw
         return {"band_kw": band}
 
+    def feeder_timeseries(self) -> dict[str, np.ndarray]:
+        """What the DSO planned on at the transformer while each step was carried out (the
+        plan in force): its point forecast of everything not controllable, that forecast
+        with the margin policy's uplift, the plan's total (controllable plan plus the point
+        forecast), and whether the transformer limit bound the plan (financial risk:
+        ``feeder.parquet``)."""
+        log = self.dso.log
+        return {
+            "dso_inflexible_p50_kw": log.p50_used_kw,
+            "dso_inflexible_planned_kw": log.used_kw,
+            "dso_planned_kw": log.planned_kw,
+            "dso_trafo_binding": log.binding,
+        }
+
     def _risk_and_forecast_kpis(self, outcome: Outcome) -> dict[str, Any]:
         """Financial risk (capacity withheld for congestion the realised load did not bring)
         and the DSO's forecast quality, judged on the truth."""
@@ -286,9 +300,14 @@ class PerformanceContract(Contract):
             "financial_risk_eur": kwh * self.terms.flex_price_eur_per_kwh,
             "financial_risk_steps": int((over > 1e-6).sum()),
             "performance_trafo_row_binding_steps": int(binding.sum()),
+            "performance_trafo_limit_kw": (
+                float(self.dso.grid.s_max[0]) if np.isfinite(self.dso.grid.s_max[0]) else None
+            ),
         }
         first = self.view.n_warmup_steps
-        out.update(forecast_quality(flog, actual, log["p_pv_kw"].sum(axis=1), first))
+        out.update(
+            forecast_quality(flog, actual, log["p_pv_kw"].sum(axis=1), first, log["p_base_kw"])
+        )
         fc = self.view.households.forecaster
         if hasattr(fc, "train_s"):
             out["forecast_train_s"] = round(fc.train_s, 4)
@@ -360,6 +379,7 @@ class PerformanceContract(Contract):
             {
                 "performance_ev_reserve_departures_missed": miss.ev_reserve_departures,
                 "performance_comfort_households_missed": miss.comfort_households,
+                "performance_hot_water_days_missed": miss.hot_water_days,
                 "performance_ev_deadlines_missed": miss.ev_deadlines,
                 "performance_service_detail": miss.details,
             }

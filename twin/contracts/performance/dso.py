@@ -241,10 +241,14 @@ class DsoPlanner:
         all_h = np.arange(v.n_households)
         q = v.forecaster.inflexible_quantiles_kw(k0, n_steps, all_h)
         coef = g.a_p[:, self.hh_cols]
-        p10 = row_uplift_kw(coef, g.sign, q, v.n_households)
+        a_o = g.a_p[:, self.other_cols]
+        weight = np.abs(po).mean(axis=0) if po.size else np.zeros(a_o.shape[1])
+        coef_o = a_o @ (weight / weight.sum()) if weight.sum() > 0 else np.zeros(len(g.sign))
+        p10 = row_uplift_kw(coef, g.sign, q, v.n_households, coef_o)
         infl = (exo.p_base_kw - exo.p_pv_kw)[:n_steps].sum(axis=1) + po.sum(axis=1)
-        down = row_uplift_kw(coef, -np.ones_like(g.sign), q, v.n_households)[0]
+        down = row_uplift_kw(coef, -np.ones_like(g.sign), q, v.n_households, coef_o)[0]
         self.log.record(k0, infl, infl - down, infl + p10[0], exo.p_pv_kw[:n_steps].sum(axis=1))
+        self.log.record_households(k0, exo.p_base_kw[:n_steps], q["base_up_kw"], q["base_down_kw"])
         if t.margin_policy == "p50":
             return np.zeros_like(p10)
         if t.margin_policy == "fixed":
@@ -312,6 +316,7 @@ class DsoPlanner:
             s.bat_soc_kwh[sig],
             k0,
             d_day_k,
+            e_tank_kwh=None if s.e_tank_kwh is None else s.e_tank_kwh[sig],
         )
         return inp, sig_exo
 
@@ -349,6 +354,8 @@ class DsoPlanner:
         t, steps = t[keep], steps[keep]
         self.log.used_kw[t] = (lf.infl_steps + self.uplift_trafo_kw)[steps]
         planned = res.total_kw[period[steps]]
+        self.log.p50_used_kw[t] = lf.infl_steps[steps]
+        self.log.planned_kw[t] = planned + lf.infl_steps[steps]
         self.expected_kw[t] = self.log.used_kw[t] + planned
         s_max = float(self.grid.s_max[0])
         if not np.isfinite(s_max):  # no transformer limit: nothing ever binds

@@ -16,9 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from twin.contracts.hems import DayExtremes, HemsDevices, follow_ev_plan, follow_heat_plan
+from twin.contracts.hems import (
+    DayExtremes,
+    HemsDevices,
+    follow_ev_plan,
+    follow_heat_plan,
+    follow_tank_plan,
+)
 from twin.contracts.performance.terms import PerformanceTerms
-from twin.devices.ev import CHARGE_EFFICIENCY
 from twin.devices.household import Controls, firm_controls
 from twin.optim.devices import DeviceInputs, device_inputs, ev_guards
 from twin.optim.envelope import FlexibilityEnvelope, fixed_profile, household_envelopes
@@ -78,7 +83,11 @@ class SignedHouseholds:
 
     def day_extremes(self, k0: int) -> tuple[np.ndarray, np.ndarray]:
         """Today's lowest and highest measured temperature (minus setpoint) of each home."""
-        return self.days.at(k0, self.view.state.t_in_c)
+        return self.days.at(k0, self.view.state.t_in_c, self._heat_of)
+
+    def _heat_of(self, k_start: int, k_end: int) -> np.ndarray:
+        """The heat each heat-pump home's heating reported (its own meter)."""
+        return self.view.metered_heat_kw(k_start, k_end, self.c.g_hp)
 
     def device_inputs(self, k0: int, forecast: Any) -> DeviceInputs:
         """Each HEMS's device data for a re-plan: its forecast and its own measured state."""
@@ -92,6 +101,7 @@ class SignedHouseholds:
             s.bat_soc_kwh[sig],
             k0,
             self.day_extremes(k0),
+            e_tank_kwh=None if s.e_tank_kwh is None else s.e_tank_kwh[sig],
         )
 
     def envelopes(self, inp: DeviceInputs) -> FlexibilityEnvelope:
@@ -147,6 +157,7 @@ class SignedHouseholds:
         v = self.view
         f, s = v.devices, v.state
         x = v.present(k)
+        self.days.at(k, s.t_in_c, self._heat_of, x)  # every step: the swing rule's record
         firm = firm_controls(f, s.t_in_c, x.t_out_c, x.q_gain_kw)
         q_heat, p_ev = firm.q_heat_kw, f.ev_p_max_kw.copy()
         plan = self.plan
@@ -156,17 +167,14 @@ class SignedHouseholds:
             self.fallback[k] = True
             return Controls(q_heat_kw=q_heat, p_ev_kw=p_ev)
         q_hp_max = np.full(f.n, np.inf)
-        p_bat = np.zeros(f.n)
-        self._follow(k, x, plan, q_heat, q_hp_max, p_ev, p_bat)
-        if len(self.non):  # households that did not sign: battery self-consumption (firm)
-            non = self.non
-            p_hp = np.minimum(np.maximum(q_heat[non], 0.0), f.hp_q_max_kw[non]) / x.cop[non]
-            p_hp = np.where(f.has_hp[non], p_hp, 0.0)
-            residual = (
-                x.p_base_kw[non] + p_hp + _expected_ev_kw(f, s, x, p_ev)[non] - x.p_pv_kw[non]
-            )
-            p_bat[non] = -residual
-        return Controls(q_heat_kw=q_heat, p_ev_kw=p_ev, p_bat_kw=p_bat, q_hp_max_kw=q_hp_max)
+        # NaN: households that did not sign keep their tank's thermostat and their battery on
+        # self-consumption (firm); the physics does both
+        p_bat = np.full(f.n, np.nan)
+        q_dhw = np.full(f.n, np.nan)
+        self._follow(k, x, plan, q_heat, q_hp_max, p_ev, p_bat, q_dhw)
+        return Controls(
+            q_heat_kw=q_heat, p_ev_kw=p_ev, p_bat_kw=p_bat, q_hp_max_kw=q_hp_max, q_dhw_kw=q_dhw
+        )
 
     def _follow(
         self,
@@ -177,6 +185,7 @@ class SignedHouseholds:
         q_hp_max: np.ndarray,
         p_ev: np.ndarray,
         p_bat: np.ndarray,
+        q_dhw: np.ndarray,
     ) -> None:
         """Every signed household's HEMS: follow the plan inside the band, service first."""
         s, c = self.view.state, self.c
@@ -185,7 +194,12 @@ class SignedHouseholds:
         pl = plan.plan
 
         heat = follow_heat_plan(
-            c, s.t_in_c, x, pl.p_hp_kw[:, j], pl.q_boiler_kw[:, j], self.days.at(k, s.t_in_c)
+            c,
+            s.t_in_c,
+            x,
+            pl.p_hp_kw[:, j],
+            pl.q_boiler_kw[:, j],
+            self.days.at(k, s.t_in_c, self._heat_of, x),
         )
         q_req, q_cap, p_hp, q_guard, cop = (
             heat.q_req_kw,
@@ -194,6 +208,15 @@ class SignedHouseholds:
             heat.q_guard_kw,
             heat.cop,
         )
+        # the tanks: planned charging, never below the thermostat's level, leaving the heat
+        # pump what the comfort guard needs; space heat gets what the tank leaves
+        tank = follow_tank_plan(c, s.e_tank_kwh, x, pl.p_dhw_kw[:, j], q_guard)
+        q_tk, tk_guard, cop_tk = tank.q_req_kw, tank.q_guard_kw, tank.cop
+        q_sh_cap = np.where(c.hybrid, heat.heat(c, q_cap / cop), c.qmax_hp)
+        q_sh_cap[c.tk_hp] -= q_tk
+        full = np.zeros(len(c.g_hp), bool)  # the heat pump charges the tank: full output
+        full[c.tk_hp] = q_tk > 0
+        p_hp = heat.electric(c, np.minimum(q_req, q_sh_cap), full)
         ev_req, ev_guard = follow_ev_plan(
             c,
             s.ev_soc_kwh,
@@ -211,6 +234,7 @@ class SignedHouseholds:
         # the band: base load and PV are what they are; reduce battery, EV, heat pump (to guards)
         flex = x.p_base_kw[self.sig] - x.p_pv_kw[self.sig]
         flex[c.hp_pos] += p_hp
+        flex[c.tk_pos] += q_tk / cop_tk
         flex[c.ev_pos] += ev_req
         flex[c.bat_pos] += np.maximum(bat_req, bat_min)
         band = plan.band_kw[:, o]
@@ -223,22 +247,24 @@ class SignedHouseholds:
             cut = np.minimum(over[c.ev_pos], np.maximum(ev_req - ev_guard, 0.0))
             ev_req -= cut
             over[c.ev_pos] -= cut
-            p_floor = np.where(c.hybrid, 0.0, np.minimum(q_guard, c.qmax_hp) / cop)
+            cut = np.minimum(over[c.tk_pos], np.maximum(q_tk - tk_guard, 0.0) / cop_tk)
+            q_tk = q_tk - cut * cop_tk
+            over[c.tk_pos] -= cut
+            full[c.tk_hp] = q_tk > 0
+            p_floor = np.where(
+                c.hybrid, 0.0, heat.electric(c, np.minimum(q_guard, c.qmax_hp), full)
+            )
             cut = np.minimum(over[c.hp_pos], np.maximum(p_hp - p_floor, 0.0))
             p_hp -= cut
+            q_hp = heat.heat(c, p_hp, full)
             q_cap = np.where(c.hybrid, p_hp * cop, q_cap)
-            q_req = np.where(c.hybrid, q_req, np.maximum(p_hp * cop, q_guard))
+            q_req = np.where(c.hybrid, q_req, np.maximum(q_hp, q_guard))
         g = c.g_hp
         q_heat[g] = q_req
         q_hp_max[g] = np.where(c.hybrid, q_cap, np.inf)
         p_ev[c.g_no_ev] = 0.0
         p_ev[c.g_ev] = ev_req
+        p_bat[self.sig] = 0.0  # signed households without a battery: nothing to do
         p_bat[b] = bat_req
+        q_dhw[c.g_tk] = q_tk
         self.band_kw[k] = band
-
-
-def _expected_ev_kw(fleet: Any, state: Any, x: Present, p_req_kw: np.ndarray) -> np.ndarray:
-    """The EV power :func:`twin.devices.ev.ev_step` will draw for the request ``p_req_kw``."""
-    soc = np.maximum(state.ev_soc_kwh - x.trip_kwh, 0.0)
-    headroom = np.maximum(fleet.ev_capacity_kwh - soc, 0.0) / (CHARGE_EFFICIENCY * DT_H)
-    return np.where(x.home, np.clip(p_req_kw, 0.0, np.minimum(fleet.ev_p_max_kw, headroom)), 0.0)

@@ -14,7 +14,9 @@ forecast:
   other; PV errors of one weather fully correlated across households; base-load errors
   diversify: ``D`` is the ratio of the households' total's spread (its own quantile model) to
   the sum of their spreads, scaled by ``sqrt(N / m)`` for a row over ``m`` of the ``N``
-  households (independent errors add as the square root), never above 1;
+  households (independent errors add as the square root), never above 1; the feeder's other
+  loads add their own seasonal-naive error (its 90th percentile over the training window) in
+  proportion to the row's sensitivity to them, independent of the rest;
 * ``fixed`` — ``margin_fixed_share`` of the row's limit;
 * ``dynamic`` — the ``margin_dynamic_quantile`` of the forecast errors of the feeder's
   inflexible load over the last ``margin_dynamic_days`` (measured: forecast issued then,
@@ -30,20 +32,35 @@ import numpy as np
 
 from twin.timegrid import STEPS_PER_DAY
 
-__all__ = ["LEAD_BUCKETS_H", "ForecastLog", "row_uplift_kw"]
+__all__ = [
+    "LEAD_BUCKETS_H",
+    "ForecastLog",
+    "dynamic_uplift_kw",
+    "forecast_quality",
+    "household_quality",
+    "pinball",
+    "row_uplift_kw",
+]
 
+#: Relative slack of the coverage counts: the log keeps float32 forecasts.
+_TOL = 1e-5
 #: Lead-time buckets (hours) the errors are judged by.
-LEAD_BUCKETS_H = (0.0, 4.0, 12.0, 24.0, 48.0, 1e9)
+LEAD_BUCKETS_H = (0.0, 1.0, 4.0, 8.0, 12.0, 24.0, 48.0, 1e9)
 
 
 def row_uplift_kw(
-    coef: np.ndarray, sign: np.ndarray, q: dict[str, np.ndarray], n_households: int
+    coef: np.ndarray,
+    sign: np.ndarray,
+    q: dict[str, np.ndarray],
+    n_households: int,
+    coef_other: np.ndarray | None = None,
 ) -> np.ndarray:
     """``(R, n)`` the p10 uplift of each row (module docstring).
 
     ``coef``: ``(R, H)`` every row's sensitivity to each household's load; ``q``: the
     forecaster's spreads (:meth:`twin.forecast.Forecaster.inflexible_quantiles_kw`) over
-    ``n`` steps.
+    ``n`` steps. ``coef_other``: ``(R,)`` each row's sensitivity to the other (non-household)
+    loads together (their error adds as independent of the households').
     """
     c = np.abs(coef)
     r = len(sign)
@@ -58,6 +75,9 @@ def row_uplift_kw(
         scale = np.sqrt(n_households / m[rows])[:, None]
         div = np.minimum(d[None, :] * scale, 1.0)
         up[rows] = np.hypot(div * (c[rows] @ base.T), c[rows] @ pv.T)
+        if coef_other is not None and f"other_{direction}_kw" in q:
+            other = np.abs(coef_other[rows])[:, None] * q[f"other_{direction}_kw"][None, :]
+            up[rows] = np.hypot(up[rows], other)
     return up
 
 
@@ -76,7 +96,26 @@ class ForecastLog:
     def __post_init__(self) -> None:
         # what the DSO planned against while each step was carried out (financial risk)
         self.used_kw = np.full(self.n_steps, np.nan)  # forecast + uplift at the transformer
+        self.p50_used_kw = np.full(self.n_steps, np.nan)  # the point forecast in force
+        self.planned_kw = np.full(self.n_steps, np.nan)  # the plan's total at the transformer
         self.binding = np.zeros(self.n_steps, bool)  # the transformer row bound in the plan
+        # household base-load forecasts: the first issue of each day, its first 24 h
+        self.hh_k0: list[int] = []
+        self.hh_mean_kw: list[np.ndarray] = []  # (n, H)
+        self.hh_up_kw: list[np.ndarray] = []  # 90th percentile minus the mean
+        self.hh_down_kw: list[np.ndarray] = []  # the mean minus the 10th percentile
+
+    def record_households(
+        self, k0: int, mean: np.ndarray, up: np.ndarray, down: np.ndarray
+    ) -> None:
+        """Keep the households' base-load forecast of the first issue of each day."""
+        if self.hh_k0 and self.hh_k0[-1] // STEPS_PER_DAY == k0 // STEPS_PER_DAY:
+            return
+        n = min(len(mean), STEPS_PER_DAY)
+        self.hh_k0.append(k0)
+        self.hh_mean_kw.append(mean[:n].astype(np.float32))
+        self.hh_up_kw.append(up[:n].astype(np.float32))
+        self.hh_down_kw.append(down[:n].astype(np.float32))
 
     def record(
         self, k0: int, p50: np.ndarray, p10: np.ndarray, p90: np.ndarray, pv: np.ndarray
@@ -133,8 +172,48 @@ def pinball(y: np.ndarray, q_pred: np.ndarray, q: float) -> np.ndarray:
     return np.maximum(q * d, (q - 1.0) * d)
 
 
+def household_quality(log: ForecastLog, actual_kw: np.ndarray, first: int) -> dict[str, float]:
+    """Single households' base-load forecasts (the first issue of each day, 24 h ahead)
+    against their metered base load ``actual_kw`` ``(T, H)``: rMAE of the point forecast
+    (MAE over each household's p99 − p1 range, averaged over households), pinball loss of
+    the 10th and 90th percentiles and the point forecast (kW), and how often the outcome lay
+    above the 90th / below the 10th percentile."""
+    n_t = len(actual_kw)
+    ys, means, ups, downs = [], [], [], []
+    for k0, mean, up, down in zip(
+        log.hh_k0, log.hh_mean_kw, log.hh_up_kw, log.hh_down_kw, strict=True
+    ):
+        t = k0 + np.arange(len(mean))
+        ok = (t >= first) & (t < n_t)
+        ys.append(actual_kw[t[ok]])
+        means.append(mean[ok])
+        ups.append(up[ok])
+        downs.append(down[ok])
+    if not ys or not sum(len(y) for y in ys):
+        return {}
+    y, mean = np.concatenate(ys), np.concatenate(means).astype(float)
+    p90, p10 = mean + np.concatenate(ups), mean - np.concatenate(downs)
+    span = np.percentile(actual_kw[first:], 99, axis=0) - np.percentile(
+        actual_kw[first:], 1, axis=0
+    )
+    span = np.where(span > 1e-9, span, 1.0)
+    tol = _TOL * np.maximum(np.abs(y), 1.0)
+    return {
+        "forecast_household_rmae": float((np.abs(y - mean).mean(axis=0) / span).mean()),
+        "forecast_household_pinball_p10_kw": float(pinball(y, p10, 0.1).mean()),
+        "forecast_household_pinball_p50_kw": float(pinball(y, mean, 0.5).mean()),
+        "forecast_household_pinball_p90_kw": float(pinball(y, p90, 0.9).mean()),
+        "forecast_household_above_p90_share": float((y > p90 + tol).mean()),
+        "forecast_household_below_p10_share": float((y < p10 - tol).mean()),
+    }
+
+
 def forecast_quality(
-    log: ForecastLog, actual_kw: np.ndarray, actual_pv_kw: np.ndarray, first: int
+    log: ForecastLog,
+    actual_kw: np.ndarray,
+    actual_pv_kw: np.ndarray,
+    first: int,
+    actual_base_kw: np.ndarray,
 ) -> dict[str, float]:
     """The DSO's forecasts of the feeder's inflexible load judged against what happened
     (steps from ``first``, the reported window), by lead-time bucket: rMAE of the median
@@ -173,12 +252,15 @@ def forecast_quality(
         out[f"forecast_trafo_rmae_{tag}"] = float(np.abs(y - a["p50"][sel]).mean() / span)
         for q, key in ((0.1, "p10"), (0.5, "p50"), (0.9, "p90")):
             out[f"forecast_trafo_pinball_{key}_{tag}_kw"] = float(pinball(y, a[key][sel], q).mean())
-        out[f"forecast_trafo_above_p90_share_{tag}"] = float((y > a["p90"][sel] + 1e-9).mean())
-        out[f"forecast_trafo_below_p10_share_{tag}"] = float((y < a["p10"][sel] - 1e-9).mean())
+        tol = _TOL * np.maximum(np.abs(y), 1.0)
+        out[f"forecast_trafo_above_p90_share_{tag}"] = float((y > a["p90"][sel] + tol).mean())
+        out[f"forecast_trafo_below_p10_share_{tag}"] = float((y < a["p10"][sel] - tol).mean())
     y, p50 = a["y"], a["p50"]
     out["forecast_trafo_rmae"] = float(np.abs(y - p50).mean() / span)
-    out["forecast_trafo_above_p90_share"] = float((y > a["p90"] + 1e-9).mean())
-    out["forecast_trafo_below_p10_share"] = float((y < a["p10"] - 1e-9).mean())
+    tol = _TOL * np.maximum(np.abs(y), 1.0)
+    out["forecast_trafo_above_p90_share"] = float((y > a["p90"] + tol).mean())
+    out["forecast_trafo_below_p10_share"] = float((y < a["p10"] - tol).mean())
+    out.update(household_quality(log, actual_base_kw, first))
     at4h = a["lead"] == 16
     day = at4h & (a["pv"] > 0.05 * max(float(actual_pv_kw.max()), 1e-9))
     if day.any():
