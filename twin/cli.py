@@ -15,6 +15,7 @@ counting the failures. See the README, "Bad input".
 from __future__ import annotations
 
 import difflib
+import gc
 import json
 import logging
 import os
@@ -97,8 +98,11 @@ def _single(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | float:
     result = run(cfg, progress=bool(cfg.output.progress) and sys.stderr.isatty())
     result.timings_s["total_run"] = time.perf_counter() - t0
     value = objective_value(result.kpis, objective) if objective else None  # before writing
+    # the finished model goes before the files are written (the result is data only): a
+    # year's model, forecaster and optimiser no longer sit under the writer's peak
+    release_finished_models()  # and sweeps run many jobs in one process (twin.memory)
+    gc.collect()
     write_run(result, out_dir)
-    release_finished_models()  # sweeps run many jobs in one process (twin.memory)
     sys.stderr.flush()
     print(format_kpi_table(result.kpis))
     print(f"results: {out_dir}")

@@ -69,6 +69,44 @@ def horizon_index(k0: int, n: int, n_total: int) -> np.ndarray:
     return idx
 
 
+#: Issues up to this long keep every household's physics (a plan's horizon plus the extra
+#: day for trips, and more); a longer request (the whole window at set-up) is computed as asked.
+ISSUE_PHYSICS_MAX_STEPS = 8 * STEPS_PER_DAY
+
+
+def _part(exo: Exogenous, n: int, cols: np.ndarray) -> Exogenous:
+    """The first ``n`` steps and the household columns ``cols`` of ``exo`` (copies)."""
+    if len(cols) == exo.p_base_kw.shape[1] and np.array_equal(cols, np.arange(len(cols))):
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return a[:n].copy()
+
+        km = exo.trips.km.copy()
+    else:
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return a[:n, cols]
+
+        km = exo.trips.km[:, cols]
+    t = exo.trips
+    return Exogenous(
+        t_out_c=exo.t_out_c[:n].copy(),
+        ghi_w_m2=exo.ghi_w_m2[:n].copy(),
+        p_base_kw=take(exo.p_base_kw),
+        q_base_kvar=take(exo.q_base_kvar),
+        p_pv_kw=take(exo.p_pv_kw),
+        q_gain_kw=take(exo.q_gain_kw),
+        cop=take(exo.cop),
+        trips=TripSchedule(
+            home=take(t.home), trip_kwh=take(t.trip_kwh), departure=take(t.departure), km=km
+        ),
+        q_dhw_kw=None if exo.q_dhw_kw is None else take(exo.q_dhw_kw),
+        price_eur_per_kwh=(
+            None if exo.price_eur_per_kwh is None else exo.price_eur_per_kwh[:n].copy()
+        ),
+    )
+
+
 def slice_exogenous(exo: Exogenous, rows: np.ndarray, cols: np.ndarray) -> Exogenous:
     """The rows and household columns of ``exo`` (copies)."""
     ix = np.ix_(rows, cols)
@@ -275,6 +313,7 @@ class Issue:
     ghi_sigma: np.ndarray  # (n,) relative irradiance error (log-normal)
     base_kw: np.ndarray  # (4, n, H) base load: quantiles 10/50/90 and the mean
     agg_base_kw: np.ndarray  # (3, n) the feeder's households' base load together
+    exogenous: Exogenous | None = None  # every household's physics on it (made when asked)
 
 
 class StatisticalForecaster(PerfectForecaster):
@@ -346,8 +385,17 @@ class StatisticalForecaster(PerfectForecaster):
         self._models: dict[str, Any] = {}
         self._other_err_q = (0.0, 0.0)  # 10th, 90th percentile of the other loads' error (kW)
         self._trained_at: int | None = None
-        self._block: dict[str, np.ndarray] = {}
-        self._block_start = self._block_end = 0
+        # predictions of every step, filled block by block (a block: the steps one trained
+        # model forecasts); rows before the window (the measured past the level correction
+        # compares with) come with the first block
+        self._pre = min(
+            int(np.ceil(settings.level_days * STEPS_PER_DAY)),
+            max(self._n_hist - 15 * STEPS_PER_DAY, 0),
+        )
+        n_axis = self._pre + self.n_steps
+        self._pred_base = np.zeros((4, n_axis, self._base.shape[1]))
+        self._pred_agg = np.zeros((3, n_axis))
+        self._predicted = np.zeros(self._n_blocks(), bool)
         self._issues: dict[int, Issue] = {}
         self.train_s = 0.0
         self.predict_s = 0.0
@@ -361,8 +409,11 @@ class StatisticalForecaster(PerfectForecaster):
         rng = np.random.default_rng([self._seed, 11, k0])
         rho = np.exp(-DT_H / max(s.error_corr_h, 1e-6))
         z = rng.standard_normal((2, n))
-        for i in range(1, n):
-            z[:, i] = rho * z[:, i - 1] + np.sqrt(1.0 - rho**2) * z[:, i]
+        if n > 1:  # z[i] = rho z[i-1] + sqrt(1 - rho^2) e[i], as a filter (the same numbers)
+            from scipy.signal import lfilter
+
+            c = np.sqrt(1.0 - rho**2)
+            z[:, 1:] = lfilter([c], [1.0, -rho], z[:, 1:], axis=1, zi=rho * z[:, :1])[0]
         lead_h = np.arange(n) * DT_H
         sig_t = s.t_sigma0_k + (s.t_sigma24_k - s.t_sigma0_k) * np.sqrt(lead_h / 24.0)
         sig_g = np.minimum(s.ghi_sigma4h * np.sqrt(lead_h / 4.0), s.ghi_sigma_max)
@@ -429,6 +480,10 @@ class StatisticalForecaster(PerfectForecaster):
             "deterministic": True,
         }
         self._models = {}
+        # one binned data set per series, shared by its models (the same models as a data set
+        # per model, built once instead of four and three times)
+        data_hh = lgb.Dataset(x, y, free_raw_data=False)
+        data_agg = lgb.Dataset(xa, ya, free_raw_data=False)
         # households: the 10th/50th/90th percentiles and the mean (the point forecast the
         # planner sums: medians of skewed household loads would add up too low)
         for key, objective in (("q10", 0.1), ("q50", 0.5), ("q90", 0.9), ("mean", None)):
@@ -438,12 +493,12 @@ class StatisticalForecaster(PerfectForecaster):
                 else {"objective": "quantile", "alpha": objective}
             )
             self._models[("hh", key)] = lgb.train(
-                {**params, **obj}, lgb.Dataset(x, y), num_boost_round=s.n_estimators
+                {**params, **obj}, data_hh, num_boost_round=s.n_estimators
             )
         for key, q in (("q10", 0.1), ("q50", 0.5), ("q90", 0.9)):
             self._models[("agg", key)] = lgb.train(
                 {**params, "objective": "quantile", "alpha": q},
-                lgb.Dataset(xa, ya),
+                data_agg,
                 num_boost_round=s.n_estimators,
             )
         if self._other is not None:  # the seasonal-naive error of the other loads
@@ -454,23 +509,30 @@ class StatisticalForecaster(PerfectForecaster):
         self.n_trainings += 1
         self.train_s += _time.perf_counter() - t0
 
-    def _predict_block(self, start: int) -> None:
-        """Base-load quantiles of every household for the steps ``start ..`` up to the next
-        re-training (the models use calendar and week-old lags only, so a forecast does not
-        depend on when it is issued)."""
+    def _block_len(self) -> int:
+        return max(int(self.settings.retrain_every_days), 1) * STEPS_PER_DAY
+
+    def _n_blocks(self) -> int:
+        return max(-(-self.n_steps // self._block_len()), 1)
+
+    def _predict_block(self, b: int) -> None:
+        """Base-load quantiles of every household for block ``b``: the steps ``b R ..
+        (b + 1) R`` (``R``: ``retrain_every_days``) of the window, forecast by the models
+        learned from the past before the block's first step (the models use calendar and
+        week-old lags only, so a forecast does not depend on when it is issued). The blocks
+        and their training times are fixed, so every forecast of a step comes from the same
+        model, learned from its past only, whatever order the steps are asked for in. Block 0
+        also covers the measured steps before the window that the level correction reads."""
         import time as _time
 
-        s = self.settings
+        start = b * self._block_len()
         now = start + self._n_hist
-        if (
-            self._trained_at is None
-            or now - self._trained_at >= s.retrain_every_days * STEPS_PER_DAY
-        ):
+        if self._trained_at != now:
             self._train(now)
         t0 = _time.perf_counter()
-        end = min(start + s.retrain_every_days * STEPS_PER_DAY, self.n_steps)
-        end = max(end, start + 1)
-        t_abs = np.arange(start, end) + self._n_hist
+        end = min(start + self._block_len(), self.n_steps)
+        first = start - self._pre if b == 0 else start
+        t_abs = np.arange(first, end) + self._n_hist
         n, n_h = len(t_abs), self._base.shape[1]
         tt, hh = np.repeat(t_abs, n_h), np.tile(np.arange(n_h), n)
         x, lv = self._features(tt, hh), self._level(tt, hh)
@@ -484,27 +546,25 @@ class StatisticalForecaster(PerfectForecaster):
         xa, lva = self._features(t_abs), self._level(t_abs, None)
         agg = np.stack([self._models[("agg", k)].predict(xa) * lva for k in ("q10", "q50", "q90")])
         agg.sort(axis=0)
-        self._block = {"base": np.maximum(out, 0.0), "agg": np.maximum(agg, 0.0)}
-        self._block_start, self._block_end = start, end
+        at = slice(first + self._pre, end + self._pre)
+        self._pred_base[:, at] = np.maximum(out, 0.0)
+        self._pred_agg[:, at] = np.maximum(agg, 0.0)
+        self._predicted[b] = True
         self.predict_s += _time.perf_counter() - t0
 
     def _base_quantiles(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = np.empty((4, len(rows), self._base.shape[1]))
-        agg = np.empty((3, len(rows)))
-        todo = np.ones(len(rows), bool)
-        while todo.any():
-            inside = (rows >= self._block_start) & (rows < self._block_end)
-            take = todo & inside
-            out[:, take] = (
-                self._block["base"][:, rows[take] - self._block_start] if take.any() else 0
+        rows = np.asarray(rows)
+        if len(rows) and rows.min() < -self._pre:
+            raise ValueError(
+                f"base-load forecast of step {int(rows.min())}: only {self._pre} steps before "
+                "the window are forecast"
             )
-            agg[:, take] = (
-                self._block["agg"][:, rows[take] - self._block_start] if take.any() else 0
-            )
-            todo &= ~take
-            if todo.any():
-                self._predict_block(int(rows[todo].min()))
-        return out, agg
+        blocks = np.unique(np.maximum(rows, 0) // self._block_len()) if len(rows) else []
+        for b in blocks:
+            if not self._predicted[b]:
+                self._predict_block(int(b))
+        at = rows + self._pre
+        return self._pred_base[:, at], self._pred_agg[:, at]
 
     def _level_ratio(self, k0: int) -> tuple[float, float]:
         """Measured over forecast load of the households together over the latest
@@ -558,9 +618,16 @@ class StatisticalForecaster(PerfectForecaster):
     def exogenous(self, k0: int, n: int, households: np.ndarray) -> Exogenous:
         it = self.issue(k0, n)
         h = np.asarray(households, dtype=np.int64)
+        if n > ISSUE_PHYSICS_MAX_STEPS:  # e.g. the whole window at set-up: not kept
+            return self._issue_physics(it, n, h)
+        if it.exogenous is None or it.exogenous.n_steps < n:
+            # the physics of every household over the issue, once: it is step by step and
+            # household by household, so a part of it is the physics of that part
+            it.exogenous = self._issue_physics(it, len(it.rows), np.arange(self._base.shape[1]))
+        return _part(it.exogenous, n, h)
+
+    def _issue_physics(self, it: Issue, n: int, h: np.ndarray) -> Exogenous:
         rows = it.rows[:n]
-        p_base = it.base_kw[3, :n][:, h]  # the mean: the point forecast
-        q_base = self._exo.q_base_kvar[np.ix_(rows, h)]
         d = self._declared
         trips = TripSchedule(
             home=d.home[np.ix_(rows, h)],
@@ -568,6 +635,8 @@ class StatisticalForecaster(PerfectForecaster):
             departure=d.departure[np.ix_(rows, h)],
             km=d.km[:, h],
         )
+        p_base = it.base_kw[3, :n][:, h]  # the mean: the point forecast
+        q_base = self._exo.q_base_kvar[np.ix_(rows, h)]
         return self._physics(h, rows, it.t_out_c[:n], it.ghi_w_m2[:n], p_base, q_base, trips)
 
     def other_loads(self, k0: int, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -217,6 +217,24 @@ class PerformanceConfig(_PlanningConfig):
     flex_price_eur_per_kwh: float = key(
         0.1, "price of activated flexibility (financial risk)", 0, 10
     )
+    coarse_after_h: float | None = key(
+        None, "periods grow with lead: coarse_h periods from this lead on (h)", 0, 168
+    )
+    coarse_h: float | None = key(None, "period length of the coarse part (h)", 0.25, 24)
+    replan_trigger: str = key(
+        "always",
+        "intraday re-plans always, or only when reality left the plan",
+        choices=("always", "deviation"),
+    )
+    replan_tolerance_kw: float = key(
+        10.0, "deviation trigger: metered feeder load above the plan's expectation", 0, 1e5
+    )
+    replan_tolerance_k: float = key(
+        0.2, "deviation trigger: indoor temperature below the plan", 0, 10
+    )
+    replan_tolerance_kwh: float = key(
+        1.0, "deviation trigger: EV or battery energy below the plan", 0, 1000
+    )
 
 
 @dataclass

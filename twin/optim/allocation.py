@@ -167,10 +167,16 @@ class CentralAllocation:
     def solve(self, inp: DeviceInputs, lim: LimitData) -> AllocationResult:
         self.devices.push(self.lp, inp)
         self.limits.push(self.lp, lim.rhs_kw, lim.inflexible_kw, lim.sunk_peak_kw)
-        stats = _solve_lazy(self.lp, self.limits, lambda: self.devices.read(self.lp).p_flex_kw)
+        plans: list[DevicePlan] = []  # the plan read for the lazy rows' check is the plan
+
+        def flex() -> np.ndarray:
+            plans.append(self.devices.read(self.lp))
+            return plans[-1].p_flex_kw
+
+        stats = _solve_lazy(self.lp, self.limits, flex)
         if not stats.ok:
             return AllocationResult(stats, None, None, None, float("nan"))
-        plan = self.devices.read(self.lp)
+        plan = plans[-1]
         over, total, peak = self.limits.read(self.lp)
         return AllocationResult(stats, plan.p_flex_kw, over, total, peak, plan)
 

@@ -462,10 +462,11 @@ class DeviceBlock:
         p_dhw = lp.values(c["p_dhw"])
         p_bat = lp.values(c["ch"]) - lp.values(c["dis"])
         flex = np.zeros((dev.n, n_per))
-        np.add.at(flex, dev.hp, p_hp)
-        np.add.at(flex, dev.tk, p_dhw)
-        np.add.at(flex, dev.ev, p_ev)
-        np.add.at(flex, dev.bat, p_bat)
+        # a household has at most one device of each kind: the positions are unique
+        flex[dev.hp] += p_hp
+        flex[dev.tk] += p_dhw
+        flex[dev.ev] += p_ev
+        flex[dev.bat] += p_bat
         swing_over = None
         if self.swing:
             wdt = np.r_[self.horizon.dt_h[0], self.horizon.dt_h]

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import highspy
 import numpy as np
 import pyomo.environ as pyo
 from pyomo.contrib.appsi.base import TerminationCondition
@@ -49,7 +50,6 @@ _PRIVATE_ATTRIBUTES = (
     "_solver_model",
     "_pyomo_var_to_solver_var_map",
     "_pyomo_con_to_solver_con_map",
-    "_sol",
 )
 #: highspy methods twin calls on the HiGHS object.
 _HIGHSPY_METHODS = (
@@ -58,6 +58,7 @@ _HIGHSPY_METHODS = (
     "getInfo",
     "getRunTime",
     "getSolution",
+    "getModelStatus",
     "setOptionValue",
     "changeCoeff",
     "changeRowsBounds",
@@ -110,6 +111,27 @@ class _LeanHighs(Highs):
         return self._postsolve(timer)
 
 
+def _termination(status: Any) -> TerminationCondition:
+    """appsi's termination condition for a HiGHS model status (as appsi's HiGHS maps it)."""
+    ms = highspy.HighsModelStatus
+    table = {
+        ms.kOptimal: TerminationCondition.optimal,
+        ms.kInfeasible: TerminationCondition.infeasible,
+        ms.kUnboundedOrInfeasible: TerminationCondition.infeasibleOrUnbounded,
+        ms.kUnbounded: TerminationCondition.unbounded,
+        ms.kObjectiveBound: TerminationCondition.objectiveLimit,
+        ms.kObjectiveTarget: TerminationCondition.objectiveLimit,
+        ms.kTimeLimit: TerminationCondition.maxTimeLimit,
+        ms.kIterationLimit: TerminationCondition.maxIterations,
+        ms.kLoadError: TerminationCondition.error,
+        ms.kModelError: TerminationCondition.error,
+        ms.kPresolveError: TerminationCondition.error,
+        ms.kSolveError: TerminationCondition.error,
+        ms.kPostsolveError: TerminationCondition.error,
+    }
+    return table.get(status, TerminationCondition.unknown)
+
+
 @dataclass
 class SolveStats:
     """One solve: status and where the time went."""
@@ -128,6 +150,7 @@ class _Binding:
     rows: np.ndarray | None
     cols: np.ndarray | None
     datas: list
+    last: np.ndarray | None = None  # "coef": the values the solver holds
 
 
 class PersistentLP:
@@ -239,7 +262,9 @@ class PersistentLP:
             if var is not None
             else None
         )
-        self._bindings[key or id(param)] = _Binding(kind, rows, cols, [param[i] for i in index])
+        datas = [param[i] for i in index]
+        last = np.array([pyo.value(d) for d in datas], dtype=float) if kind == "coef" else None
+        self._bindings[key or id(param)] = _Binding(kind, rows, cols, datas, last)
 
     def push(self, param: pyo.Param, values: np.ndarray, key: str | None = None) -> None:
         """Set new values of a bound Param (C-order flattening of ``values``)."""
@@ -250,10 +275,12 @@ class PersistentLP:
         if self.options.mirror_params:
             for d, x in zip(b.datas, v.tolist(), strict=True):
                 d.set_value(x)
-        if b.kind == "coef":
-            change = self._highs.changeCoeff
-            for r, c, x in zip(b.rows.tolist(), b.cols.tolist(), v.tolist(), strict=True):
-                change(r, c, x)
+        if b.kind == "coef":  # one call per coefficient: only those that changed
+            changed = np.flatnonzero(b.last != v)
+            rows, cols, vals = b.rows[changed], b.cols[changed], v[changed]
+            for _ in map(self._highs.changeCoeff, rows.tolist(), cols.tolist(), vals.tolist()):
+                pass
+            b.last[changed] = vals
         elif b.kind.startswith("row"):
             lo, hi = self._row_lo, self._row_hi
             old = lo[b.rows] if b.kind == "row_lb" else hi[b.rows]
@@ -310,26 +337,28 @@ class PersistentLP:
 
     # -- solving -----------------------------------------------------------------------------
     def solve(self) -> SolveStats:
-        """Push pending changes and re-solve (warm: HiGHS keeps its basis)."""
+        """Push pending changes and re-solve (warm: HiGHS keeps its basis).
+
+        HiGHS is run directly (the model and its data are HiGHS's already; appsi's solve
+        call would only add its result objects, timers and a copy of every primal and dual
+        value): the status is named as appsi's ``TerminationCondition`` names it."""
         t0 = time.perf_counter()
         self._flush()
         self.push_s += time.perf_counter() - t0
+        h = self._highs
         t0 = time.perf_counter()
-        res = self.opt.solve(self.model)
+        h.run()
         wall = time.perf_counter() - t0
-        run_time = self._highs.getRunTime()
+        self._col_value = None  # read on demand (values)
+        run_time = h.getRunTime()
         highs_s, self._run_time_s = run_time - self._run_time_s, run_time
-        ok = res.termination_condition == TerminationCondition.optimal
-        info = self._highs.getInfo()
-        obj = (
-            float(res.best_feasible_objective)
-            if ok and res.best_feasible_objective is not None
-            else float("nan")
-        )
+        condition = _termination(h.getModelStatus())
+        ok = condition == TerminationCondition.optimal
+        info = h.getInfo()
         return SolveStats(
             ok=ok,
-            status=str(res.termination_condition.name),
-            objective=obj,
+            status=str(condition.name),
+            objective=float(info.objective_function_value) if ok else float("nan"),
             highs_s=highs_s,
             solve_wall_s=wall,
             iterations=int(info.simplex_iteration_count),
@@ -338,10 +367,9 @@ class PersistentLP:
     def values(self, cols: np.ndarray) -> np.ndarray:
         """Primal values of solver columns ``cols`` (any shape) from the last solve."""
         t0 = time.perf_counter()
-        sol = self.opt._sol if self.opt._sol is not None else self._highs.getSolution()
-        if not hasattr(self, "_sol_cache") or self._sol_cache[0] is not sol:
-            self._sol_cache = (sol, np.asarray(sol.col_value, dtype=float))
-        out = self._sol_cache[1][cols]
+        if getattr(self, "_col_value", None) is None:
+            self._col_value = np.asarray(self._highs.getSolution().col_value, dtype=float)
+        out = self._col_value[cols]
         self.readback_s += time.perf_counter() - t0
         return out
 

@@ -47,6 +47,8 @@ log = logging.getLogger("twin.performance")
 @dataclass
 class _Stats:
     replans: int = 0
+    skipped: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
     failed: int = 0
     highs_s: float = 0.0
     solve_wall_s: float = 0.0
@@ -112,8 +114,34 @@ class PerformanceContract(Contract):
     def dso_step(self, k: int) -> None:
         if len(self.sig) and self.terms.is_replan_step(k, self.view.n_warmup_steps):
             t0 = time.perf_counter()
-            self.replan(k)
+            reason = self._replan_reason(k)
+            if reason:
+                self.replan(k)
+                self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
+            else:
+                self.stats.skipped += 1
             self.stats.replan_s += time.perf_counter() - t0
+
+    def _replan_reason(self, k: int) -> str:
+        """Why re-plan at re-plan step ``k`` ("": skip it). ``replan_trigger=deviation``:
+        only when reality left the plan since the last re-plan step (see
+        :class:`PerformanceTerms`); the first, the day-ahead one, one after a failure and one
+        the plan would not last until the next are always made."""
+        t = self.terms
+        if t.replan_trigger == "always":
+            return "cadence"
+        plan = self.hems.plan
+        if k == self.view.n_warmup_steps or plan is None:
+            return "no plan"
+        if t.is_day_ahead_step(k):
+            return "day-ahead"
+        if k + t.cadence_steps - plan.k0 > self.hz.n_steps:
+            return "plan ends"
+        if self.dso.load_left_plan(k - t.cadence_steps, k, t.replan_tolerance_kw):
+            return "feeder load"
+        if self.hems.short_of_plan(k, t.replan_tolerance_k, t.replan_tolerance_kwh) != 0:
+            return "household state"
+        return ""
 
     def replan(self, k0: int) -> None:
         """Forecast, allocate, hand out bands (and, in envelope mode, let the HEMSs plan)."""
@@ -181,7 +209,7 @@ class PerformanceContract(Contract):
         st.planned_peak_kw = max(st.planned_peak_kw, float(res.peak_kw))
         record["planned_peak_kw"] = round(float(res.peak_kw), 3)
         self._record_over(k0, res.over_kw)
-        dso.record_plan(k0, res, lf, terms.cadence_steps)
+        dso.record_plan(k0, res, lf, hz.n_steps)  # the next re-plan overwrites its part
         hems.accept(k0, plan, dso.bands(res, lf, res.flex_kw), own)
         st.records.append(record)
 
@@ -314,6 +342,9 @@ class PerformanceContract(Contract):
             ),
             "performance_limits_screened_out": len(dso.grid.screened_out),
             "performance_replans": st.replans,
+            "performance_replan_trigger": terms.replan_trigger,
+            "performance_replans_skipped": st.skipped,
+            "performance_replans_by_reason": dict(st.reasons),
             "performance_replans_failed": st.failed,
             "performance_fallback_steps": int(fallback[rep].sum()),
             "performance_fallback": bool(st.failed or fallback[rep].any()),

@@ -88,6 +88,8 @@ class DsoPlanner:
         self._metered_until, self._metered_peak = 0, 0.0
         self.log = ForecastLog(view.n_steps)
         self.uplift_trafo_kw = np.zeros(hz.n_steps)
+        # the feeder load the plan being carried out expects, with its margin (per step)
+        self.expected_kw = np.full(view.n_steps, np.nan)
 
     # -- limits --------------------------------------------------------------------------------
     def _phase_shares(self) -> dict[str, np.ndarray] | None:
@@ -341,8 +343,9 @@ class DsoPlanner:
 
     def record_plan(self, k0: int, res: Any, lf: LimitForecast, n_carried: int) -> None:
         """What the DSO planned against at the transformer while this plan is carried out
-        (until the next re-plan): the forecast inflexible load plus its uplift, and whether
-        the transformer row bound (the plan withheld capacity for congestion)."""
+        (the first ``n_carried`` steps; a later re-plan overwrites its own): the forecast
+        inflexible load plus its uplift, the feeder load it expects with the planned devices,
+        and whether the transformer row bound (the plan withheld capacity for congestion)."""
         hz = self.hz
         period = np.repeat(np.arange(hz.n_periods), hz.steps)
         steps = np.arange(min(n_carried, hz.n_steps))
@@ -350,13 +353,26 @@ class DsoPlanner:
         keep = t < len(self.log.used_kw)
         t, steps = t[keep], steps[keep]
         self.log.used_kw[t] = (lf.infl_steps + self.uplift_trafo_kw)[steps]
+        planned = res.total_kw[period[steps]]
         self.log.p50_used_kw[t] = lf.infl_steps[steps]
-        self.log.planned_kw[t] = res.total_kw[period[steps]] + lf.infl_steps[steps]
+        self.log.planned_kw[t] = planned + lf.infl_steps[steps]
+        self.expected_kw[t] = self.log.used_kw[t] + planned
         s_max = float(self.grid.s_max[0])
         if not np.isfinite(s_max):  # no transformer limit: nothing ever binds
             return
-        planned = res.total_kw[period[steps]]
         self.log.binding[t] = planned >= lf.lim.rhs_kw[0, period[steps]] - 0.005 * s_max
+
+    def load_left_plan(self, k_start: int, k: int, tol_kw: float) -> bool:
+        """Whether the metered feeder load of steps ``k_start .. k`` exceeded what the plan
+        expected (forecast inflexible load with the margin policy's uplift, plus the planned
+        controllable load) by more than ``tol_kw`` at any step."""
+        k_start = max(k_start, 0)
+        if k <= k_start:
+            return False
+        expected = self.expected_kw[k_start:k]
+        if np.isnan(expected).any():
+            return True
+        return bool((self.view.meters.transformer_kw(k_start, k) - expected).max() > tol_kw)
 
     def bands(self, res: Any, lf: LimitForecast, flex: np.ndarray) -> np.ndarray:
         """``(n_signed, n_steps)`` capacity bands: each signed household's own forecast base

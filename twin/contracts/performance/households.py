@@ -130,6 +130,28 @@ class SignedHouseholds:
     def drop_plan(self) -> None:
         self.plan = None
 
+    def short_of_plan(self, k: int, tol_k: float, tol_kwh: float) -> int:
+        """How many HEMSs find their house short of the plan at step ``k`` (a state the plan
+        has): indoor temperature more than ``tol_k`` below it, or an EV at home / a battery
+        with more than ``tol_kwh`` less energy than planned (a car away is not compared: the
+        plan books a trip at departure, the car's meter at arrival). Each HEMS compares its
+        own house with its own plan; only the count leaves it. -1: no plan covers ``k``."""
+        plan = self.plan
+        if plan is None:
+            return -1
+        o = k - plan.k0
+        hz = self.hz
+        s_idx = int(np.searchsorted(hz.state_step, o))
+        if o < 0 or s_idx > hz.n_periods or hz.state_step[s_idx] != o:
+            return -1
+        st, c, pl = self.view.state, self.c, plan.plan
+        short = (st.t_in_c[c.g_hp] - c.setpoint_c) < pl.d_k[:, s_idx] - tol_k
+        n = int(short.sum())
+        home = self.view.present(k).home[c.g_ev]
+        n += int((home & (st.ev_soc_kwh[c.g_ev] < pl.ev_soc_kwh[:, s_idx] - tol_kwh)).sum())
+        n += int((st.bat_soc_kwh[c.g_bat] < pl.bat_soc_kwh[:, s_idx] - tol_kwh).sum())
+        return n
+
     # -- every interval ----------------------------------------------------------------------------
     def dispatch(self, k: int) -> Controls:
         v = self.view

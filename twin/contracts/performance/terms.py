@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from twin.contracts.hems import PlanningTerms, _bad
+from twin.optim.horizon import Horizon
+from twin.timegrid import STEPS_PER_DAY
 from twin.view import INFORMATION_MODES
 
 __all__ = ["PerformanceTerms"]
@@ -42,6 +44,20 @@ class PerformanceTerms(PlanningTerms):
         ``margin_dynamic_days``).
     flex_price_eur_per_kwh : float
         What activated flexibility costs (the financial risk in €).
+    coarse_after_h, coarse_h : float or None
+        Periods grow with lead: from ``coarse_after_h`` ahead (never before the next
+        re-plan) the plan's periods are ``coarse_h`` long; that part is re-planned before it
+        is carried out. With daily re-plans and a 24 h horizon nothing changes; ``None``
+        (either): ``resolution_h`` throughout.
+    replan_trigger : str
+        ``always``: re-plan at every ``replan_every_h`` step; ``deviation``: an intraday
+        re-plan only when reality left the plan since the last one — the metered feeder
+        load above what the plan expected (its forecast, margin and planned devices) by more
+        than ``replan_tolerance_kw``, or a signed household's indoor temperature or EV/battery
+        energy short of its plan by more than ``replan_tolerance_k`` /
+        ``replan_tolerance_kwh`` (the HEMS asks, nothing of its state is sent). The day-ahead
+        re-plan at ``replan_at_h``, the first, the one after a failure and one the plan would
+        not last until the next are always made.
     """
 
     discount_eur_per_year: float = 100.0
@@ -59,8 +75,25 @@ class PerformanceTerms(PlanningTerms):
     margin_dynamic_quantile: float = 0.9
     margin_dynamic_days: int = 7
     flex_price_eur_per_kwh: float = 0.1
+    coarse_after_h: float | None = None
+    coarse_h: float | None = None
+    replan_trigger: str = "always"
+    replan_tolerance_kw: float = 10.0
+    replan_tolerance_k: float = 0.2
+    replan_tolerance_kwh: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.replan_trigger not in ("always", "deviation"):
+            raise _bad("replan_trigger", self.replan_trigger, "use always or deviation")
+        for key in ("replan_tolerance_kw", "replan_tolerance_k", "replan_tolerance_kwh"):
+            if not getattr(self, key) >= 0:
+                raise _bad(key, getattr(self, key), "give a tolerance of 0 or more")
+        if self.coarse_h is not None and (
+            self.coarse_h <= 0 or abs(self.coarse_h * 4 - round(self.coarse_h * 4)) > 1e-9
+        ):
+            raise _bad("coarse_h", self.coarse_h, "give a whole number of 15-minute steps (h)")
+        if self.coarse_after_h is not None and self.coarse_after_h < 0:
+            raise _bad("coarse_after_h", self.coarse_after_h, "give hours ahead, 0 or more")
         if self.information not in INFORMATION_MODES:
             raise _bad("information", self.information, "use central or envelope")
         if not 0.0 <= self.share_signed <= 1.0:
@@ -76,3 +109,31 @@ class PerformanceTerms(PlanningTerms):
             raise _bad(
                 "replan_at_h", self.replan_at_h, "give an hour of the day within the horizon"
             )
+
+    @property
+    def coarse_from_h(self) -> float | None:
+        """Lead (h) from which the plan's periods are ``coarse_h`` long (None: nowhere)."""
+        if self.coarse_after_h is None or self.coarse_h is None:
+            return None
+        if self.coarse_h <= self.resolution_h:
+            return None
+        start = max(self.coarse_after_h, self.replan_every_h, self.fine_h)
+        return start if start < self.horizon_h else None
+
+    def horizon(self) -> Horizon:
+        """The plan's periods: ``fine_h`` of 15 minutes, ``resolution_h`` periods, and from
+        :attr:`coarse_from_h` on ``coarse_h`` periods."""
+        start = self.coarse_from_h
+        if start is None:
+            return super().horizon()
+        return Horizon.from_segments(
+            [
+                (self.fine_h, 0.25),
+                (start - self.fine_h, self.resolution_h),
+                (self.horizon_h - start, self.coarse_h),
+            ]
+        )
+
+    def is_day_ahead_step(self, k: int) -> bool:
+        """The day-ahead re-plan: ``replan_at_h`` o'clock."""
+        return (k - self.offset_steps) % STEPS_PER_DAY == 0

@@ -1,0 +1,124 @@
+"""Intraday re-planning of the performance contract: hourly re-plans keep the service levels
+in the simulated result; the deviation trigger re-plans only when reality left the plan (and
+with nothing ever deviating enough it is the day-ahead re-plan alone); periods that grow with
+lead keep the part carried out before the next re-plan at the plan's resolution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_performance import SERVICE, performance, simulate
+
+from twin.contracts.performance import PerformanceTerms
+from twin.errors import TwinError
+
+
+@pytest.fixture(scope="module")
+def hourly():
+    return simulate(performance(replan_every_h=1.0))
+
+
+def test_hourly_replans_keep_the_service_levels(hourly):
+    m = hourly
+    out = m.contract_kpis()
+    assert out["performance_replans"] == m.n_steps // 4 and out["performance_replans_skipped"] == 0
+    k = m.household_kpis(SERVICE)
+    assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
+    assert out["performance_fallback"] is False
+    assert out["performance_comfort_households_missed"] == 0
+    assert out["performance_ev_deadlines_missed"] == 0
+
+
+def test_a_trigger_that_never_fires_is_the_day_ahead_replan():
+    daily = simulate(performance(replan_every_h=24.0))
+    never = simulate(
+        performance(
+            replan_every_h=1.0,
+            replan_trigger="deviation",
+            replan_tolerance_kw=1e9,
+            replan_tolerance_k=1e9,
+            replan_tolerance_kwh=1e9,
+        )
+    )
+    out = never.contract_kpis()
+    assert out["performance_replans"] == daily.contract_kpis()["performance_replans"]
+    assert out["performance_replans_skipped"] == never.n_steps // 4 - out["performance_replans"]
+    assert set(out["performance_replans_by_reason"]) == {"no plan", "day-ahead"}
+    np.testing.assert_array_equal(never.contract.hems.band_kw, daily.contract.hems.band_kw)
+    for name in ("p_net_kw", "t_in_c", "ev_soc_kwh", "bat_soc_kwh"):
+        np.testing.assert_array_equal(never.log[name], daily.log[name])
+
+
+def test_the_trigger_replans_when_reality_leaves_the_plan(hourly):
+    # a zero tolerance on the households' states: a house a hair colder than planned, or an
+    # EV a little behind, asks for a re-plan
+    m = simulate(
+        performance(
+            replan_every_h=1.0,
+            replan_trigger="deviation",
+            replan_tolerance_kw=1e9,
+            replan_tolerance_k=0.0,
+            replan_tolerance_kwh=0.0,
+        )
+    )
+    out = m.contract_kpis()
+    reasons = out["performance_replans_by_reason"]
+    assert reasons.get("household state", 0) > 0
+    assert out["performance_replans"] + out["performance_replans_skipped"] == m.n_steps // 4
+    assert out["performance_replans"] < hourly.contract_kpis()["performance_replans"]
+    k = m.household_kpis(SERVICE)
+    assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
+    # a zero feeder tolerance: any metered step above what the plan expected re-plans
+    m = simulate(performance(replan_every_h=1.0, replan_trigger="deviation"), days=1)
+    m2 = simulate(
+        performance(replan_every_h=1.0, replan_trigger="deviation", replan_tolerance_kw=0.0),
+        days=1,
+    )
+    assert m2.contract_kpis()["performance_replans"] >= m.contract_kpis()["performance_replans"]
+
+
+def test_periods_grow_with_lead_only_after_the_next_replan():
+    t = PerformanceTerms(replan_every_h=1.0, coarse_after_h=6.0, coarse_h=3.0)
+    hz = t.horizon()
+    assert hz.steps.tolist() == [4] * 6 + [12] * 6 and hz.n_steps == 96
+    # a daily re-plan carries out the whole horizon: nothing coarse
+    daily = PerformanceTerms(replan_every_h=24.0, coarse_after_h=6.0, coarse_h=3.0)
+    assert daily.coarse_from_h is None and daily.horizon().steps.tolist() == [4] * 24
+    # never before the next re-plan
+    assert (
+        PerformanceTerms(replan_every_h=8.0, coarse_after_h=6.0, coarse_h=4.0)
+        .horizon()
+        .steps.tolist()
+        == [4] * 8 + [16] * 4
+    )
+    assert PerformanceTerms(coarse_after_h=6.0).coarse_from_h is None  # no coarse_h
+    with pytest.raises(TwinError, match="coarse_h"):
+        PerformanceTerms(coarse_after_h=6.0, coarse_h=0.1)
+    with pytest.raises(TwinError, match="replan_trigger"):
+        PerformanceTerms(replan_trigger="sometimes")
+
+
+def test_coarse_periods_keep_the_service_levels():
+    m = simulate(performance(replan_every_h=1.0, coarse_after_h=4.0, coarse_h=4.0))
+    k = m.household_kpis(SERVICE)
+    assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
+    out = m.contract_kpis()
+    assert out["performance_fallback"] is False and out["performance_lp_columns"] > 0
+
+
+def test_the_trigger_works_in_envelope_mode_with_the_service_kept():
+    m = simulate(
+        performance(
+            information="envelope",
+            replan_every_h=1.0,
+            replan_trigger="deviation",
+            replan_tolerance_k=0.0,
+            replan_tolerance_kwh=0.0,
+        ),
+        days=1,
+    )
+    out = m.contract_kpis()
+    assert out["performance_replans"] + out["performance_replans_skipped"] == m.n_steps // 4
+    assert out["performance_fallback"] is False
+    k = m.household_kpis(SERVICE)
+    assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
