@@ -281,3 +281,35 @@ def test_a_failed_solve_falls_back_to_firm_behaviour_and_is_reported():
     assert out["hems_fallback_steps"] == m.window.n_steps
     firm = simulate(FirmContract(), "tou", n=6, days=1)
     np.testing.assert_allclose(m.log["p_net_kw"], firm.log["p_net_kw"])
+
+
+def test_a_tank_starting_above_full_is_feasible_and_only_decays():
+    """A tank the physics left above its setpoint's full level (a boost, an overshooting last
+    step) must not make the plan infeasible: with no draws and no need to heat, its planned
+    stored heat only decays from where it is, at the tank's own standing loss."""
+    m = FeederModel(small_inputs(n=12, days=2), FirmContract(), seed=3)
+    f = m.fleet
+    h = np.flatnonzero(f.has_hp | f.has_ev)
+    dev = DeviceSet.from_fleet(f, h, 1.0, 150.0, 6.0)
+    assert dev.n_tk > 0
+    hz = Horizon.from_segments([(12.0, 1.0)])
+    k0 = 12 * 4
+    fc = m.forecaster.exogenous(k0, hz.n_steps + STEPS_PER_DAY, h)
+    fc = dataclasses.replace(fc, q_dhw_kw=np.zeros_like(fc.q_dhw_kw))
+    e_tank = np.zeros(len(h))
+    e_over = dev.tk_e_full_kwh * 1.05  # 5 % above full
+    e_tank[dev.tk] = e_over
+    inp = device_inputs(
+        dev, hz, fc, f.setpoint_c[h], np.zeros(len(h)), f.bat_soc0_kwh[h], k0, e_tank_kwh=e_tank
+    )
+    need = ev_need_per_period(dev, hz, fc, k0)
+    lp = CostHems(dev, hz, CostWeights(), SolverOptions())
+    stats, plan = lp.solve(inp, PriceInputs(np.full(hz.n_periods, 0.3), np.full(12, 0.05), need))
+    assert stats.ok, stats.status
+    a_tk, _ = dev.tank_decay(hz)
+    decay_only = e_over[:, None] * np.cumprod(a_tk, axis=1)
+    e_plan = plan.devices.e_tank_kwh[:, 1:]
+    # never above what decay alone leaves (the tank cannot gain heat it is not given) ...
+    assert np.all(e_plan <= decay_only + 1e-5)
+    # ... and over full at first, so the start really was infeasible for a ceiling at full
+    assert np.all(decay_only[:, 0] > dev.tk_e_full_kwh)

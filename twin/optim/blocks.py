@@ -438,7 +438,11 @@ class DeviceBlock:
             lp.push(b.tk_rhs, -b_tk * inp.tk_draw_kw)
             e0 = inp.tk_e0_kwh[:, None]
             lp.push(b.tk_e_lb, np.concatenate([e0, np.zeros_like(inp.tk_e_min_kwh)], axis=1))
-            e_hi = np.maximum(dev.tk_e_max_kwh[:, None], inp.tk_e_min_kwh)
+            # a tank may start above full (a boost, or the physics' last step overshooting the
+            # setpoint): the ceiling also lets that heat decay away, or the LP is infeasible
+            # from its first period (seen on intraday re-plans under perfect foresight)
+            decayed = e0 * np.cumprod(a_tk, axis=1) + 1e-6
+            e_hi = np.maximum(np.maximum(dev.tk_e_max_kwh[:, None], inp.tk_e_min_kwh), decayed)
             lp.push(b.tk_e_ub, np.concatenate([e0, e_hi], axis=1))
             lp.push(b.tk_floor_rhs, inp.tk_e_min_kwh)
             lp.push(b.cap_sh, inp.cop[dev.tk_hp])
