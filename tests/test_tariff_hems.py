@@ -313,3 +313,36 @@ def test_a_tank_starting_above_full_is_feasible_and_only_decays():
     assert np.all(e_plan <= decay_only + 1e-5)
     # ... and over full at first, so the start really was infeasible for a ceiling at full
     assert np.all(decay_only[:, 0] > dev.tk_e_full_kwh)
+
+
+def test_a_draw_bigger_than_the_tank_can_serve_is_a_shortfall_not_an_infeasible_plan():
+    """A draw in the first period larger than a full tank plus the heat pump at full output
+    (foreseen, as under perfect foresight): the plan still solves, and the part it cannot
+    serve shows as the planned store going below empty by exactly the unserved heat."""
+    m = FeederModel(small_inputs(n=12, days=2), FirmContract(), seed=3)
+    f = m.fleet
+    h = np.flatnonzero(f.has_hp | f.has_ev)
+    dev = DeviceSet.from_fleet(f, h, 1.0, 150.0, 6.0)
+    hz = Horizon.from_segments([(12.0, 1.0)])
+    k0 = 12 * 4
+    fc = m.forecaster.exogenous(k0, hz.n_steps + STEPS_PER_DAY, h)
+    q = np.zeros_like(fc.q_dhw_kw)
+    q[:4, dev.tk] = 4.0 * (dev.tk_e_full_kwh + 50.0)  # kW over the first hour: far too much
+    fc = dataclasses.replace(fc, q_dhw_kw=q)
+    e_tank = np.zeros(len(h))
+    e_tank[dev.tk] = dev.tk_e_full_kwh
+    inp = device_inputs(
+        dev, hz, fc, f.setpoint_c[h], np.zeros(len(h)), f.bat_soc0_kwh[h], k0, e_tank_kwh=e_tank
+    )
+    need = ev_need_per_period(dev, hz, fc, k0)
+    lp = CostHems(dev, hz, CostWeights(), SolverOptions())
+    stats, plan = lp.solve(inp, PriceInputs(np.full(hz.n_periods, 0.3), np.full(12, 0.05), need))
+    assert stats.ok, stats.status
+    a_tk, b_tk = dev.tank_decay(hz)
+    e1 = plan.devices.e_tank_kwh[:, 1]
+    assert np.all(e1 < 0)  # the store cannot hold what was drawn
+    # the exact step: what is left = decayed start + heat put in - heat drawn
+    heat = b_tk[:, 0] * inp.tk_cop[:, 0] * plan.devices.p_dhw_kw[:, 0]
+    np.testing.assert_allclose(
+        e1, a_tk[:, 0] * dev.tk_e_full_kwh + heat - b_tk[:, 0] * inp.tk_draw_kw[:, 0], atol=1e-6
+    )

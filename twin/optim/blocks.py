@@ -437,7 +437,11 @@ class DeviceBlock:
             lp.push(b.tk_coef, -b_tk * inp.tk_cop)
             lp.push(b.tk_rhs, -b_tk * inp.tk_draw_kw)
             e0 = inp.tk_e0_kwh[:, None]
-            lp.push(b.tk_e_lb, np.concatenate([e0, np.zeros_like(inp.tk_e_min_kwh)], axis=1))
+            # below empty only by draws the tank and the heat pump cannot serve (a bath bigger
+            # than the store, foreseen under perfect foresight): that shortfall is the floor's
+            # penalised slack, not an infeasible plan
+            e_lo = -np.cumsum(np.maximum(b_tk * inp.tk_draw_kw, 0.0), axis=1)
+            lp.push(b.tk_e_lb, np.concatenate([e0, e_lo], axis=1))
             # a tank may start above full (a boost, or the physics' last step overshooting the
             # setpoint): the ceiling also lets that heat decay away, or the LP is infeasible
             # from its first period (seen on intraday re-plans under perfect foresight)
