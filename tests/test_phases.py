@@ -157,6 +157,28 @@ def test_unbalanced_run_power_balance_and_kpis(ieee_day):
     assert k["phase_vm_min_pu"] <= k["vm_min_pu"] + 1e-9
 
 
+def test_an_unbalanced_run_is_judged_on_its_worst_phase(ieee_day):
+    """The limit table of an unbalanced run checks each phase, not only the balanced totals:
+    the IEEE feeder's worst phase is lower and more loaded than the totals show, and a phase
+    that breaks a limit breaks the run even where the totals keep it."""
+    from twin.cli import format_kpi_table
+
+    k = ieee_day.kpis
+    table = format_kpi_table(k)
+    rows = {ln.split("  ")[0]: ln for ln in table.splitlines()}
+    assert float(rows["min voltage, worst phase"].split()[4]) == pytest.approx(
+        k["phase_vm_min_pu"], abs=5e-4
+    )
+    assert k["phase_vm_min_pu"] < k["vm_min_pu"] - 0.01  # per phase is what the balanced hides
+    bad = dict(k, phase_vm_min_pu=0.80, phase_line_max_loading_pct=120.0, vuf_p95_max_pct=2.5)
+    assert bad["vm_min_pu"] >= 0.85 and bad["line_max_loading_pct"] <= 100  # totals keep them
+    out = format_kpi_table(bad)
+    assert out.splitlines()[-1] == (
+        "limits broken: max cable loading, worst phase, min voltage, worst phase, "
+        "voltage unbalance, p95 (worst bus-week)"
+    )
+
+
 def test_unbalanced_results_as_tidy_data(ieee_day):
     r = ieee_day
     g = r.grid_phases

@@ -436,7 +436,7 @@ def limits() -> dict[str, tuple[str, float]]:
     +10 % / -15 %, :data:`twin.grid.compliance.BAND_ALWAYS_PU`) and every bus-week compliant
     (95 % of the week within ±10 %); the service levels met on every household-day.
     """
-    from twin.grid.compliance import BAND_ALWAYS_PU
+    from twin.grid.compliance import BAND_ALWAYS_PU, VUF_LIMIT_PCT
 
     return {
         "trafo_peak_loading_pct": ("<=", 100.0),
@@ -448,6 +448,15 @@ def limits() -> dict[str, tuple[str, float]]:
         "vm_min_pu": (">=", BAND_ALWAYS_PU[0]),
         "vm_max_pu": ("<=", BAND_ALWAYS_PU[1]),
         "voltage_bus_weeks_compliant_share": (">=", 1.0),
+        # unbalanced runs: the same limits on the worst phase, and the Netcode / EN 50160
+        # voltage unbalance (negative sequence <= 2 % for 95 % of a week's values)
+        "trafo_max_phase_loading_pct": ("<=", 100.0),
+        "phase_line_max_loading_pct": ("<=", 100.0),
+        "phase_vm_min_pu": (">=", BAND_ALWAYS_PU[0]),
+        "phase_vm_max_pu": ("<=", BAND_ALWAYS_PU[1]),
+        "phase_voltage_buses_compliant_share": (">=", 1.0),
+        "vuf_p95_max_pct": ("<=", VUF_LIMIT_PCT),
+        "unbalance_bus_weeks_compliant_share": (">=", 1.0),
         "comfort_days_met_share": (">=", 1.0),
         "ev_days_met_share": (">=", 1.0),
         "dhw_days_met_share": (">=", 1.0),
