@@ -296,3 +296,26 @@ def test_technical_risk_recomputed_from_the_run_folder(tmp_path):
     assert runs == k["technical_risk_events"]
     assert excess[risk].sum() * 0.25 == pytest.approx(k["technical_risk_kwh"], rel=1e-3)
     assert worst.max() == pytest.approx(k["technical_risk_worst_pct"], rel=1e-4)
+
+
+def test_technical_risk_against_the_dso_limit_recomputed_from_the_run_folder(constrained):
+    """With the station limit cut to 170 kVA, the realised station load above the limit the
+    DSO planned to (not the 630 kVA rating): events, hours, kVAh and worst %, from the
+    transformer file alone; a wider margin never makes it worse than planning on p50."""
+    for _r, folder in constrained.values():
+        k = json.loads((folder / "kpis.json").read_text())
+        tr = pd.read_parquet(folder / "transformers.parquet")
+        s = tr[tr.in_station].groupby("step").s_kva.sum().to_numpy(float)
+        assert k["technical_risk_dso_limit_kva"] == 170.0
+        over = s - 170.0
+        risk = over > 0
+        starts = risk & ~np.concatenate([[False], risk[:-1]])
+        assert k["technical_risk_dso_limit_steps"] == risk.sum()
+        assert k["technical_risk_dso_limit_events"] == starts.sum()
+        assert k["technical_risk_dso_limit_hours"] == pytest.approx(0.25 * risk.sum())
+        assert k["technical_risk_dso_limit_kvah"] == pytest.approx(
+            0.25 * over[risk].sum(), rel=1e-4, abs=1e-3
+        )
+        assert k["technical_risk_dso_limit_worst_pct"] == pytest.approx(s.max() / 1.7, rel=1e-4)
+    kvah = {p: r.kpis["technical_risk_dso_limit_kvah"] for p, (r, _) in constrained.items()}
+    assert kvah["p10"] <= kvah["p50"] + 1e-9

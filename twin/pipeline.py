@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from twin.config import validate
 from twin.contracts import make_contract
 from twin.forecast import ForecastSettings
-from twin.grid.compliance import asym_run_kpis, grid_kpis
+from twin.grid.compliance import asym_run_kpis, grid_kpis, station_limit_risk
 from twin.grid.feeders import check_radial
 from twin.grid.phases import run_power_flows
 from twin.inputs import build_inputs
@@ -98,6 +98,10 @@ def run(
         household_kpis(log_, model.fleet, outcome.reported_trips, outcome.start_state, cfg.service)
     )
     kpis.update(grid_kpis(grid, feeder.net))
+    contract_kpis = model.contract_kpis()
+    if "performance_station_rating_kva" in contract_kpis:  # the limit the DSO planned to
+        limit = float(contract_kpis["performance_station_rating_kva"])
+        kpis.update(station_limit_risk(grid, feeder.net, limit))
     if grid_phases is not None:  # the unbalanced KPIs beside the balanced ones
         kpis.update(asym_run_kpis(grid_phases, feeder.net))
     discount = np.broadcast_to(
@@ -108,7 +112,7 @@ def run(
     kpis["tariff"] = inputs.tariff.name
     stored = stored_electricity_kwh(log_, model.fleet, outcome.start_state)["total_kwh"]
     kpis.update(bill_kpis(bill, stored_value_eur(stored, tariff)))
-    kpis.update(model.contract_kpis())
+    kpis.update(contract_kpis)
     return RunResult(
         cfg=cfg,
         window=window,

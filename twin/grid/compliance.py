@@ -61,6 +61,7 @@ __all__ = [
     "over_rating_kva",
     "station_of",
     "technical_risk",
+    "station_limit_risk",
     "unbalance_compliance",
     "voltage_compliance",
     "voltage_unbalance_factor",
@@ -205,6 +206,29 @@ def technical_risk(result: PowerFlowResult, net: pandapowerNet, dt_h: float = 0.
         "technical_risk_hours": float(risk.sum() * dt_h),
         "technical_risk_kwh": float(excess[risk].sum() * dt_h),
         "technical_risk_worst_pct": float(worst.max()) if len(worst) else 0.0,
+    }
+
+
+def station_limit_risk(
+    result: PowerFlowResult, net: pandapowerNet, limit_kva: float, dt_h: float = 0.25
+) -> dict:
+    """Technical risk against the limit the DSO operates the station to (the performance
+    contract's ``limit_kva``, e.g. a derated or a temporarily reduced transformer; the rating
+    when none is set): ``technical_risk_dso_limit_events`` (runs of steps whose realised
+    station apparent power exceeds it), ``_steps``, ``_hours``, ``_kvah`` (the energy above
+    it) and ``_worst_pct`` (the highest station load in % of it)."""
+    st = station_of(result, net)
+    s = st.s_kva if len(st.units) else np.zeros(result.n_steps)
+    over = s - float(limit_kva)
+    risk = over > 0.0
+    starts = risk & ~np.concatenate([[False], risk[:-1]])
+    return {
+        "technical_risk_dso_limit_kva": float(limit_kva),
+        "technical_risk_dso_limit_events": int(starts.sum()),
+        "technical_risk_dso_limit_steps": int(risk.sum()),
+        "technical_risk_dso_limit_hours": float(risk.sum() * dt_h),
+        "technical_risk_dso_limit_kvah": float(over[risk].sum() * dt_h),
+        "technical_risk_dso_limit_worst_pct": float(s.max() / limit_kva * 100) if len(s) else 0.0,
     }
 
 
