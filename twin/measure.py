@@ -336,7 +336,6 @@ def measure(
     rng.permutation(len(metered))  # the draw metered_connections made: keep the stream aligned
     n_all, n_load = p_load_kw.shape
     rep = np.arange(n_warmup_steps, n_all)
-    n_t = len(rep)
     tan_phi = np.tan(np.arccos(s.pseudo_power_factor))
     # -- smart meters: readings of every simulated step (the history the pseudo uses) -------
     p_read = p_load_kw + rng.normal(0.0, 1.0, p_load_kw.shape) * (

@@ -477,6 +477,13 @@ class BatchStateEstimator:
 # ----------------------------------------------------------------------------------------------
 
 
+def _appender(rows: list[tuple]):
+    def add(kind: str, et: str, value: float, std: float, element: int, side=None) -> None:
+        rows.append((kind, et, value, std, element, side))
+
+    return add
+
+
 def pandapower_estimate(
     net: pandapowerNet,
     estimator: BatchStateEstimator,
@@ -513,9 +520,7 @@ def pandapower_estimate(
     src_bus = net.ext_grid["bus"].to_numpy()
     for k, step in enumerate(steps):
         rows: list[tuple] = []
-
-        def add(kind: str, et: str, value: float, std: float, element: int, side=None) -> None:
-            rows.append((kind, et, value, std, element, side))
+        add = _appender(rows)
 
         # bus injections: pandapower's bus p/q measurements count consumption positive
         p = np.bincount(inv, data.load_p_kw[step], len(buses))
