@@ -16,10 +16,11 @@ estimation (:mod:`twin.grid.estimation`). What is configurable, and the named pr
 
 Conventions of the layer (each an assumption, stated once):
 
-* **noise** is Gaussian with the configured standard deviation (``*_sigma_pct`` of the
-  reading, of nominal for voltages); the standard deviation the estimator *assumes* is that
-  plus the configured floor (a sensor's resolution; it also keeps every weight finite), so a
-  perfect sensor (``*_sigma_pct=0``) reads the truth exactly and still has a weight;
+* **noise** is Gaussian with standard deviation ``*_sigma_pct`` of the measured quantity
+  (of nominal for voltages) plus the configured ``*_floor`` (the sensor's resolution and
+  offset), and the estimator weighs each reading with exactly that standard deviation (a
+  correctly specified WLS for the sensors; pseudo-measurements are the part that is not); a
+  near-perfect sensor is ``*_sigma_pct=0`` with a tiny floor;
 * a **reading** of step ``t`` reaches the DSO at the end of step ``t + delay_steps``; the
   *nowcast* (what the DSO knows at the end of step ``t``, what it acts on) uses the readings
   that have arrived, the *final* estimate all readings that ever arrive;
@@ -163,6 +164,7 @@ class MeasurementSettings:
     name: str = "full"
     estimate: bool = True
     dso_reads: str = "estimate"
+    method: str = "auto"
     trafo: bool = True
     trafo_power_sigma_pct: float = 0.5
     trafo_power_floor_kw: float = 0.5
@@ -199,6 +201,7 @@ class MeasurementSettings:
             name=str(cfg.name),
             estimate=bool(cfg.estimate),
             dso_reads=str(cfg.dso_reads),
+            method=str(cfg.method),
             trafo=bool(t.present),
             trafo_power_sigma_pct=float(t.power_sigma_pct),
             trafo_power_floor_kw=float(t.power_floor_kw),
@@ -227,14 +230,19 @@ class MeasurementSettings:
         )
 
 
-def _rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=_SPAWN_KEY))
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    """The layer's streams, one per kind of draw (0: which connections are metered, 1: meter
+    power noise and lost readings, 2: meter voltage noise, 3: station sensor, 4: cable
+    heads), so that a preset with fewer sensors reads the sensors it keeps exactly as one
+    with more does."""
+    ss = np.random.SeedSequence(int(seed), spawn_key=(*_SPAWN_KEY, stream))
+    return np.random.default_rng(ss)
 
 
 def metered_connections(settings: MeasurementSettings, n_load: int, seed: int) -> np.ndarray:
     """``(n_load,)`` which connections' smart meters reach the DSO (a seeded draw of
     ``round(share * n_load)``; the same connections for the same seed, nested in the share)."""
-    order = _rng(seed).permutation(n_load)
+    order = _rng(seed, 0).permutation(n_load)
     n = int(round(settings.meter_share * n_load))
     out = np.zeros(n_load, bool)
     out[order[:n]] = True
@@ -332,26 +340,20 @@ def measure(
         The run's seed (the layer's own child stream).
     """
     s = settings
-    rng = _rng(seed)
-    rng.permutation(len(metered))  # the draw metered_connections made: keep the stream aligned
+    rng = _rng(seed, 1)
     n_all, n_load = p_load_kw.shape
     rep = np.arange(n_warmup_steps, n_all)
     tan_phi = np.tan(np.arccos(s.pseudo_power_factor))
     # -- smart meters: readings of every simulated step (the history the pseudo uses) -------
-    p_read = p_load_kw + rng.normal(0.0, 1.0, p_load_kw.shape) * (
-        s.meter_sigma_pct / 100.0 * np.abs(p_load_kw)
-    )
-    q_read = q_load_kvar + rng.normal(0.0, 1.0, q_load_kvar.shape) * (
-        s.meter_sigma_pct / 100.0 * np.abs(q_load_kvar)
-    )
-    if not s.meter_reactive:
+    sig_p = s.meter_sigma_pct / 100.0 * np.abs(p_load_kw) + s.meter_floor_kw
+    sig_q = s.meter_sigma_pct / 100.0 * np.abs(q_load_kvar) + s.meter_floor_kw
+    p_read = p_load_kw + rng.normal(0.0, 1.0, p_load_kw.shape) * sig_p
+    q_read = q_load_kvar + rng.normal(0.0, 1.0, q_load_kvar.shape) * sig_q
+    if not s.meter_reactive:  # Q from an assumed power factor: as uncertain as a pseudo
         q_read = p_read * tan_phi
+        sig_q = s.pseudo_sigma_pct / 100.0 * np.abs(q_read) + s.pseudo_floor_kw * tan_phi
     lost = rng.random(p_load_kw.shape) < s.meter_missing_share
     have = metered[None, :] & ~lost
-    sig_p = s.meter_sigma_pct / 100.0 * np.abs(p_read) + s.meter_floor_kw
-    sig_q = s.meter_sigma_pct / 100.0 * np.abs(q_read) + s.meter_floor_kw
-    if not s.meter_reactive:  # Q from an assumed power factor: as uncertain as a pseudo
-        sig_q = s.pseudo_sigma_pct / 100.0 * np.abs(q_read) + s.pseudo_floor_kw * tan_phi
     k = s.meter_aggregate_k
     if k > 1 and metered.any():
         bus = estimator.net.load["bus"].to_numpy()
@@ -378,7 +380,10 @@ def measure(
             estimator.net.load["bus"].to_numpy()[estimator.voltage_loads]
         )
         u_true = truth.bus_u_pu[:, bus_col]
-        u_read = u_true + rng.normal(0.0, s.meter_u_sigma_pct / 100.0, u_true.shape)
+        # every connection's noise is drawn, so the readings kept do not depend on how many
+        u_sig = (s.meter_u_sigma_pct + s.meter_u_floor_pct) / 100.0
+        noise = _rng(seed, 2).normal(0.0, u_sig, (len(u_true), n_load))
+        u_read = u_true + noise[:, estimator.voltage_loads]
 
     # -- pseudo-measurements ------------------------------------------------------------------
     d = s.meter_delay_steps
@@ -403,9 +408,7 @@ def measure(
         if u_read is not None:
             vl = estimator.voltage_loads
             data.meter_u_pu = np.where(now[:, vl], u_read, np.nan)
-            data.meter_u_sigma_pu = np.full(
-                u_read.shape, (s.meter_u_sigma_pct + s.meter_u_floor_pct) / 100.0
-            )
+            data.meter_u_sigma_pu = np.full(u_read.shape, u_sig)
         return data
 
     have_rep = have[rep]
@@ -425,25 +428,26 @@ def measure(
             data.line_i_ka = truth.line_i_ka
             data.line_i_angle_rad = truth.line_i_angle_rad
     if estimator.layout.trafo:
-        tp = truth.trafo_p_kw + rng.normal(0, 1, truth.trafo_p_kw.shape) * (
-            s.trafo_power_sigma_pct / 100.0 * np.abs(truth.trafo_p_kw)
+        rng = _rng(seed, 3)
+        ts = (
+            s.trafo_power_sigma_pct / 100.0 * np.hypot(truth.trafo_p_kw, truth.trafo_q_kvar)
+            + s.trafo_power_floor_kw
         )
-        tq = truth.trafo_q_kvar + rng.normal(0, 1, truth.trafo_q_kvar.shape) * (
-            s.trafo_power_sigma_pct / 100.0 * np.abs(truth.trafo_q_kvar)
-        )
-        tu = truth.trafo_u_pu + rng.normal(0, s.trafo_u_sigma_pct / 100.0, truth.trafo_u_pu.shape)
-        ts = s.trafo_power_sigma_pct / 100.0 * np.hypot(tp, tq) + s.trafo_power_floor_kw
-        tus = np.full(tu.shape, (s.trafo_u_sigma_pct + s.trafo_u_floor_pct) / 100.0)
+        tus = np.full(truth.trafo_u_pu.shape, (s.trafo_u_sigma_pct + s.trafo_u_floor_pct) / 100.0)
+        tp = truth.trafo_p_kw + rng.normal(0, 1, ts.shape) * ts
+        tq = truth.trafo_q_kvar + rng.normal(0, 1, ts.shape) * ts
+        tu = truth.trafo_u_pu + rng.normal(0, 1, tus.shape) * tus
         for data in (nowcast, final):
             if data is not None:
                 data.trafo_p_kw, data.trafo_q_kvar, data.trafo_u_pu = tp, tq, tu
                 data.trafo_power_sigma_kw, data.trafo_u_sigma_pu = ts, tus
     if len(estimator.heads):
+        rng = _rng(seed, 4)
         i = truth.line_i_ka
-        i_read = i + rng.normal(0, 1, i.shape) * (s.head_i_sigma_pct / 100.0 * np.abs(i))
-        a_read = truth.line_i_angle_rad + rng.normal(0, np.deg2rad(s.head_angle_sigma_deg), i.shape)
-        i_sig = s.head_i_sigma_pct / 100.0 * np.abs(i_read) + s.head_i_floor_a / 1e3
+        i_sig = s.head_i_sigma_pct / 100.0 * np.abs(i) + s.head_i_floor_a / 1e3
         a_sig = np.full(i.shape, np.deg2rad(s.head_angle_sigma_deg + s.head_angle_floor_deg))
+        i_read = i + rng.normal(0, 1, i.shape) * i_sig
+        a_read = truth.line_i_angle_rad + rng.normal(0, 1, i.shape) * a_sig
         for data in (nowcast, final):
             if data is not None:
                 data.line_i_ka, data.line_i_angle_rad = i_read, a_read
@@ -493,7 +497,11 @@ def estimate_feeder(
 
     t0 = time.perf_counter()
     metered = metered_connections(settings, p_load_kw.shape[1], seed)
-    est = BatchStateEstimator(net, sensor_layout(settings, metered), threads=threads)
+    layout = sensor_layout(settings, metered)
+    method = settings.method
+    if method == "auto":  # PGM's Newton-Raphson WLS takes no current sensors
+        method = "iterative_linear" if layout.cable_heads else "newton_raphson"
+    est = BatchStateEstimator(net, layout, threads=threads, method=method)
     rep = slice(n_warmup_steps, None)
     sensors = est.sensor_truth(p_load_kw[rep], q_load_kvar[rep])
     measured = measure(
@@ -507,6 +515,7 @@ def estimate_feeder(
         "se_reading_share": measured.reading_share,
         "se_voltage_sensors": int(len(est.voltage_loads) + len(est.units) * settings.trafo),
         "se_current_sensors": int(len(est.heads)),
+        "se_method": method,
     }
     kpis.update(estimation_errors(nowcast, truth, net, "se"))
     if final is not None:

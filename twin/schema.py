@@ -149,16 +149,16 @@ class TransformerSensorConfig:
         0.5, "added to the P/Q standard deviation the SE assumes", 1e-3, 1e4
     )
     u_sigma_pct: float = key(0.2, "U noise: standard deviation, % of nominal", 0, 100)
-    u_floor_pct: float = key(0.01, "added to the U standard deviation the SE assumes", 1e-4, 100)
+    u_floor_pct: float = key(0.01, "added to the U standard deviation", 1e-9, 100)
 
 
 @dataclass
 class CableHeadSensorConfig:
     present: bool = key(False, "current sensors at the station end of every outgoing cable")
     i_sigma_pct: float = key(1.0, "current noise: standard deviation, % of the reading", 0, 100)
-    i_floor_a: float = key(1.0, "added to the current standard deviation the SE assumes", 1e-3, 1e4)
+    i_floor_a: float = key(1.0, "added to the current standard deviation", 1e-9, 1e4)
     angle_sigma_deg: float = key(1.0, "angle noise (current vs local voltage), degrees", 0, 90)
-    angle_floor_deg: float = key(0.1, "added to the angle standard deviation", 1e-4, 90)
+    angle_floor_deg: float = key(0.1, "added to the angle standard deviation", 1e-9, 90)
 
 
 @dataclass
@@ -166,12 +166,12 @@ class MeterConfig:
     share: float = key(1.0, "share of connections whose smart meter reaches the DSO", 0, 1)
     sigma_pct: float = key(1.0, "15-min energy noise (accuracy class): % of the reading", 0, 100)
     floor_kw: float = key(
-        0.004, "added to the meter standard deviation (register: 1 Wh per 15 min)", 1e-4, 10
+        0.004, "added to the meter standard deviation (register: 1 Wh per 15 min)", 1e-9, 10
     )
     reactive: bool = key(False, "meters report reactive energy (else Q from power_factor)")
     voltage: bool = key(True, "meters report the 15-min mean voltage")
     u_sigma_pct: float = key(0.5, "voltage noise: standard deviation, % of nominal", 0, 100)
-    u_floor_pct: float = key(0.05, "added to the voltage standard deviation", 1e-4, 100)
+    u_floor_pct: float = key(0.05, "added to the voltage standard deviation", 1e-9, 100)
     missing_share: float = key(0.0, "share of readings that never arrive", 0, 1)
     delay_steps: int = key(
         0, "15-min steps until a reading reaches the DSO (96: next day)", 0, 1344
@@ -198,6 +198,11 @@ class MeasurementConfig:
         "estimate",
         "what the DSO's station meter reads: the estimate of this preset, or the exact truth",
         choices=("estimate", "truth"),
+    )
+    method: str = key(
+        "auto",
+        "power-grid-model's WLS: auto (Newton-Raphson; iterative linear with current sensors)",
+        choices=("auto", "newton_raphson", "iterative_linear"),
     )
     transformer: TransformerSensorConfig = field(default_factory=TransformerSensorConfig)
     cable_heads: CableHeadSensorConfig = field(default_factory=CableHeadSensorConfig)
