@@ -52,7 +52,7 @@ from power_grid_model import (
 )
 from power_grid_model.errors import PowerGridError
 
-from twin.grid.powerflow import PowerFlowResult, pgm_input_from_net
+from twin.grid.powerflow import PowerFlowResult, pgm_input_from_net, solve_batch
 from twin.grid.ratings import station_mask, trafo_unit_rating_kva
 
 __all__ = [
@@ -194,7 +194,7 @@ class BatchStateEstimator:
         net: pandapowerNet,
         layout: SensorLayout,
         threads: int = 0,
-        error_tolerance: float = 1e-8,
+        error_tolerance: float = 1e-7,
         steps_per_call: int = 4 * 7 * 96,
         method: str = "iterative_linear",
     ) -> None:
@@ -313,12 +313,15 @@ class BatchStateEstimator:
                     "q_specified": np.ascontiguousarray(q[s0:s1] * 1e3),
                 }
             }
-            res = self._model.calculate_power_flow(
-                update_data=upd,
-                calculation_method=CalculationMethod.newton_raphson,
-                error_tolerance=1e-12,
-                output_component_types=outputs,
+            res = solve_batch(
+                self._model,
+                upd,
+                outputs,
+                s0,
+                symmetric=True,
+                error_tolerance=1e-10,
                 threading=self._threading(),
+                load_kw=lambda k, s0=s0: float(p[s0 + k].sum()),
             )
             u = res[ComponentType.node]["u_pu"]
             out_t["bus_u_pu"][s0:s1] = u
