@@ -163,7 +163,6 @@ class MeasurementSettings:
 
     name: str = "full"
     estimate: bool = True
-    dso_reads: str = "estimate"
     method: str = "auto"
     trafo: bool = True
     trafo_power_sigma_pct: float = 0.5
@@ -200,7 +199,6 @@ class MeasurementSettings:
         return cls(
             name=str(cfg.name),
             estimate=bool(cfg.estimate),
-            dso_reads=str(cfg.dso_reads),
             method=str(cfg.method),
             trafo=bool(t.present),
             trafo_power_sigma_pct=float(t.power_sigma_pct),

@@ -194,11 +194,6 @@ class PseudoConfig:
 class MeasurementConfig:
     name: str = key("full", "the measurement preset (measurement group option)")
     estimate: bool = key(True, "run the batch state estimation and report se_* KPIs")
-    dso_reads: str = key(
-        "estimate",
-        "what the DSO's station meter reads: the estimate of this preset, or the exact truth",
-        choices=("estimate", "truth"),
-    )
     method: str = key(
         "auto",
         "power-grid-model's WLS: auto (Newton-Raphson; iterative linear with current sensors)",
