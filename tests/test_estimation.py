@@ -206,3 +206,18 @@ def test_batch_estimate_agrees_with_pandapower_estimation(day):
     e_pp = np.abs(vm_pp - r.grid.vm_pu[steps]).mean()
     e_il = np.abs(il.vm_pu[steps] - r.grid.vm_pu[steps]).mean()
     assert 0.5 < e_il / e_pp < 2.0
+
+
+def test_the_figure_draws_the_estimate_and_the_truth(day, tmp_path):
+    from twin.grid.compliance import station_of
+    from twin.plots import fig_state_estimation
+
+    f = fig_state_estimation(day, tmp_path / "se.png")
+    assert (tmp_path / "se.png").read_bytes()[:4] == b"\x89PNG"
+    net, est = day.feeder.net, day.estimation.nowcast.result
+    assert np.array_equal(f.data["trafo_truth_pct"], station_of(day.grid, net).loading_pct)
+    assert np.array_equal(f.data["trafo_est_pct"], station_of(est, net).loading_pct)
+    lv = day.lv_buses()
+    worst = np.abs(est.vm_pu[:, lv] - day.grid.vm_pu[:, lv]).max(axis=1)
+    assert np.allclose(f.data["vm_err_max_pu"], worst)
+    assert f.data["vm_err_max_pu"].max() == pytest.approx(day.kpis["se_vm_err_max_pu"])
