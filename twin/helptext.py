@@ -128,8 +128,8 @@ def _section(title: str, rows: list[tuple[str, str]]) -> list[str]:
     width = min(max((len(k) for k, _ in rows), default=0), 34)
     out = [f"== {title} =="]
     for key, text in rows:
-        if len(key) > width:
-            out += [f"  {key}", f"  {'':<{width}}  {text}"]
+        if len(key) > width:  # one line still: the key, then its text
+            out.append(f"  {key}  {text}")
         else:
             out.append(f"  {key:<{width}}  {text}")
     return [*out, ""]

@@ -23,6 +23,7 @@ from twin.grid.feeders import check_radial
 from twin.grid.phases import run_power_flows
 from twin.inputs import build_inputs
 from twin.kpi import household_kpis, stored_electricity_kwh
+from twin.measure import MeasurementSettings, estimate_feeder
 from twin.model import FeederModel
 from twin.result import RunResult
 from twin.scenario import Scenario
@@ -85,6 +86,29 @@ def run(
     grid, grid_phases = run_power_flows(feeder, model.fleet, log_, p_load, q_load, threads)
     timings["powerflow"] = time.perf_counter() - t0
 
+    # what the DSO receives and estimates the feeder from (twin.measure, twin.grid.estimation):
+    # the truth above only scores the estimate
+    t0 = time.perf_counter()
+    measurement = MeasurementSettings.from_config(cfg.get("measurement"))
+    estimation = None
+    if measurement.estimate:
+        rows_sim = window.sim_year_index
+        p_sim = feeder.load_p_kw[rows_sim]
+        p_true = p_sim.copy()
+        p_true[:, feeder.household_cols] = model.log["p_net_kw"]
+        estimation = estimate_feeder(
+            measurement,
+            feeder.net,
+            p_true,
+            feeder.load_q_kvar[rows_sim],
+            p_sim,
+            window.n_warmup_steps,
+            grid,
+            int(cfg.seed),
+            threads,
+        )
+        timings["estimation"] = time.perf_counter() - t0
+
     kpis: dict[str, Any] = {
         "contract": contract.name,
         "scenario": inputs.scenario.name,
@@ -102,6 +126,8 @@ def run(
     if "performance_station_rating_kva" in contract_kpis:  # the limit the DSO planned to
         limit = float(contract_kpis["performance_station_rating_kva"])
         kpis.update(station_limit_risk(grid, feeder.net, limit))
+    if estimation is not None:
+        kpis.update(estimation.kpis)
     if grid_phases is not None:  # the unbalanced KPIs beside the balanced ones
         kpis.update(asym_run_kpis(grid_phases, feeder.net))
     discount = np.broadcast_to(
@@ -137,6 +163,7 @@ def run(
         contract_feeder={k: v[rep] for k, v in contract.feeder_timeseries().items()},
         timings_s=timings,
         scenario=inputs.scenario,
+        estimation=estimation,
     )
 
 

@@ -21,6 +21,9 @@ with the results rather than pixels.
                                 with technical and financial risk shaded (E.DSO Fig. 5-1)
 ``forecast_quality.png``        performance contract on forecasts: rMAE and quantile
                                 reliability of the DSO's feeder forecast by lead time
+``state_estimation.png``        the DSO's estimate (measurement preset) against the truth: the
+                                station's and the most loaded cable's loading, and the worst
+                                voltage and cable-loading error of every step
 =============================== ===============================================================
 """
 
@@ -779,6 +782,107 @@ def fig_forecast_quality(result: RunResult, path: Path) -> Figure | None:
 
 
 # ----------------------------------------------------------------------------------------------
+def fig_state_estimation(result: RunResult, path: Path) -> Figure | None:
+    """The DSO's state estimate against the truth (:mod:`twin.measure`)."""
+    se = result.estimation
+    if se is None or not se.nowcast.observable.any():
+        return None
+    from twin.grid.compliance import station_of
+
+    g, net = result.grid, result.feeder.net
+    times = result.window.times
+    long = _is_long(result)
+    est = se.nowcast.result
+    fin = se.final.result if se.final is not None else None
+    lv = result.lv_buses()
+    fig, axes = plt.subplots(3, 1, figsize=(10, 9.5), sharex=True)
+    data: dict[str, Any] = {}
+
+    def series(ax, values: np.ndarray, color: str, label: str, lw: float = 1.0, ls="-") -> None:
+        if long:
+            day, _, hi = daily(times, np.nan_to_num(values, nan=-np.inf))
+            ax.plot(day, hi, color=color, lw=lw, ls=ls, drawstyle="steps-mid", label=label)
+        else:
+            ax.plot(times, values, color=color, lw=lw, ls=ls, label=label)
+
+    k = se.kpis
+    name = se.settings.name
+    truth_st = station_of(g, net).loading_pct
+    ax = axes[0]
+    if len(station_of(g, net).units):
+        est_st = station_of(est, net).loading_pct
+        series(ax, truth_st, "black", "truth (power flow)", 1.4)
+        series(ax, est_st, "tab:orange", f"estimate as the DSO knew it ({name})", 1.0)
+        if fin is not None:
+            series(
+                ax,
+                station_of(fin, net).loading_pct,
+                "tab:green",
+                "estimate once all meters arrived",
+                0.9,
+                "--",
+            )
+        data.update(trafo_truth_pct=truth_st, trafo_est_pct=est_st)
+    ax.set_ylabel("transformer loading\n(% of rating)")
+    ax.legend(loc="upper right", fontsize=8, ncol=3)
+    ax.set_title(
+        f"State estimation ({name}): the DSO's estimate against the truth"
+        + (" (daily maxima)" if long else "")
+        + f"\n{result.title()}",
+        fontsize=9,
+        loc="left",
+    )
+    ax = axes[1]
+    if g.line_loading_pct.shape[1]:
+        col = int(np.argmax(g.line_loading_pct.max(axis=0)))
+        cable = result.element_names("line")[col]
+        series(ax, g.line_loading_pct[:, col], "black", f"truth: {cable}", 1.4)
+        series(ax, est.line_loading_pct[:, col], "tab:orange", "estimate (as known)", 1.0)
+        if fin is not None:
+            series(
+                ax, fin.line_loading_pct[:, col], "tab:green", "estimate (all meters)", 0.9, "--"
+            )
+        data.update(line=int(g.line_index[col]), line_truth_pct=g.line_loading_pct[:, col])
+        data.update(line_est_pct=est.line_loading_pct[:, col])
+        ax.set_ylabel("most loaded cable\n(% of ampacity)")
+        ax.legend(loc="upper right", fontsize=8, ncol=3)
+    ax = axes[2]
+    dv = np.abs(est.vm_pu[:, lv] - g.vm_pu[:, lv]).max(axis=1)
+    dl = np.abs(est.line_loading_pct - g.line_loading_pct).max(axis=1)
+    series(ax, dv * 100.0, "tab:blue", "worst bus voltage error (% of nominal)")
+    ax.set_ylabel("voltage error\n(% of nominal)", color="tab:blue")
+    ax2 = ax.twinx()
+    if long:
+        day, _, hi = daily(times, np.nan_to_num(dl, nan=-np.inf))
+        ax2.plot(day, hi, color="tab:red", lw=1.0, drawstyle="steps-mid")
+    else:
+        ax2.plot(times, dl, color="tab:red", lw=1.0)
+    ax2.set_ylabel("worst cable-loading\nerror (%-points)", color="tab:red")
+    ax.text(
+        0.01,
+        0.95,
+        f"mean |ΔU| {k['se_vm_err_mean_pu']:.4f} p.u., max {k['se_vm_err_max_pu']:.4f}; "
+        f"cable loading: mean {k.get('se_line_err_mean_pp', float('nan')):.2f}, "
+        f"max {k.get('se_line_err_max_pp', float('nan')):.1f} %-points; "
+        f"{k['se_unobservable_steps']} steps unobservable",
+        transform=ax.transAxes,
+        fontsize=8,
+        va="top",
+        bbox=_BOX,
+    )
+    data.update(vm_err_max_pu=dv, line_err_max_pp=dl)
+    time_axis(ax)
+    fig.tight_layout()
+    _save(fig, path)
+    return Figure(
+        "state_estimation",
+        path,
+        f"State estimation ({name}): the DSO's estimate of transformer and cable loading "
+        "against the truth, and the worst errors per step",
+        data,
+    )
+
+
 def write_figures(result: RunResult, out_dir: Path) -> list[Figure]:
     """Write every figure of the run into ``out_dir`` (see the module docstring)."""
     from twin.grid.compliance import loading_duration_curve, station_of
@@ -863,6 +967,7 @@ def write_figures(result: RunResult, out_dir: Path) -> list[Figure]:
         (fig_performance_band, "performance_band.png"),
         (fig_forecast_risk, "forecast_risk.png"),
         (fig_forecast_quality, "forecast_quality.png"),
+        (fig_state_estimation, "state_estimation.png"),
     ):
         made = fig_of(result, out_dir / name)
         if made is not None:

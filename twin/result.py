@@ -22,6 +22,7 @@ from twin.grid.feeders import Feeder
 from twin.grid.powerflow import PowerFlowResult
 from twin.grid.ratings import line_ampacity_ka, station_mask
 from twin.kpi import per_household_table
+from twin.measure import StateEstimation
 from twin.scenario import Scenario
 from twin.service import ServiceLevels
 from twin.tariffs import Tariff
@@ -183,6 +184,9 @@ class RunResult:
     scenario : Scenario, optional
         The scenario as simulated (with a study's adoption changes); ``None`` when the
         pipeline did not pass it (the writer then reads ``cfg.scenario.name`` again).
+    estimation : StateEstimation, optional
+        The DSO's state estimation of the reported steps (:mod:`twin.measure`): the nowcast,
+        the final estimate, the measurements; None with ``measurement.estimate=false``.
     """
 
     cfg: DictConfig
@@ -208,6 +212,7 @@ class RunResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     grid_phases: AsymPowerFlowResult | None = None
     scenario: Scenario | None = None
+    estimation: StateEstimation | None = None
 
     def households_table(self) -> TidyTable:
         """Tidy: one row per (time, household), one column per logged variable

@@ -140,6 +140,71 @@ class ForecastConfig:
     min_child_samples: int = key(50, "LightGBM minimum samples per leaf", 1, 100000)
 
 
+# -- measurement (twin/measure.py, twin/grid/estimation.py) --------------------------------------
+@dataclass
+class TransformerSensorConfig:
+    present: bool = key(True, "P and Q on the transformer's LV terminal, U on its LV bus")
+    power_sigma_pct: float = key(0.5, "P/Q noise: standard deviation, % of the reading", 0, 100)
+    power_floor_kw: float = key(
+        0.5, "added to the P/Q standard deviation the SE assumes", 1e-3, 1e4
+    )
+    u_sigma_pct: float = key(0.2, "U noise: standard deviation, % of nominal", 0, 100)
+    u_floor_pct: float = key(0.01, "added to the U standard deviation", 1e-9, 100)
+
+
+@dataclass
+class CableHeadSensorConfig:
+    present: bool = key(False, "current sensors at the station end of every outgoing cable")
+    i_sigma_pct: float = key(1.0, "current noise: standard deviation, % of the reading", 0, 100)
+    i_floor_a: float = key(1.0, "added to the current standard deviation", 1e-9, 1e4)
+    angle_sigma_deg: float = key(1.0, "angle noise (current vs local voltage), degrees", 0, 90)
+    angle_floor_deg: float = key(0.1, "added to the angle standard deviation", 1e-9, 90)
+
+
+@dataclass
+class MeterConfig:
+    share: float = key(1.0, "share of connections whose smart meter reaches the DSO", 0, 1)
+    sigma_pct: float = key(1.0, "15-min energy noise (accuracy class): % of the reading", 0, 100)
+    floor_kw: float = key(
+        0.004, "added to the meter standard deviation (register: 1 Wh per 15 min)", 1e-9, 10
+    )
+    reactive: bool = key(False, "meters report reactive energy (else Q from power_factor)")
+    voltage: bool = key(True, "meters report the 15-min mean voltage")
+    u_sigma_pct: float = key(0.5, "voltage noise: standard deviation, % of nominal", 0, 100)
+    u_floor_pct: float = key(0.05, "added to the voltage standard deviation", 1e-9, 100)
+    missing_share: float = key(0.0, "share of readings that never arrive", 0, 1)
+    delay_steps: int = key(
+        0, "15-min steps until a reading reaches the DSO (96: next day)", 0, 1344
+    )
+    aggregate_k: int = key(1, "the DSO sees sums over groups of at least k connections", 1, 10000)
+
+
+@dataclass
+class PseudoConfig:
+    sigma_pct: float = key(50.0, "pseudo-measurement standard deviation, % of its value", 1, 1000)
+    floor_kw: float = key(0.3, "added to the pseudo-measurement standard deviation", 1e-3, 100)
+    history_days: int = key(7, "days of a connection's arrived readings averaged", 1, 56)
+    power_factor: float = key(0.97, "assumed where a reading has no reactive energy", 0.5, 1)
+    source_u_sigma_pct: float = key(
+        2.0, "pseudo voltage at the MV source (its set-point); 0: none", 0, 100
+    )
+
+
+@dataclass
+class MeasurementConfig:
+    name: str = key("full", "the measurement preset (measurement group option)")
+    estimate: bool = key(True, "run the batch state estimation and report se_* KPIs")
+    method: str = key(
+        "auto",
+        "power-grid-model's WLS: auto (Newton-Raphson; iterative linear with current sensors)",
+        choices=("auto", "newton_raphson", "iterative_linear"),
+    )
+    transformer: TransformerSensorConfig = field(default_factory=TransformerSensorConfig)
+    cable_heads: CableHeadSensorConfig = field(default_factory=CableHeadSensorConfig)
+    meters: MeterConfig = field(default_factory=MeterConfig)
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
+
+
 # -- tariffs ------------------------------------------------------------------------------------
 @dataclass
 class TariffConfig:
@@ -295,6 +360,7 @@ class TwinConfig:
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    measurement: MeasurementConfig = field(default_factory=MeasurementConfig)
     tariff: TariffConfig = field(default_factory=TariffConfig)
     contract: Any = None  # one of CONTRACT_SCHEMAS (the contract group's option names it)
     study: Any = None  # one of STUDY_SCHEMAS
@@ -325,6 +391,7 @@ def register() -> None:
     cs.store(name="twin_schema", node=TwinConfig)
     cs.store(group="tariff", name="tariff_schema", node=TariffConfig)
     cs.store(group="forecast", name="forecast_schema", node=ForecastConfig)
+    cs.store(group="measurement", name="measurement_schema", node=MeasurementConfig)
     for name, schema in (
         ("firm_schema", FirmConfig),
         ("nonfirm_schema", NonfirmConfig),
