@@ -39,6 +39,7 @@ import numpy as np
 
 from twin.devices.ev import TripSchedule
 from twin.devices.household import Exogenous, HouseholdState, simulate_firm
+from twin.errors import TwinError
 from twin.fleet import Fleet
 from twin.timegrid import DT_H, STEPS_PER_DAY
 
@@ -356,6 +357,14 @@ class StatisticalForecaster(PerfectForecaster):
         ``(T_h, n_other)`` and ``year_rows`` ``(T_h,)``.
     settings : ForecastSettings
     seed : int
+    measured : dict, optional
+        What the forecaster learns from instead of the exact past (the DSO's forecaster:
+        :meth:`twin.measure.DsoMeters.learning_series`): ``base_kw`` ``(T_h + T, H)`` and
+        ``other_kw`` ``(T_h + T, n_other)`` over the history and the window as the meters
+        delivered them, and ``delay_steps``: a step's value is known only that many steps
+        after it, so the models learn from, the level correction compares and the persistence
+        term carries the latest *arrived* steps (the persistence term faded by their age).
+        None: the exact past, known at once (a HEMS's forecast of its own house).
     """
 
     def __init__(
@@ -370,6 +379,7 @@ class StatisticalForecaster(PerfectForecaster):
         history: dict[str, np.ndarray],
         settings: ForecastSettings,
         seed: int,
+        measured: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(exo, fleet, state0, other_p_kw, other_q_kvar)
         self.settings = settings
@@ -378,8 +388,17 @@ class StatisticalForecaster(PerfectForecaster):
         h = history
         self._n_hist = len(h["base_kw"])
         # the past and the window on one axis: index t + n_hist
-        self._base = np.vstack([h["base_kw"], exo.p_base_kw])
-        self._other = np.vstack([h["other_kw"], self._other_p]) if self._other_p.size else None
+        if measured is None:
+            self._base = np.vstack([h["base_kw"], exo.p_base_kw])
+            other = np.vstack([h["other_kw"], self._other_p]) if self._other_p.size else None
+            self._delay = 0
+        else:
+            self._base = np.asarray(measured["base_kw"], float)
+            other = np.asarray(measured["other_kw"], float) if self._other_p.size else None
+            self._delay = int(measured["delay_steps"])
+            if len(self._base) != self._n_hist + exo.n_steps:
+                raise ValueError("measured: one row per step of the history and the window")
+        self._other = other
         self._rows = np.concatenate([h["year_rows"], year_rows])
         self._declared = declared_trips(exo.trips, settings, np.random.default_rng([seed, 7]))
         self._models: dict[str, Any] = {}
@@ -389,7 +408,8 @@ class StatisticalForecaster(PerfectForecaster):
         # model forecasts); rows before the window (the measured past the level correction
         # compares with) come with the first block
         self._pre = min(
-            int(np.ceil(settings.level_days * STEPS_PER_DAY)),
+            int(np.ceil(settings.level_days * STEPS_PER_DAY))
+            + (self._delay + 1 if self._delay else 0),
             max(self._n_hist - 15 * STEPS_PER_DAY, 0),
         )
         n_axis = self._pre + self.n_steps
@@ -455,8 +475,9 @@ class StatisticalForecaster(PerfectForecaster):
 
         t0 = _time.perf_counter()
         s = self.settings
-        n_days = max(min(s.history_days, now // STEPS_PER_DAY - 15), 1)
-        t_abs = np.arange(now - n_days * STEPS_PER_DAY, now)
+        end = now - self._delay  # the targets whose readings have arrived
+        n_days = max(min(s.history_days, end // STEPS_PER_DAY - 15), 1)
+        t_abs = np.arange(end - n_days * STEPS_PER_DAY, end)
         n_h = self._base.shape[1]
         self._agg = self._base.sum(axis=1)
         self._day_mean = self._base.reshape(-1, STEPS_PER_DAY, n_h).mean(axis=1)
@@ -573,7 +594,8 @@ class StatisticalForecaster(PerfectForecaster):
         n = int(round(self.settings.level_days * STEPS_PER_DAY))
         if n <= 0:
             return 1.0, 1.0
-        past = np.arange(k0 - n, k0)  # measured: the past and the history before the window
+        # measured and arrived: the past and the history before the window
+        past = np.arange(k0 - n, k0) - self._delay
         base, agg = self._base_quantiles(past)
         actual = float(self._base[past + self._n_hist].sum())
         r_hh = actual / max(float(base[3].sum()), 1e-9)
@@ -585,7 +607,7 @@ class StatisticalForecaster(PerfectForecaster):
         n = int(round(self.settings.level_days * STEPS_PER_DAY))
         if n <= 0 or self._other is None:
             return 1.0
-        t = np.arange(k0 - n, k0) + self._n_hist
+        t = np.arange(k0 - n, k0) - self._delay + self._n_hist
         week = 7 * STEPS_PER_DAY
         ratio = float(self._other[t].sum()) / max(float(self._other[t - week].sum()), 1e-9)
         return float(np.clip(ratio, 2 / 3, 1.5))
@@ -597,6 +619,14 @@ class StatisticalForecaster(PerfectForecaster):
         if got is not None and len(got.rows) >= n:
             return got
         rows = horizon_index(k0, n, self.n_steps)
+        week = 7 * STEPS_PER_DAY
+        if self._delay and self._delay > week - n:
+            raise TwinError(
+                f"measurement.meters.delay_steps={self._delay} is too late for the DSO's "
+                f"forecaster: a {n}-step forecast needs the readings of a week before its last "
+                f"step: give measurement.meters.delay_steps={max(week - n, 0)} or less (or "
+                "forecast=perfect)"
+            )
         e_t, (e_g, sig_g) = self._error_path(k0, n)
         x = self._exo
         ghi = np.maximum(x.ghi_w_m2[rows] * np.exp(e_g - 0.5 * sig_g**2), 0.0)
@@ -604,9 +634,11 @@ class StatisticalForecaster(PerfectForecaster):
         r_hh, r_agg = self._level_ratio(k0)
         base, agg = base * r_hh, agg * r_agg
         if self.settings.nowcast_h > 0:  # the last measured error fades over the first steps
-            last, last_agg = self._base_quantiles(np.array([k0 - 1]))
-            err = self._base[k0 - 1 + self._n_hist] - last[3, 0] * r_hh  # (H,)
-            fade = np.exp(-(np.arange(n) + 1) * DT_H / self.settings.nowcast_h)[:, None]
+            k_last = k0 - 1 - self._delay  # the latest step whose readings have arrived
+            last, last_agg = self._base_quantiles(np.array([k_last]))
+            err = self._base[k_last + self._n_hist] - last[3, 0] * r_hh  # (H,)
+            age = np.arange(n) + 1 + self._delay
+            fade = np.exp(-age * DT_H / self.settings.nowcast_h)[:, None]
             base = base + fade[None] * err[None, None, :]
             agg = agg + fade[:, 0][None] * float(err.sum())
             np.maximum(base, 0.0, out=base)

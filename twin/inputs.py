@@ -140,6 +140,12 @@ class StudyInputs:
     # where the sun is computed for (the TRY2010 region's station; Essen otherwise)
     site_lat_deg: float = TRY_LAT_DEG
     site_lon_deg: float = TRY_LON_DEG
+    # (T, n_load) each connection's standard profile (net.load order) over the simulated steps:
+    # what a DSO holds from registration, the measurement layer's pseudo-measurement
+    # (twin.measure). Households drawing their own base load get the BDEW H0 profile scaled to
+    # their annual base energy; households on the feeder's or given profiles, and the other
+    # loads, keep those profiles. None: no feeder (the households' base load stands in).
+    standard_p_kw: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         t, n = self.p_base_kw.shape
@@ -574,6 +580,7 @@ def build_inputs(cfg: Any, scenario: Scenario | None = None) -> StudyInputs:
         base_load = "profiles"
     _feeder_pv(feeder, t_year, g_year, pv_scale, lat, lon)
     rows = window.sim_year_index
+    standard = _standard_profiles(feeder, cols, None if profiles else p_gen)
     other = np.setdiff1d(np.arange(feeder.load_p_kw.shape[1]), cols)
     history = None
     forecast = cfg.get("forecast")
@@ -588,6 +595,7 @@ def build_inputs(cfg: Any, scenario: Scenario | None = None) -> StudyInputs:
             "base_kw": feeder.load_p_kw[np.ix_(past, cols)],
             "other_kw": feeder.load_p_kw[np.ix_(past, other)],
             "year_rows": past,
+            "standard_kw": standard(past),
         }
     existing = feeder.household_pv_kwp
     return StudyInputs(
@@ -614,7 +622,27 @@ def build_inputs(cfg: Any, scenario: Scenario | None = None) -> StudyInputs:
         base_load=base_load,
         site_lat_deg=lat,
         site_lon_deg=lon,
+        standard_p_kw=standard(rows),
     )
+
+
+def _standard_profiles(feeder: Feeder, cols: np.ndarray, p_gen: np.ndarray | None) -> Any:
+    """``standard(rows) -> (len(rows), n_load)``: each connection's standard profile at
+    reference-year rows ``rows`` (see :attr:`StudyInputs.standard_p_kw`)."""
+    h0 = annual = None
+    if p_gen is not None:  # generated base loads: BDEW H0 at each household's annual energy
+        from twin.grid.feeders import bdew_h0_profile_kw
+
+        h0 = bdew_h0_profile_kw(1.0)
+        annual = p_gen.sum(axis=0) * 0.25
+
+    def standard(rows: np.ndarray) -> np.ndarray:
+        out = feeder.load_p_kw[rows].copy()
+        if h0 is not None:
+            out[:, cols] = h0[rows][:, None] * annual[None, :]
+        return out
+
+    return standard
 
 
 def resolve_unbalanced(feeder: Feeder, setting: bool | None) -> bool:

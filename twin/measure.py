@@ -60,6 +60,7 @@ __all__ = [
     "estimate_feeder",
     "metered_connections",
     "Clock",
+    "DsoMeters",
     "Measured",
     "MeasurementSettings",
     "Meters",
@@ -84,7 +85,8 @@ class Clock:
 
 
 class Meters:
-    """Ideal 15-minute meters over the simulated steps.
+    """The households' own meters over the simulated steps (what each HEMS reads of its own
+    house: exact; the DSO reads :class:`DsoMeters`).
 
     Parameters
     ----------
@@ -92,27 +94,21 @@ class Meters:
         The simulation clock (reads beyond ``clock.now`` are refused).
     p_net_kw : np.ndarray
         ``(T, H)`` each household's net import as the simulation records it (read-only use).
-    p_other_kw : np.ndarray
-        ``(T, n_other)`` the feeder's other (non-household) loads.
+    q_heat_kw : tuple of np.ndarray
+        ``(T, H)`` heat delivered by each home's heat pump and by its boiler.
     """
 
-    __slots__ = ("_clock", "_p_base", "_p_net", "_p_other", "_p_pv", "_q_heat")
+    __slots__ = ("_clock", "_p_net", "_q_heat")
 
     def __init__(
         self,
         clock: Clock,
         p_net_kw: np.ndarray,
-        p_other_kw: np.ndarray,
-        p_base_kw: np.ndarray | None = None,
-        p_pv_kw: np.ndarray | None = None,
         q_heat_kw: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self._clock = clock
         self._q_heat = q_heat_kw
         self._p_net = p_net_kw
-        self._p_other = p_other_kw
-        self._p_base = p_base_kw
-        self._p_pv = p_pv_kw
 
     def _check(self, k_start: int, k_end: int) -> None:
         if not 0 <= k_start <= k_end <= self._clock.now:
@@ -120,21 +116,6 @@ class Meters:
                 f"meters read steps {k_start}..{k_end - 1}, but only steps before "
                 f"{self._clock.now} have been measured"
             )
-
-    def transformer_kw(self, k_start: int, k_end: int) -> np.ndarray:
-        """``(k_end - k_start,)`` the station's metered active load (all loads), kW."""
-        self._check(k_start, k_end)
-        p = self._p_net[k_start:k_end].sum(axis=1)
-        return p + self._p_other[k_start:k_end].sum(axis=1)
-
-    def inflexible_kw(self, k_start: int, k_end: int) -> np.ndarray:
-        """``(k_end - k_start,)`` the feeder's inflexible load (households' base load minus PV
-        and the other loads), kW. Assumption: the households' controllable devices are
-        sub-metered (a HEMS under a contract reports what its devices drew), so the DSO can
-        tell the inflexible part of the measured load apart."""
-        self._check(k_start, k_end)
-        p = self._p_base[k_start:k_end].sum(axis=1) - self._p_pv[k_start:k_end].sum(axis=1)
-        return p + self._p_other[k_start:k_end].sum(axis=1)
 
     def heat_kw(self, k_start: int, k_end: int, households: np.ndarray) -> np.ndarray:
         """``(k_end - k_start, n)`` heat each home's heating delivered (heat pump and a
@@ -304,6 +285,97 @@ def _history_pseudo(
     return mean, count
 
 
+def meter_groups(settings: MeasurementSettings, bus: np.ndarray, metered: np.ndarray) -> np.ndarray:
+    """``(n_load,)`` each metered connection's aggregation group (-1: none, and every
+    connection when ``meters.aggregate_k`` is 1); ``bus``: each connection's bus."""
+    if settings.meter_aggregate_k > 1 and metered.any():
+        return _groups(bus, np.flatnonzero(metered), settings.meter_aggregate_k)
+    return np.full(len(bus), -1)
+
+
+def meter_noise(
+    settings: MeasurementSettings, seed: int, shape: tuple[int, int], stream: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The smart meters' draws over ``shape`` = (simulated steps, connections): standard
+    normal noise of P and of Q, and which readings are lost, in this order from the layer's
+    stream 1 (the history before the window, which the forecaster learns from: stream 7)."""
+    rng = _rng(seed, stream)
+    z_p = rng.normal(0.0, 1.0, shape)
+    z_q = rng.normal(0.0, 1.0, shape)
+    lost = rng.random(shape) < settings.meter_missing_share
+    return z_p, z_q, lost
+
+
+def meter_readings(
+    settings: MeasurementSettings,
+    p_kw: np.ndarray,
+    q_kvar: np.ndarray,
+    z_p: np.ndarray,
+    z_q: np.ndarray,
+    lost: np.ndarray,
+    metered: np.ndarray,
+    groups: np.ndarray,
+    profile_p_kw: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What the connections' smart meters read at some steps (rows of the ``(n, n_load)``
+    arrays: true P and Q, the draws of :func:`meter_noise`, the standard profiles): ``(p, q,
+    sigma_p, sigma_q, have)`` with the accuracy class's noise, the lost readings, the
+    aggregation (module docstring). Row by row: any subset of steps reads the same."""
+    s = settings
+    tan_phi = np.tan(np.arccos(s.pseudo_power_factor))
+    sig_p = s.meter_sigma_pct / 100.0 * np.abs(p_kw) + s.meter_floor_kw
+    sig_q = s.meter_sigma_pct / 100.0 * np.abs(q_kvar) + s.meter_floor_kw
+    p_read = p_kw + z_p * sig_p
+    q_read = q_kvar + z_q * sig_q
+    if not s.meter_reactive:  # Q from an assumed power factor: as uncertain as a pseudo
+        q_read = p_read * tan_phi
+        sig_q = s.pseudo_sigma_pct / 100.0 * np.abs(q_read) + s.pseudo_floor_kw * tan_phi
+    have = metered[None, :] & ~lost
+    k = s.meter_aggregate_k
+    cols = np.flatnonzero(groups >= 0)
+    if k > 1 and len(cols):
+        n_all = len(p_kw)
+        n_g = groups.max() + 1
+        gi = groups[cols]
+        w = np.maximum(profile_p_kw[:, cols], 0.01)
+        w_sum = np.zeros((n_all, n_g))
+        np.add.at(w_sum.T, gi, w.T)
+        share = w / w_sum[:, gi]
+        g_sum = np.zeros((n_all, n_g))
+        np.add.at(g_sum.T, gi, p_read[:, cols].T)
+        g_have = np.ones((n_all, n_g), bool)
+        np.logical_and.at(g_have.T, gi, have[:, cols].T)
+        p_read[:, cols] = share * g_sum[:, gi]
+        q_read[:, cols] = p_read[:, cols] * tan_phi if not s.meter_reactive else q_read[:, cols]
+        have[:, cols] = g_have[:, gi]
+        extra = np.sqrt(1.0 - 1.0 / k) * s.pseudo_sigma_pct / 100.0
+        sig_p[:, cols] += extra * np.abs(p_read[:, cols]) + np.sqrt(1 - 1 / k) * s.pseudo_floor_kw
+    return p_read, q_read, sig_p, sig_q, have
+
+
+def pseudo_lags(settings: MeasurementSettings) -> list[int]:
+    """Steps back whose readings a pseudo-measurement averages: the same quarter-hour of the
+    past ``pseudo.history_days`` days, those that have arrived by the end of the step."""
+    d = settings.meter_delay_steps
+    history = [day * STEPS_PER_DAY for day in range(1, settings.pseudo_history_days + 1)]
+    return [lag for lag in history if lag >= d]
+
+
+def pseudo_p_kw(
+    settings: MeasurementSettings,
+    p_read: np.ndarray,
+    have: np.ndarray,
+    rows: np.ndarray,
+    profile_p_kw: np.ndarray,
+) -> np.ndarray:
+    """``(len(rows), n_load)`` the pseudo-measurement of P at steps ``rows`` (positions in
+    ``p_read``/``have``, every earlier step's readings): the mean of the connection's arrived
+    readings of the same quarter-hour (:func:`pseudo_lags`), else ``profile_p_kw`` (the
+    standard profile at ``rows``)."""
+    mean, count = _history_pseudo(p_read, have, rows, pseudo_lags(settings))
+    return np.where(count > 0, mean, profile_p_kw)
+
+
 def measure(
     settings: MeasurementSettings,
     estimator: BatchStateEstimator,
@@ -338,40 +410,15 @@ def measure(
         The run's seed (the layer's own child stream).
     """
     s = settings
-    rng = _rng(seed, 1)
     n_all, n_load = p_load_kw.shape
     rep = np.arange(n_warmup_steps, n_all)
     tan_phi = np.tan(np.arccos(s.pseudo_power_factor))
     # -- smart meters: readings of every simulated step (the history the pseudo uses) -------
-    sig_p = s.meter_sigma_pct / 100.0 * np.abs(p_load_kw) + s.meter_floor_kw
-    sig_q = s.meter_sigma_pct / 100.0 * np.abs(q_load_kvar) + s.meter_floor_kw
-    p_read = p_load_kw + rng.normal(0.0, 1.0, p_load_kw.shape) * sig_p
-    q_read = q_load_kvar + rng.normal(0.0, 1.0, q_load_kvar.shape) * sig_q
-    if not s.meter_reactive:  # Q from an assumed power factor: as uncertain as a pseudo
-        q_read = p_read * tan_phi
-        sig_q = s.pseudo_sigma_pct / 100.0 * np.abs(q_read) + s.pseudo_floor_kw * tan_phi
-    lost = rng.random(p_load_kw.shape) < s.meter_missing_share
-    have = metered[None, :] & ~lost
-    k = s.meter_aggregate_k
-    if k > 1 and metered.any():
-        bus = estimator.net.load["bus"].to_numpy()
-        grp = _groups(bus, np.flatnonzero(metered), k)
-        n_g = grp.max() + 1
-        cols = np.flatnonzero(grp >= 0)
-        gi = grp[cols]
-        w = np.maximum(profile_p_kw[:, cols], 0.01)
-        w_sum = np.zeros((n_all, n_g))
-        np.add.at(w_sum.T, gi, w.T)
-        share = w / w_sum[:, gi]
-        g_sum = np.zeros((n_all, n_g))
-        np.add.at(g_sum.T, gi, p_read[:, cols].T)
-        g_have = np.ones((n_all, n_g), bool)
-        np.logical_and.at(g_have.T, gi, have[:, cols].T)
-        p_read[:, cols] = share * g_sum[:, gi]
-        q_read[:, cols] = p_read[:, cols] * tan_phi if not s.meter_reactive else q_read[:, cols]
-        have[:, cols] = g_have[:, gi]
-        extra = np.sqrt(1.0 - 1.0 / k) * s.pseudo_sigma_pct / 100.0
-        sig_p[:, cols] += extra * np.abs(p_read[:, cols]) + np.sqrt(1 - 1 / k) * s.pseudo_floor_kw
+    z_p, z_q, lost = meter_noise(s, seed, p_load_kw.shape)
+    groups = meter_groups(s, estimator.net.load["bus"].to_numpy(), metered)
+    p_read, q_read, sig_p, sig_q, have = meter_readings(
+        s, p_load_kw, q_load_kvar, z_p, z_q, lost, metered, groups, profile_p_kw
+    )
     u_read = None
     if len(estimator.voltage_loads):
         bus_col = estimator.net.bus.index.get_indexer(
@@ -385,11 +432,7 @@ def measure(
 
     # -- pseudo-measurements ------------------------------------------------------------------
     d = s.meter_delay_steps
-    history = [day * STEPS_PER_DAY for day in range(1, s.pseudo_history_days + 1)]
-    arrived_lags = [lag for lag in history if lag >= d]
-    mean, count = _history_pseudo(p_read, have, rep, arrived_lags)
-    prof = profile_p_kw[rep]
-    pseudo_p = np.where(count > 0, mean, prof)
+    pseudo_p = pseudo_p_kw(s, p_read, have, rep, profile_p_kw[rep])
     pseudo_q = pseudo_p * tan_phi
     pseudo_sp = s.pseudo_sigma_pct / 100.0 * np.abs(pseudo_p) + s.pseudo_floor_kw
     pseudo_sq = s.pseudo_sigma_pct / 100.0 * np.abs(pseudo_q) + s.pseudo_floor_kw * tan_phi
@@ -426,15 +469,10 @@ def measure(
             data.line_i_ka = truth.line_i_ka
             data.line_i_angle_rad = truth.line_i_angle_rad
     if estimator.layout.trafo:
-        rng = _rng(seed, 3)
-        ts = (
-            s.trafo_power_sigma_pct / 100.0 * np.hypot(truth.trafo_p_kw, truth.trafo_q_kvar)
-            + s.trafo_power_floor_kw
-        )
+        z_tp, z_tq, z_tu = trafo_noise(seed, truth.trafo_p_kw.shape)
+        tp, tq, ts = trafo_readings(s, truth.trafo_p_kw, truth.trafo_q_kvar, z_tp, z_tq)
         tus = np.full(truth.trafo_u_pu.shape, (s.trafo_u_sigma_pct + s.trafo_u_floor_pct) / 100.0)
-        tp = truth.trafo_p_kw + rng.normal(0, 1, ts.shape) * ts
-        tq = truth.trafo_q_kvar + rng.normal(0, 1, ts.shape) * ts
-        tu = truth.trafo_u_pu + rng.normal(0, 1, tus.shape) * tus
+        tu = truth.trafo_u_pu + z_tu * tus
         for data in (nowcast, final):
             if data is not None:
                 data.trafo_p_kw, data.trafo_q_kvar, data.trafo_u_pu = tp, tq, tu
@@ -458,6 +496,283 @@ def measure(
         reading_share=float(now.sum() / n_cells),
         final_reading_share=float(have_rep.sum() / n_cells),
     )
+
+
+def trafo_noise(
+    seed: int, shape: tuple[int, int], stream: int = 3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The station sensor's standard normal draws over ``shape`` = (reported steps, units):
+    P, Q, U in this order from the layer's stream 3 (the warm-up steps, which only the DSO's
+    meters in the loop read: stream 5)."""
+    rng = _rng(seed, stream)
+    return rng.normal(0, 1, shape), rng.normal(0, 1, shape), rng.normal(0, 1, shape)
+
+
+def trafo_readings(
+    settings: MeasurementSettings,
+    p_kw: np.ndarray,
+    q_kvar: np.ndarray,
+    z_p: np.ndarray,
+    z_q: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The station sensor's P and Q readings and their standard deviation (kW) from the true
+    P and Q at each unit's LV terminal and the draws of :func:`trafo_noise`."""
+    s = settings
+    ts = s.trafo_power_sigma_pct / 100.0 * np.hypot(p_kw, q_kvar) + s.trafo_power_floor_kw
+    return p_kw + z_p * ts, q_kvar + z_q * ts, ts
+
+
+class DsoMeters:
+    """What the DSO's sensors have delivered so far, under the run's measurement preset.
+
+    The DSO's side of a contract reads the present through this object only (the
+    :class:`~twin.view.DsoView`'s ``meters``); the truth it is built on scores. Every quantity
+    is what the preset delivers, with the conventions of the module docstring and the same
+    draws as :func:`measure` (so a step read here is exactly that step of the measurement
+    layer's data the state estimation is scored on):
+
+    * **the station load** (:meth:`transformer_kw`): with a station sensor
+      (``measurement.transformer.present``) its active-power reading in real time: the true
+      power at the transformers' LV terminals (the connections' loads *and* the cable losses,
+      from a power flow of each step once it has been simulated: :class:`StationFlow`) plus
+      the sensor's noise; without one, the sum over the connections of what the DSO has for
+      each: the smart-meter reading if it has arrived (``meters.delay_steps``; lost readings
+      never do), else the pseudo-measurement (the connection's arrived readings of the same
+      quarter-hour of the past days, else its standard profile);
+    * **the inflexible load** (:meth:`inflexible_kw`): the station load less the controllable
+      devices' power (heat pumps, EV chargers, batteries), which every HEMS reports exactly as
+      the simulation logs it (assumption: the devices are sub-metered);
+    * **the history the DSO's forecaster learns from** (:meth:`learning_series`): every
+      connection's base load as its meter delivers it (below).
+
+    A reading of step ``j`` has arrived at the decision of step ``now`` when
+    ``j + delay_steps <= now - 1`` (it reaches the DSO at the end of step ``j + delay_steps``);
+    the station sensor is real time. Reads beyond the simulated steps raise, as
+    :class:`Meters` does.
+
+    Parameters
+    ----------
+    clock : Clock
+    settings : MeasurementSettings
+    seed : int
+        The run's seed (the layer's own streams).
+    n_warmup_steps : int
+    hh_cols, other_cols : np.ndarray
+        Load columns (``net.load`` order) of the households and of the other loads.
+    p_net_kw : np.ndarray
+        ``(T, H)`` the households' net import as the simulation logs it (filled step by step).
+    device_kw : tuple of np.ndarray
+        ``(T, H)`` logs of the controllable devices' power (heat pump, EV, battery).
+    p_other_kw : np.ndarray
+        ``(T, n_other)`` the other loads.
+    q_load_kvar : np.ndarray
+        ``(T, n_load)`` every connection's reactive power.
+    standard_p_kw : np.ndarray
+        ``(T, n_load)`` every connection's standard profile.
+    net : pandapowerNet or None
+        The feeder (None: no grid; a station sensor then reads the sum of the loads).
+    """
+
+    __slots__ = (
+        "_clock",
+        "_devices",
+        "_done",
+        "_flow",
+        "_groups",
+        "_have",
+        "_lost",
+        "_p_net",
+        "_p_other",
+        "_p_read",
+        "_pseudo",
+        "_q",
+        "_standard",
+        "_station",
+        "_z_p",
+        "_z_q",
+        "_z_tp",
+        "_z_tq",
+        "hh_cols",
+        "metered",
+        "n_warmup_steps",
+        "other_cols",
+        "seed",
+        "settings",
+    )
+
+    def __init__(
+        self,
+        clock: Clock,
+        settings: MeasurementSettings,
+        seed: int,
+        n_warmup_steps: int,
+        hh_cols: np.ndarray,
+        other_cols: np.ndarray,
+        p_net_kw: np.ndarray,
+        device_kw: tuple[np.ndarray, ...],
+        p_other_kw: np.ndarray,
+        q_load_kvar: np.ndarray,
+        standard_p_kw: np.ndarray,
+        net: Any = None,
+    ) -> None:
+        self._clock = clock
+        self.settings = settings
+        self.seed = int(seed)
+        self.n_warmup_steps = int(n_warmup_steps)
+        self.hh_cols = np.asarray(hh_cols, np.int64)
+        self.other_cols = np.asarray(other_cols, np.int64)
+        self._p_net = p_net_kw
+        self._devices = device_kw
+        self._p_other = p_other_kw
+        self._q = q_load_kvar
+        self._standard = standard_p_kw
+        n_t = len(p_net_kw)
+        n_load = len(self.hh_cols) + len(self.other_cols)
+        self.metered = metered_connections(settings, n_load, seed)
+        bus = (
+            net.load["bus"].to_numpy()
+            if net is not None
+            else np.arange(n_load)  # no grid: connections in column order
+        )
+        self._groups = meter_groups(settings, bus, self.metered)
+        self._z_p, self._z_q, self._lost = meter_noise(settings, seed, (n_t, n_load))
+        self._p_read = np.zeros((n_t, n_load))
+        self._have = np.zeros((n_t, n_load), bool)
+        self._pseudo = np.zeros((n_t, n_load))
+        self._station = np.full(n_t, np.nan)
+        self._done = 0
+        self._flow = None
+        if settings.trafo:
+            from twin.grid.estimation import StationFlow
+
+            self._flow = StationFlow(net) if net is not None else None
+            n_u = len(self._flow.units) if self._flow is not None else 1
+            w = self.n_warmup_steps
+            z_rep = trafo_noise(seed, (n_t - w, n_u))
+            z_warm = trafo_noise(seed, (w, n_u), stream=5)
+            self._z_tp = np.vstack([z_warm[0], z_rep[0]])
+            self._z_tq = np.vstack([z_warm[1], z_rep[1]])
+
+    @property
+    def delay_steps(self) -> int:
+        return self.settings.meter_delay_steps
+
+    @property
+    def has_station_sensor(self) -> bool:
+        return self.settings.trafo
+
+    def _check(self, k_start: int, k_end: int) -> None:
+        if not 0 <= k_start <= k_end <= self._clock.now:
+            raise RuntimeError(
+                f"meters read steps {k_start}..{k_end - 1}, but only steps before "
+                f"{self._clock.now} have been measured"
+            )
+
+    def _loads(self, rows: slice) -> np.ndarray:
+        """``(n, n_load)`` every connection's true active power at ``rows`` (net.load order)."""
+        p = np.zeros((rows.stop - rows.start, len(self.hh_cols) + len(self.other_cols)))
+        p[:, self.hh_cols] = self._p_net[rows]
+        p[:, self.other_cols] = self._p_other[rows]
+        return p
+
+    def _advance(self) -> None:
+        """Measure the steps simulated since the last read (the meters read every step; what
+        the DSO has of them depends on when it asks)."""
+        a, b = self._done, self._clock.now
+        if b <= a:
+            return
+        s, r = self.settings, slice(a, b)
+        p = self._loads(r)
+        q = self._q[r]
+        p_read, _, _, _, have = meter_readings(
+            s,
+            p,
+            q,
+            self._z_p[r],
+            self._z_q[r],
+            self._lost[r],
+            self.metered,
+            self._groups,
+            self._standard[r],
+        )
+        self._p_read[r], self._have[r] = p_read, have
+        self._pseudo[r] = pseudo_p_kw(
+            s, self._p_read, self._have, np.arange(a, b), self._standard[r]
+        )
+        if s.trafo:
+            if self._flow is not None:
+                tp, tq = self._flow(p, q, a)
+            else:
+                tp, tq = -p.sum(axis=1, keepdims=True), -q.sum(axis=1, keepdims=True)
+            read, _, _ = trafo_readings(s, tp, tq, self._z_tp[r], self._z_tq[r])
+            self._station[r] = -read.sum(axis=1)
+        self._done = b
+
+    def connections_kw(self, k_start: int, k_end: int) -> np.ndarray:
+        """``(k_end - k_start, n_load)`` what the DSO has now of every connection's active
+        power (net.load order): the arrived reading, else the pseudo-measurement."""
+        self._check(k_start, k_end)
+        self._advance()
+        r = slice(k_start, k_end)
+        arrived = np.arange(k_start, k_end) + self.delay_steps <= self._clock.now - 1
+        use = self._have[r] & arrived[:, None]
+        return np.where(use, self._p_read[r], self._pseudo[r])
+
+    def transformer_kw(self, k_start: int, k_end: int) -> np.ndarray:
+        """``(k_end - k_start,)`` the station's active load as the DSO knows it now, kW (the
+        station sensor's reading, else the sum over the connections)."""
+        self._check(k_start, k_end)
+        if self.settings.trafo:
+            self._advance()
+            return self._station[k_start:k_end].copy()
+        return self.connections_kw(k_start, k_end).sum(axis=1)
+
+    def inflexible_kw(self, k_start: int, k_end: int) -> np.ndarray:
+        """``(k_end - k_start,)`` the feeder's inflexible load as the DSO knows it now: the
+        station load less the controllable devices' reported power, kW."""
+        dev = sum(d[k_start:k_end].sum(axis=1) for d in self._devices)
+        return self.transformer_kw(k_start, k_end) - dev
+
+    def learning_series(
+        self,
+        p_base_kw: np.ndarray,
+        history: dict[str, np.ndarray] | None,
+    ) -> dict[str, Any]:
+        """What the DSO's forecaster learns from: every connection's base load (households:
+        base load without devices and PV, which the HEMS's sub-meters take out of the reading;
+        other loads: their load) as the meters deliver it, over the history before the window
+        and the simulated steps: the meter's noise (of the base load), lost readings and
+        aggregation, unmetered connections and lost readings filled with the
+        pseudo-measurement. The window's steps use the meters' own draws, the history a
+        stream of its own (7). Returns ``base_kw`` ``(T_h + T, H)``, ``other_kw`` ``(T_h + T,
+        n_other)`` and ``delay_steps``: a step's value is known ``delay_steps`` after it."""
+        s = self.settings
+        n_t, n_load = self._p_read.shape
+        x = np.zeros((n_t, n_load))
+        x[:, self.hh_cols] = p_base_kw
+        x[:, self.other_cols] = self._p_other
+        z_p, lost, prof = self._z_p, self._lost, self._standard
+        if history is not None and len(history["base_kw"]):
+            n_h = len(history["base_kw"])
+            xh = np.zeros((n_h, n_load))
+            xh[:, self.hh_cols] = history["base_kw"]
+            xh[:, self.other_cols] = history["other_kw"]
+            zh, _, lh = meter_noise(s, self.seed, (n_h, n_load), stream=7)
+            x = np.vstack([xh, x])
+            z_p = np.vstack([zh, z_p])
+            lost = np.vstack([lh, lost])
+            prof = np.vstack([history["standard_kw"], prof])
+        zeros = np.zeros_like(x)
+        read, _, _, _, have = meter_readings(
+            s, x, zeros, z_p, zeros, lost, self.metered, self._groups, prof
+        )
+        pseudo = pseudo_p_kw(s, read, have, np.arange(len(x)), prof)
+        value = np.where(have, read, pseudo)
+        return {
+            "base_kw": value[:, self.hh_cols],
+            "other_kw": value[:, self.other_cols],
+            "delay_steps": s.meter_delay_steps,
+        }
 
 
 @dataclass

@@ -30,7 +30,7 @@ from twin.fleet import Fleet
 from twin.forecast import Forecaster, ForecastSettings, PerfectForecaster, StatisticalForecaster
 from twin.inputs import StudyInputs
 from twin.kpi import household_kpis
-from twin.measure import Clock, Meters
+from twin.measure import Clock, DsoMeters, MeasurementSettings, Meters
 from twin.population import sample_fleet
 from twin.timegrid import STEPS_PER_DAY
 from twin.view import FeederView, HouseholdView, Outcome, Registered
@@ -82,6 +82,13 @@ class FeederModel(mesa.Model):
         The run's seed.
     forecaster : Forecaster, optional
         What the deciding side knows of the future; perfect foresight by default.
+    forecast : ForecastSettings, optional
+        The forecaster to build when ``forecaster`` is not given.
+    measurement : MeasurementSettings, optional
+        What the DSO's sensors deliver (:class:`~twin.measure.DsoMeters`; the default
+        preset ``full`` when not given). A statistical forecaster is built twice: the
+        households' HEMSs forecast their own houses from their exact past, the DSO from what
+        its meters delivered.
     """
 
     def __init__(
@@ -91,6 +98,7 @@ class FeederModel(mesa.Model):
         seed: int,
         forecaster: Forecaster | None = None,
         forecast: ForecastSettings | None = None,
+        measurement: MeasurementSettings | None = None,
     ) -> None:
         super().__init__(rng=seed)
         self.inputs = inputs
@@ -152,7 +160,17 @@ class FeederModel(mesa.Model):
         self.log["t_out_c"] = np.asarray(self.exo.t_out_c, float).copy()  # (T,): the weather
         self.log["dhw_draw_kw"][:] = self.exo.q_dhw_kw
         self.clock = Clock()
-        self.forecaster = forecaster or self._make_forecaster(forecast or ForecastSettings(), seed)
+        self.measurement = measurement or MeasurementSettings()
+        self.dso_meters = self._make_dso_meters(seed)
+        settings = forecast or ForecastSettings()
+        self.forecaster = forecaster or self._make_forecaster(settings, seed)
+        self.dso_forecaster = self.forecaster
+        if forecaster is None and isinstance(self.forecaster, StatisticalForecaster):
+            hist = inputs.history
+            if hist is not None and "standard_kw" not in hist:
+                hist = {**hist, "standard_kw": self._columns(hist["base_kw"], hist["other_kw"])}
+            measured = self.dso_meters.learning_series(self.exo.p_base_kw, hist)
+            self.dso_forecaster = self._make_forecaster(settings, seed, measured)
         self.view = self._make_view()
         contract.setup(self.view)
 
@@ -185,7 +203,46 @@ class FeederModel(mesa.Model):
             site=(inp.site_lat_deg, inp.site_lon_deg),
         )
 
-    def _make_forecaster(self, settings: ForecastSettings, seed: int) -> Forecaster:
+    def _columns(self, hh: np.ndarray, other: np.ndarray) -> np.ndarray:
+        """``(T, n_load)`` household and other-load columns in ``net.load`` order."""
+        inp = self.inputs
+        out = np.zeros((len(hh), len(inp.hh_cols) + len(inp.other_cols)))
+        out[:, inp.hh_cols] = hh
+        out[:, inp.other_cols] = other
+        return out
+
+    def _make_dso_meters(self, seed: int) -> DsoMeters:
+        """The DSO's sensors under the measurement preset (twin.measure.DsoMeters)."""
+        inp, log = self.inputs, self.log
+        rows = self.window.sim_year_index
+        feeder = inp.feeder
+        if feeder is not None:
+            q = feeder.load_q_kvar[rows]
+            net = feeder.net
+        else:  # no grid (tests): connections in column order, the truth as their profile
+            q = self._columns(self.exo.q_base_kvar, inp.q_other_kvar)
+            net = None
+        standard = inp.standard_p_kw
+        if standard is None:
+            standard = self._columns(self.exo.p_base_kw, inp.p_other_kw)
+        return DsoMeters(
+            self.clock,
+            self.measurement,
+            int(seed),
+            self.window.n_warmup_steps,
+            np.asarray(inp.hh_cols),
+            np.asarray(inp.other_cols),
+            log["p_net_kw"],
+            (log["p_hp_kw"], log["p_ev_kw"], log["p_bat_kw"]),
+            inp.p_other_kw,
+            q,
+            standard,
+            net,
+        )
+
+    def _make_forecaster(
+        self, settings: ForecastSettings, seed: int, measured: dict | None = None
+    ) -> Forecaster:
         inp = self.inputs
         if settings.name == "perfect":
             return PerfectForecaster(
@@ -214,18 +271,14 @@ class FeederModel(mesa.Model):
             history,
             settings,
             seed,
+            measured,
         )
 
     def _make_view(self) -> FeederView:
         """What the contract may read (twin.view): built once, read through accessors."""
         inp = self.inputs
         meters = Meters(
-            self.clock,
-            self.log["p_net_kw"],
-            inp.p_other_kw,
-            self.exo.p_base_kw,
-            self.exo.p_pv_kw,
-            (self.log["q_hp_kw"], self.log["q_boiler_kw"]),
+            self.clock, self.log["p_net_kw"], (self.log["q_hp_kw"], self.log["q_boiler_kw"])
         )
         households = HouseholdView(
             self.fleet, self.state, self.exo, self.clock, meters, self.forecaster
@@ -236,8 +289,8 @@ class FeederModel(mesa.Model):
             "hh_cols": np.asarray(inp.hh_cols),
             "other_cols": np.asarray(inp.other_cols),
             "registered": Registered.of(self.fleet),
-            "forecaster": self.forecaster,
-            "meters": meters,
+            "forecaster": self.dso_forecaster,
+            "meters": self.dso_meters,
         }
         # the contract's own draws (who signs) come from a child stream of the run's seed,
         # spawned after the fleet and trips, so the population is the same under every contract

@@ -58,7 +58,12 @@ def run(
 
     t0 = time.perf_counter()
     forecast = ForecastSettings.from_config(cfg.get("forecast"))
-    model = FeederModel(inputs, contract, seed=int(cfg.seed), forecast=forecast)
+    # what the DSO's sensors deliver (twin.measure): the contract's DSO reads the present only
+    # through them; the truth scores (below)
+    measurement = MeasurementSettings.from_config(cfg.get("measurement"))
+    model = FeederModel(
+        inputs, contract, seed=int(cfg.seed), forecast=forecast, measurement=measurement
+    )
     steps = range(model.n_steps)
     if show:
         from tqdm import tqdm
@@ -89,19 +94,17 @@ def run(
     # what the DSO receives and estimates the feeder from (twin.measure, twin.grid.estimation):
     # the truth above only scores the estimate
     t0 = time.perf_counter()
-    measurement = MeasurementSettings.from_config(cfg.get("measurement"))
     estimation = None
     if measurement.estimate:
         rows_sim = window.sim_year_index
-        p_sim = feeder.load_p_kw[rows_sim]
-        p_true = p_sim.copy()
+        p_true = feeder.load_p_kw[rows_sim].copy()
         p_true[:, feeder.household_cols] = model.log["p_net_kw"]
         estimation = estimate_feeder(
             measurement,
             feeder.net,
             p_true,
             feeder.load_q_kvar[rows_sim],
-            p_sim,
+            inputs.standard_p_kw,
             window.n_warmup_steps,
             grid,
             int(cfg.seed),

@@ -10,8 +10,10 @@ with two faces:
   (:meth:`HouseholdView.present`, the current step only), its own smart meter's past, and its
   forecasts of the future;
 * :class:`DsoView` — what the DSO reads: the network model and the station rating, the
-  connections' registered nameplate ratings, forecasts (:mod:`twin.forecast`), the measured
-  past (:mod:`twin.measure`), and, **in central mode only**, the signed households' declared
+  connections' registered nameplate ratings, its forecasts (:mod:`twin.forecast`, learned
+  from what its meters delivered), the measured present and past as the run's measurement
+  preset delivers them (:class:`twin.measure.DsoMeters`: sensor noise, lost and late
+  readings, aggregation, pseudo-measurements), and, **in central mode only**, the signed households' declared
   device models and state (:meth:`DsoView.declared`; the upper bound). In envelope mode the
   DSO learns about households only from the envelopes their HEMSs send.
 
@@ -31,7 +33,7 @@ from twin.devices.ev import TripSchedule
 from twin.devices.household import Exogenous, HouseholdState
 from twin.fleet import Fleet
 from twin.forecast import Forecaster
-from twin.measure import Clock, Meters
+from twin.measure import Clock, DsoMeters, Meters
 from twin.tariffs import Tariff
 from twin.timegrid import TimeWindow
 
@@ -162,9 +164,11 @@ class DsoView:
     registered : Registered
         Nameplate ratings of every household's devices.
     forecaster : Forecaster
-        The future.
-    meters : Meters
-        The measured past.
+        The future (the DSO's own: learned from what its meters delivered).
+    meters : DsoMeters
+        The measured present and past, as the run's measurement preset delivers them: the
+        station load, the inflexible load (:class:`twin.measure.DsoMeters`); never the
+        truth.
     n_steps, n_warmup_steps : int
         Simulated steps (warm-up included) and warm-up steps.
     """
@@ -192,7 +196,7 @@ class DsoView:
         other_cols: np.ndarray,
         registered: Registered,
         forecaster: Forecaster,
-        meters: Meters,
+        meters: DsoMeters,
         n_steps: int,
         n_warmup_steps: int,
         declared: Declared | None = None,

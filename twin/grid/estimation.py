@@ -62,6 +62,7 @@ __all__ = [
     "SensorData",
     "SensorLayout",
     "SensorTruth",
+    "StationFlow",
     "cable_head_lines",
     "pandapower_estimate",
 ]
@@ -81,6 +82,56 @@ def cable_head_lines(net: pandapowerNet) -> tuple[np.ndarray, np.ndarray]:
     tb = line["to_bus"].astype(int).isin(lv).to_numpy() & on
     pos = np.flatnonzero(fb | tb)
     return pos, fb[pos]
+
+
+class StationFlow:
+    """What a station sensor reads, step by step while the simulation runs: the active and
+    reactive power into each station transformer at its LV terminal (negative while the MV
+    grid supplies the feeder, as in :class:`SensorTruth`), from a power flow of the loads of
+    the steps just simulated (power-grid-model, the same model and method as
+    :meth:`BatchStateEstimator.sensor_truth`, only the transformer outputs asked for).
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        The feeder.
+    """
+
+    def __init__(self, net: pandapowerNet) -> None:
+        data, ids = pgm_input_from_net(net)
+        tr = data.get(ComponentType.transformer)
+        self.units = np.flatnonzero(station_mask(net)) if tr is not None else np.zeros(0, int)
+        lv_bus = net.trafo["lv_bus"].to_numpy()[self.units]
+        lv_node = ids["bus"][net.bus.index.get_indexer(lv_bus)]
+        self._lv_is_to = (
+            tr["to_node"][self.units] == lv_node if len(self.units) else np.zeros(0, bool)
+        )
+        self._model = PowerGridModel(data, system_frequency=float(net.f_hz or 50.0))
+
+    def __call__(
+        self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray, step0: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(n, n_units)`` P (kW) and Q (kvar) into each station unit at its LV terminal for
+        the ``(n, n_load)`` loads (``net.load`` order) of ``n`` steps."""
+        p = np.ascontiguousarray(np.atleast_2d(p_load_kw) * 1e3)
+        q = np.ascontiguousarray(np.atleast_2d(q_load_kvar) * 1e3)
+        if not len(self.units):
+            return np.zeros((len(p), 0)), np.zeros((len(p), 0))
+        res = solve_batch(
+            self._model,
+            {ComponentType.sym_load: {"p_specified": p, "q_specified": q}},
+            {ComponentType.transformer: ["p_from", "q_from", "p_to", "q_to"]},
+            step0,
+            symmetric=True,
+            error_tolerance=1e-10,
+            threading=-1,
+            load_kw=lambda k: float(p[k].sum() / 1e3),
+        )
+        o = res[ComponentType.transformer]
+        side = self._lv_is_to
+        pt = np.where(side, o["p_to"][:, self.units], o["p_from"][:, self.units])
+        qt = np.where(side, o["q_to"][:, self.units], o["q_from"][:, self.units])
+        return pt / 1e3, qt / 1e3
 
 
 @dataclass(frozen=True)
