@@ -172,3 +172,57 @@ def test_modules_that_do_not_need_pyomo_do_not_load_it(module):
     code = f"import sys, {module}; print('pyomo' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+#: Where the deciding side lives: a contract and its optimiser read the feeder only through
+#: the view's public accessors (twin/view.py: forecasts, the DSO's meters, the network).
+DECIDING = ("twin.contracts", "twin.optim")
+#: The one adapter that reaches into the solver's (Pyomo appsi / highspy) internals, by design
+#: (README: "solver internals behind one adapter"); not twin's state.
+SOLVER_ADAPTER = "twin.optim.persistent"
+
+
+def private_reads(module: str, path: Path) -> list[str]:
+    """``obj._name`` reads of another object's private attribute (``self``/``cls`` excepted)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+        ):
+            out.append(f"{module}:{node.lineno}: .{node.attr}")
+    return out
+
+
+def test_the_deciding_side_reads_no_private_state():
+    """The truth behind the DSO's meters (twin.measure.DsoMeters keeps it in private slots,
+    to measure it) and behind the households' view is reachable only through their public
+    readings: no contract or optimiser module reads another object's private attribute."""
+    found = [
+        r
+        for m, f in modules().items()
+        if m.startswith(DECIDING) and m != SOLVER_ADAPTER
+        for r in private_reads(m, f)
+    ]
+    assert found == []
+
+
+def test_a_private_read_would_be_found(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text("def f(view):\n    return view.meters._p_net[0] + self._ok\n")
+    assert private_reads("x", f) == ["x:2: ._p_net"]
+
+
+def test_the_dso_view_reads_the_measurement_presets_meters():
+    """The DSO's view is given the preset's meters (what its sensors deliver), never the
+    households' own exact meters."""
+    import inspect
+
+    from twin.view import DsoView
+
+    hint = inspect.signature(DsoView.__init__).parameters["meters"].annotation
+    assert hint in ("DsoMeters", "twin.measure.DsoMeters")
+    src = (PACKAGE / "model.py").read_text()
+    assert '"meters": self.dso_meters' in src

@@ -15,6 +15,7 @@ from test_optim_devices import small_inputs
 
 from twin.contracts.firm import FirmContract
 from twin.contracts.performance import PerformanceContract, PerformanceTerms
+from twin.measure import DsoMeters, Meters
 from twin.model import FeederModel
 from twin.view import HouseholdView
 
@@ -66,6 +67,9 @@ def test_what_the_dso_can_reach(information):
     truth = [m.state.t_in_c, m.state.ev_soc_kwh, m.state.bat_soc_kwh]
     sees_state = any(id(a) in ids for a in truth) or id(m.state) in ids
     assert id(m) not in ids and not any(isinstance(o, HouseholdView) for o in objs)
+    # its meters are the measurement preset's, not the households' own (exact) meters
+    assert isinstance(dso.view.meters, DsoMeters)
+    assert not any(isinstance(o, Meters) for o in objs)
     # the walk goes deep: the DSO reaches its meters' readings and the LP it built
     assert id(m.log["p_net_kw"]) in ids and id(dso.alloc.lp) in ids
     if information == "envelope":
@@ -91,4 +95,10 @@ def test_present_and_past_only():
         view.households.metered_net_kw(0, 11)
     np.testing.assert_array_equal(view.households.metered_net_kw(0, 10), m.log["p_net_kw"][:10])
     dso = view.dso("envelope")
-    np.testing.assert_allclose(dso.meters.transformer_kw(0, 10), m.log["p_net_kw"][:10].sum(axis=1))
+    # the DSO reads the station sensor of the default preset (no grid here: the loads' sum),
+    # within its accuracy class (0.5 % of the reading + 0.5 kW, one sigma), never the truth
+    read, true = dso.meters.transformer_kw(0, 10), m.log["p_net_kw"][:10].sum(axis=1)
+    assert not np.array_equal(read, true)
+    assert np.all(np.abs(read - true) <= 5 * (0.005 * np.abs(true) + 0.5))
+    with pytest.raises(RuntimeError, match="measured"):
+        dso.meters.transformer_kw(0, 11)

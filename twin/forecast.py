@@ -620,7 +620,9 @@ class StatisticalForecaster(PerfectForecaster):
             return got
         rows = horizon_index(k0, n, self.n_steps)
         week = 7 * STEPS_PER_DAY
-        if self._delay and self._delay > week - n:
+        # (longer requests, the whole window at set-up for the limit screening, read
+        # week-old lags that lie ahead of the issue whatever the delay)
+        if self._delay and n <= week and self._delay > week - n:
             raise TwinError(
                 f"measurement.meters.delay_steps={self._delay} is too late for the DSO's "
                 f"forecaster: a {n}-step forecast needs the readings of a week before its last "

@@ -57,6 +57,7 @@ from twin.timegrid import STEPS_PER_DAY
 __all__ = [
     "MEASUREMENT_PRESETS",
     "StateEstimation",
+    "dso_read_kpis",
     "estimate_feeder",
     "metered_connections",
     "Clock",
@@ -539,6 +540,9 @@ class DsoMeters:
       each: the smart-meter reading if it has arrived (``meters.delay_steps``; lost readings
       never do), else the pseudo-measurement (the connection's arrived readings of the same
       quarter-hour of the past days, else its standard profile);
+    * **what has been measured** (:attr:`measured_until`): the steps for which the DSO holds
+      measurements, not only pseudo-measurements: realised events (the peak so far, the
+      feeder load leaving the plan) are judged on those;
     * **the inflexible load** (:meth:`inflexible_kw`): the station load less the controllable
       devices' power (heat pumps, EV chargers, batteries), which every HEMS reports exactly as
       the simulation logs it (assumption: the devices are sub-metered);
@@ -661,6 +665,19 @@ class DsoMeters:
     def has_station_sensor(self) -> bool:
         return self.settings.trafo
 
+    @property
+    def measured_until(self) -> int:
+        """Steps before this one the DSO has *measured* now, rather than filled with
+        pseudo-measurements: with a station sensor every simulated step, else those whose
+        smart-meter readings have arrived (a lost reading stays a pseudo-measurement). What
+        happened (a realised peak, a deviation from the plan) is judged on these only."""
+        now = self._clock.now
+        if self.settings.trafo:
+            return now
+        if self.settings.meter_share <= 0:
+            return 0
+        return max(now - self.delay_steps, 0)
+
     def _check(self, k_start: int, k_end: int) -> None:
         if not 0 <= k_start <= k_end <= self._clock.now:
             raise RuntimeError(
@@ -708,24 +725,27 @@ class DsoMeters:
             self._station[r] = -read.sum(axis=1)
         self._done = b
 
-    def connections_kw(self, k_start: int, k_end: int) -> np.ndarray:
+    def connections_kw(self, k_start: int, k_end: int, nowcast: bool = False) -> np.ndarray:
         """``(k_end - k_start, n_load)`` what the DSO has now of every connection's active
-        power (net.load order): the arrived reading, else the pseudo-measurement."""
+        power (net.load order): the arrived reading, else the pseudo-measurement. With
+        ``nowcast``: what it had at the end of each step (the measurement layer's nowcast)."""
         self._check(k_start, k_end)
         self._advance()
         r = slice(k_start, k_end)
-        arrived = np.arange(k_start, k_end) + self.delay_steps <= self._clock.now - 1
-        use = self._have[r] & arrived[:, None]
+        steps = np.arange(k_start, k_end)
+        known = steps if nowcast else np.full(len(steps), self._clock.now - 1)
+        use = self._have[r] & (steps + self.delay_steps <= known)[:, None]
         return np.where(use, self._p_read[r], self._pseudo[r])
 
-    def transformer_kw(self, k_start: int, k_end: int) -> np.ndarray:
+    def transformer_kw(self, k_start: int, k_end: int, nowcast: bool = False) -> np.ndarray:
         """``(k_end - k_start,)`` the station's active load as the DSO knows it now, kW (the
-        station sensor's reading, else the sum over the connections)."""
+        station sensor's reading, else the sum over the connections); ``nowcast``: as it knew
+        each step at its end."""
         self._check(k_start, k_end)
         if self.settings.trafo:
             self._advance()
             return self._station[k_start:k_end].copy()
-        return self.connections_kw(k_start, k_end).sum(axis=1)
+        return self.connections_kw(k_start, k_end, nowcast).sum(axis=1)
 
     def inflexible_kw(self, k_start: int, k_end: int) -> np.ndarray:
         """``(k_end - k_start,)`` the feeder's inflexible load as the DSO knows it now: the
@@ -785,6 +805,9 @@ class StateEstimation:
     final: Any | None
     measured: Measured
     kpis: dict[str, Any]
+    # (T,) the true active power into the LV side of the station (what an ideal station
+    # sensor reads: the loads and the cable losses), kW
+    station_true_kw: np.ndarray | None = None
 
 
 def estimate_feeder(
@@ -834,4 +857,20 @@ def estimate_feeder(
     if nowcast.first_error:
         kpis["se_first_error"] = nowcast.first_error
     # (the wall time is in timings.json: a KPI must not differ between two runs of one seed)
-    return StateEstimation(settings, nowcast, final, measured, kpis)
+    station = -sensors.trafo_p_kw.sum(axis=1) if sensors.trafo_p_kw.shape[1] else None
+    return StateEstimation(settings, nowcast, final, measured, kpis, station)
+
+
+def dso_read_kpis(read_kw: np.ndarray, true_kw: np.ndarray) -> dict[str, float]:
+    """How far the station load the DSO acted on (``read_kw``: as it knew each step at its
+    end, :meth:`DsoMeters.transformer_kw` with ``nowcast``) was from the truth (the active
+    power into the station's LV side), kW: ``dso_station_err_{max,p99,mean}_kw`` of the
+    absolute error and ``dso_station_bias_kw`` (mean of read - true)."""
+    err = np.asarray(read_kw, float) - np.asarray(true_kw, float)
+    a = np.abs(err)
+    return {
+        "dso_station_err_max_kw": float(a.max()) if a.size else float("nan"),
+        "dso_station_err_p99_kw": float(np.percentile(a, 99)) if a.size else float("nan"),
+        "dso_station_err_mean_kw": float(a.mean()) if a.size else float("nan"),
+        "dso_station_bias_kw": float(err.mean()) if a.size else float("nan"),
+    }

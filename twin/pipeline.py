@@ -23,7 +23,7 @@ from twin.grid.feeders import check_radial
 from twin.grid.phases import run_power_flows
 from twin.inputs import build_inputs
 from twin.kpi import household_kpis, stored_electricity_kwh
-from twin.measure import MeasurementSettings, estimate_feeder
+from twin.measure import MeasurementSettings, dso_read_kpis, estimate_feeder
 from twin.model import FeederModel
 from twin.result import RunResult
 from twin.scenario import Scenario
@@ -131,6 +131,23 @@ def run(
         kpis.update(station_limit_risk(grid, feeder.net, limit))
     if estimation is not None:
         kpis.update(estimation.kpis)
+    # what the DSO's side read of the station (twin.measure.DsoMeters), against the truth
+    dso_station = model.dso_meters.transformer_kw(window.n_warmup_steps, model.n_steps, True)
+    if estimation is not None and estimation.station_true_kw is not None:
+        station_true = estimation.station_true_kw
+    else:
+        from twin.grid.estimation import StationFlow
+
+        rows_sim = window.sim_year_index
+        p_true = feeder.load_p_kw[rows_sim].copy()
+        p_true[:, feeder.household_cols] = model.log["p_net_kw"]
+        q_true = feeder.load_q_kvar[rows_sim]
+        w = window.n_warmup_steps
+        flow = StationFlow(feeder.net)
+        station_true = -flow(p_true[w:], q_true[w:])[0].sum(axis=1) if len(flow.units) else None
+    kpis["dso_measurement"] = measurement.name
+    if station_true is not None:
+        kpis.update(dso_read_kpis(dso_station, station_true))
     if grid_phases is not None:  # the unbalanced KPIs beside the balanced ones
         kpis.update(asym_run_kpis(grid_phases, feeder.net))
     discount = np.broadcast_to(
@@ -163,7 +180,10 @@ def run(
         discount_eur_per_year=discount,
         stored_electricity_kwh=stored,
         contract_households=contract.household_table(),
-        contract_feeder={k: v[rep] for k, v in contract.feeder_timeseries().items()},
+        contract_feeder={
+            "dso_station_kw": dso_station,
+            **{k: v[rep] for k, v in contract.feeder_timeseries().items()},
+        },
         timings_s=timings,
         scenario=inputs.scenario,
         estimation=estimation,

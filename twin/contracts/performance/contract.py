@@ -116,7 +116,7 @@ class PerformanceContract(Contract):
             t0 = time.perf_counter()
             reason = self._replan_reason(k)
             if reason:
-                self.replan(k)
+                self.replan(k, reason)
                 self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
             else:
                 self.stats.skipped += 1
@@ -143,7 +143,7 @@ class PerformanceContract(Contract):
             return "household state"
         return ""
 
-    def replan(self, k0: int) -> None:
+    def replan(self, k0: int, reason: str = "") -> None:
         """Forecast, allocate, hand out bands (and, in envelope mode, let the HEMSs plan)."""
         hz, terms, st, dso, hems = self.hz, self.terms, self.stats, self.dso, self.hems
         starts = hz.start_step
@@ -155,7 +155,7 @@ class PerformanceContract(Contract):
         lf = dso.forecast_limits(k0)
         sunk = lf.lim.sunk_peak_kw
         st.replans += 1
-        record: dict[str, Any] = {"step": k0, "sunk_peak_kw": round(sunk, 3)}
+        record: dict[str, Any] = {"step": k0, "reason": reason, "sunk_peak_kw": round(sunk, 3)}
         if terms.information == "central":
             res = dso.allocate_central(inp, lf)
             plan = res.plan

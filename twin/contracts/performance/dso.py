@@ -254,11 +254,12 @@ class DsoPlanner:
         if t.margin_policy == "fixed":
             return np.repeat((t.margin_fixed_share * g.s_max)[:, None], n_steps, axis=1)
         if t.margin_policy == "dynamic":
-            start = max(k0 - t.margin_dynamic_days * STEPS_PER_DAY, v.n_warmup_steps)
-            if k0 > start:
-                actual = np.zeros(k0)
-                actual[start:k0] = v.meters.inflexible_kw(start, k0)
-                leads, errs = self.log.recent_errors(k0, actual, t.margin_dynamic_days)
+            k_meas = min(k0, v.meters.measured_until)  # the errors it has measured
+            start = max(k_meas - t.margin_dynamic_days * STEPS_PER_DAY, v.n_warmup_steps)
+            if k_meas > start:
+                actual = np.zeros(k_meas)
+                actual[start:k_meas] = v.meters.inflexible_kw(start, k_meas)
+                leads, errs = self.log.recent_errors(k_meas, actual, t.margin_dynamic_days)
                 ok = leads >= 0
                 agg = dynamic_uplift_kw(leads[ok], errs[ok], n_steps, t.margin_dynamic_quantile)
                 if agg is not None:  # shared over the rows like the p10 uplifts
@@ -289,12 +290,16 @@ class DsoPlanner:
         return p3, q3
 
     def _sunk_peak(self, k0: int) -> float:
-        """The largest metered feeder load of the reported steps before ``k0`` (running max)."""
+        """The largest feeder load the DSO has measured of the reported steps before ``k0``
+        (running max; steps it holds only pseudo-measurements of do not count: a peak it
+        guessed is not sunk)."""
+        meters = self.view.meters
         start = max(self._metered_until, self.view.n_warmup_steps)
-        if k0 > start:
-            new = self.view.meters.transformer_kw(start, k0)
+        end = min(k0, meters.measured_until)
+        if end > start:
+            new = meters.transformer_kw(start, end)
             self._metered_peak = max(self._metered_peak, float(new.max()))
-            self._metered_until = k0
+            self._metered_until = end
         return self._metered_peak
 
     # -- allocation ------------------------------------------------------------------------------
@@ -363,10 +368,12 @@ class DsoPlanner:
         self.log.binding[t] = planned >= lf.lim.rhs_kw[0, period[steps]] - 0.005 * s_max
 
     def load_left_plan(self, k_start: int, k: int, tol_kw: float) -> bool:
-        """Whether the metered feeder load of steps ``k_start .. k`` exceeded what the plan
+        """Whether the measured feeder load of steps ``k_start .. k`` exceeded what the plan
         expected (forecast inflexible load with the margin policy's uplift, plus the planned
-        controllable load) by more than ``tol_kw`` at any step."""
+        controllable load) by more than ``tol_kw`` at any step; steps the DSO has not measured
+        yet (late meters, no station sensor) cannot tell."""
         k_start = max(k_start, 0)
+        k = min(k, self.view.meters.measured_until)
         if k <= k_start:
             return False
         expected = self.expected_kw[k_start:k]

@@ -1,0 +1,190 @@
+"""The DSO acts on what its sensors deliver (twin.measure.DsoMeters), never on the truth.
+
+* what the DSO's side reads of the station in the loop is exactly the measurement layer's
+  data of that step (the data the state estimation is scored on);
+* the non-firm DSO declares congestion from the station load it measured: its flags are the
+  threshold rule applied to its readings, they differ between presets, and under late meters
+  they differ from what the truth would have given;
+* the performance DSO re-plans on deviation where the load it measured left the plan;
+* the DSO's statistical forecaster learns from the measured data and waits for late ones: its
+  forecast at a step does not depend on anything that happened within the meters' delay.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from twin.config import compose
+from twin.contracts import make_contract
+from twin.forecast import ForecastSettings, StatisticalForecaster
+from twin.grid.estimation import StationFlow
+from twin.inputs import build_inputs
+from twin.measure import MeasurementSettings
+from twin.model import FeederModel
+from twin.pipeline import run
+from twin.timegrid import STEPS_PER_DAY
+
+#: A congestion threshold the default feeder's winter evenings cross (its peak is ~65 %).
+THRESHOLD = ["contract=nonfirm", "contract.congestion_threshold_pct=40"]
+
+
+def _model(overrides: list[str]) -> FeederModel:
+    cfg = compose(["output.progress=false", *overrides])
+    model = FeederModel(
+        build_inputs(cfg),
+        make_contract(cfg.contract),
+        seed=int(cfg.seed),
+        forecast=ForecastSettings.from_config(cfg.get("forecast")),
+        measurement=MeasurementSettings.from_config(cfg.measurement),
+    )
+    model.run_to_end()
+    return model
+
+
+def _true_station_kw(model: FeederModel) -> np.ndarray:
+    """The truth: the active power into the station's LV side at every simulated step."""
+    f = model.inputs.feeder
+    rows = model.window.sim_year_index
+    p = f.load_p_kw[rows].copy()
+    p[:, f.household_cols] = model.log["p_net_kw"]
+    return -StationFlow(f.net)(p, f.load_q_kvar[rows])[0].sum(axis=1)
+
+
+def _congestion_rule(read_kw: np.ndarray, limit_kw: float, first: int, hold: int) -> np.ndarray:
+    """The non-firm rule on a series of station loads (every simulated step)."""
+    out = np.zeros(len(read_kw), bool)
+    until = -1
+    for k in range(first, len(read_kw)):
+        seen = [k - 1, k - STEPS_PER_DAY]
+        if any(j >= 0 and read_kw[j] > limit_kw for j in seen):
+            until = k + hold - 1
+        out[k] = k <= until
+    return out[first:]
+
+
+@pytest.mark.parametrize("preset", ["full", "meters_only"])
+def test_the_dso_reads_the_measurement_layers_data(preset):
+    """Non-firm reads the station every step (the meters measure lazily, chunk by chunk);
+    what it read equals the data the state estimation got for the same steps."""
+    r = run(compose(["sim=day", "output.figures=false", f"measurement={preset}", *THRESHOLD]))
+    read = r.contract_feeder["dso_station_kw"]
+    data = r.estimation.measured.nowcast
+    if preset == "full":  # the station sensor: its P reading, loads and cable losses
+        np.testing.assert_allclose(read, -data.trafo_p_kw.sum(axis=1), rtol=0, atol=1e-6)
+    else:  # no station sensor, next-day meters: the sum of the pseudo-measurements
+        np.testing.assert_allclose(read, data.load_p_kw.sum(axis=1), rtol=0, atol=1e-9)
+    k = r.kpis
+    assert k["dso_measurement"] == preset
+    assert 0 < k["dso_station_err_mean_kw"] <= k["dso_station_err_max_kw"]
+
+
+@pytest.fixture(scope="module")
+def nonfirm():
+    return {p: _model(["sim=day", f"measurement={p}", *THRESHOLD]) for p in ("full", "meters_only")}
+
+
+def test_nonfirm_declares_congestion_from_what_it_measured(nonfirm):
+    flags = {}
+    for preset, m in nonfirm.items():
+        c, w = m.contract, m.window.n_warmup_steps
+        limit = c.threshold_pct / 100.0 * m.inputs.trafo_rating_kva
+        read = m.dso_meters.transformer_kw(0, m.n_steps, nowcast=True)
+        got = c.congested[w:]
+        # the decisions are the rule applied to the DSO's readings ...
+        np.testing.assert_array_equal(got, _congestion_rule(read, limit, w, c.hold_steps))
+        assert got.any()
+        truth = _congestion_rule(_true_station_kw(m), limit, w, c.hold_steps)
+        if preset == "full":  # ... a class 0.5 sensor: what the truth would have given
+            assert (got != truth).mean() < 0.02
+        else:  # ... next-day meters: yesterday's pattern, not today's load
+            assert (got != truth).sum() >= 8
+        flags[preset] = got
+    assert (flags["full"] != flags["meters_only"]).sum() >= 8
+
+
+def test_the_dso_never_reads_the_truth_of_late_steps(nonfirm):
+    """With next-day meters and no station sensor, the station load the DSO has of a step
+    within the delay is its pseudo-measurement: changing the truth there changes nothing."""
+    m = nonfirm["meters_only"]
+    dm = m.dso_meters
+    now = m.n_steps
+    before = dm.transformer_kw(now - 96, now)
+    saved = m.log["p_net_kw"].copy()
+    try:
+        m.log["p_net_kw"][now - 96 :] *= 3.0  # the truth of the last day, after the fact
+        dm._done = now - 96  # (measure those steps again)
+        np.testing.assert_array_equal(dm.transformer_kw(now - 96, now), before)
+        older = dm.connections_kw(now - 97, now - 96)
+        assert not np.array_equal(older, dm._pseudo[now - 97 : now - 96])  # arrived readings
+    finally:
+        m.log["p_net_kw"][:] = saved
+        dm._done = 0
+
+
+@pytest.fixture(scope="module")
+def performance():
+    base = ["sim=day", "contract=performance"]
+    return {p: _model([*base, f"measurement={p}"]) for p in ("full", "meters_only")}
+
+
+def test_performance_plans_from_what_it_measured(performance):
+    """The peak a re-plan counts as already reached is the largest station load the DSO had
+    measured (station sensor: up to the step before; next-day meters: up to a day before);
+    a re-plan on deviation is one where the measured load left the plan."""
+    replans, lag = {}, {}
+    for preset, m in performance.items():
+        c, dm = m.contract, m.dso_meters
+        t, w = c.terms, m.window.n_warmup_steps
+        read = dm.transformer_kw(0, m.n_steps)  # what it holds now of every step
+        true = _true_station_kw(m)
+        delay = 0 if dm.has_station_sensor else dm.delay_steps
+        gaps = []
+        for rec in c.stats.records:
+            k = rec["step"]
+            end = k - delay  # measured by then
+            sunk = read[w:end].max() if end > w else 0.0
+            assert rec["sunk_peak_kw"] == pytest.approx(sunk, abs=1e-3)
+            if k > w:
+                gaps.append(true[w:k].max() - rec["sunk_peak_kw"])
+            if rec["reason"] == "feeder load":
+                lo = k - t.cadence_steps
+                exceed = read[lo:end] - c.dso.expected_kw[lo:end]
+                assert exceed.size and exceed.max() > t.replan_tolerance_kw
+        replans[preset] = [(r["step"], r["reason"]) for r in c.stats.records]
+        lag[preset] = max(gaps)
+    assert replans["full"] != replans["meters_only"]
+    # the station sensor knows the peak to its accuracy class; next-day meters do not yet
+    assert lag["full"] < 10.0 < lag["meters_only"]
+
+
+def test_the_dso_forecaster_learns_from_measured_data_and_waits_for_late_ones():
+    cfg = compose(["sim=day", "forecast=statistical", "measurement=meters_only"])
+    m = FeederModel(
+        build_inputs(cfg),
+        make_contract(cfg.contract),
+        seed=3,
+        forecast=ForecastSettings.from_config(cfg.forecast),
+        measurement=MeasurementSettings.from_config(cfg.measurement),
+    )
+    hems, dso = m.forecaster, m.dso_forecaster
+    assert isinstance(dso, StatisticalForecaster) and dso is not hems
+    n_hist = hems._n_hist
+    true = hems._base[n_hist:]
+    seen = dso._base[n_hist:]
+    assert np.array_equal(true, m.exo.p_base_kw)  # a HEMS forecasts its house from its past
+    rel = np.abs(seen - true).sum() / np.abs(true).sum()
+    assert 0.005 < rel < 0.2  # meter noise, lost readings filled with pseudo-measurements
+    # the DSO's forecast issued at k is the same whatever the truth did within the delay
+    k, d, n = 150, dso._delay, 96
+    assert d == 96
+    measured = {"base_kw": dso._base.copy(), "other_kw": dso._other.copy(), "delay_steps": d}
+    a = dso.issue(k, n).base_kw.copy()
+    late = {**measured, "base_kw": measured["base_kw"].copy()}
+    late["base_kw"][n_hist + k - d :] *= 5.0
+    b = m._make_forecaster(ForecastSettings.from_config(cfg.forecast), 3, late).issue(k, n)
+    np.testing.assert_allclose(b.base_kw, a, rtol=1e-12, atol=1e-12)  # (to rounding)
+    arrived = {**measured, "base_kw": measured["base_kw"].copy()}
+    arrived["base_kw"][n_hist + k - d - 1] *= 5.0  # the latest step that has arrived
+    c = m._make_forecaster(ForecastSettings.from_config(cfg.forecast), 3, arrived).issue(k, n)
+    assert np.abs(c.base_kw - a).max() > 1e-3
