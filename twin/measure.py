@@ -479,12 +479,26 @@ def measure(
                 data.trafo_p_kw, data.trafo_q_kvar, data.trafo_u_pu = tp, tq, tu
                 data.trafo_power_sigma_kw, data.trafo_u_sigma_pu = ts, tus
     if len(estimator.heads):
-        rng = _rng(seed, 4)
         i = truth.line_i_ka
         i_sig = s.head_i_sigma_pct / 100.0 * np.abs(i) + s.head_i_floor_a / 1e3
         a_sig = np.full(i.shape, np.deg2rad(s.head_angle_sigma_deg + s.head_angle_floor_deg))
-        i_read = i + rng.normal(0, 1, i.shape) * i_sig
-        a_read = truth.line_i_angle_rad + rng.normal(0, 1, i.shape) * a_sig
+        # the cable heads' draws from stream 4; every further cable's from a stream of its
+        # own, so adding a sensor leaves the readings of the others as they were
+        n_std = estimator.n_cable_heads
+        z_i, z_a = np.empty(i.shape), np.empty(i.shape)
+        rng = _rng(seed, 4)
+        z_i[:, :n_std] = rng.normal(0, 1, (len(i), n_std))
+        z_a[:, :n_std] = rng.normal(0, 1, (len(i), n_std))
+        for c in range(n_std, i.shape[1]):
+            r = np.random.default_rng(
+                np.random.SeedSequence(
+                    int(seed), spawn_key=(*_SPAWN_KEY, 8, int(estimator.heads[c]))
+                )
+            )
+            z_i[:, c] = r.normal(0, 1, len(i))
+            z_a[:, c] = r.normal(0, 1, len(i))
+        i_read = i + z_i * i_sig
+        a_read = truth.line_i_angle_rad + z_a * a_sig
         for data in (nowcast, final):
             if data is not None:
                 data.line_i_ka, data.line_i_angle_rad = i_read, a_read
@@ -820,20 +834,29 @@ def estimate_feeder(
     truth: Any,
     seed: int,
     threads: int = 0,
+    current_lines: np.ndarray | None = None,
+    final: bool = True,
 ) -> StateEstimation:
     """Measure the truth as ``settings`` says and estimate every reported step in batch.
 
     ``p_load_kw``/``q_load_kvar``/``profile_p_kw`` cover every simulated step (warm-up
     first); ``truth`` is the power flow of the reported steps
     (:class:`~twin.grid.powerflow.PowerFlowResult`), which only scores the estimate.
+    ``current_lines``: further cables with a current sensor (``net.line`` positions, the
+    sensor-placement study); ``final=False`` skips the estimate once late meters arrived.
     """
+    from dataclasses import replace
+
     from twin.grid.estimation import estimation_errors
 
     metered = metered_connections(settings, p_load_kw.shape[1], seed)
     layout = sensor_layout(settings, metered)
+    if current_lines is not None and len(current_lines):
+        layout = replace(layout, current_lines=np.asarray(current_lines, np.int64))
     method = settings.method
     if method == "auto":  # PGM's Newton-Raphson WLS takes no current sensors
-        method = "iterative_linear" if layout.cable_heads else "newton_raphson"
+        currents = layout.cable_heads or len(layout.current_lines) > 0
+        method = "iterative_linear" if currents else "newton_raphson"
     est = BatchStateEstimator(net, layout, threads=threads, method=method)
     rep = slice(n_warmup_steps, None)
     sensors = est.sensor_truth(p_load_kw[rep], q_load_kvar[rep])
@@ -841,7 +864,7 @@ def estimate_feeder(
         settings, est, sensors, p_load_kw, q_load_kvar, profile_p_kw, n_warmup_steps, metered, seed
     )
     nowcast = est.run(measured.nowcast)
-    final = est.run(measured.final) if measured.final is not None else None
+    final = est.run(measured.final) if final and measured.final is not None else None
     kpis: dict[str, Any] = {
         "se_preset": settings.name,
         "se_meters": int(metered.sum()),

@@ -65,6 +65,7 @@ __all__ = [
     "StationFlow",
     "cable_head_lines",
     "pandapower_estimate",
+    "source_ends",
 ]
 
 #: Standard deviation given to a voltage sensor whose reading is missing: no weight.
@@ -134,6 +135,26 @@ class StationFlow:
         return pt / 1e3, qt / 1e3
 
 
+def source_ends(net: pandapowerNet, lines: np.ndarray) -> np.ndarray:
+    """``(len(lines),)`` whether the ``from_bus`` end of each line (``net.line`` positions)
+    is the one nearer the external grid (fewer branches away; ties: the from end)."""
+    import networkx as nx
+    from pandapower.topology import create_nxgraph
+
+    lines = np.asarray(lines, np.int64)
+    if not len(lines):
+        return np.zeros(0, bool)
+    g = create_nxgraph(net, respect_switches=True)
+    dist: dict = {}
+    for b in net.ext_grid["bus"].astype(int):
+        for node, d in nx.single_source_shortest_path_length(g, int(b)).items():
+            dist[node] = min(d, dist.get(node, d))
+    far = len(net.bus) + 1
+    fb = net.line["from_bus"].to_numpy()[lines]
+    tb = net.line["to_bus"].to_numpy()[lines]
+    return np.array([dist.get(int(a), far) <= dist.get(int(b), far) for a, b in zip(fb, tb)])
+
+
 @dataclass(frozen=True)
 class SensorLayout:
     """Where the sensors are.
@@ -149,12 +170,17 @@ class SensorLayout:
         ``net.load`` row positions whose smart meter reads voltage (at the load's bus).
     source_sigma_pu : float
         Standard deviation of the pseudo voltage at the source (0: none).
+    current_lines : np.ndarray
+        ``net.line`` positions of further cables with a current sensor (magnitude and local
+        angle, like a cable head) at the end nearer the source (:func:`source_ends`); the
+        sensor-placement study's candidates.
     """
 
     trafo: bool
     cable_heads: bool
     voltage_loads: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     source_sigma_pu: float = 0.02
+    current_lines: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclass
@@ -281,6 +307,12 @@ class BatchStateEstimator:
         self.heads, self._head_from = cable_head_lines(net)
         if not layout.cable_heads:
             self.heads, self._head_from = self.heads[:0], self._head_from[:0]
+        #: current sensors: the cable heads first, then the further cables of the layout
+        self.n_cable_heads = len(self.heads)
+        extra = np.asarray(layout.current_lines, np.int64)
+        extra = extra[~np.isin(extra, self.heads)]
+        self.heads = np.concatenate([self.heads, extra]).astype(np.int64)
+        self._head_from = np.concatenate([self._head_from, source_ends(net, extra)]).astype(bool)
         # voltage sensors: [trafo LV buses] + [meter buses] + [source]
         v_nodes = [lv_node] if layout.trafo else []
         self.voltage_loads = np.asarray(layout.voltage_loads, np.int64)
