@@ -63,6 +63,7 @@ LAYERS: dict[str, int] = {
     # studies and the command line (and the package's public API)
     "twin.compare": 8,
     "twin.hosting": 8,
+    "twin.sensors": 8,
     "twin.report": 8,
     "twin.cli": 8,
     "twin.helptext": 8,  # the command line's generated --help

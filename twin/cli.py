@@ -154,7 +154,32 @@ def _compare(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return {"compare": cmp.normalised.to_dict(orient="index")}
 
 
-STUDIES = {"single": _single, "hosting": _hosting, "compare": _compare}
+def _sensors(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    from hydra import compose
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from twin.measure import MeasurementSettings
+    from twin.pipeline import run
+    from twin.sensors import sensor_study, write_sensors
+
+    task = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("study")]
+    if not any(o.lstrip("+~").startswith("measurement=") for o in task):
+        task.append(f"measurement={cfg.study.base}")  # (a measurement= override wins)
+    c = compose(config_name="config", overrides=[*task, "study=single"])
+    c = OmegaConf.masked_copy(c, [k for k in c if k != "hydra"])
+    result = run(c, progress=bool(cfg.output.progress))
+    threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0)
+    settings = MeasurementSettings.from_config(c.measurement)
+    study = sensor_study(result, settings, int(cfg.study.n_sensors), threads)
+    write_sensors(study, out_dir, c, result.feeder.net)
+    cols = ["rank", "cable", "line_err_max_pp", "reduction_pp", "line_err_mean_pp"]
+    print(study.ranking[cols].to_markdown(index=False, floatfmt=".3g"))
+    print(f"results: {out_dir}")
+    return {"sensors": study.ranking.to_dict(orient="records")}
+
+
+STUDIES = {"single": _single, "hosting": _hosting, "compare": _compare, "sensors": _sensors}
 
 
 def _log_to_files(message: str) -> None:

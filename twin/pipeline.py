@@ -187,7 +187,17 @@ def run(
         timings_s=timings,
         scenario=inputs.scenario,
         estimation=estimation,
+        warmup_p_load_kw=_warmup_loads(feeder, model.log["p_net_kw"], window),
+        standard_p_kw=inputs.standard_p_kw,
     )
+
+
+def _warmup_loads(feeder: Any, p_net_kw: np.ndarray, window: Any) -> np.ndarray:
+    """``(T_warmup, n_load)`` every connection's load over the warm-up steps."""
+    w = window.n_warmup_steps
+    p = feeder.load_p_kw[window.sim_year_index[:w]].copy()
+    p[:, feeder.household_cols] = p_net_kw[:w]
+    return p
 
 
 def config_to_yaml(cfg: DictConfig) -> str:

@@ -187,6 +187,12 @@ class RunResult:
     estimation : StateEstimation, optional
         The DSO's state estimation of the reported steps (:mod:`twin.measure`): the nowcast,
         the final estimate, the measurements; None with ``measurement.estimate=false``.
+    warmup_p_load_kw : np.ndarray, optional
+        ``(T_warmup, n_load)`` the loads of the warm-up steps (the meters' history the
+        measurement layer reads before the window: the sensor-placement study).
+    standard_p_kw : np.ndarray, optional
+        ``(T_sim, n_load)`` every connection's standard profile over the simulated steps
+        (the pseudo-measurements, :attr:`twin.inputs.StudyInputs.standard_p_kw`).
     """
 
     cfg: DictConfig
@@ -213,6 +219,8 @@ class RunResult:
     grid_phases: AsymPowerFlowResult | None = None
     scenario: Scenario | None = None
     estimation: StateEstimation | None = None
+    warmup_p_load_kw: np.ndarray | None = None
+    standard_p_kw: np.ndarray | None = None
 
     def households_table(self) -> TidyTable:
         """Tidy: one row per (time, household), one column per logged variable

@@ -342,6 +342,18 @@ class HostingStudyConfig:
     label: str = "hosting"
 
 
+@dataclass
+class SensorsStudyConfig:
+    name: str = "sensors"
+    base: str = key(
+        "transformer_only",
+        "measurement preset the ranking starts from",
+        choices=("full", "transformer_and_meters", "meters_only", "transformer_only"),
+    )
+    n_sensors: int = key(5, "current sensors placed (greedy rounds)", 1, 200)
+    label: str = "sensors"
+
+
 # -- the primary config -------------------------------------------------------------------------
 @dataclass
 class TwinConfig:
@@ -380,6 +392,7 @@ STUDY_SCHEMAS: dict[str, type] = {
     "single": SingleStudyConfig,
     "compare": CompareStudyConfig,
     "hosting": HostingStudyConfig,
+    "sensors": SensorsStudyConfig,
 }
 
 

@@ -152,7 +152,9 @@ def source_ends(net: pandapowerNet, lines: np.ndarray) -> np.ndarray:
     far = len(net.bus) + 1
     fb = net.line["from_bus"].to_numpy()[lines]
     tb = net.line["to_bus"].to_numpy()[lines]
-    return np.array([dist.get(int(a), far) <= dist.get(int(b), far) for a, b in zip(fb, tb)])
+    return np.array(
+        [dist.get(int(a), far) <= dist.get(int(b), far) for a, b in zip(fb, tb, strict=True)]
+    )
 
 
 @dataclass(frozen=True)
