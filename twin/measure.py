@@ -607,7 +607,6 @@ class DsoMeters:
         "_standard",
         "_station",
         "_z_p",
-        "_z_q",
         "_z_tp",
         "_z_tq",
         "hh_cols",
@@ -653,7 +652,8 @@ class DsoMeters:
             else np.arange(n_load)  # no grid: connections in column order
         )
         self._groups = meter_groups(settings, bus, self.metered)
-        self._z_p, self._z_q, self._lost = meter_noise(settings, seed, (n_t, n_load))
+        # (Q is not read in the loop: its draws are made, for the order, and dropped)
+        self._z_p, _, self._lost = meter_noise(settings, seed, (n_t, n_load))
         self._p_read = np.zeros((n_t, n_load))
         self._have = np.zeros((n_t, n_load), bool)
         self._pseudo = np.zeros((n_t, n_load))
@@ -720,7 +720,7 @@ class DsoMeters:
             p,
             q,
             self._z_p[r],
-            self._z_q[r],
+            np.zeros_like(p),
             self._lost[r],
             self.metered,
             self._groups,
