@@ -64,6 +64,7 @@ LAYERS: dict[str, int] = {
     "twin.compare": 8,
     "twin.hosting": 8,
     "twin.sensors": 8,
+    "twin.enhance": 8,
     "twin.report": 8,
     "twin.cli": 8,
     "twin.helptext": 8,  # the command line's generated --help

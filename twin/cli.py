@@ -179,7 +179,42 @@ def _sensors(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return {"sensors": study.ranking.to_dict(orient="records")}
 
 
-STUDIES = {"single": _single, "hosting": _hosting, "compare": _compare, "sensors": _sensors}
+def _unregistered(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    from hydra import compose
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from twin.enhance import unregistered_study, write_unregistered
+    from twin.measure import MeasurementSettings
+    from twin.pipeline import run
+    from twin.scenario import load_scenario, with_adoption
+
+    task = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("study")]
+    if not any(o.lstrip("+~").startswith("measurement=") for o in task):
+        task.append(f"measurement={cfg.study.base}")  # (a measurement= override wins)
+    c = compose(config_name="config", overrides=[*task, "study=single"])
+    c = OmegaConf.masked_copy(c, [k for k in c if k != "hydra"])
+    scenario = load_scenario(str(c.scenario.name))
+    if cfg.study.share is not None:
+        share = float(cfg.study.share)
+        scenario = with_adoption(scenario, "study.share", unregistered_given_adopter=share)
+    result = run(c, progress=bool(cfg.output.progress), scenario=scenario)
+    threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0)
+    out = unregistered_study(result, MeasurementSettings.from_config(c.measurement), threads)
+    write_unregistered(out, out_dir, c)
+    print(out["detection"].to_markdown(index=False, floatfmt=".3g"))
+    print(out["forecasts"].to_markdown(index=False, floatfmt=".4g"))
+    print(f"results: {out_dir}")
+    return {"unregistered": out["detection"].to_dict(orient="records")}
+
+
+STUDIES = {
+    "single": _single,
+    "hosting": _hosting,
+    "compare": _compare,
+    "sensors": _sensors,
+    "unregistered": _unregistered,
+}
 
 
 def _log_to_files(message: str) -> None:

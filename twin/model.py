@@ -31,7 +31,7 @@ from twin.forecast import Forecaster, ForecastSettings, PerfectForecaster, Stati
 from twin.inputs import StudyInputs
 from twin.kpi import household_kpis
 from twin.measure import Clock, DsoMeters, MeasurementSettings, Meters
-from twin.population import sample_fleet
+from twin.population import draw_unregistered, sample_fleet
 from twin.timegrid import STEPS_PER_DAY
 from twin.view import FeederView, HouseholdView, Outcome, Registered
 
@@ -160,6 +160,9 @@ class FeederModel(mesa.Model):
         self.log["t_out_c"] = np.asarray(self.exo.t_out_c, float).copy()  # (T,): the weather
         self.log["dhw_draw_kw"][:] = self.exo.q_dhw_kw
         self.clock = Clock()
+        # the devices the DSO's register does not know of (a stream of their own)
+        share = float(sc["adoption"]["unregistered_given_adopter"].value)
+        self.unregistered = draw_unregistered(self.fleet, share, seed)
         self.measurement = measurement or MeasurementSettings()
         self.dso_meters = self._make_dso_meters(seed)
         settings = forecast or ForecastSettings()
@@ -288,7 +291,7 @@ class FeederModel(mesa.Model):
             "station_rating_kva": inp.trafo_rating_kva,
             "hh_cols": np.asarray(inp.hh_cols),
             "other_cols": np.asarray(inp.other_cols),
-            "registered": Registered.of(self.fleet),
+            "registered": Registered.of(self.fleet, self.unregistered),
             "forecaster": self.dso_forecaster,
             "meters": self.dso_meters,
         }

@@ -191,6 +191,8 @@ def run(
         estimation=estimation,
         warmup_p_load_kw=_warmup_loads(feeder, model.log["p_net_kw"], window),
         standard_p_kw=inputs.standard_p_kw,
+        ghi_w_m2=np.asarray(model.exo.ghi_w_m2[rep], float),
+        unregistered=model.unregistered,
     )
 
 

@@ -25,6 +25,26 @@ TANK_LOSS_CLASS_A = (5.5, 3.16)
 TANK_LOSS_CLASS_C = (12.0, 5.93)
 
 
+#: The devices a DSO's register lists per connection (twin.view.Registered), in draw order.
+REGISTERED_DEVICES = ("heat_pump", "ev", "pv")
+
+
+def draw_unregistered(fleet: Fleet, share: float, seed: int) -> dict[str, np.ndarray]:
+    """``{device: (n,) bool}`` the adopters of each device the DSO's register does not know
+    of: ``round(share * adopters)`` of them, from a stream of their own (a larger share adds
+    households to a smaller one's set; nothing else the run draws changes)."""
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(0x5E, 13, 9)))
+    has = {"heat_pump": fleet.has_hp, "ev": fleet.has_ev, "pv": fleet.pv_kwp > 0}
+    out = {}
+    for device in REGISTERED_DEVICES:
+        ranked = rng.permutation(fleet.n)
+        ranked = ranked[has[device][ranked]]
+        mask = np.zeros(fleet.n, bool)
+        mask[ranked[: int(round(share * len(ranked)))]] = True
+        out[device] = mask
+    return out
+
+
 def sample_fleet(
     scenario: Scenario,
     n: int,

@@ -193,6 +193,11 @@ class RunResult:
     standard_p_kw : np.ndarray, optional
         ``(T_sim, n_load)`` every connection's standard profile over the simulated steps
         (the pseudo-measurements, :attr:`twin.inputs.StudyInputs.standard_p_kw`).
+    ghi_w_m2 : np.ndarray, optional
+        ``(T,)`` global horizontal irradiance of the reported steps (the weather the DSO knows).
+    unregistered : dict, optional
+        ``{device: (H,) bool}`` the adopters the DSO's register does not know of
+        (:func:`twin.population.draw_unregistered`).
     """
 
     cfg: DictConfig
@@ -221,6 +226,8 @@ class RunResult:
     estimation: StateEstimation | None = None
     warmup_p_load_kw: np.ndarray | None = None
     standard_p_kw: np.ndarray | None = None
+    ghi_w_m2: np.ndarray | None = None
+    unregistered: dict[str, np.ndarray] | None = None
 
     def households_table(self) -> TidyTable:
         """Tidy: one row per (time, household), one column per logged variable

@@ -40,6 +40,7 @@ SCHEMA: dict[str, dict[str, tuple[float, float]]] = {
         "pv": (0.0, 1.0),
         "battery_given_pv": (0.0, 1.0),
         "ev_bidirectional_given_ev": (0.0, 1.0),
+        "unregistered_given_adopter": (0.0, 1.0),
     },
     "dwelling": {
         "floor_area_m2": (20.0, 1000.0),

@@ -354,6 +354,20 @@ class SensorsStudyConfig:
     label: str = "sensors"
 
 
+@dataclass
+class UnregisteredStudyConfig:
+    name: str = "unregistered"
+    share: float | None = key(
+        0.3, "share of adopters missing from the register (null: the scenario's)", 0, 1
+    )
+    base: str = key(
+        "transformer_and_meters",
+        "measurement preset whose smart-meter data the DSO screens",
+        choices=("full", "transformer_and_meters", "meters_only", "transformer_only"),
+    )
+    label: str = "unregistered"
+
+
 # -- the primary config -------------------------------------------------------------------------
 @dataclass
 class TwinConfig:
@@ -393,6 +407,7 @@ STUDY_SCHEMAS: dict[str, type] = {
     "compare": CompareStudyConfig,
     "hosting": HostingStudyConfig,
     "sensors": SensorsStudyConfig,
+    "unregistered": UnregisteredStudyConfig,
 }
 
 

@@ -121,7 +121,9 @@ class HouseholdView:
 
 @dataclass(frozen=True)
 class Registered:
-    """What a DSO knows of every connection from registration: nameplate ratings (kW)."""
+    """What a DSO knows of every connection from registration: nameplate ratings (kW; 0
+    where there is no device, or one the register does not know of:
+    :func:`twin.population.draw_unregistered`)."""
 
     hp_q_max_kw: np.ndarray  # heat pump thermal capacity (0: none)
     ev_p_max_kw: np.ndarray  # charger power (0: no EV)
@@ -129,14 +131,18 @@ class Registered:
     # {part: (H, 3)} share of each part's power on phases a, b, c (twin.fleet.PHASE_DEVICES):
     # the connection type and the phases of PV and chargers are registered with the DSO
     phase_shares: dict[str, np.ndarray] | None = None
+    pv_kwp: np.ndarray | None = None  # PV peak power (0: none)
 
     @classmethod
-    def of(cls, fleet: Fleet) -> Registered:
+    def of(cls, fleet: Fleet, unregistered: dict[str, np.ndarray] | None = None) -> Registered:
+        u = unregistered or {}
+        none = np.zeros(fleet.n, bool)
         return cls(
-            fleet.hp_q_max_kw.copy(),
-            fleet.ev_p_max_kw.copy(),
+            np.where(u.get("heat_pump", none), 0.0, fleet.hp_q_max_kw),
+            np.where(u.get("ev", none), 0.0, fleet.ev_p_max_kw),
             fleet.bat_p_max_kw.copy(),
             fleet.phase_shares() if fleet.has_phases else None,
+            np.where(u.get("pv", none), 0.0, fleet.pv_kwp),
         )
 
 
