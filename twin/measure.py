@@ -708,10 +708,11 @@ class DsoMeters:
 
     def _advance(self) -> None:
         """Measure the steps simulated since the last read (the meters read every step; what
-        the DSO has of them depends on when it asks)."""
-        a, b = self._done, self._clock.now
-        if b <= a:
-            return
+        the DSO has of them depends on when it asks), four weeks at a time (memory)."""
+        while self._done < self._clock.now:
+            self._measure(self._done, min(self._clock.now, self._done + 28 * STEPS_PER_DAY))
+
+    def _measure(self, a: int, b: int) -> None:
         s, r = self.settings, slice(a, b)
         p = self._loads(r)
         q = self._q[r]
