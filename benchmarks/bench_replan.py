@@ -17,10 +17,10 @@ and the headline KPIs.
 
 Cases (``--cases``):
 
-* ``hourly`` — ``contract.replan_every_h=1`` with the defaults for intraday re-plans: the
-  deviation trigger (``contract.replan_trigger=deviation``) and periods growing with lead
-  (``contract.coarse_after_h=6``, ``contract.coarse_h=3``);
-* ``daily`` — the default daily re-plan at noon;
+* ``hourly`` — the default, ``contract.replan_every_h=1`` with the defaults for intraday
+  re-plans: the deviation trigger (``contract.replan_trigger=deviation``) and periods growing
+  with lead (``contract.coarse_after_h=6``, ``contract.coarse_h=6``);
+* ``daily`` — the day-ahead re-plan at noon alone (``contract.replan_every_h=24``);
 * ``hourly-perfect`` — ``hourly`` on perfect foresight (``forecast=perfect``);
 * ``hourly-always`` (``--reference``) — every hour, the full 24 x 1 h LP
   (``contract.replan_trigger=always contract.coarse_after_h=null``): the reference the
@@ -94,7 +94,7 @@ TWIN = [sys.executable, "-m", "twin.cli"]
 HOURLY = ["contract.replan_every_h=1"]
 CASES = {
     "hourly": HOURLY,
-    "daily": [],
+    "daily": ["contract.replan_every_h=24"],
     "hourly-perfect": [*HOURLY, "forecast=perfect"],
     "hourly-always": [*HOURLY, "contract.replan_trigger=always", "contract.coarse_after_h=null"],
 }
