@@ -241,6 +241,17 @@ class PerformanceConfig(_PlanningConfig):
 class TariffHemsConfig(_PlanningConfig):
     tariff: str = key(REQUIRED, "the tariff the HEMSs plan against (must be the run's)")
     horizon_h: float = key(36.0, "rolling planning horizon", 0.25, 168)
+    automation_share: float | None = key(
+        None, "share of households fully automated (null: the scenario's response shares)", 0, 1
+    )
+    response_rest: str = key(
+        "scenario",
+        "with automation_share: the others as the scenario mixes them, or all none/timer/manual",
+        choices=("scenario", "none", "timer", "manual"),
+    )
+    random_delay_max_s: float = key(
+        600.0, "chargers' random delay at a session's start: up to (s; GB 2021 rules: 600)", 0, 7200
+    )
 
 
 # -- studies ------------------------------------------------------------------------------------

@@ -143,6 +143,77 @@ def make_tariff(
     )
 
 
+#: A step of the tariff's mean day is in its cheap block if its import price lies within this
+#: share of the day's price spread above the day's lowest, in its dear block if at least this
+#: share above it (:func:`cheap_block`; assumptions: how a timer's owner reads a tariff).
+CHEAP_WITHIN_SPREAD = 0.1
+DEAR_FROM_SPREAD = 0.5
+
+
+@dataclass(frozen=True)
+class CheapBlock:
+    """The night's cheap block of a tariff's mean day, as a timer's owner reads it.
+
+    ``start`` (step of the day, 0..95) and ``length`` (steps) of the run of cheap steps that
+    covers most of 00:00-06:00 (ties: the longest); ``dear`` ``(96,)`` marks the dear steps.
+    ``length`` 0: the tariff has no cheap block (a flat price: timers have nothing to aim at).
+    """
+
+    start: int
+    length: int
+    dear: np.ndarray
+
+    @property
+    def exists(self) -> bool:
+        return self.length > 0
+
+    def phase(self, k: int) -> int:
+        """Steps since the block last started (0 .. 95) at simulated step ``k``."""
+        return (k - self.start) % STEPS_PER_DAY
+
+    def window(self, k: int) -> int:
+        """Index of the block that is running at step ``k``, or that starts next (0: the one
+        that starts in the first day of the simulation or runs at its start)."""
+        w = (k - self.start) // STEPS_PER_DAY + 1
+        return w if self.phase(k) < self.length else w + 1
+
+
+def cheap_block(import_eur_per_kwh: np.ndarray) -> CheapBlock:
+    """The cheap block of the tariff's mean day over the given steps (see :class:`CheapBlock`;
+    :data:`CHEAP_WITHIN_SPREAD`, :data:`DEAR_FROM_SPREAD`)."""
+    p = np.asarray(import_eur_per_kwh, float)
+    days = len(p) // STEPS_PER_DAY
+    day = p[: days * STEPS_PER_DAY].reshape(days, STEPS_PER_DAY).mean(axis=0)
+    lo, hi = float(day.min()), float(day.max())
+    spread = hi - lo
+    if spread <= 1e-9 * max(abs(hi), 1.0):
+        return CheapBlock(0, 0, np.zeros(STEPS_PER_DAY, bool))
+    cheap = day <= lo + CHEAP_WITHIN_SPREAD * spread
+    dear = day >= lo + DEAR_FROM_SPREAD * spread
+    first = int(np.argmin(cheap))  # a dear-ish step: runs start after it
+    runs: list[tuple[int, int]] = []
+    i = 0
+    while i < STEPS_PER_DAY:
+        j = (first + i) % STEPS_PER_DAY
+        if cheap[j]:
+            n = 0
+            while n < STEPS_PER_DAY and cheap[(j + n) % STEPS_PER_DAY]:
+                n += 1
+            runs.append((j, n))
+            i += n
+        else:
+            i += 1
+    night = np.zeros(STEPS_PER_DAY, bool)
+    night[: 6 * STEPS_PER_HOUR] = True
+
+    def score(run: tuple[int, int]) -> tuple[int, int]:
+        steps = (run[0] + np.arange(run[1])) % STEPS_PER_DAY
+        return int(night[steps].sum()), run[1]
+
+    start, length = max(runs, key=score)
+    return CheapBlock(int(start), int(length), dear)
+
+
 def period_peaks_kw(p_net_kw: np.ndarray, tariff: Tariff) -> tuple[np.ndarray, np.ndarray]:
     """Per billing period: (days in the window, peak import per household (P, H))."""
     t = len(p_net_kw)
