@@ -344,7 +344,8 @@ class TariffHemsContract(Contract):
         self._ev_on = np.zeros(f.n, bool)
         self._forced = np.zeros(f.n, bool)  # a guard raised the request: no delay (override)
         self._delay_left_s = np.zeros(f.n)
-        self._delays_s: list[np.ndarray] = []
+        #: the delay drawn at each session start (s; NaN elsewhere), simulated steps x households
+        self.ev_delay_s = np.full((n_steps, f.n), np.nan, dtype=np.float32)
 
     def _responders(self, k: int, x: Any, firm: Controls) -> Controls:
         """Every household's requests as if it were not fully automated: timers, manual
@@ -396,8 +397,7 @@ class TariffHemsContract(Contract):
         if start.any():
             d = self._delay_rng.integers(0, int(round(max_s)) + 1, int(start.sum()))
             self._delay_left_s[e[start]] = d
-            if k >= self.view.n_warmup_steps:
-                self._delays_s.append(d)
+            self.ev_delay_s[k, e[start]] = d
         left = np.where(forced, 0.0, self._delay_left_s[e])
         frac = np.clip(1.0 - left / STEP_S, 0.0, 1.0)
         out = p_ev.copy()
@@ -605,9 +605,11 @@ class TariffHemsContract(Contract):
             ),
             "response_cheap_block_h": self.block.length / STEPS_PER_HOUR,
             "ev_random_delay_max_s": self.terms.random_delay_max_s,
-            "ev_random_delay_sessions": int(sum(len(d) for d in self._delays_s)),
+            "ev_random_delay_sessions": int(np.isfinite(self.ev_delay_s[rep]).sum()),
             "ev_random_delay_mean_s": (
-                round(float(np.concatenate(self._delays_s).mean()), 3) if self._delays_s else 0.0
+                round(float(np.nanmean(self.ev_delay_s[rep])), 3)
+                if np.isfinite(self.ev_delay_s[rep]).any()
+                else 0.0
             ),
             "hems_horizon_h": self.terms.horizon_h,
             "hems_replan_every_h": self.terms.replan_every_h,
