@@ -319,6 +319,9 @@ CONTRACT_SCHEMAS: dict[str, type] = {
     "tou": TariffHemsConfig,
     "dynamic": TariffHemsConfig,
     "capacity": TariffHemsConfig,
+    "tou_acm": TariffHemsConfig,
+    "tou_hourly": TariffHemsConfig,
+    "capacity_flanders": TariffHemsConfig,
 }
 #: The schema of each study (keyed by ``study.name``).
 STUDY_SCHEMAS: dict[str, type] = {

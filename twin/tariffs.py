@@ -154,8 +154,8 @@ DEAR_FROM_SPREAD = 0.5
 class CheapBlock:
     """The night's cheap block of a tariff's mean day, as a timer's owner reads it.
 
-    ``start`` (step of the day, 0..95) and ``length`` (steps) of the run of cheap steps that
-    covers most of 00:00-06:00 (ties: the longest); ``dear`` ``(96,)`` marks the dear steps.
+    ``start`` (step of the day, 0..95) and ``length`` (steps) of the cheap run around the
+    night's cheapest step (:func:`cheap_block`); ``dear`` ``(96,)`` marks the dear steps.
     ``length`` 0: the tariff has no cheap block (a flat price: timers have nothing to aim at).
     """
 
@@ -178,9 +178,17 @@ class CheapBlock:
         return w if self.phase(k) < self.length else w + 1
 
 
+#: The hours a timer's owner looks for the cheap block in: when the car is usually at home
+#: (assumption: from 18:00 to 07:00).
+NIGHT_FROM_H, NIGHT_TO_H = 18.0, 7.0
+
+
 def cheap_block(import_eur_per_kwh: np.ndarray) -> CheapBlock:
-    """The cheap block of the tariff's mean day over the given steps (see :class:`CheapBlock`;
-    :data:`CHEAP_WITHIN_SPREAD`, :data:`DEAR_FROM_SPREAD`)."""
+    """The cheap block of the tariff's mean day over the given steps (see :class:`CheapBlock`):
+    the run of steps around the night's cheapest one (between :data:`NIGHT_FROM_H` and
+    :data:`NIGHT_TO_H`, when the car is usually home) whose price lies within
+    :data:`CHEAP_WITHIN_SPREAD` of the day's spread above it; dear: at least
+    :data:`DEAR_FROM_SPREAD` of the spread above the day's lowest price."""
     p = np.asarray(import_eur_per_kwh, float)
     days = len(p) // STEPS_PER_DAY
     day = p[: days * STEPS_PER_DAY].reshape(days, STEPS_PER_DAY).mean(axis=0)
@@ -188,30 +196,21 @@ def cheap_block(import_eur_per_kwh: np.ndarray) -> CheapBlock:
     spread = hi - lo
     if spread <= 1e-9 * max(abs(hi), 1.0):
         return CheapBlock(0, 0, np.zeros(STEPS_PER_DAY, bool))
-    cheap = day <= lo + CHEAP_WITHIN_SPREAD * spread
     dear = day >= lo + DEAR_FROM_SPREAD * spread
-    first = int(np.argmin(cheap))  # a dear-ish step: runs start after it
-    runs: list[tuple[int, int]] = []
-    i = 0
-    while i < STEPS_PER_DAY:
-        j = (first + i) % STEPS_PER_DAY
-        if cheap[j]:
-            n = 0
-            while n < STEPS_PER_DAY and cheap[(j + n) % STEPS_PER_DAY]:
-                n += 1
-            runs.append((j, n))
-            i += n
-        else:
-            i += 1
-    night = np.zeros(STEPS_PER_DAY, bool)
-    night[: 6 * STEPS_PER_HOUR] = True
-
-    def score(run: tuple[int, int]) -> tuple[int, int]:
-        steps = (run[0] + np.arange(run[1])) % STEPS_PER_DAY
-        return int(night[steps].sum()), run[1]
-
-    start, length = max(runs, key=score)
-    return CheapBlock(int(start), int(length), dear)
+    # the night in order, from NIGHT_FROM_H (steps of the day)
+    first = int(NIGHT_FROM_H * STEPS_PER_HOUR)
+    n_night = int(round((24.0 - NIGHT_FROM_H + NIGHT_TO_H) * STEPS_PER_HOUR))
+    night = (first + np.arange(n_night)) % STEPS_PER_DAY
+    price = day[night]
+    best = int(np.argmin(price))
+    cheap = price <= price[best] + CHEAP_WITHIN_SPREAD * spread
+    a = best
+    while a > 0 and cheap[a - 1]:
+        a -= 1
+    b = best
+    while b + 1 < n_night and cheap[b + 1]:
+        b += 1
+    return CheapBlock(int(night[a]), int(b - a + 1), dear)
 
 
 def period_peaks_kw(p_net_kw: np.ndarray, tariff: Tariff) -> tuple[np.ndarray, np.ndarray]:
