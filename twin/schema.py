@@ -274,6 +274,26 @@ class CompareStudyConfig:
 
 
 @dataclass
+class HerdingStudyConfig:
+    name: str = "herding"
+    contracts: list[str] = key(
+        factory=lambda: ["firm", "tou", "tou_acm", "tou_hourly", "dynamic", "capacity_flanders"],
+        help="the baseline and the tariff contracts swept",
+    )
+    shares: list[float] = key(
+        factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0], help="automation shares swept"
+    )
+    response_rest: str = key(
+        "scenario",
+        "the households not automated: the scenario's mix, or all none/timer/manual",
+        choices=("scenario", "none", "timer", "manual"),
+    )
+    baseline: str = key("firm", "the run the peaks are normalised to")
+    figures: bool = True
+    label: str = "herding"
+
+
+@dataclass
 class HostingStudyConfig:
     name: str = "hosting"
     contracts: list[str] = key(
@@ -328,6 +348,7 @@ STUDY_SCHEMAS: dict[str, type] = {
     "single": SingleStudyConfig,
     "compare": CompareStudyConfig,
     "hosting": HostingStudyConfig,
+    "herding": HerdingStudyConfig,
 }
 
 
