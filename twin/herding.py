@@ -73,19 +73,19 @@ def herding_study(configs: dict[str, DictConfig], study: Any) -> pd.DataFrame:
     baseline = str(study.baseline)
     if baseline not in configs:
         raise TwinError(f"study.baseline={baseline!r} must be among the study's contracts")
-    rows = [_row(configs[baseline], None)]
     shares = [float(s) for s in study.shares]
     if not shares or any(not 0.0 <= s <= 1.0 for s in shares):
         raise TwinError(f"study.shares={shares} is invalid: give shares from 0 to 1")
-    for name, cfg in configs.items():
-        if name == baseline:
-            continue
+    swept = {name: cfg for name, cfg in configs.items() if name != baseline}
+    for name, cfg in swept.items():
         if "automation_share" not in cfg.contract:
             raise TwinError(
                 f"study=herding: contract={name} has no automation_share (it is no tariff "
                 "contract): list tariff contracts only (tou, tou_acm, tou_hourly, dynamic, "
                 "capacity, capacity_flanders) besides the baseline"
             )
+    rows = [_row(configs[baseline], None)]
+    for cfg in swept.values():
         for share in shares:
             c = cfg.copy()
             with open_dict(c):
