@@ -20,7 +20,7 @@ from twin.contracts import make_contract
 from twin.forecast import ForecastSettings
 from twin.grid.compliance import asym_run_kpis, grid_kpis, station_limit_risk
 from twin.grid.feeders import check_radial
-from twin.grid.phases import run_power_flows
+from twin.grid.phases import balanced_equivalent, run_power_flows
 from twin.inputs import build_inputs
 from twin.kpi import household_kpis, stored_electricity_kwh
 from twin.measure import MeasurementSettings, estimate_feeder
@@ -96,11 +96,22 @@ def run(
         p_sim = feeder.load_p_kw[rows_sim]
         p_true = p_sim.copy()
         p_true[:, feeder.household_cols] = model.log["p_net_kw"]
+        q_sim = feeder.load_q_kvar[rows_sim]
+        net_se = feeder.net
+        if feeder.unbalanced:  # the estimator is balanced: it sees what the balanced flow saw,
+            # asymmetric_load rows as balanced loads of their total (run_power_flows)
+            net_se, p_extra, q_extra = balanced_equivalent(feeder.net)
+            if len(p_extra):
+                t_sim = p_true.shape[0]
+                extra_p = np.broadcast_to(p_extra, (t_sim, len(p_extra)))
+                p_true = np.hstack([p_true, extra_p])
+                p_sim = np.hstack([p_sim, extra_p])
+                q_sim = np.hstack([q_sim, np.broadcast_to(q_extra, (t_sim, len(q_extra)))])
         estimation = estimate_feeder(
             measurement,
-            feeder.net,
+            net_se,
             p_true,
-            feeder.load_q_kvar[rows_sim],
+            q_sim,
             p_sim,
             window.n_warmup_steps,
             grid,
