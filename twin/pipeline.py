@@ -7,6 +7,7 @@ view, physics acts) → batch AC power flow over every step → KPIs → a
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -24,6 +25,7 @@ from twin.grid.phases import balanced_equivalent, run_power_flows
 from twin.inputs import build_inputs
 from twin.kpi import household_kpis, stored_electricity_kwh
 from twin.measure import MeasurementSettings, estimate_feeder
+from twin.memory import release_finished_models
 from twin.model import FeederModel
 from twin.result import RunResult
 from twin.scenario import Scenario
@@ -70,11 +72,32 @@ def run(
         model.step()
     timings["simulate"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
     window = inputs.window
     rep = window.report
     log_ = {name: values[rep] for name, values in (model.log | contract.timeseries()).items()}
     home = model.exo.trips.home[rep]
+    # what the rest needs of the model and the contract, then both go (mesa would keep them
+    # until the process ends, twin.memory): the power flow, the state estimation, the KPIs and
+    # the files work on data only, and what only the model held (a year of inputs and
+    # exogenous series, the forecaster, the optimiser) is free for their temporaries
+    outcome = model.outcome()
+    fleet = model.fleet
+    p_net_sim = model.log["p_net_kw"]
+    contract_kpis = model.contract_kpis()
+    discount = np.broadcast_to(
+        np.asarray(contract.discount_eur_per_year(), float), (fleet.n,)
+    ).copy()
+    contract_households = contract.household_table()
+    contract_feeder = {k: v[rep] for k, v in contract.feeder_timeseries().items()}
+    contract_name = contract.name
+    t_out_c = model.exo.t_out_c[rep]
+    tariff_year, scenario_used = inputs.tariff, inputs.scenario
+    load_index = np.asarray(inputs.load_index)
+    del model, contract, inputs, steps
+    release_finished_models()
+    gc.collect()
+
+    t0 = time.perf_counter()
     rows = window.year_index
     p_load = feeder.load_p_kw[rows].copy()
     q_load = feeder.load_q_kvar[rows].copy()
@@ -83,7 +106,7 @@ def run(
     threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0)
     # balanced: the batch flow of the totals; unbalanced (grid.unbalanced): also the per-phase
     # flow, each household's loads on their phases (twin.grid.phases)
-    grid, grid_phases = run_power_flows(feeder, model.fleet, log_, p_load, q_load, threads)
+    grid, grid_phases = run_power_flows(feeder, fleet, log_, p_load, q_load, threads)
     timings["powerflow"] = time.perf_counter() - t0
 
     # what the DSO receives and estimates the feeder from (twin.measure, twin.grid.estimation):
@@ -95,7 +118,7 @@ def run(
         rows_sim = window.sim_year_index
         p_sim = feeder.load_p_kw[rows_sim]
         p_true = p_sim.copy()
-        p_true[:, feeder.household_cols] = model.log["p_net_kw"]
+        p_true[:, feeder.household_cols] = p_net_sim
         q_sim = feeder.load_q_kvar[rows_sim]
         net_se = feeder.net
         if feeder.unbalanced:  # the estimator is balanced: it sees what the balanced flow saw,
@@ -121,19 +144,17 @@ def run(
         timings["estimation"] = time.perf_counter() - t0
 
     kpis: dict[str, Any] = {
-        "contract": contract.name,
-        "scenario": inputs.scenario.name,
+        "contract": contract_name,
+        "scenario": scenario_used.name,
         "grid": feeder.name,
         "seed": int(cfg.seed),
         "start": str(window.start.date()),
         "days": window.days,
     }
-    outcome = model.outcome()
     kpis.update(
-        household_kpis(log_, model.fleet, outcome.reported_trips, outcome.start_state, cfg.service)
+        household_kpis(log_, fleet, outcome.reported_trips, outcome.start_state, cfg.service)
     )
     kpis.update(grid_kpis(grid, feeder.net))
-    contract_kpis = model.contract_kpis()
     if "performance_station_rating_kva" in contract_kpis:  # the limit the DSO planned to
         limit = float(contract_kpis["performance_station_rating_kva"])
         kpis.update(station_limit_risk(grid, feeder.net, limit))
@@ -141,26 +162,23 @@ def run(
         kpis.update(estimation.kpis)
     if grid_phases is not None:  # the unbalanced KPIs beside the balanced ones
         kpis.update(asym_run_kpis(grid_phases, feeder.net))
-    discount = np.broadcast_to(
-        np.asarray(contract.discount_eur_per_year(), float), (model.fleet.n,)
-    ).copy()
-    tariff = inputs.tariff.sliced(rep)
+    tariff = tariff_year.sliced(rep)
     bill = bills(log_["p_net_kw"], tariff, discount)
-    kpis["tariff"] = inputs.tariff.name
-    stored = stored_electricity_kwh(log_, model.fleet, outcome.start_state)["total_kwh"]
+    kpis["tariff"] = tariff_year.name
+    stored = stored_electricity_kwh(log_, fleet, outcome.start_state)["total_kwh"]
     kpis.update(bill_kpis(bill, stored_value_eur(stored, tariff)))
     kpis.update(contract_kpis)
     return RunResult(
         cfg=cfg,
         window=window,
         feeder=feeder,
-        fleet=model.fleet,
-        load_index=np.asarray(inputs.load_index),
+        fleet=fleet,
+        load_index=load_index,
         log=log_,
         home=home,
         start_state=outcome.start_state,
         trips=outcome.reported_trips,
-        t_out_c=model.exo.t_out_c[rep],
+        t_out_c=t_out_c,
         grid=grid,
         grid_phases=grid_phases,
         p_load_kw=p_load,
@@ -170,10 +188,10 @@ def run(
         tariff=tariff,
         discount_eur_per_year=discount,
         stored_electricity_kwh=stored,
-        contract_households=contract.household_table(),
-        contract_feeder={k: v[rep] for k, v in contract.feeder_timeseries().items()},
+        contract_households=contract_households,
+        contract_feeder=contract_feeder,
         timings_s=timings,
-        scenario=inputs.scenario,
+        scenario=scenario_used,
         estimation=estimation,
     )
 
