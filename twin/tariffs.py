@@ -10,7 +10,7 @@ Synthetic day-ahead series (the ``dynamic`` tariff's default, no market data shi
 ``shape`` has a morning (08:00, weight 0.6) and an evening (19:00, weight 1) Gaussian peak; the
 cold term raises winter prices, the irradiance term makes the midday solar dip. On the
 TRY2010 region-5 year its mean is €78.5/MWh (NL day-ahead 2024: about €77/MWh) and 8.0 % of
-hours are negative (NL 2024: 8 %, DOMAIN.md).
+hours are negative (NL 2024: 8 % as reported; an assumption-level calibration, no price data ships offline).
 """
 
 from __future__ import annotations
