@@ -81,7 +81,10 @@ PROBES = [
     (["hydra/launcher=nope"], "the options of hydra/launcher are basic, joblib, local"),
     (["foo=1"], "config key 'foo' is not a twin key: the keys are seed, run_name,"),
     (["sim.dayz=3"], "sim.dayz is not a key of sim: did you mean sim.days?"),
-    (["contract.horizon_h=3"], "it belongs to contract=capacity, dynamic, performance, tou"),
+    (
+        ["contract.horizon_h=3"],
+        "it belongs to contract=capacity, capacity_flanders, dynamic, performance, tou, tou_acm",
+    ),
     (["sim.days=abc"], "sim.days=abc is invalid: give a whole number from 1 to 365"),
     (["seed=1.5"], "seed=1.5 is invalid: give a whole number from 0 to 4294967295"),
     (["solver.threads=abc"], "solver.threads=abc is invalid: give a whole number from 1 to 256"),

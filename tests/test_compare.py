@@ -176,3 +176,16 @@ def test_compare_study_on_the_command_line(tmp_path, twin_exe, repo_dir):
     assert len(b) == data["kpis"]["firm"]["households"]
     np.testing.assert_allclose(b["tou_minus_firm_eur"], b["tou"] - b["firm"], atol=1e-4)
     assert "| tou" in proc.stdout and "Normalised to firm" in (out / "summary.md").read_text()
+    # who wins and who pays, per response type: the groups add up to the feeder
+    r = pd.read_csv(out / "bills_by_response.csv", index_col=["contract", "response"])
+    assert set(b["response"]) <= {"none", "manual", "timer", "full_automation"}
+    for c in ("firm", "tou"):
+        g = r.loc[c].drop(index="all")
+        assert g["households"].sum() == r.loc[(c, "all"), "households"] == len(b)
+        assert (g["households"] * g["bill_mean_eur"]).sum() == pytest.approx(b[c].sum(), rel=1e-5)
+        mean = (g["households"] * g["change_mean_eur"]).sum() / len(b)
+        assert mean == pytest.approx((b[c] - b["firm"]).mean(), abs=1e-6)
+        np.testing.assert_allclose(
+            g["tariff_effect_mean_eur"] + g["response_mean_eur"], g["change_mean_eur"], atol=1e-4
+        )
+    assert "Bills by response type" in (out / "summary.md").read_text()

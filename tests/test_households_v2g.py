@@ -63,7 +63,11 @@ def runs() -> dict[str, FeederModel]:
     return {
         "firm": simulate(FirmContract()),
         "performance": simulate(PerformanceContract(PerformanceTerms())),
-        "dynamic": simulate(make_contract(compose(["contract=dynamic"]).contract), "dynamic"),
+        # every household automated: these tests judge the V2G-planning HEMS itself
+        "dynamic": simulate(
+            make_contract(compose(["contract=dynamic", "contract.automation_share=1"]).contract),
+            "dynamic",
+        ),
     }
 
 

@@ -41,8 +41,11 @@ def simulate(contract, tariff: str, n: int = 12, days: int = 4) -> FeederModel:
     return m
 
 
-def hems(name: str) -> TariffHemsContract:
-    return make_contract(compose([f"contract={name}"]).contract)
+def hems(name: str, *overrides: str) -> TariffHemsContract:
+    """Every household fully automated: these tests judge the cost-minimising HEMS itself
+    (the other response types: tests/test_tariff_response.py)."""
+    cfg = compose([f"contract={name}", "contract.automation_share=1", *overrides])
+    return make_contract(cfg.contract)
 
 
 @pytest.fixture(scope="module")
@@ -273,7 +276,8 @@ def test_unreachable_service_levels_are_penalised_not_infeasible():
 
 
 def test_a_failed_solve_falls_back_to_firm_behaviour_and_is_reported():
-    c = make_contract(compose(["contract=tou", "solver.time_limit_s=0"]).contract)
+    # (without the chargers' random delay, which a charger applies whoever decides)
+    c = hems("tou", "solver.time_limit_s=0", "contract.random_delay_max_s=0")
     m = simulate(c, "tou", n=6, days=1)
     out = m.contract_kpis()
     # the first plan at the window's start (after the firm warm-up), then at noon

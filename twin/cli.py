@@ -208,10 +208,24 @@ def _unregistered(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return {"unregistered": out["detection"].to_dict(orient="records")}
 
 
+def _herding(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    from twin.herding import herding_study, write_herding
+
+    configs = _contract_configs(cfg)
+    table = herding_study(configs, cfg.study)
+    write_herding(table, cfg.study, out_dir, next(iter(configs.values())))
+    cols = ["contract", "automation_share", "trafo_peak_kva", "line_max_loading_pct"]
+    cols += [c for c in table.columns if c.endswith(f"_vs_{cfg.study.baseline}")]
+    print(table[cols].to_markdown(index=False, floatfmt=".3f"))
+    print(f"results: {out_dir}")
+    return {"herding": table.replace({float("nan"): None}).to_dict(orient="records")}
+
+
 STUDIES = {
     "single": _single,
     "hosting": _hosting,
     "compare": _compare,
+    "herding": _herding,
     "sensors": _sensors,
     "unregistered": _unregistered,
 }

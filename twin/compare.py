@@ -17,8 +17,10 @@ baseline value``, 1.0 where both are 0 (as CityLearn normalises to its no-contro
 
 Files: ``compare.csv`` (one row per contract, absolute columns then ``<kpi>_vs_<baseline>``),
 ``compare.json`` (the same plus every run's full KPIs and the bill-change summary),
-``bills.csv`` (one row per household: its bill under each contract, the change against the
-baseline, and the baseline's load billed under each contract's tariff and discount),
+``bills.csv`` (one row per household: its response type, its bill under each contract, the
+change against the baseline, and the baseline's load billed under each contract's tariff and
+discount), ``bills_by_response.csv`` (who wins and who pays per contract and response type:
+full automation, timer, manual, none),
 ``summary.md``, ``compare_load.png`` (transformer loading of every contract over the same
 days, and its mean day: herding shows as a new peak where prices are lowest),
 ``compare_duration.png`` (the transformer loading duration curve of every contract) and
@@ -39,6 +41,7 @@ from omegaconf import DictConfig
 
 from twin.catalog import COMPARE, label, unit
 from twin.errors import TwinError
+from twin.fleet import RESPONSE_TYPES
 from twin.grid.compliance import station_of
 from twin.tariffs import Tariff
 from twin.tariffs import bills as bills_of
@@ -67,6 +70,7 @@ class ContractOutcome:
     p_net_kw: np.ndarray  # (T, H) households' net load, reported steps
     tariff_prices: Tariff  # the run's tariff over the reported steps
     discount_eur_per_year: np.ndarray  # (H,)
+    response: np.ndarray | None = None  # (H,) each household's response type (RESPONSE_TYPES)
 
 
 @dataclass
@@ -81,6 +85,7 @@ class Comparison:
     bill_change: pd.DataFrame  # index: household; contract − baseline (€)
     passive_bills: pd.DataFrame  # index: household; the baseline's load billed under each contract
     bill_change_summary: pd.DataFrame  # index: contract; mean, median, p10, p90, winners, losers
+    bills_by_response: pd.DataFrame | None = None  # index: (contract, response type)
 
 
 def run_contract(cfg: DictConfig) -> ContractOutcome:
@@ -91,6 +96,9 @@ def run_contract(cfg: DictConfig) -> ContractOutcome:
     t0 = time.perf_counter()
     result = run(cfg, progress=False)
     run_s = time.perf_counter() - t0
+    response = result.contract_households.get("response")
+    if response is None:  # the fleet's (the scenario's) type: how it would respond to a tariff
+        response = np.asarray(RESPONSE_TYPES, dtype=object)[result.fleet.response_or_auto()]
     release_finished_models()  # twin.memory: mesa would keep every contract's model alive
     window = result.window
     kpis = dict(result.kpis)
@@ -107,6 +115,7 @@ def run_contract(cfg: DictConfig) -> ContractOutcome:
         p_net_kw=result.log["p_net_kw"].copy(),
         tariff_prices=result.tariff,
         discount_eur_per_year=result.discount_eur_per_year.copy(),
+        response=np.asarray(response, dtype=object),
     )
 
 
@@ -137,6 +146,42 @@ def _bill_change_summary(bills: pd.DataFrame, passive: pd.DataFrame, baseline: s
             "response_mean_eur": (bills - passive).mean(),
         }
     )
+
+
+def bills_by_response(
+    outcomes: list[ContractOutcome], bills: pd.DataFrame, passive: pd.DataFrame, baseline: str
+) -> pd.DataFrame | None:
+    """Who wins and who pays, per contract and response type (each contract's own types):
+    households, mean bill, mean change against the baseline split into the tariff effect and
+    the response, the shares of winners and losers; the ``all`` row of each contract is the
+    whole feeder (its households' counts and means add up to it)."""
+    if any(o.response is None for o in outcomes):
+        return None
+    rows = []
+    change = bills.sub(bills[baseline], axis=0)
+    for o in outcomes:
+        kinds = pd.Series(o.response, index=bills.index)
+        groups = [*[(t, kinds == t) for t in RESPONSE_TYPES if (kinds == t).any()]]
+        for kind, mask in [*groups, ("all", pd.Series(True, index=bills.index))]:
+            ch = change.loc[mask, o.name]
+            rows.append(
+                {
+                    "contract": o.name,
+                    "response": kind,
+                    "households": int(mask.sum()),
+                    "bill_mean_eur": float(bills.loc[mask, o.name].mean()),
+                    "change_mean_eur": float(ch.mean()),
+                    "tariff_effect_mean_eur": float(
+                        (passive.loc[mask, o.name] - bills.loc[mask, baseline]).mean()
+                    ),
+                    "response_mean_eur": float(
+                        (bills.loc[mask, o.name] - passive.loc[mask, o.name]).mean()
+                    ),
+                    "winners_share": float((ch < -BILL_TOL_EUR).mean()),
+                    "losers_share": float((ch > BILL_TOL_EUR).mean()),
+                }
+            )
+    return pd.DataFrame(rows).set_index(["contract", "response"])
 
 
 def compare_outcomes(outcomes: list[ContractOutcome], baseline: str) -> Comparison:
@@ -186,6 +231,7 @@ def compare_outcomes(outcomes: list[ContractOutcome], baseline: str) -> Comparis
         bill_change=bills.sub(bills[baseline], axis=0),
         passive_bills=passive,
         bill_change_summary=_bill_change_summary(bills, passive, baseline),
+        bills_by_response=bills_by_response(outcomes, bills, passive, baseline),
     )
 
 
@@ -251,6 +297,7 @@ def summary_markdown(cmp: Comparison) -> str:
         "",
         _markdown(change, ".3g") if len(change) else "(only the baseline ran)",
         "",
+        *_response_lines(cmp),
         "![transformer loading](compare_load.png)",
         "",
         "![duration curves](compare_duration.png)",
@@ -259,6 +306,26 @@ def summary_markdown(cmp: Comparison) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _response_lines(cmp: Comparison) -> list[str]:
+    """Who wins and who pays, by how households respond (the tariff contracts' types)."""
+    t = cmp.bills_by_response
+    if t is None:
+        return []
+    t = t.drop(index=cmp.baseline, level="contract", errors="ignore")
+    if not len(t):
+        return []
+    return [
+        f"## Bills by response type (€ over the window, against {cmp.baseline})",
+        "",
+        "Each contract's households grouped by how they respond to a tariff (full automation, "
+        "timer, manual, none; for contracts without a tariff HEMS the scenario's types); `all` "
+        "is the whole feeder.",
+        "",
+        _markdown(t, ".3g"),
+        "",
+    ]
 
 
 def limits_markdown(cmp: Comparison) -> str:
@@ -445,7 +512,11 @@ def write_comparison(cmp: Comparison, out_dir: Path, figures: bool = True) -> Pa
                 cmp.passive_bills.drop(columns=base).add_suffix(f"_{base}_load_eur"),
             ]
         )
+        if cmp.outcomes[-1].response is not None:  # the last contract's response types
+            bills.insert(0, "response", cmp.outcomes[-1].response)
         bills.to_csv(stage / "bills.csv", float_format="%.6g")
+        if cmp.bills_by_response is not None:
+            cmp.bills_by_response.to_csv(stage / "bills_by_response.csv", float_format="%.6g")
         write_json(
             stage / "compare.json",
             {
@@ -456,6 +527,11 @@ def write_comparison(cmp: Comparison, out_dir: Path, figures: bool = True) -> Pa
                 "absolute": cmp.absolute.to_dict(orient="index"),
                 "normalised": cmp.normalised.to_dict(orient="index"),
                 "bill_change_vs_baseline": cmp.bill_change_summary.to_dict(orient="index"),
+                "bills_by_response": (
+                    None
+                    if cmp.bills_by_response is None
+                    else cmp.bills_by_response.reset_index().to_dict(orient="records")
+                ),
                 "run_s": {o.name: o.run_s for o in cmp.outcomes},
                 "kpis": {o.name: o.kpis for o in cmp.outcomes},
             },

@@ -15,6 +15,11 @@ from twin.timegrid import DT_H
 
 __all__ = [
     "PHASE_DEVICES",
+    "RESPONSE_AUTO",
+    "RESPONSE_MANUAL",
+    "RESPONSE_NONE",
+    "RESPONSE_TIMER",
+    "RESPONSE_TYPES",
     "THREE_PHASE",
     "Fleet",
     "HeatPumpModel",
@@ -28,6 +33,33 @@ __all__ = [
 THREE_PHASE = -1
 #: The parts of a household's load that sit on a phase of their own (``Fleet.phase_<part>``).
 PHASE_DEVICES = ("base", "hp", "ev", "pv", "bat")
+
+#: How a household responds to a tariff (``Fleet.response``; twin/contracts/tariff_hems.py):
+#: its code is its position here. ``none``: as under a firm connection; ``manual``: shifts
+#: its EV's charging by hand on some days; ``timer``: the charger starts at a set clock time
+#: and the thermostat sets back in the dear block; ``full_automation``: a HEMS minimises the
+#: bill.
+RESPONSE_TYPES = ("none", "manual", "timer", "full_automation")
+RESPONSE_NONE, RESPONSE_MANUAL, RESPONSE_TIMER, RESPONSE_AUTO = range(4)
+
+
+def response_codes(
+    position: np.ndarray, automation: float, timer: float, manual: float
+) -> np.ndarray:
+    """``(n,)`` response codes of households at ``position`` (0 .. n-1, a random ranking):
+    the first ``round(automation n)`` are fully automated, then timers, then manual
+    responders (cumulative rounding, so a larger automation share only turns the next ranked
+    households automated), the rest do not respond."""
+    pos = np.asarray(position)
+    n = len(pos)
+    b1 = int(round(automation * n))
+    b2 = max(int(round((automation + timer) * n)), b1)
+    b3 = max(int(round((automation + timer + manual) * n)), b2)
+    out = np.full(n, RESPONSE_NONE, dtype=np.int8)
+    out[pos < b3] = RESPONSE_MANUAL
+    out[pos < b2] = RESPONSE_TIMER
+    out[pos < b1] = RESPONSE_AUTO
+    return out
 
 
 def phase_share(phase: np.ndarray) -> np.ndarray:
@@ -155,6 +187,17 @@ class Fleet:
     phase_ev: np.ndarray | None = field(default=None)  # EV charger (3.7 kW: 1, 11 kW: 3)
     phase_pv: np.ndarray | None = field(default=None)  # PV inverter
     phase_bat: np.ndarray | None = field(default=None)  # battery inverter
+    # tariff response (twin.population.draw_responses; RESPONSE_TYPES codes), None for a
+    # fleet built without it (then every household with a device is fully automated): the
+    # household's type, its place in the random ranking the types are assigned by, the
+    # timer's start after the cheap block begins (h), the thermostat's setback in the dear
+    # block (K), the share of days a manual responder shifts and its habitual delay (h)
+    response: np.ndarray | None = field(default=None)
+    response_position: np.ndarray | None = field(default=None)
+    timer_delay_h: np.ndarray | None = field(default=None)
+    timer_setback_k: np.ndarray | None = field(default=None)
+    manual_shift_share: np.ndarray | None = field(default=None)
+    manual_delay_h: np.ndarray | None = field(default=None)
 
     @property
     def has_phases(self) -> bool:
@@ -169,6 +212,12 @@ class Fleet:
             ph = getattr(self, f"phase_{part}")
             out[part] = phase_share(np.full(self.n, THREE_PHASE) if ph is None else ph)
         return out
+
+    def response_or_auto(self) -> np.ndarray:
+        """``(n,)`` response codes; every household fully automated without them."""
+        if self.response is None:
+            return np.full(self.n, RESPONSE_AUTO, dtype=np.int8)
+        return self.response
 
     @property
     def has_v2g(self) -> np.ndarray:

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin.fleet import THREE_PHASE, Fleet, HeatPumpModel, HotWaterModel, PvModel
+from twin.fleet import (
+    THREE_PHASE,
+    Fleet,
+    HeatPumpModel,
+    HotWaterModel,
+    PvModel,
+    response_codes,
+)
 from twin.scenario import SIZE_SHARE_KEYS, Scenario
 
 CHARGER_KW_LOW = 3.7  # 1 x 16 A: single-phase
@@ -228,7 +235,38 @@ def sample_fleet(
     )
     for part, ph in phases.items():
         setattr(fleet, f"phase_{part}", ph)
+    # a third child stream (spawned after the other two: every number above is unchanged)
+    for key, values in draw_responses(scenario, rng.spawn(1)[0], n).items():
+        setattr(fleet, key, values)
     return fleet
+
+
+def draw_responses(scenario: Scenario, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """How each household responds to a tariff (``response.*``; the ``response*``, ``timer_*``
+    and ``manual_*`` Fleet fields), drawn for every household in a fixed order: a random
+    ranking (the first ``full_automation`` share of it fully automated, then timers, then
+    manual responders, the rest none; :func:`twin.fleet.response_codes`), and every
+    household's timer and manual habits whatever its type (a study that changes the shares
+    keeps them). A timer is set at the start of the cheap block with
+    ``timer_at_block_start``, otherwise ``timer_own_delay_h`` after it."""
+    r = scenario["response"]
+    position = np.empty(n, dtype=np.int64)
+    position[rng.permutation(n)] = np.arange(n)
+    at_start = rng.random(n) < r["timer_at_block_start"].value
+    own = r["timer_own_delay_h"].sample(rng, n)
+    setback = r["timer_setback_k"].sample(rng, n)
+    shift = r["manual_shift_share"].sample(rng, n)
+    delay = r["manual_delay_h"].sample(rng, n)
+    return {
+        "response": response_codes(
+            position, r["full_automation"].value, r["timer"].value, r["manual"].value
+        ),
+        "response_position": position,
+        "timer_delay_h": np.where(at_start, 0.0, own),
+        "timer_setback_k": setback,
+        "manual_shift_share": shift,
+        "manual_delay_h": delay,
+    }
 
 
 def _same_quantile(x: np.ndarray, src, dst) -> np.ndarray:

@@ -13,8 +13,9 @@ Sections: ``adoption`` (shares, incl. bidirectional chargers among EVs), ``dwell
 ``heat_pump`` (sizing, the field COP's defrost/cycling/field factors, minimum modulation,
 hybrids' bivalence point and price switch), ``ev`` (incl. V2G), ``pv`` (the roof mix and the
 pvlib model's losses, the TRY2010 irradiance scale), ``battery``, ``base_load`` (household
-sizes and annual energy, the generator's day-to-day spreads) and ``hot_water`` (draws and
-tanks). A boolean option is a number 0 or 1 (``heat_pump.price_switch``).
+sizes and annual energy, the generator's day-to-day spreads), ``hot_water`` (draws and
+tanks) and ``response`` (how households respond to a tariff: full automation, timers, manual
+response, none; the timers' and manual responders' habits). A boolean option is a number 0 or 1 (``heat_pump.price_switch``).
 """
 
 from __future__ import annotations
@@ -136,6 +137,18 @@ SCHEMA: dict[str, dict[str, tuple[float, float]]] = {
         "t_room_c": (0.0, 30.0),
         "element_kw": (0.0, 10.0),
     },
+    # how households respond to a tariff (twin/contracts/tariff_hems.py): shares of all
+    # households (the rest do not respond), and the timers' and manual responders' habits
+    "response": {
+        "full_automation": (0.0, 1.0),
+        "timer": (0.0, 1.0),
+        "manual": (0.0, 1.0),
+        "timer_at_block_start": (0.0, 1.0),
+        "timer_own_delay_h": (0.0, 12.0),
+        "timer_setback_k": (0.0, 5.0),
+        "manual_shift_share": (0.0, 1.0),
+        "manual_delay_h": (0.0, 12.0),
+    },
 }
 #: Fields that scenarios no longer take, and what replaced them (a one-line error says so).
 RETIRED: dict[str, str] = {
@@ -146,6 +159,11 @@ RETIRED: dict[str, str] = {
 
 #: ``base_load.household_share_<key>``: households of 1, 2, 3, 4 and 5 or more persons.
 SIZE_SHARE_KEYS = ("1", "2", "3", "4", "5_plus")
+
+
+#: ``response.<key>``: the shares of households by how they respond to a tariff (the rest:
+#: no response), in the order the households are ranked into them (twin.population).
+RESPONSE_SHARE_KEYS = ("full_automation", "timer", "manual")
 
 
 #: Keys of a scenario file besides the SCHEMA sections.
@@ -344,6 +362,13 @@ def load_scenario(name_or_path: str) -> Scenario:
                 f"scenario {path.name}: {section}.{lo_name} (up to {lo.high:g}) must not exceed "
                 f"{section}.{hi_name} ({hi.low:g}): lower or raise one of them"
             )
+    resp = params["response"]
+    resp_total = sum(resp[k].high for k in RESPONSE_SHARE_KEYS)
+    if resp_total > 1.0 + 1e-9:
+        raise TwinError(
+            f"scenario {path.name}: response.full_automation + timer + manual = {resp_total:g} > 1: "
+            "lower them (the rest of the households do not respond)"
+        )
     shares = sum(params["base_load"][f"household_share_{k}"].value for k in SIZE_SHARE_KEYS)
     if abs(shares - 1.0) > 0.01:
         raise TwinError(

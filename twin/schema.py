@@ -306,6 +306,17 @@ class PerformanceConfig(_PlanningConfig):
 class TariffHemsConfig(_PlanningConfig):
     tariff: str = key(REQUIRED, "the tariff the HEMSs plan against (must be the run's)")
     horizon_h: float = key(36.0, "rolling planning horizon", 0.25, 168)
+    automation_share: float | None = key(
+        None, "share of households fully automated (null: the scenario's response shares)", 0, 1
+    )
+    response_rest: str = key(
+        "scenario",
+        "with automation_share: the others as the scenario mixes them, or all none/timer/manual",
+        choices=("scenario", "none", "timer", "manual"),
+    )
+    random_delay_max_s: float = key(
+        600.0, "chargers' random delay at a session's start: up to (s; GB 2021 rules: 600)", 0, 7200
+    )
 
 
 # -- studies ------------------------------------------------------------------------------------
@@ -325,6 +336,26 @@ class CompareStudyConfig:
     baseline: str = key("firm", "KPIs are normalised to this contract's")
     figures: bool = True
     label: str = "compare"
+
+
+@dataclass
+class HerdingStudyConfig:
+    name: str = "herding"
+    contracts: list[str] = key(
+        factory=lambda: ["firm", "tou", "tou_acm", "tou_hourly", "dynamic", "capacity_flanders"],
+        help="the baseline and the tariff contracts swept",
+    )
+    shares: list[float] = key(
+        factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0], help="automation shares swept"
+    )
+    response_rest: str = key(
+        "scenario",
+        "the households not automated: the scenario's mix, or all none/timer/manual",
+        choices=("scenario", "none", "timer", "manual"),
+    )
+    baseline: str = key("firm", "the run the peaks are normalised to")
+    figures: bool = True
+    label: str = "herding"
 
 
 @dataclass
@@ -400,6 +431,9 @@ CONTRACT_SCHEMAS: dict[str, type] = {
     "tou": TariffHemsConfig,
     "dynamic": TariffHemsConfig,
     "capacity": TariffHemsConfig,
+    "tou_acm": TariffHemsConfig,
+    "tou_hourly": TariffHemsConfig,
+    "capacity_flanders": TariffHemsConfig,
 }
 #: The schema of each study (keyed by ``study.name``).
 STUDY_SCHEMAS: dict[str, type] = {
@@ -408,6 +442,7 @@ STUDY_SCHEMAS: dict[str, type] = {
     "hosting": HostingStudyConfig,
     "sensors": SensorsStudyConfig,
     "unregistered": UnregisteredStudyConfig,
+    "herding": HerdingStudyConfig,
 }
 
 

@@ -10,7 +10,7 @@ Synthetic day-ahead series (the ``dynamic`` tariff's default, no market data shi
 ``shape`` has a morning (08:00, weight 0.6) and an evening (19:00, weight 1) Gaussian peak; the
 cold term raises winter prices, the irradiance term makes the midday solar dip. On the
 TRY2010 region-5 year its mean is €78.5/MWh (NL day-ahead 2024: about €77/MWh) and 8.0 % of
-hours are negative (NL 2024: 8 %, DOMAIN.md).
+hours are negative (NL 2024: 8 % as reported; an assumption-level calibration, no price data ships offline).
 """
 
 from __future__ import annotations
@@ -141,6 +141,76 @@ def make_tariff(
             window.start - pd.Timedelta(days=window.warmup_days), periods=n, freq="15min"
         ).month.to_numpy(),
     )
+
+
+#: A step of the tariff's mean day is in its cheap block if its import price lies within this
+#: share of the day's price spread above the day's lowest, in its dear block if at least this
+#: share above it (:func:`cheap_block`; assumptions: how a timer's owner reads a tariff).
+CHEAP_WITHIN_SPREAD = 0.1
+DEAR_FROM_SPREAD = 0.5
+
+
+@dataclass(frozen=True)
+class CheapBlock:
+    """The night's cheap block of a tariff's mean day, as a timer's owner reads it.
+
+    ``start`` (step of the day, 0..95) and ``length`` (steps) of the cheap run around the
+    night's cheapest step (:func:`cheap_block`); ``dear`` ``(96,)`` marks the dear steps.
+    ``length`` 0: the tariff has no cheap block (a flat price: timers have nothing to aim at).
+    """
+
+    start: int
+    length: int
+    dear: np.ndarray
+
+    @property
+    def exists(self) -> bool:
+        return self.length > 0
+
+    def phase(self, k: int) -> int:
+        """Steps since the block last started (0 .. 95) at simulated step ``k``."""
+        return (k - self.start) % STEPS_PER_DAY
+
+    def window(self, k: int) -> int:
+        """Index of the block that is running at step ``k``, or that starts next (0: the one
+        that starts in the first day of the simulation or runs at its start)."""
+        w = (k - self.start) // STEPS_PER_DAY + 1
+        return w if self.phase(k) < self.length else w + 1
+
+
+#: The hours a timer's owner looks for the cheap block in: when the car is usually at home
+#: (assumption: from 18:00 to 07:00).
+NIGHT_FROM_H, NIGHT_TO_H = 18.0, 7.0
+
+
+def cheap_block(import_eur_per_kwh: np.ndarray) -> CheapBlock:
+    """The cheap block of the tariff's mean day over the given steps (see :class:`CheapBlock`):
+    the run of steps around the night's cheapest one (between :data:`NIGHT_FROM_H` and
+    :data:`NIGHT_TO_H`, when the car is usually home) whose price lies within
+    :data:`CHEAP_WITHIN_SPREAD` of the day's spread above it; dear: at least
+    :data:`DEAR_FROM_SPREAD` of the spread above the day's lowest price."""
+    p = np.asarray(import_eur_per_kwh, float)
+    days = len(p) // STEPS_PER_DAY
+    day = p[: days * STEPS_PER_DAY].reshape(days, STEPS_PER_DAY).mean(axis=0)
+    lo, hi = float(day.min()), float(day.max())
+    spread = hi - lo
+    if spread <= 1e-9 * max(abs(hi), 1.0):
+        return CheapBlock(0, 0, np.zeros(STEPS_PER_DAY, bool))
+    dear = day >= lo + DEAR_FROM_SPREAD * spread
+    # the night in order, from NIGHT_FROM_H (steps of the day)
+    first = int(NIGHT_FROM_H * STEPS_PER_HOUR)
+    n_night = int(round((24.0 - NIGHT_FROM_H + NIGHT_TO_H) * STEPS_PER_HOUR))
+    night = (first + np.arange(n_night)) % STEPS_PER_DAY
+    price = day[night]
+    best = int(np.argmin(price))
+    cheap = price <= price[best] + CHEAP_WITHIN_SPREAD * spread
+    a = best
+    while a > 0 and cheap[a - 1]:
+        a -= 1
+    b = best
+    while b + 1 < n_night and cheap[b + 1]:
+        b += 1
+    return CheapBlock(int(night[a]), int(b - a + 1), dear)
 
 
 def period_peaks_kw(p_net_kw: np.ndarray, tariff: Tariff) -> tuple[np.ndarray, np.ndarray]:

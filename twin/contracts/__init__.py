@@ -23,6 +23,10 @@ REGISTRY: dict[str, type[Contract]] = {
     "tou": TariffHemsContract,
     "dynamic": TariffHemsContract,
     "capacity": TariffHemsContract,
+    # real tariff designs (issue 18): the ACM proposal, an hourly grid tariff, Flanders
+    "tou_acm": TariffHemsContract,
+    "tou_hourly": TariffHemsContract,
+    "capacity_flanders": TariffHemsContract,
 }
 
 

@@ -31,6 +31,34 @@ o'clock), for every household with a controllable device:
 
 A failed solve falls back to firm behaviour until the next re-plan (reported in the KPIs).
 Households without a controllable device behave as under a firm connection.
+
+**Not every household automates.** Each household has a response type
+(:data:`twin.fleet.RESPONSE_TYPES`, drawn from the scenario's ``response`` shares;
+``contract.automation_share`` and ``contract.response_rest`` override them for a study), and
+only the fully automated ones plan as above. The others read the tariff as people do, from its
+mean day (:func:`twin.tariffs.cheap_block`: the night's cheap block and the dear block):
+
+* ``timer``: the charger starts at the cheap block's start, or at a time of the owner's own
+  after it (``Fleet.timer_delay_h``), and charges until the block ends (for at least
+  :data:`TIMER_MIN_WINDOW_H`); the thermostat sets back by ``Fleet.timer_setback_k`` in the
+  dear block (the heat pump recovers when it ends);
+* ``manual``: on a share of days (``Fleet.manual_shift_share``) the owner delays the EV's
+  charging to its habitual time after the block starts (``Fleet.manual_delay_h`` ±
+  :data:`MANUAL_JITTER_H`, drawn per day), on the other days it charges on arrival;
+* ``none``: as under a firm connection.
+
+A timer or a manual responder whose car is below its reserve charges at once. A tariff with no
+cheap block (a flat energy price: the capacity tariff) leaves timers and manual responders
+with nothing to aim at: they behave as ``none``.
+
+**Random delay.** The chargers of automated and timer households apply a random delay at the
+start of every charging session, uniform from 0 to ``contract.random_delay_max_s`` (600 s by
+default, to the nearest second): the default of the Electric Vehicles (Smart Charge Points)
+Regulations 2021 (Great Britain, SI 2021/1467, reg. 11: "at each relevant time it operates
+with a random delay of up to 600 seconds", the charge point must be capable of up to 1800 s).
+A delay ``d`` takes ``d`` seconds of the session's first 15-minute steps at zero power (the
+step's mean power is cut by the delayed share of it). Changes of an ongoing session's power
+(the regulation's other "relevant time") are not delayed.
 """
 
 from __future__ import annotations
@@ -55,11 +83,21 @@ from twin.contracts.hems import (
     service_misses,
 )
 from twin.devices.household import Controls, firm_controls
+from twin.devices.thermal import heat_to_reach
 from twin.errors import TwinError
+from twin.fleet import (
+    RESPONSE_AUTO,
+    RESPONSE_MANUAL,
+    RESPONSE_TIMER,
+    RESPONSE_TYPES,
+    Fleet,
+    response_codes,
+)
 from twin.forecast import horizon_index
 from twin.optim.devices import device_inputs, ev_guards
 from twin.optim.options import SolverOptions
-from twin.timegrid import STEPS_PER_DAY
+from twin.tariffs import CheapBlock, cheap_block
+from twin.timegrid import DT_H, STEPS_PER_DAY, STEPS_PER_HOUR
 from twin.view import FeederView, Outcome
 
 if TYPE_CHECKING:
@@ -71,6 +109,18 @@ log = logging.getLogger("twin.hems")
 #: Calendar days of each month of the (non-leap) reference year: a monthly capacity charge
 #: costs ``rate per day × days of the month`` per kW of that month's peak.
 DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=float)
+#: A timer (or a manual responder's delayed start) lets the car charge until the cheap block
+#: ends, but for at least this long after it starts (assumption: a start time set late in a
+#: short block still lets the car charge overnight).
+TIMER_MIN_WINDOW_H = 6.0
+#: A manual responder starts the delayed charge at its habitual time ± this (uniform, per
+#: day; assumption).
+MANUAL_JITTER_H = 0.5
+#: Seconds in a simulation step.
+STEP_S = DT_H * 3600.0
+#: ``contract.response_rest``: what the households that are not fully automated do when
+#: ``contract.automation_share`` is set: the scenario's mix of the other types, or all one type.
+RESPONSE_REST = ("scenario", "none", "timer", "manual")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,11 +138,46 @@ class HemsTerms(PlanningTerms):
 
     tariff: str
     horizon_h: float = 36.0
+    automation_share: float | None = None
+    response_rest: str = "scenario"
+    random_delay_max_s: float = 600.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.horizon_h > 7 * 24:
             raise _bad("horizon_h", self.horizon_h, "give at most a week (168 h)")
+        if self.automation_share is not None and not 0.0 <= self.automation_share <= 1.0:
+            raise _bad("automation_share", self.automation_share, "give a share from 0 to 1")
+        if self.response_rest not in RESPONSE_REST:
+            raise _bad(
+                "response_rest", self.response_rest, f"use one of {', '.join(RESPONSE_REST)}"
+            )
+        if not 0.0 <= self.random_delay_max_s <= 7200.0:
+            raise _bad("random_delay_max_s", self.random_delay_max_s, "give seconds from 0 to 7200")
+
+    def responses(self, fleet: Fleet) -> np.ndarray:
+        """``(n,)`` each household's response code: the fleet's (the scenario's shares), or,
+        with ``automation_share`` set (or ``response_rest`` not ``scenario``), the same
+        ranking cut at these shares: the first ``automation_share`` of it fully automated, the
+        rest split as ``response_rest`` says (``scenario``: the scenario's timers, manual and
+        non-responders in their proportions)."""
+        base = fleet.response_or_auto()
+        if self.automation_share is None and self.response_rest == "scenario":
+            return base
+        n = fleet.n
+        pos = fleet.response_position if fleet.response_position is not None else np.arange(n)
+        a = float(np.mean(base == RESPONSE_AUTO))
+        auto = a if self.automation_share is None else float(self.automation_share)
+        rest = 1.0 - auto
+        if self.response_rest == "scenario":
+            other = 1.0 - a
+            t = float(np.mean(base == RESPONSE_TIMER))
+            m = float(np.mean(base == RESPONSE_MANUAL))
+            timer, manual = (t * rest / other, m * rest / other) if other > 0 else (0.0, 0.0)
+        else:
+            timer = rest if self.response_rest == "timer" else 0.0
+            manual = rest if self.response_rest == "manual" else 0.0
+        return response_codes(pos, auto, timer, manual)
 
 
 @dataclass
@@ -191,7 +276,9 @@ class TariffHemsContract(Contract):
         self.tariff = tariff
         has_ev = f.has_ev & (f.ev_capacity_kwh > 0)
         has_bat = f.has_battery & (f.bat_capacity_kwh > 0)
-        self.hh = np.flatnonzero(f.has_hp | has_ev | has_bat)
+        self.response = terms.responses(f)
+        self.hh = np.flatnonzero((f.has_hp | has_ev | has_bat) & (self.response == RESPONSE_AUTO))
+        self._setup_responders(f, has_ev, view.n_steps)
         self.hz = terms.horizon()
         self.dev = terms.device_set(f, self.hh)
         self.c = HemsDevices.build(f, self.dev)
@@ -221,6 +308,103 @@ class TariffHemsContract(Contract):
         self.planned_net_kw = np.full((n_steps, f.n), np.nan)
         self.stats = _Stats()
         self.setup_s = time.perf_counter() - t0
+
+    def _setup_responders(self, f: Fleet, has_ev: np.ndarray, n_steps: int) -> None:
+        """Timers, manual responders and the chargers' random delay (module docstring)."""
+        resp, terms = self.response, self.terms
+        block = cheap_block(self.tariff.import_eur_per_kwh)
+        self.block: CheapBlock = block
+        timer, manual = resp == RESPONSE_TIMER, resp == RESPONSE_MANUAL
+        self._timer_hp = np.flatnonzero(timer & f.has_hp)
+        zero = np.zeros(f.n)
+        self._setback_k = (f.timer_setback_k if f.timer_setback_k is not None else zero)[
+            self._timer_hp
+        ]
+        self._timer_ev = np.flatnonzero(timer & has_ev) if block.exists else np.zeros(0, int)
+        self._manual_ev = np.flatnonzero(manual & has_ev) if block.exists else np.zeros(0, int)
+        self._reserve_kwh = terms.ev_reserve_km * f.ev_kwh_per_km
+        min_steps = int(round(TIMER_MIN_WINDOW_H * STEPS_PER_HOUR))
+        delay_h = f.timer_delay_h if f.timer_delay_h is not None else zero
+        start = np.round(delay_h[self._timer_ev] * STEPS_PER_HOUR).astype(int)
+        self._timer_start = np.minimum(start, STEPS_PER_DAY - 1)
+        self._timer_end = np.minimum(np.maximum(block.length, start + min_steps), STEPS_PER_DAY)
+        # manual responders: which days they shift and when they start, one draw per block
+        man_rng, self._delay_rng = self.view.draws.spawn(2)
+        n_windows = n_steps // STEPS_PER_DAY + 3
+        m = self._manual_ev
+        share = f.manual_shift_share if f.manual_shift_share is not None else zero
+        habit = f.manual_delay_h if f.manual_delay_h is not None else zero
+        self._manual_shift = man_rng.random((n_windows, len(m))) < share[m]
+        jitter = man_rng.uniform(-MANUAL_JITTER_H, MANUAL_JITTER_H, (n_windows, len(m)))
+        start = np.round(np.maximum(habit[m] + jitter, 0.0) * STEPS_PER_HOUR).astype(int)
+        self._manual_start = np.minimum(start, STEPS_PER_DAY - 1)
+        self._manual_end = np.minimum(np.maximum(block.length, start + min_steps), STEPS_PER_DAY)
+        # the random delay: chargers of the automated and timer households
+        self._delay_ev = np.flatnonzero(((resp == RESPONSE_AUTO) | timer) & has_ev)
+        self._ev_on = np.zeros(f.n, bool)
+        self._forced = np.zeros(f.n, bool)  # a guard raised the request: no delay (override)
+        self._delay_left_s = np.zeros(f.n)
+        #: the delay drawn at each session start (s; NaN elsewhere), simulated steps x households
+        self.ev_delay_s = np.full((n_steps, f.n), np.nan, dtype=np.float32)
+
+    def _responders(self, k: int, x: Any, firm: Controls) -> Controls:
+        """Every household's requests as if it were not fully automated: timers, manual
+        responders, the rest firm (the automated ones' entries are overwritten by their plan)."""
+        h = self.view.households
+        f, s = h.devices, h.state
+        q_heat = firm.q_heat_kw
+        p_ev = f.ev_p_max_kw.copy()
+        step = k % STEPS_PER_DAY
+        g = self._timer_hp
+        if len(g) and self.block.dear[step]:
+            q_heat = q_heat.copy()
+            q_heat[g] = heat_to_reach(
+                f.setpoint_c[g] - self._setback_k,
+                s.t_in_c[g],
+                x.t_out_c,
+                x.q_gain_kw[g],
+                f.r_k_per_kw[g],
+                f.a_step[g],
+            )
+        b = self.block
+        if b.exists and (len(self._timer_ev) or len(self._manual_ev)):
+            phase = b.phase(k)
+            soc = s.ev_soc_kwh - x.trip_kwh
+            low = soc < self._reserve_kwh
+            e = self._timer_ev
+            on = (phase >= self._timer_start) & (phase < self._timer_end)
+            p_ev[e] = np.where(on | low[e], f.ev_p_max_kw[e], 0.0)
+            e = self._manual_ev
+            if len(e):
+                # the block that started last (0: before the simulation began) and the next
+                w = min((k - b.start) // STEPS_PER_DAY + 1, len(self._manual_shift) - 2)
+                inside = phase < self._manual_end[w]
+                shifted = np.where(inside, self._manual_shift[w], self._manual_shift[w + 1])
+                on = ~shifted | (inside & (phase >= self._manual_start[w]))
+                p_ev[e] = np.where(on | low[e], f.ev_p_max_kw[e], 0.0)
+        return Controls(q_heat_kw=q_heat, p_ev_kw=p_ev, p_bat_kw=None)
+
+    def _random_delay(self, k: int, p_ev: np.ndarray, home: np.ndarray) -> np.ndarray:
+        """Apply the chargers' random delay at the start of each charging session."""
+        e = self._delay_ev
+        max_s = self.terms.random_delay_max_s
+        if not len(e) or max_s <= 0:
+            return p_ev
+        req = (p_ev[e] > 1e-9) & home[e]
+        forced = self._forced[e]
+        self._forced[:] = False
+        start = req & ~self._ev_on[e] & ~forced
+        if start.any():
+            d = self._delay_rng.integers(0, int(round(max_s)) + 1, int(start.sum()))
+            self._delay_left_s[e[start]] = d
+            self.ev_delay_s[k, e[start]] = d
+        left = np.where(forced, 0.0, self._delay_left_s[e])
+        frac = np.clip(1.0 - left / STEP_S, 0.0, 1.0)
+        out = p_ev.copy()
+        out[e] = np.where(req, p_ev[e] * frac, p_ev[e])
+        self._delay_left_s[e] = np.where(req, np.maximum(left - STEP_S, 0.0), 0.0)
+        self._ev_on[e] = req
+        return out
 
     # ------------------------------------------------------------------------------------------
     # planning
@@ -320,6 +504,7 @@ class TariffHemsContract(Contract):
         x = h.present(k)
         self.days.at(k, s.t_in_c, self._heat_of, x)  # every step: the swing rule's record
         firm = firm_controls(f, s.t_in_c, x.t_out_c, x.q_gain_kw)
+        base = self._responders(k, x, firm)
         if self.hems is not None and self.terms.is_replan_step(k, self.view.n_warmup_steps):
             t0 = time.perf_counter()
             self.replan(k)
@@ -328,23 +513,29 @@ class TariffHemsContract(Contract):
         if plan is None or k - plan.k0 >= self.hz.n_steps:
             if self.hems is not None:
                 self.fallback[k] = True
-            return Controls(q_heat_kw=firm.q_heat_kw, p_ev_kw=f.ev_p_max_kw.copy())
-        t0 = time.perf_counter()
-        ctl = self._follow(k, x, plan, firm.q_heat_kw)
-        self.stats.dispatch_s += time.perf_counter() - t0
+            ctl = base
+        else:
+            t0 = time.perf_counter()
+            ctl = self._follow(k, x, plan, base)
+            self.stats.dispatch_s += time.perf_counter() - t0
+        ctl.p_ev_kw = self._random_delay(k, ctl.p_ev_kw, x.home)
         return ctl
 
-    def _follow(self, k: int, x: Any, plan: _Plan, q_heat: np.ndarray) -> Controls:
-        """Carry the plan out at step ``k``, with the service guards."""
+    def _follow(self, k: int, x: Any, plan: _Plan, base: Controls) -> Controls:
+        """Carry the plan out at step ``k``, with the service guards (``base``: the requests
+        of the households that do not plan)."""
         h, c = self.view.households, self.c
         f, s = h.devices, h.state
         o = k - plan.k0
         j = int(self.hz.period_of_step[o])
         pl = plan.plan.devices
         n = f.n
+        q_heat = base.q_heat_kw.copy()
         q_hp_max = np.full(n, np.inf)
-        p_ev = np.zeros(n)
-        p_bat = np.zeros(n)
+        p_ev = base.p_ev_kw.copy()
+        p_ev[self.hh] = 0.0
+        p_bat = np.full(n, np.nan)  # self-consumption where no plan holds the battery
+        p_bat[self.hh] = 0.0
 
         # heat pumps: the planned power (a hybrid's boiler its planned heat), never below the floor
         heat = follow_heat_plan(
@@ -370,9 +561,12 @@ class TariffHemsContract(Contract):
         p_sh = heat.electric(c, np.minimum(heat.q_req_kw, q_sh_cap), full)
 
         # EVs: the planned power, never behind the deadline
-        p_ev[c.g_ev], _ = follow_ev_plan(
+        p_ev[c.g_ev], guard = follow_ev_plan(
             c, s.ev_soc_kwh, x, pl.p_ev_kw[:, j], plan.ev_need_kwh[:, o], plan.ev_home_after[:, o]
         )
+        # the guard keeps the owner's deadline: it overrides the charger's random delay
+        self._forced[:] = False
+        self._forced[c.g_ev] = guard > pl.p_ev_kw[:, j] + 1e-9
 
         # batteries: hold the household's grid exchange at the planned value
         b = c.g_bat
@@ -389,6 +583,10 @@ class TariffHemsContract(Contract):
     # ------------------------------------------------------------------------------------------
     # results
     # ------------------------------------------------------------------------------------------
+    def household_table(self) -> dict[str, np.ndarray]:
+        """Each household's response type (:data:`twin.fleet.RESPONSE_TYPES`)."""
+        return {"response": np.asarray(RESPONSE_TYPES, dtype=object)[self.response]}
+
     def timeseries(self) -> dict[str, np.ndarray]:
         """Each household's planned grid exchange (kW; NaN without a plan or devices)."""
         return {"hems_planned_net_kw": self.planned_net_kw}
@@ -398,6 +596,21 @@ class TariffHemsContract(Contract):
         out: dict[str, Any] = {
             "hems_tariff": self.tariff.name,
             "hems_households_planning": len(self.hh),
+            **{
+                f"response_households_{name}": int((self.response == code).sum())
+                for code, name in enumerate(RESPONSE_TYPES)
+            },
+            "response_cheap_block_start_h": (
+                self.block.start / STEPS_PER_HOUR if self.block.exists else None
+            ),
+            "response_cheap_block_h": self.block.length / STEPS_PER_HOUR,
+            "ev_random_delay_max_s": self.terms.random_delay_max_s,
+            "ev_random_delay_sessions": int(np.isfinite(self.ev_delay_s[rep]).sum()),
+            "ev_random_delay_mean_s": (
+                round(float(np.nanmean(self.ev_delay_s[rep])), 3)
+                if np.isfinite(self.ev_delay_s[rep]).any()
+                else 0.0
+            ),
             "hems_horizon_h": self.terms.horizon_h,
             "hems_replan_every_h": self.terms.replan_every_h,
             "hems_replans": st.replans,

@@ -142,13 +142,14 @@ def decompose_ghi(ghi_w_m2: np.ndarray, sun: SolarPosition) -> tuple[np.ndarray,
 
 def plane_of_array_w_m2(
     ghi_w_m2: np.ndarray,
-    tilt_deg: float,
-    azimuth_deg: float,
+    tilt_deg: float | np.ndarray,
+    azimuth_deg: float | np.ndarray,
     sun: SolarPosition | None = None,
     dni_dhi: tuple[np.ndarray, np.ndarray] | None = None,
     albedo: float = ALBEDO,
 ) -> np.ndarray:
-    """Effective irradiance on one plane (T,) W/m² (Perez, ASHRAE IAM on the direct part)."""
+    """Effective irradiance on one plane (T,) W/m² (Perez, ASHRAE IAM on the direct part); the
+    plane may be given per step (arrays of T tilts and azimuths)."""
     import pvlib
 
     sun = sun or solar_position(n_steps=len(ghi_w_m2))
@@ -251,6 +252,53 @@ def roofs_of(fleet: Fleet) -> Roofs:
     )
 
 
+#: Steps x planes evaluated in one call of pvlib (one call per plane cost ~1 ms of Python each
+#: on the short horizons a forecast issue asks for; blocks bound the temporaries of a year)
+PLANE_BLOCK_CELLS = 200_000
+
+
+def _per_kwp_of_planes(
+    ghi: np.ndarray,
+    t_out: np.ndarray,
+    planes: np.ndarray,
+    sun: SolarPosition,
+    dni_dhi: tuple[np.ndarray, np.ndarray],
+    albedo: float,
+    model: PvModel | None,
+) -> np.ndarray:
+    """``(T, P)`` DC output per kWp of every plane ``planes`` ``(P, 2)`` (tilt, azimuth):
+    every (step, plane) pair in one elementwise pvlib evaluation, a block of steps at a time
+    (the same numbers as one call per plane)."""
+    n_t, n_p = len(ghi), len(planes)
+    out = np.empty((n_t, n_p))
+    step = max(PLANE_BLOCK_CELLS // max(n_p, 1), 1)
+    dni, dhi = dni_dhi
+    for a in range(0, n_t, step):
+        b = min(a + step, n_t)
+        m = b - a
+
+        def rep(x: np.ndarray, a: int = a, b: int = b) -> np.ndarray:
+            return np.repeat(np.asarray(x)[a:b], n_p)
+
+        block_sun = SolarPosition(
+            zenith_deg=rep(sun.zenith_deg),
+            azimuth_deg=rep(sun.azimuth_deg),
+            dni_extra_w_m2=rep(sun.dni_extra_w_m2),
+            airmass=rep(sun.airmass),
+            day_of_year=rep(sun.day_of_year),
+        )
+        poa = plane_of_array_w_m2(
+            rep(ghi),
+            np.tile(planes[:, 0].astype(float), m),
+            np.tile(planes[:, 1].astype(float), m),
+            block_sun,
+            (rep(dni), rep(dhi)),
+            albedo,
+        )
+        out[a:b] = dc_power_per_kwp(poa.reshape(m, n_p), t_out[a:b, None], model)
+    return out
+
+
 def pv_ac_power_kw(
     ghi_w_m2: np.ndarray,
     t_out_c: np.ndarray,
@@ -283,10 +331,7 @@ def pv_ac_power_kw(
     )
     unique, inverse = np.unique(planes, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
-    per_kwp = np.empty((len(ghi), len(unique)))
-    for j, (tilt, az) in enumerate(unique):
-        poa = plane_of_array_w_m2(ghi, float(tilt), float(az), sun, dni_dhi, albedo)
-        per_kwp[:, j] = dc_power_per_kwp(poa, t_out, model)
+    per_kwp = _per_kwp_of_planes(ghi, t_out, unique, sun, dni_dhi, albedo, model)
     n, k, s2 = len(on), kwp[on], roofs.share2[on]
     pdc = per_kwp[:, inverse[:n]] * (k * (1.0 - s2)) + per_kwp[:, inverse[n:]] * (k * s2)
     out[:, on] = inverter_ac_kw(pdc, k / roofs.dc_ac_ratio[on])

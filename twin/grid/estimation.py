@@ -95,10 +95,14 @@ class StationFlow:
     Parameters
     ----------
     net : pandapowerNet
-        The feeder.
+        The feeder (``asymmetric_load`` rows are taken as balanced loads of their constant
+        total, as the run's balanced power flow takes them: :func:`twin.grid.phases.balanced_equivalent`).
     """
 
     def __init__(self, net: pandapowerNet) -> None:
+        from twin.grid.phases import balanced_equivalent
+
+        net, self._p_extra_kw, self._q_extra_kvar = balanced_equivalent(net)
         data, ids = pgm_input_from_net(net)
         tr = data.get(ComponentType.transformer)
         self.units = np.flatnonzero(station_mask(net)) if tr is not None else np.zeros(0, int)
@@ -114,8 +118,13 @@ class StationFlow:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(n, n_units)`` P (kW) and Q (kvar) into each station unit at its LV terminal for
         the ``(n, n_load)`` loads (``net.load`` order) of ``n`` steps."""
-        p = np.ascontiguousarray(np.atleast_2d(p_load_kw) * 1e3)
-        q = np.ascontiguousarray(np.atleast_2d(q_load_kvar) * 1e3)
+        p, q = np.atleast_2d(p_load_kw), np.atleast_2d(q_load_kvar)
+        if len(self._p_extra_kw):
+            n = len(p)
+            p = np.hstack([p, np.broadcast_to(self._p_extra_kw, (n, len(self._p_extra_kw)))])
+            q = np.hstack([q, np.broadcast_to(self._q_extra_kvar, (n, len(self._q_extra_kvar)))])
+        p = np.ascontiguousarray(p * 1e3)
+        q = np.ascontiguousarray(q * 1e3)
         if not len(self.units):
             return np.zeros((len(p), 0)), np.zeros((len(p), 0))
         res = solve_batch(
