@@ -218,14 +218,7 @@ class PerfectForecaster(Forecaster):
             return np.zeros((n, 0))
         key = h.tobytes()
         if key not in self._firm:
-            s = self._state0
-            state = HouseholdState(
-                s.t_in_c[h].copy(),
-                s.ev_soc_kwh[h].copy(),
-                s.bat_soc_kwh[h].copy(),
-                None if s.e_tank_kwh is None else s.e_tank_kwh[h].copy(),
-                None if s.tank_charging is None else s.tank_charging[h].copy(),
-            )
+            state = self._state0.subset(h)
             self._firm[key] = simulate_firm(
                 self._fleet.subset(h),
                 state,
@@ -715,14 +708,7 @@ class StatisticalForecaster(PerfectForecaster):
             return np.zeros((n, 0))
         key = h.tobytes()
         if key not in self._firm:
-            s = self._state0
-            state = HouseholdState(
-                s.t_in_c[h].copy(),
-                s.ev_soc_kwh[h].copy(),
-                s.bat_soc_kwh[h].copy(),
-                None if s.e_tank_kwh is None else s.e_tank_kwh[h].copy(),
-                None if s.tank_charging is None else s.tank_charging[h].copy(),
-            )
+            state = self._state0.subset(h)
             exo = self.exogenous(0, self.n_steps + FIRM_LOOKAHEAD_STEPS, h)
             self._firm[key] = simulate_firm(self._fleet.subset(h), state, exo)
         return self._firm[key][k0 : k0 + n]

@@ -262,6 +262,18 @@ class HouseholdState:
             self.tank_charging = np.zeros(fleet.n, bool)
         return self._const
 
+    def subset(self, households: np.ndarray) -> HouseholdState:
+        """An independent copy of the states of ``households`` (positions; the step's
+        constants are made again for the subset's fleet)."""
+        h = np.asarray(households, dtype=np.int64)
+        return HouseholdState(
+            self.t_in_c[h].copy(),
+            self.ev_soc_kwh[h].copy(),
+            self.bat_soc_kwh[h].copy(),
+            None if self.e_tank_kwh is None else self.e_tank_kwh[h].copy(),
+            None if self.tank_charging is None else self.tank_charging[h].copy(),
+        )
+
     def copy(self) -> HouseholdState:
         """An independent copy (the constants are shared)."""
         return HouseholdState(
