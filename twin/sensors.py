@@ -194,16 +194,12 @@ def plot_sensor_placement(net: Any, study: SensorStudy, path: Any, subtitle: str
     import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
 
-    from twin.grid.plots import _map_axes as map_axes
-    from twin.grid.plots import bus_coordinates
+    from twin.grid.plots import bus_coordinates, line_segments, map_axes, station_marks
     from twin.writer import atomic_write
 
     xy = bus_coordinates(net)
     pos = {int(b): i for i, b in enumerate(net.bus.index)}
-    segs = [
-        (xy[pos[int(a)]], xy[pos[int(b)]])
-        for a, b in zip(net.line["from_bus"], net.line["to_bus"], strict=True)
-    ]
+    segs = line_segments(net, xy)
     err = np.nan_to_num(np.asarray(study.base_line_err_pct, float))
     fig, ax = plt.subplots(figsize=(8.5, 7), dpi=120)
     top = max(float(err.max()) if len(err) else 1.0, 1.0)
@@ -212,18 +208,7 @@ def plot_sensor_placement(net: Any, study: SensorStudy, path: Any, subtitle: str
     lc.set_clim(0.0, top)
     ax.add_collection(lc)
     ax.scatter(xy[:, 0], xy[:, 1], s=5, c="0.4", zorder=3)
-    for i, (_, tr) in enumerate(net.trafo.iterrows()):
-        p = xy[pos[int(tr["lv_bus"])]]
-        ax.scatter(
-            [p[0]],
-            [p[1]],
-            marker="s",
-            s=110,
-            c="tab:blue",
-            edgecolors="k",
-            zorder=5,
-            label="station" if i == 0 else None,
-        )
+    station_marks(ax, net, xy)
     r = study.ranking
     for _, rw in r[r["rank"] > 0].iterrows():
         line_pos = int(net.line.index.get_loc(int(rw["line"])))

@@ -129,7 +129,7 @@ def loading_colours(top_pct: float):
     return cmap, TwoSlopeNorm(vmin=0.0, vcenter=100.0, vmax=float(top_pct))
 
 
-def _line_segments(net: pandapowerNet, xy: np.ndarray) -> list:
+def line_segments(net: pandapowerNet, xy: np.ndarray) -> list:
     pos = {int(b): i for i, b in enumerate(net.bus.index)}
     return [
         (xy[pos[int(a)]], xy[pos[int(b)]])
@@ -137,7 +137,7 @@ def _line_segments(net: pandapowerNet, xy: np.ndarray) -> list:
     ]
 
 
-def _station_marks(ax, net: pandapowerNet, xy: np.ndarray) -> None:
+def station_marks(ax, net: pandapowerNet, xy: np.ndarray) -> None:
     pos = {int(b): i for i, b in enumerate(net.bus.index)}
     for i, (_, tr) in enumerate(net.trafo.iterrows()):
         p = xy[pos[int(tr["lv_bus"])]]
@@ -160,7 +160,7 @@ def _station_marks(ax, net: pandapowerNet, xy: np.ndarray) -> None:
         )
 
 
-def _map_axes(ax, net: pandapowerNet) -> None:
+def map_axes(ax, net: pandapowerNet) -> None:
     """Fill the axes with the feeder: equal scales for geodata (the data limits grow to fit
     the box, so a long feeder is not drawn as a sliver), no ticks."""
     ax.autoscale()
@@ -216,7 +216,7 @@ def plot_feeder_loading(
         )
     xy = bus_coordinates(net)
     pos = {int(b): i for i, b in enumerate(net.bus.index)}
-    segs = _line_segments(net, xy)
+    segs = line_segments(net, xy)
     worst = float(np.nanmax(loading)) if len(loading) else 0.0
     top = float(vmax_pct) if vmax_pct else max(150.0, 10.0 * np.ceil(worst / 10.0))
     cmap, norm = loading_colours(top)
@@ -238,7 +238,7 @@ def plot_feeder_loading(
             linewidths=0.6,
             label="load",
         )
-    _station_marks(ax, net, xy)
+    station_marks(ax, net, xy)
     cb = fig.colorbar(lc, ax=ax, shrink=0.85, extend="max" if worst > top else "neither")
     cb.set_label("highest cable loading over the period (% of ampacity)")
     step = max(10.0, 10.0 * np.ceil((top - 100.0) / 30.0))
@@ -272,7 +272,7 @@ def plot_feeder_loading(
         fontsize=8,
         va="top",
     )
-    _map_axes(ax, net)
+    map_axes(ax, net)
     ax.legend(loc="lower right", fontsize=8)
     fig.suptitle(
         title or "Cable loading: each cable's highest loading", fontsize=9, x=0.01, ha="left"
@@ -318,7 +318,7 @@ def plot_bus_voltages(
     if lo.shape != (len(net.bus),) or hi.shape != (len(net.bus),):
         raise ValueError(f"vm_min_pu and vm_max_pu must have shape ({len(net.bus)},)")
     xy = bus_coordinates(net)
-    segs = _line_segments(net, xy)
+    segs = line_segments(net, xy)
     finite = np.isfinite(lo) & np.isfinite(hi)
     vmin = min(BAND_95_PU[0] - 0.02, float(lo[finite].min()) - 0.005) if finite.any() else 0.88
     vmax = max(BAND_95_PU[1] + 0.02, float(hi[finite].max()) + 0.005) if finite.any() else 1.12
@@ -341,7 +341,7 @@ def plot_bus_voltages(
             ax.scatter(
                 xy[~finite, 0], xy[~finite, 1], s=20, c="0.75", zorder=2, label="MV / not LV"
             )
-        _station_marks(ax, net, xy)
+        station_marks(ax, net, xy)
         if finite.any():
             k = int(np.nanargmin(values) if what == "lowest" else np.nanargmax(values))
             name = net.bus["name"].iloc[k] if "name" in net.bus else None
@@ -364,7 +364,7 @@ def plot_bus_voltages(
                 va="top",
                 color="darkred" if what == "lowest" else "navy",
             )
-        _map_axes(ax, net)
+        map_axes(ax, net)
         ax.set_title(f"{what} voltage of each bus", fontsize=9)
         ax.legend(loc="lower right", fontsize=8)
     cb = fig.colorbar(sc, ax=axes, shrink=0.85)
