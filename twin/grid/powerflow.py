@@ -57,6 +57,7 @@ __all__ = [
     "LineZeroSequence",
     "PowerFlowError",
     "PowerFlowResult",
+    "constant_power_loads",
     "line_zero_sequence_per_km",
     "pgm_input_from_net",
     "run_pandapower",
@@ -761,6 +762,22 @@ class BatchPowerFlow:
 # ----------------------------------------------------------------------------------------------
 
 
+def constant_power_loads(net: pandapowerNet) -> None:
+    """Make every load of ``net`` constant power at scaling 1 (in place), as twin's batch
+    flow models them, so that pandapower reproduces its states."""
+    for col in (
+        "const_z_p_percent",
+        "const_i_p_percent",
+        "const_z_q_percent",
+        "const_i_q_percent",
+        "const_z_percent",
+        "const_i_percent",
+    ):
+        if col in net.load:
+            net.load[col] = 0.0
+    net.load["scaling"] = 1.0
+
+
 def run_pandapower(
     net: pandapowerNet,
     p_load_kw: np.ndarray,
@@ -793,17 +810,7 @@ def run_pandapower(
     p = np.atleast_2d(np.asarray(p_load_kw, dtype=float))
     q = np.atleast_2d(np.asarray(q_load_kvar, dtype=float))
     steps_arr = np.arange(p.shape[0]) if steps is None else np.asarray(steps, dtype=np.int64)
-    for col in (
-        "const_z_p_percent",
-        "const_i_p_percent",
-        "const_z_q_percent",
-        "const_i_q_percent",
-        "const_z_percent",
-        "const_i_percent",
-    ):
-        if col in net.load:
-            net.load[col] = 0.0
-    net.load["scaling"] = 1.0
+    constant_power_loads(net)
     n_t = len(steps_arr)
     vm = np.empty((n_t, len(net.bus)))
     ll = np.empty((n_t, len(net.line)))

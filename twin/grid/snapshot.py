@@ -42,6 +42,8 @@ import pandapower as pp
 import pandas as pd
 from pandapower.auxiliary import pandapowerNet
 
+from twin.grid.powerflow import constant_power_loads
+
 __all__ = [
     "PANDAPOWER_OPTIONS",
     "WORST",
@@ -120,17 +122,7 @@ def _prepare_net(
     household's ``net.load`` label) and one PV static generator per household of
     ``pv_households`` (``p_mw`` 0 until a step is written)."""
     net = copy.deepcopy(net)
-    for col in (
-        "const_z_p_percent",
-        "const_i_p_percent",
-        "const_z_q_percent",
-        "const_i_q_percent",
-        "const_z_percent",
-        "const_i_percent",
-    ):
-        if col in net.load:
-            net.load[col] = 0.0
-    net.load["scaling"] = 1.0
+    constant_power_loads(net)
     household = np.full(len(net.load), -1, dtype=np.int64)
     household[net.load.index.get_indexer(load_index)] = np.arange(len(load_index))
     net.load["twin_household"] = household
