@@ -221,6 +221,36 @@ def _herding(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return {"herding": table.replace({float("nan"): None}).to_dict(orient="records")}
 
 
+def _region(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    from twin.region import run_region, write_region
+
+    configs = _contract_configs(cfg)
+    res = run_region(cfg, configs, out_dir)
+    write_region(res, out_dir, figures=bool(cfg.study.figures))
+    cols = [
+        c
+        for c in (
+            "feeders_done",
+            "households",
+            "region_coincident_peak_per_household_kw",
+            "capacity_per_household_median_kw",
+            "stations_over_rating",
+            "mv_line_max_loading_pct",
+            "mv_vm_min_pu",
+        )
+        if c in res.totals
+    ]
+    print(res.totals[cols].to_markdown(floatfmt=".3f"))
+    print(f"results: {out_dir}")
+    if res.failures:
+        raise TwinError(
+            f"{len(res.failures)} of {len(res.table)} feeder runs of the region failed (first: "
+            f"{res.failures[0]}): fix the input and run the same command with "
+            f"hydra.run.dir={out_dir} (complete feeder runs are skipped); region.csv lists them"
+        )
+    return {"region": res.totals.replace({float("nan"): None}).to_dict(orient="index")}
+
+
 STUDIES = {
     "single": _single,
     "hosting": _hosting,
@@ -228,6 +258,7 @@ STUDIES = {
     "herding": _herding,
     "sensors": _sensors,
     "unregistered": _unregistered,
+    "region": _region,
 }
 
 

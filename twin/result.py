@@ -269,6 +269,7 @@ class RunResult:
             "p_households_kw": self.log["p_net_kw"].sum(axis=1),
             "p_loads_kw": self.p_load_kw.sum(axis=1),
             "trafo_p_kw": st.p_kw,
+            **({} if st.q_kvar is None else {"trafo_q_kvar": st.q_kvar}),
             "trafo_s_kva": st.s_kva,
             "trafo_loading_pct": st.loading_pct,
         }

@@ -399,6 +399,51 @@ class UnregisteredStudyConfig:
     label: str = "unregistered"
 
 
+@dataclass
+class RegionSlurmConfig:
+    partition: str | None = key(None, "Slurm partition (null: the cluster's default)")
+    account: str | None = key(None, "Slurm account to charge (null: your default)")
+    array_parallelism: int = key(256, "at most this many tasks of an array at once", 1, 100000)
+    timeout_min: int | None = key(
+        None, "wall-clock limit per task, minutes (null: derived from the task's size)", 1, 100000
+    )
+    mem_gb: float | None = key(
+        None, "memory per task, GB (null: derived from its largest feeder)", 0.25, 4096
+    )
+    setup: list[str] = key(
+        factory=lambda: [
+            "export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1",
+        ],
+        help="shell lines run in each task before twin starts",
+    )
+
+
+@dataclass
+class RegionStudyConfig:
+    name: str = "region"
+    contracts: list[str] = key(
+        factory=lambda: ["firm", "performance"], help="contracts run on every feeder"
+    )
+    feeders: list[str] | None = key(None, "the feeders to run (null: every feeder of the region)")
+    max_feeders: int | None = key(
+        None, "run only the first N feeders (in the region's station order)", 1, 100000
+    )
+    launcher: str = key(
+        "local",
+        "local: joblib processes here; slurm: a Slurm job array",
+        choices=("local", "slurm"),
+    )
+    n_jobs: int = key(2, "local worker processes (-1: one per core)", -1, 1024)
+    batch_households: int = key(
+        400, "Slurm: feeders are packed into tasks of up to this many households", 1, 1000000
+    )
+    slurm: RegionSlurmConfig = field(default_factory=RegionSlurmConfig)
+    mv_check: bool = key(True, "the MV grid's batch power flow of the stations' loads")
+    feeder_figures: bool = key(False, "each feeder run's own figures")
+    figures: bool = True
+    label: str = "region"
+
+
 # -- the primary config -------------------------------------------------------------------------
 @dataclass
 class TwinConfig:
@@ -443,6 +488,7 @@ STUDY_SCHEMAS: dict[str, type] = {
     "sensors": SensorsStudyConfig,
     "unregistered": UnregisteredStudyConfig,
     "herding": HerdingStudyConfig,
+    "region": RegionStudyConfig,
 }
 
 

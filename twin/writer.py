@@ -693,7 +693,7 @@ RUN_FILES: dict[str, str] = {
     "network.json": "the feeder as pandapower JSON (pandapower.from_json); net.load.twin_household: the household of each load (-1: none)",
     "kpis.json": "every KPI of the run (names carry their units)",
     "households.parquet": "per (time, household): device powers, heat, indoor temperature, states of charge, contract series",
-    "feeder.parquet": "per time step: feeder totals, transformer station P/S/loading, LV voltage extremes and their buses, the worst cable, losses",
+    "feeder.parquet": "per time step: feeder totals, transformer station P/Q (MV side)/S/loading, LV voltage extremes and their buses, the worst cable, losses",
     "buses.parquet": "per (time, bus): voltage magnitude (all buses, or the worst_n LV buses)",
     "lines.parquet": "per (time, line): loading, current, active power (all lines, or the worst_n)",
     "transformers.parquet": "per (time, transformer): active and apparent power, loading",

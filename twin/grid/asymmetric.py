@@ -121,6 +121,8 @@ class AsymPowerFlowResult:
     trafo_p_kw : np.ndarray
         ``(T, n_trafo)`` active power entering at the HV side, all phases, kW (as
         :attr:`twin.grid.powerflow.PowerFlowResult.trafo_p_kw`).
+    trafo_q_kvar : np.ndarray or None
+        ``(T, n_trafo)`` reactive power entering at the HV side, all phases, kvar.
     trafo_i_n_ka : np.ndarray
         ``(T, n_trafo)`` residual current at the LV terminals, kA.
     losses_kw : np.ndarray
@@ -151,6 +153,7 @@ class AsymPowerFlowResult:
     line_index: np.ndarray
     trafo_index: np.ndarray
     steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    trafo_q_kvar: np.ndarray | None = None
 
     @property
     def n_steps(self) -> int:
@@ -316,7 +319,7 @@ class AsymmetricPowerFlow:
         if self._has_line:
             out[ComponentType.line] = ["p_from", "q_from", "p_to", "q_to", "i_from", "i_to"]
         if self._has_trafo:
-            out[ComponentType.transformer] = ["p_from", "p_to", "q_to", "s_to"]
+            out[ComponentType.transformer] = ["p_from", "q_from", "p_to", "q_to", "s_to"]
         return out
 
     @staticmethod
@@ -395,6 +398,7 @@ class AsymmetricPowerFlow:
         ts = np.zeros((n_t, n_tr, 3), dtype=dt)
         tplv = np.zeros((n_t, n_tr, 3), dtype=dt)
         tp = np.zeros((n_t, n_tr), dtype=dt)
+        tq = np.zeros((n_t, n_tr), dtype=dt)
         tin = np.zeros((n_t, n_tr), dtype=dt)
         losses = np.zeros(n_t)
         threading = -1 if self.threads == 1 else max(0, self.threads)
@@ -443,6 +447,7 @@ class AsymmetricPowerFlow:
                 ts[s0:s1] = o["s_to"] / 1e3
                 tplv[s0:s1] = -o["p_to"] / 1e3
                 tp[s0:s1] = o["p_from"].sum(axis=-1) / 1e3
+                tq[s0:s1] = o["q_from"].sum(axis=-1) / 1e3
                 losses[s0:s1] += (o["p_from"] + o["p_to"]).sum(axis=(1, 2)) / 1e3
                 lv = self._trafo_lv
                 tin[s0:s1] = _residual_ka(o["p_to"], o["q_to"], u_re[:, lv], u_im[:, lv])
@@ -465,6 +470,7 @@ class AsymmetricPowerFlow:
             line_index=self.line_index.copy(),
             trafo_index=self.trafo_index.copy(),
             steps=np.arange(n_t),
+            trafo_q_kvar=tq,
         )
 
 
@@ -598,6 +604,7 @@ def run_pandapower_3ph(
     ts = np.empty((n_t, n_tr, 3))
     tplv = np.empty((n_t, n_tr, 3))
     tp = np.empty((n_t, n_tr))
+    tq = np.empty((n_t, n_tr))
     tin = np.full((n_t, n_tr), np.nan)
     losses = np.empty(n_t)
     for k, step in enumerate(steps_arr):
@@ -626,6 +633,7 @@ def run_pandapower_3ph(
             ts[k, :, j] = np.hypot(rt[f"p_{ph}_lv_mw"], rt[f"q_{ph}_lv_mvar"]).to_numpy() * 1e3
             tplv[k, :, j] = -rt[f"p_{ph}_lv_mw"].to_numpy() * 1e3
         tp[k] = rt[["p_a_hv_mw", "p_b_hv_mw", "p_c_hv_mw"]].to_numpy().sum(axis=1) * 1e3
+        tq[k] = rt[["q_a_hv_mvar", "q_b_hv_mvar", "q_c_hv_mvar"]].to_numpy().sum(axis=1) * 1e3
         losses[k] = (
             rl[["pl_a_mw", "pl_b_mw", "pl_c_mw"]].to_numpy().sum()
             + rt[["pl_a_mw", "pl_b_mw", "pl_c_mw"]].to_numpy().sum()
@@ -647,4 +655,5 @@ def run_pandapower_3ph(
         line_index=net.line.index.to_numpy(),
         trafo_index=net.trafo.index.to_numpy(),
         steps=steps_arr,
+        trafo_q_kvar=tq,
     )

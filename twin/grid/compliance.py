@@ -83,6 +83,9 @@ class Station:
     s_kva: np.ndarray  # (T,) apparent power, sum over the station's transformers
     p_kw: np.ndarray  # (T,) active power into the station at its HV side (import > 0)
     units: np.ndarray  # (n_unit,) positions of its transformers in the result's columns
+    q_kvar: np.ndarray | None = (
+        None  # (T,) reactive power into it at its HV side (None: not reported)
+    )
 
     @property
     def loading_pct(self) -> np.ndarray:
@@ -94,11 +97,13 @@ def station_of(result: PowerFlowResult, net: pandapowerNet) -> Station:
     """The station's series in ``result`` (the feeder's transformers together)."""
     in_station = station_mask(net)[net.trafo.index.get_indexer(result.trafo_index)]
     cols = np.flatnonzero(in_station)
+    q = getattr(result, "trafo_q_kvar", None)
     return Station(
         rating_kva=station_rating_kva(net),
         s_kva=result.trafo_s_kva[:, cols].sum(axis=1),
         p_kw=result.trafo_p_kw[:, cols].sum(axis=1),
         units=cols,
+        q_kvar=None if q is None else q[:, cols].sum(axis=1),
     )
 
 

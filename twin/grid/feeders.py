@@ -11,6 +11,9 @@ A feeder is selected by a *spec* string:
   ``kerber_landnetz_freileitung_1``,
   ``kerber_landnetz_freileitung_2``, ``kerber_landnetz_kabel_1``, ``kerber_landnetz_kabel_2``,
   ``kerber_dorfnetz``, ``kerber_vorstadtnetz_kabel_1``, ``kerber_vorstadtnetz_kabel_2``;
+* one LV feeder of a SimBench MV+LV region, ``<region code>:<feeder>``, e.g.
+  ``"1-MVLV-semiurb-all-0-sw:LV1.201"`` (:mod:`twin.grid.regions`; ``twin study=region``
+  runs every feeder of a region);
 * a path to a pandapower JSON file (``pandapower.to_json``).
 
 Which loads are households
@@ -115,6 +118,7 @@ from pandapower.auxiliary import pandapowerNet
 
 from twin.grid.elements import ASYMMETRIC_ONLY, UNSUPPORTED, UNSUPPORTED_FIX
 from twin.grid.netjson import FeederError, read_net_json
+from twin.grid.regions import feeder_net, is_region_code, split_feeder_spec, stations
 
 log = logging.getLogger("twin")
 
@@ -1105,6 +1109,15 @@ def _spec_source(spec: str) -> tuple[str, str, Callable[[], pandapowerNet]]:
                 return sb.get_simbench_net(spec)
 
         return spec, spec, make_sb
+    region = split_feeder_spec(spec)
+    if region is not None:  # one LV feeder of an MV+LV region (twin.grid.regions)
+        return spec, spec, lambda: feeder_net(*region)
+    if is_region_code(spec):
+        raise FeederError(
+            f"{spec} is a region of {len(stations(spec))} LV feeders: run them all with "
+            f"`twin study=region grid.name={spec}`, or one with grid.name={spec}:<feeder> "
+            f"(e.g. {spec}:{stations(spec).index[0]})"
+        )
     key = spec.strip().lower()
     if key in KNOWN_FEEDERS:
         return key, key, KNOWN_FEEDERS[key]
@@ -1120,7 +1133,7 @@ def _spec_source(spec: str) -> tuple[str, str, Callable[[], pandapowerNet]]:
 
 
 def _spec_kind(spec: str) -> str:
-    if _SIMBENCH_LV_CODE.match(spec):
+    if _SIMBENCH_LV_CODE.match(spec) or split_feeder_spec(spec) is not None:
         return "simbench"
     return "networks" if spec.strip().lower() in KNOWN_FEEDERS else "file"
 

@@ -128,6 +128,9 @@ class PowerFlowResult:
     trafo_p_kw : np.ndarray
         ``(T, n_trafo)`` active power entering the transformer at its HV side, kW (positive
         when the MV grid supplies the feeder).
+    trafo_q_kvar : np.ndarray or None
+        ``(T, n_trafo)`` reactive power entering the transformer at its HV side, kvar (None
+        from an engine that does not report it).
     losses_kw : np.ndarray
         ``(T,)`` network losses (lines and transformers), kW.
     bus_index, line_index, trafo_index : np.ndarray
@@ -147,6 +150,7 @@ class PowerFlowResult:
     line_index: np.ndarray
     trafo_index: np.ndarray
     steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    trafo_q_kvar: np.ndarray | None = None
 
     @property
     def n_steps(self) -> int:
@@ -668,7 +672,7 @@ class BatchPowerFlow:
         if self._has_line:
             out[ComponentType.line] = ["loading", "p_from", "p_to"]
         if self._has_trafo:
-            out[ComponentType.transformer] = ["s_from", "s_to", "p_from", "p_to"]
+            out[ComponentType.transformer] = ["s_from", "s_to", "p_from", "p_to", "q_from"]
         return out
 
     def _threading(self) -> int:
@@ -722,6 +726,7 @@ class BatchPowerFlow:
         tl = np.zeros((n_t, n_tr))
         ts = np.zeros((n_t, n_tr))
         tp = np.zeros((n_t, n_tr))
+        tq = np.zeros((n_t, n_tr))
         losses = np.zeros(n_t)
         for s0 in range(0, n_t, self.max_steps_per_call):
             s1 = min(n_t, s0 + self.max_steps_per_call)
@@ -738,6 +743,7 @@ class BatchPowerFlow:
                 o = out[ComponentType.transformer]
                 ts[s0:s1] = np.maximum(o["s_from"], o["s_to"]) / 1e3
                 tp[s0:s1] = o["p_from"] / 1e3
+                tq[s0:s1] = o["q_from"] / 1e3
                 losses[s0:s1] += (o["p_from"] + o["p_to"]).sum(axis=1) / 1e3
         vm[:, ~self._energized] = np.nan
         if n_tr:
@@ -754,6 +760,7 @@ class BatchPowerFlow:
             line_index=self.line_index.copy(),
             trafo_index=self.trafo_index.copy(),
             steps=np.arange(n_t),
+            trafo_q_kvar=tq,
         )
 
 
@@ -818,6 +825,7 @@ def run_pandapower(
     tl = np.empty((n_t, len(net.trafo)))
     ts = np.empty((n_t, len(net.trafo)))
     tp = np.empty((n_t, len(net.trafo)))
+    tq = np.empty((n_t, len(net.trafo)))
     losses = np.empty(n_t)
     for k, step in enumerate(steps_arr):
         net.load["p_mw"] = p[step] / 1e3
@@ -846,6 +854,7 @@ def run_pandapower(
         ts[k] = np.maximum(s_hv, s_lv) * 1e3
         tl[k] = rt["loading_percent"].to_numpy()
         tp[k] = rt["p_hv_mw"].to_numpy() * 1e3
+        tq[k] = rt["q_hv_mvar"].to_numpy() * 1e3
         losses[k] = (net.res_line["pl_mw"].sum() + rt["pl_mw"].sum()) * 1e3
     return PowerFlowResult(
         vm_pu=vm,
@@ -859,4 +868,5 @@ def run_pandapower(
         line_index=net.line.index.to_numpy(),
         trafo_index=net.trafo.index.to_numpy(),
         steps=steps_arr,
+        trafo_q_kvar=tq,
     )
