@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import sacct_states
 
 # What every finished run leaves in its output folder (DONE last).
 RUN_FILES = ("kpis.json", "config.yaml", "households.parquet", "feeder.parquet", "DONE")
@@ -130,56 +130,9 @@ def check_sweep(sweep: Path, seeds: tuple[int, ...]) -> dict[int, dict]:
 # --------------------------------------------------------------------------------- Slurm
 
 
-def _slurm_problem() -> str | None:
-    """Why no Slurm is reachable, or None when one is."""
-    conf = os.environ.get("SLURM_CONF")
-    if not conf:
-        return "SLURM_CONF is not set (start one with: bash .ci/slurm/up.sh; source its env file)"
-    if not Path(conf).is_file():
-        return f"SLURM_CONF={conf} does not exist"
-    if shutil.which("sinfo") is None:
-        return "sinfo is not installed"
-    try:
-        proc = subprocess.run(
-            ["sinfo", "-h", "-o", "%P %a %T"], capture_output=True, text=True, timeout=30
-        )
-    except subprocess.TimeoutExpired:
-        return "sinfo did not answer within 30 s"
-    if proc.returncode != 0:
-        return f"sinfo failed: {proc.stderr.strip()}"
-    return None
-
-
-@pytest.fixture
-def slurm() -> str:
-    """The partition to submit to; skips (or fails under TWIN_REQUIRE_SLURM=1) without Slurm."""
-    problem = _slurm_problem()
-    if problem is not None:
-        if os.environ.get("TWIN_REQUIRE_SLURM") == "1":
-            pytest.fail(f"TWIN_REQUIRE_SLURM=1 but no Slurm is reachable: {problem}")
-        pytest.skip(f"no Slurm reachable: {problem}")
-    return os.environ.get("TWIN_TEST_SLURM_PARTITION", "debug")
-
-
 def _job_ids(sweep: Path) -> set[str]:
     """Slurm job ids (``<array id>_<index>``) of a sweep, from submitit's folders."""
     return {p.name for p in (sweep / ".submitit").glob("*_*") if p.is_dir()}
-
-
-def _sacct_states(job_ids: set[str]) -> dict[str, str]:
-    array_ids = sorted({j.split("_")[0] for j in job_ids})
-    proc = subprocess.run(
-        ["sacct", "-n", "-X", "-P", "-o", "JobID,State,ExitCode", "-j", ",".join(array_ids)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert proc.returncode == 0, f"sacct failed: {proc.stderr}"
-    states = {}
-    for line in proc.stdout.splitlines():
-        job, state, code = line.split("|")
-        states[job] = f"{state.split()[0]} {code}"
-    return states
 
 
 @pytest.mark.slurm
@@ -214,7 +167,7 @@ def test_slurm_sweep(tmp_path: Path, slurm: str) -> None:
     assert len(ids) == len(SEEDS), f"expected {len(SEEDS)} Slurm tasks, submitit has {ids}"
     deadline = time.monotonic() + SACCT_TIMEOUT_S
     while True:
-        states = _sacct_states(ids)
+        states = sacct_states(ids)
         if set(states) >= ids and all(states[j] == "COMPLETED 0:0" for j in ids):
             break
         finished = {

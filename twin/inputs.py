@@ -510,11 +510,17 @@ def _replace_with_profiles(
     return p_hh, q_hh, note
 
 
+def feeder_cache_dir(cfg: Any) -> Path | None:
+    """The feeder cache a run uses: ``<paths.cache_dir>/feeders``, or None for the default
+    (:func:`twin.grid.feeders.default_cache_dir`)."""
+    return Path(cfg.paths.cache_dir) / "feeders" if cfg.paths.get("cache_dir") else None
+
+
 def build_inputs(cfg: Any, scenario: Scenario | None = None) -> StudyInputs:
     """Load feeder, weather and scenario (unless given) and cut them to the run's window; the
     households' base load as ``grid.base_load`` and ``grid.profiles`` say (module docstring)."""
     window = make_window(cfg.sim.start, cfg.sim.days, cfg.sim.get("warmup_days", 0))
-    cache = Path(cfg.paths.cache_dir) / "feeders" if cfg.paths.get("cache_dir") else None
+    cache = feeder_cache_dir(cfg)
     setting = cfg.grid.get("unbalanced")
     # asymmetric_load rows only for the unbalanced power flow; FeederError is a TwinError
     feeder = load_feeder(str(cfg.grid.name), cache_dir=cache, asymmetric=setting is not False)

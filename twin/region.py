@@ -150,8 +150,9 @@ def feeder_seed(seed: int, feeder: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def region_feeders(spec: str) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The stations of a region spec (``stations.csv``'s rows) and each feeder's grid spec."""
+def region_feeders(spec: str, cache_dir: Path | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The stations of a region spec (``stations.csv``'s rows) and each feeder's grid spec;
+    a folder's feeders are converted into the feeder cache ``cache_dir`` here."""
     from twin.grid.regions import is_region_code, stations
 
     if is_region_code(spec):
@@ -175,7 +176,14 @@ def region_feeders(spec: str) -> tuple[pd.DataFrame, dict[str, str]]:
 
     rows = []
     for f in files:
-        feeder = load_feeder(f)  # converted once here: the workers read the cache
+        try:
+            feeder = load_feeder(
+                f, cache_dir=cache_dir
+            )  # converted once here: the workers read the cache
+        except TwinError as err:  # its runs fail with this line; the other feeders run
+            log.warning("feeder %s: %s", f.name, err)
+            rows.append({"feeder": f.stem, "households": 0, "error": str(err)})
+            continue
         rows.append(
             {
                 "feeder": f.stem,
@@ -184,6 +192,7 @@ def region_feeders(spec: str) -> tuple[pd.DataFrame, dict[str, str]]:
                 "loads": len(feeder.net.load),
                 "buses": len(feeder.net.bus),
                 "lines": len(feeder.net.line),
+                "error": "",
             }
         )
     table = pd.DataFrame(rows).set_index("feeder")
@@ -213,7 +222,9 @@ def plan_region(
     contract's composed config (without Hydra's node)."""
     from omegaconf import OmegaConf
 
-    stations, specs = region_feeders(spec)
+    from twin.inputs import feeder_cache_dir
+
+    stations, specs = region_feeders(spec, feeder_cache_dir(next(iter(configs.values()))))
     chosen = _selected(stations, study)
     stations = stations.assign(selected=stations.index.isin(chosen))
     tasks = []
@@ -536,17 +547,22 @@ def _mv_check(
     grid."""
     from twin.grid.feeders import prepare_net
     from twin.grid.powerflow import BatchPowerFlow
-    from twin.grid.regions import is_region_code, mv_net, profile_loads_kw, station_profile_kw
+    from twin.grid.regions import is_region_code, mv_net, profile_loads_kw, station_profiles_kw
 
     if not series:
         return None
+    year0 = pd.Timestamp("2025-01-01")
+    first = next(iter(next(iter(series.values())).values()))
+    times = pd.DatetimeIndex(first["time"])
+    rows = ((times - year0) // pd.Timedelta(minutes=15)).to_numpy().astype(np.int64) % 35040
+    n_t = len(rows)
     if is_region_code(spec):
         mv, station_load = mv_net(spec)
         others = mv.load.index.difference(station_load.to_numpy())
-        p_other, q_other = profile_loads_kw(spec, others.to_numpy())
+        p_other, q_other = profile_loads_kw(spec, others.to_numpy(), rows)
 
-        def stand_in(feeder: str) -> tuple[np.ndarray, np.ndarray]:
-            return station_profile_kw(spec, feeder)
+        def stand_in(feeders: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            return station_profiles_kw(spec, feeders, rows)
     else:
         path = Path(spec).expanduser() / "mv.json"
         if not path.is_file():
@@ -565,15 +581,12 @@ def _mv_check(
         )
         others = mv.load.index.difference(station_load.to_numpy())
         sc = mv.load.loc[others, "scaling"].to_numpy(float) * 1e3
-        p_other = np.broadcast_to(
-            mv.load.loc[others, "p_mw"].to_numpy(float) * sc, (35040, len(others))
-        )
-        q_other = np.broadcast_to(
-            mv.load.loc[others, "q_mvar"].to_numpy(float) * sc, (35040, len(others))
-        )
+        p_other = np.tile(mv.load.loc[others, "p_mw"].to_numpy(float) * sc, (n_t, 1))
+        q_other = np.tile(mv.load.loc[others, "q_mvar"].to_numpy(float) * sc, (n_t, 1))
 
-        def stand_in(feeder: str) -> tuple[np.ndarray, np.ndarray]:
-            return np.zeros(35040), np.zeros(35040)  # a folder: no profile to stand in
+        def stand_in(feeders: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            z = np.zeros((n_t, len(feeders)))  # a folder: no profile to stand in
+            return z, z
 
     mv = prepare_net(mv)
     pf = BatchPowerFlow(mv)
@@ -585,27 +598,30 @@ def _mv_check(
     line_names = (
         mv.line["name"].astype(str).to_numpy() if "name" in mv.line else mv.line.index.astype(str)
     )
-    year0 = pd.Timestamp("2025-01-01")
+    station_cols = mv.load.index.get_indexer(station_load.to_numpy())
+    missing_all = sorted(
+        {str(f) for f in station_load.index} - set.intersection(*[set(b) for b in series.values()])
+    )
+    # every station missing under some contract: their stand-ins, computed once
+    p_in, q_in = stand_in(missing_all) if missing_all else (None, None)
     for contract, by_feeder in series.items():
-        times = pd.DatetimeIndex(next(iter(by_feeder.values()))["time"])
-        rows = ((times - year0) // pd.Timedelta(minutes=15)).to_numpy().astype(np.int64) % 35040
-        n_t = len(rows)
+        if len(by_feeder) and any(len(f) != n_t for f in by_feeder.values()):
+            raise TwinError(f"the feeder runs of {contract} cover different windows: re-run them")
         p = np.zeros((n_t, len(mv.load)))
         q = np.zeros_like(p)
-        p[:, pos_other] = p_other[rows]
-        q[:, pos_other] = q_other[rows]
+        p[:, pos_other] = p_other
+        q[:, pos_other] = q_other
         simulated = 0
-        for feeder, j in station_load.items():
-            col = mv.load.index.get_loc(j)
+        for feeder, col in zip(station_load.index, station_cols, strict=True):
             frame = by_feeder.get(str(feeder))
-            if frame is not None and len(frame) == n_t:
+            if frame is not None:
                 p[:, col] = frame["trafo_p_kw"].to_numpy(float)
                 if "trafo_q_kvar" in frame:
                     q[:, col] = frame["trafo_q_kvar"].to_numpy(float)
                 simulated += 1
             else:
-                ps, qs = stand_in(str(feeder))
-                p[:, col], q[:, col] = ps[rows], qs[rows]
+                k = missing_all.index(str(feeder))
+                p[:, col], q[:, col] = p_in[:, k], q_in[:, k]
         res = pf.run(p, q)
         ll = res.line_loading_pct
         vm = res.vm_pu

@@ -45,7 +45,7 @@ __all__ = [
     "profile_loads_kw",
     "region_net",
     "split_feeder_spec",
-    "station_profile_kw",
+    "station_profiles_kw",
     "stations",
 ]
 
@@ -249,15 +249,23 @@ def mv_net(code: str) -> tuple[pandapowerNet, pd.Series]:
     return mv, pd.Series(idx, name="load")
 
 
-def profile_loads_kw(code: str, loads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(p_kw, q_kvar)``, each ``(35040, len(loads))``: the SimBench profiles of the region's
-    ``net.load`` rows ``loads`` (index labels) times their ``p_mw``/``q_mvar`` and ``scaling``,
-    on the reference year's calendar (as :func:`twin.grid.feeders.load_feeder` maps them)."""
+def profile_loads_kw(
+    code: str, loads: np.ndarray, steps: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_kw, q_kvar)``, each ``(len(steps), len(loads))`` (default: the year's 35,040
+    steps): the SimBench profiles of the region's ``net.load`` rows ``loads`` (index labels)
+    times their ``p_mw``/``q_mvar`` and ``scaling``, on the reference year's calendar (as
+    :func:`twin.grid.feeders.load_feeder` maps them)."""
     from twin.devices.baseload import remap_to_reference_year
 
     net = _region_net(code)
     load = net.load.loc[np.asarray(loads, dtype=np.int64)]
     rel = net.profiles["load"]
+    # the profile row behind each step of the reference year
+    source = np.arange(len(rel))
+    if len(rel) != 35040:
+        source = remap_to_reference_year(source, 2016)
+    rows = source if steps is None else source[np.asarray(steps, dtype=np.int64)]
     names = load["profile"].astype(str).to_numpy() if "profile" in load else np.full(len(load), "")
     usable = load["in_service"].astype(bool).to_numpy() & np.isin(
         np.char.add(names.astype(str), "_pload"), rel.columns
@@ -266,25 +274,26 @@ def profile_loads_kw(code: str, loads: np.ndarray) -> tuple[np.ndarray, np.ndarr
     col = {n: i for i, n in enumerate(uniq)}
     pick = np.array([col.get(n, 0) for n in names], dtype=np.int64)
     scale = load["scaling"].to_numpy(float) * 1e3 * usable
-    base_p = np.column_stack(
-        [rel[f"{n}_pload"].to_numpy(float) for n in uniq] or [np.zeros(len(rel))]
-    )
-    base_q = np.column_stack(
-        [rel[f"{n}_qload"].to_numpy(float) for n in uniq] or [np.zeros(len(rel))]
-    )
+    zero = [np.zeros(len(rows))]
+    base_p = np.column_stack([rel[f"{n}_pload"].to_numpy(float)[rows] for n in uniq] or zero)
+    base_q = np.column_stack([rel[f"{n}_qload"].to_numpy(float)[rows] for n in uniq] or zero)
     p = base_p[:, pick] * (load["p_mw"].to_numpy(float) * scale)
     q = base_q[:, pick] * (load["q_mvar"].to_numpy(float) * scale)
-    if len(rel) != 35040:
-        p, q = remap_to_reference_year(p, 2016), remap_to_reference_year(q, 2016)
     return p, q
 
 
-def station_profile_kw(code: str, feeder: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(p_kw, q_kvar)``, each ``(35040,)``: a feeder's loads on their SimBench profiles
-    together (no devices, no losses): the MV check's stand-in for a station whose feeder was
-    not simulated."""
+def station_profiles_kw(
+    code: str, feeders: list[str], steps: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_kw, q_kvar)``, each ``(len(steps), len(feeders))``: each feeder's loads on their
+    SimBench profiles together (no devices, no losses): the MV check's stand-in for a station
+    whose feeder was not simulated."""
     _, buses_of = _stations_of(code)
     net = _region_net(code)
-    idx = net.load.index[net.load["bus"].isin(buses_of[feeder])].to_numpy()
-    p, q = profile_loads_kw(code, idx)
-    return p.sum(axis=1), q.sum(axis=1)
+    p = np.zeros((35040 if steps is None else len(steps), len(feeders)))
+    q = np.zeros_like(p)
+    for j, f in enumerate(feeders):
+        idx = net.load.index[net.load["bus"].isin(buses_of[f])].to_numpy()
+        pj, qj = profile_loads_kw(code, idx, steps)
+        p[:, j], q[:, j] = pj.sum(axis=1), qj.sum(axis=1)
+    return p, q
