@@ -282,7 +282,7 @@ def run_task(task: FeederTask) -> dict[str, Any]:
     text = config_to_yaml(cfg)
     if _status(out_dir, text) == "done":
         return {"feeder": task.feeder, "contract": task.contract, "status": "skipped"}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     handler = None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -296,6 +296,7 @@ def run_task(task: FeederTask) -> dict[str, Any]:
         gc.collect()
         write_run(result, out_dir)
         status = "done"
+        _write_task_info(out_dir, time.perf_counter() - t0, time.process_time() - c0)
     except Exception as err:  # noqa: BLE001 - one feeder failing must not stop the others
         line = f"twin: error: {task.feeder} under {task.contract}: {_error_line(err)}"
         log.error(line)
@@ -313,6 +314,26 @@ def run_task(task: FeederTask) -> dict[str, Any]:
         "status": status,
         "run_s": time.perf_counter() - t0,
     }
+
+
+def _write_task_info(out_dir: Path, wall_s: float, cpu_s: float) -> None:
+    """``task.json`` beside a feeder run's files: its wall and CPU time, and the worker
+    process's peak resident memory so far (an upper bound on the run's own: a worker runs
+    its tasks one after another), the host and the Slurm job."""
+    import resource
+    import socket
+
+    from twin.writer import atomic_write
+
+    info = {
+        "wall_s": wall_s,
+        "cpu_s": cpu_s,
+        "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_ARRAY_JOB_ID", os.environ.get("SLURM_JOB_ID")),
+        "slurm_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
+    }
+    atomic_write(out_dir / "task.json", lambda p: p.write_text(json.dumps(info, indent=1)))
 
 
 def _error_line(err: BaseException) -> str:
@@ -473,9 +494,18 @@ def _collect(tasks: list[FeederTask]) -> pd.DataFrame:
         if status == "done":
             k = json.loads((out / "kpis.json").read_text())
             row.update({key: k.get(key) for key in REGION_KPIS})
+            info = out / "task.json"
             timings = out / "timings.json"
-            if timings.is_file():
+            if not info.is_file() and timings.is_file():  # a run written before task.json
                 row["run_s"] = json.loads(timings.read_text()).get("total_run")
+            if info.is_file():
+                t = json.loads(info.read_text())
+                row.update(
+                    run_s=t.get("wall_s"),
+                    cpu_s=t.get("cpu_s"),
+                    worker_peak_rss_mb=t.get("worker_peak_rss_mb"),
+                    slurm_job=t.get("slurm_job_id"),
+                )
         else:
             row["households"] = t.households
         rows.append(row)
@@ -534,6 +564,10 @@ def _totals(table: pd.DataFrame, series: dict[str, dict[str, pd.DataFrame]]) -> 
                     row[f"{k}_min"] = float(done[k].min())
                     row[f"{k}_household_weighted"] = float((done[k].astype(float) * w).sum())
             row["technical_risk_events"] = int(done["technical_risk_events"].sum())
+        if "cpu_s" in done and done["cpu_s"].notna().any():
+            row["cpu_s"] = float(done["cpu_s"].sum())
+            row["run_s_max"] = float(done["run_s"].max())
+            row["worker_peak_rss_mb_max"] = float(done["worker_peak_rss_mb"].max())
         rows.append(row)
     return pd.DataFrame(rows).set_index("contract")
 
@@ -737,6 +771,17 @@ def run_region(cfg: Any, configs: dict[str, Any], out_dir: Path) -> RegionResult
         "feeders_selected": n_feeders,
         "feeders_in_region": len(stations),
     }
+    if "cpu_s" in table and table["cpu_s"].notna().any():
+        cpu = float(table["cpu_s"].sum())
+        longest = float(table["run_s"].max())
+        settings["compute"] = {
+            "runs_timed": int(table["cpu_s"].notna().sum()),
+            "cpu_s": cpu,
+            "longest_run_s": longest,
+            "worker_peak_rss_mb_max": float(table["worker_peak_rss_mb"].max()),
+            # a lower bound: every run a task of its own, no queueing, the same per-core speed
+            "projected_wall_s_on_256_cores": max(cpu / 256, longest),
+        }
     return RegionResult(
         source=spec,
         stations=stations,
