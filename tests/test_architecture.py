@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "twin.grid.netjson": 1,
     "twin.grid.elements": 1,
     "twin.grid.ratings": 1,
+    "twin.grid.regions": 1,  # a region's LV feeders and MV grid, cut out of its net
     # exogenous profile generators (base load, PV output): inputs like the weather, pure
     # functions of the weather and the households' parameters (twin.inputs draws the base
     # load and the feeder's own PV with them)
@@ -65,6 +66,7 @@ LAYERS: dict[str, int] = {
     "twin.hosting": 8,
     "twin.sensors": 8,
     "twin.enhance": 8,
+    "twin.region": 8,
     "twin.report": 8,
     "twin.cli": 8,
     "twin.helptext": 8,  # the command line's generated --help
