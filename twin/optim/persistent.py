@@ -16,7 +16,9 @@
 * Solutions are read back as numpy arrays for the columns asked for (no loading of values
   into the Pyomo variables).
 * HiGHS's ``getRunTime()`` accumulates over the life of the object: :class:`SolveStats` holds
-  the difference per solve (the "solver-only" time the benchmark compares against).
+  the difference per solve (the "solver-only" time the benchmark compares against), and the
+  time limit of each solve is set from it (HiGHS compares ``time_limit`` with that clock, so
+  a fixed limit would end every solve once the object's total passed it).
 
 **The one adapter to solver internals.** appsi exposes the HiGHS object, its index maps and
 its last solution only as private attributes, and twin overrides two private methods for the
@@ -346,6 +348,10 @@ class PersistentLP:
         self._flush()
         self.push_s += time.perf_counter() - t0
         h = self._highs
+        # HiGHS measures its time_limit on the object's run clock, which accumulates over
+        # every solve: without moving it on, every solve after the first time_limit_s of
+        # HiGHS time in total stops at once with kTimeLimit (and the contract falls back)
+        h.setOptionValue("time_limit", self._run_time_s + float(self.options.time_limit_s))
         t0 = time.perf_counter()
         h.run()
         wall = time.perf_counter() - t0
