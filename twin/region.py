@@ -113,6 +113,9 @@ REGION_KPIS = (
     "energy_import_kwh",
     "bill_mean_eur",
     "dso_revenue_eur",
+    "performance_replans_failed",  # the DSO's plans that failed (it falls back to firm)
+    "performance_fallback_steps",
+    "performance_highs_s",
 )
 
 
@@ -564,6 +567,12 @@ def _totals(table: pd.DataFrame, series: dict[str, dict[str, pd.DataFrame]]) -> 
                     row[f"{k}_min"] = float(done[k].min())
                     row[f"{k}_household_weighted"] = float((done[k].astype(float) * w).sum())
             row["technical_risk_events"] = int(done["technical_risk_events"].sum())
+            if (
+                "performance_replans_failed" in done
+                and done["performance_replans_failed"].notna().any()
+            ):
+                row["performance_replans_failed"] = int(done["performance_replans_failed"].sum())
+                row["performance_fallback_steps"] = int(done["performance_fallback_steps"].sum())
         if "cpu_s" in done and done["cpu_s"].notna().any():
             row["cpu_s"] = float(done["cpu_s"].sum())
             row["run_s_max"] = float(done["run_s"].max())
