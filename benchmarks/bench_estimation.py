@@ -76,8 +76,11 @@ def main() -> None:
         wall = time.perf_counter() - t0
         k = se.kpis
         est_s = se.nowcast.seconds + (se.final.seconds if se.final is not None else 0.0)
+        method = k["se_method"]
+        if "se_nowcast_method" in k:
+            method += f" (nowcast {k['se_nowcast_method']})"
         print(
-            f"| {name} | {k['se_method']} | {k['se_reading_share']:.2f} | {wall:.2f} | "
+            f"| {name} | {method} | {k['se_reading_share']:.2f} | {wall:.2f} | "
             f"{est_s:.2f} | {k['se_vm_err_mean_pu']:.4f} / {k['se_vm_err_max_pu']:.4f} | "
             f"{k['se_line_err_mean_pp']:.2f} / {k['se_line_err_max_pp']:.1f} |"
         )

@@ -221,3 +221,63 @@ def test_the_figure_draws_the_estimate_and_the_truth(day, tmp_path):
     worst = np.abs(est.vm_pu[:, lv] - day.grid.vm_pu[:, lv]).max(axis=1)
     assert np.allclose(f.data["vm_err_max_pu"], worst)
     assert f.data["vm_err_max_pu"].max() == pytest.approx(day.kpis["se_vm_err_max_pu"])
+
+
+@pytest.mark.parametrize("preset", ["transformer_and_meters", "meters_only"])
+def test_the_fast_paths_give_the_reference_estimate(day, preset):
+    """The shortcuts of a late-meter run change no estimate: the nowcast without the meters'
+    weightless voltage sensors, the nowcast without redundancy by iterative linear, and
+    Newton-Raphson at its default tolerance all land within 1e-6 p.u. (and 1e-3 %-points) of
+    the reference: every sensor in the model, Newton-Raphson at 1e-7."""
+    from twin.grid.estimation import NO_READING_SIGMA_PU
+
+    r = day
+    s = _settings(preset)
+    se = _estimate(day, s)
+    assert s.meter_delay_steps > 0 and se.final is not None
+    # reference nowcast: one weightless reading keeps every meter voltage sensor in the model
+    data = replace(
+        se.measured.nowcast,
+        meter_u_pu=se.measured.nowcast.meter_u_pu.copy(),
+        meter_u_sigma_pu=se.measured.nowcast.meter_u_sigma_pu.copy(),
+    )
+    assert not np.isfinite(data.meter_u_pu).any()
+    data.meter_u_pu[0, 0] = 1.0
+    data.meter_u_sigma_pu[0, 0] = NO_READING_SIGMA_PU
+    ref = BatchStateEstimator(
+        r.feeder.net,
+        sensor_layout(s, se.measured.metered),
+        threads=1,
+        method="newton_raphson",
+        error_tolerance=1e-7,
+    )
+    assert ref.voltage_loads.size
+    want = ref.run(data)
+    assert ref._without_meter_u is None  # the reference took the full model
+    for got, ref_run in [(se.nowcast, want), (se.final, ref.run(se.measured.final))]:
+        assert got.observable.all() and ref_run.observable.all()
+        assert np.abs(got.result.vm_pu - ref_run.result.vm_pu).max() < 1e-6
+        assert np.abs(got.result.line_loading_pct - ref_run.result.line_loading_pct).max() < 1e-3
+        assert np.abs(got.result.trafo_loading_pct - ref_run.result.trafo_loading_pct).max() < 1e-3
+    # without a station sensor the nowcast has no redundancy: iterative linear
+    want_method = "iterative_linear" if not s.trafo else None
+    assert se.kpis.get("se_nowcast_method") == want_method
+    assert se.kpis["se_method"] == "newton_raphson"
+
+
+def test_history_pseudo_by_slices_equals_the_gather(day):
+    """The pseudo-measurements' history mean over consecutive steps (slices) is the one of
+    any other order of the same steps (gathers)."""
+    from twin.measure import _history_pseudo
+
+    rng = np.random.default_rng(3)
+    reading = rng.normal(1.0, 0.5, (400, 7))
+    have = rng.random((400, 7)) < 0.8
+    lags = [96, 192, 288]
+    rows = np.arange(50, 400)
+    perm = rng.permutation(len(rows))
+    mean, count = _history_pseudo(reading, have, rows, lags)
+    mean_p, count_p = _history_pseudo(reading, have, rows[perm], lags)
+    np.testing.assert_array_equal(mean[perm], mean_p)
+    np.testing.assert_array_equal(count[perm], count_p)
+    assert count.max() == 3 and count[:46].max() == 0

@@ -275,6 +275,20 @@ def _history_pseudo(
     (positions in the full arrays); and how many lags contributed."""
     total = np.zeros((len(rows), reading.shape[1]))
     count = np.zeros((len(rows), reading.shape[1]))
+    rows = np.asarray(rows)
+    if len(rows) and rows[0] >= 0 and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
+        # consecutive steps (every caller): slices instead of gathers, the same sums
+        a = int(rows[0])
+        for lag in lags:
+            i0 = max(lag - a, 0)  # the first row with a step ``lag`` back
+            if i0 >= len(rows):
+                continue
+            src = slice(a + i0 - lag, a + len(rows) - lag)
+            h = have[src]
+            total[i0:] += np.where(h, reading[src], 0.0)
+            count[i0:] += h
+        mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+        return mean, count
     for lag in lags:
         src = rows - lag
         ok = src >= 0
@@ -433,27 +447,34 @@ def measure(
 
     # -- pseudo-measurements ------------------------------------------------------------------
     d = s.meter_delay_steps
-    pseudo_p = pseudo_p_kw(s, p_read, have, rep, profile_p_kw[rep])
+    pseudo_p = pseudo_p_kw(s, p_read, have, rep, profile_p_kw[n_warmup_steps:])
     pseudo_q = pseudo_p * tan_phi
     pseudo_sp = s.pseudo_sigma_pct / 100.0 * np.abs(pseudo_p) + s.pseudo_floor_kw
     pseudo_sq = s.pseudo_sigma_pct / 100.0 * np.abs(pseudo_q) + s.pseudo_floor_kw * tan_phi
 
     def sensor_data(now: np.ndarray) -> SensorData:
         """SensorData with the readings ``now`` ``(n_t, n_load)`` and pseudo elsewhere."""
-        r = rep
+        r = slice(n_warmup_steps, n_all)
+        some = bool(now.any())  # none (late meters' nowcast): the pseudo arrays as they are
+
+        def pick(read: np.ndarray, pseudo: np.ndarray) -> np.ndarray:
+            return np.where(now, read[r], pseudo) if some else pseudo
+
         data = SensorData(
-            load_p_kw=np.where(now, p_read[r], pseudo_p),
-            load_q_kvar=np.where(now, q_read[r], pseudo_q),
-            load_p_sigma_kw=np.where(now, sig_p[r], pseudo_sp),
-            load_q_sigma_kvar=np.where(now, sig_q[r], pseudo_sq),
+            load_p_kw=pick(p_read, pseudo_p),
+            load_q_kvar=pick(q_read, pseudo_q),
+            load_p_sigma_kw=pick(sig_p, pseudo_sp),
+            load_q_sigma_kvar=pick(sig_q, pseudo_sq),
         )
         if u_read is not None:
             vl = estimator.voltage_loads
-            data.meter_u_pu = np.where(now[:, vl], u_read, np.nan)
+            data.meter_u_pu = (
+                np.where(now[:, vl], u_read, np.nan) if some else np.full(u_read.shape, np.nan)
+            )
             data.meter_u_sigma_pu = np.full(u_read.shape, u_sig)
         return data
 
-    have_rep = have[rep]
+    have_rep = have[n_warmup_steps:]
     now = have_rep if d == 0 else np.zeros_like(have_rep)
     nowcast = sensor_data(now)
     final = sensor_data(have_rep) if d > 0 and have_rep.any() else None
@@ -855,8 +876,9 @@ def estimate_feeder(
     if current_lines is not None and len(current_lines):
         layout = replace(layout, current_lines=np.asarray(current_lines, np.int64))
     method = settings.method
-    if method == "auto":  # PGM's Newton-Raphson WLS takes no current sensors
-        currents = layout.cable_heads or len(layout.current_lines) > 0
+    auto = method == "auto"
+    currents = layout.cable_heads or len(layout.current_lines) > 0
+    if auto:  # PGM's Newton-Raphson WLS takes no current sensors
         method = "iterative_linear" if currents else "newton_raphson"
     est = BatchStateEstimator(net, layout, threads=threads, method=method)
     rep = slice(n_warmup_steps, None)
@@ -864,7 +886,21 @@ def estimate_feeder(
     measured = measure(
         settings, est, sensors, p_load_kw, q_load_kvar, profile_p_kw, n_warmup_steps, metered, seed
     )
-    nowcast = est.run(measured.nowcast)
+    now_est = est
+    u_now = measured.nowcast.meter_u_pu
+    if (
+        auto
+        and method == "newton_raphson"
+        and not layout.trafo
+        and layout.source_sigma_pu > 0
+        and (u_now is None or not np.isfinite(u_now).any())
+    ):
+        # No redundancy: every load's reading or pseudo-measurement and the source's pseudo
+        # voltage are all there is, and they fix the state exactly (a power flow). Every WLS
+        # method finds that state (iterative linear to ~1e-9 p.u. of Newton-Raphson,
+        # tests/test_estimation.py) and iterative linear is the cheaper.
+        now_est = BatchStateEstimator(net, layout, threads=threads, method="iterative_linear")
+    nowcast = now_est.run(measured.nowcast)
     final = est.run(measured.final) if final and measured.final is not None else None
     kpis: dict[str, Any] = {
         "se_preset": settings.name,
@@ -874,6 +910,8 @@ def estimate_feeder(
         "se_current_sensors": int(len(est.heads)),
         "se_method": method,
     }
+    if now_est is not est:
+        kpis["se_nowcast_method"] = now_est.method.name
     kpis.update(estimation_errors(nowcast, truth, net, "se"))
     if final is not None:
         kpis["se_final_reading_share"] = measured.final_reading_share

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from pandapower.auxiliary import pandapowerNet
@@ -56,6 +56,7 @@ from twin.grid.powerflow import PowerFlowResult, pgm_input_from_net, solve_batch
 from twin.grid.ratings import station_mask, trafo_unit_rating_kva
 
 __all__ = [
+    "ERROR_TOLERANCE",
     "NO_READING_SIGMA_PU",
     "BatchStateEstimator",
     "Estimate",
@@ -70,6 +71,8 @@ __all__ = [
 
 #: Standard deviation given to a voltage sensor whose reading is missing: no weight.
 NO_READING_SIGMA_PU = 1e3
+#: Default convergence tolerance per PGM method (p.u.).
+ERROR_TOLERANCE = {"iterative_linear": 1e-7, "newton_raphson": 1e-6}
 
 
 def cable_head_lines(net: pandapowerNet) -> tuple[np.ndarray, np.ndarray]:
@@ -269,8 +272,10 @@ class BatchStateEstimator:
         Where the sensors are.
     threads : int
         0: all hardware threads, 1: sequential.
-    error_tolerance : float
-        Convergence tolerance of the iterative-linear estimator (p.u.).
+    error_tolerance : float or None
+        Convergence tolerance (p.u., the largest voltage update of an iteration); None:
+        :data:`ERROR_TOLERANCE` of the method (Newton-Raphson converges quadratically at the
+        end: its 1e-6 lands within ~1e-7 p.u. of its 1e-7, one iteration less).
     steps_per_call : int
         Steps per PGM batch call (memory).
     method : {"iterative_linear", "newton_raphson"}
@@ -282,7 +287,7 @@ class BatchStateEstimator:
         net: pandapowerNet,
         layout: SensorLayout,
         threads: int = 0,
-        error_tolerance: float = 1e-7,
+        error_tolerance: float | None = None,
         steps_per_call: int = 4 * 7 * 96,
         method: str = "iterative_linear",
     ) -> None:
@@ -290,7 +295,10 @@ class BatchStateEstimator:
         self.method = CalculationMethod[method]
         self.layout = layout
         self.threads = int(threads)
+        if error_tolerance is None:
+            error_tolerance = ERROR_TOLERANCE[self.method.name]
         self.error_tolerance = float(error_tolerance)
+        self._without_meter_u: BatchStateEstimator | None = None
         self.steps_per_call = int(steps_per_call)
         data, ids = pgm_input_from_net(net)
         self._ids = ids
@@ -505,8 +513,31 @@ class BatchStateEstimator:
         return upd
 
     def run(self, data: SensorData) -> Estimate:
-        """Estimate every step of ``data``; unobservable steps are NaN and flagged."""
+        """Estimate every step of ``data``; unobservable steps are NaN and flagged.
+
+        When no meter reads a voltage at any step (late meters' nowcast), the meters'
+        voltage sensors, which would all carry :data:`NO_READING_SIGMA_PU`, are left out of
+        the model: the same estimate (to ~1e-9 p.u.), with a tenth less work per step.
+        """
         t_start = time.perf_counter()
+        if (
+            len(self.voltage_loads)
+            and data.meter_u_pu is not None
+            and not np.isfinite(data.meter_u_pu).any()
+        ):
+            if self._without_meter_u is None:
+                self._without_meter_u = BatchStateEstimator(
+                    self.net,
+                    replace(self.layout, voltage_loads=np.zeros(0, np.int64)),
+                    threads=self.threads,
+                    error_tolerance=self.error_tolerance,
+                    steps_per_call=self.steps_per_call,
+                    method=self.method.name,
+                )
+            data = replace(data, meter_u_pu=None, meter_u_sigma_pu=None)
+            out = self._without_meter_u.run(data)
+            out.seconds = time.perf_counter() - t_start
+            return out
         net = self.net
         n_t = data.n_steps
         n_bus, n_line, n_tr = len(net.bus), len(net.line), len(net.trafo)
