@@ -745,9 +745,12 @@ class DsoMeters:
             self._standard[r],
         )
         self._p_read[r], self._have[r] = p_read, have
-        self._pseudo[r] = pseudo_p_kw(
-            s, self._p_read, self._have, np.arange(a, b), self._standard[r]
-        )
+        if s.meter_delay_steps or not have.all():
+            self._pseudo[r] = pseudo_p_kw(
+                s, self._p_read, self._have, np.arange(a, b), self._standard[r]
+            )
+        else:  # every reading there at once: a pseudo-measurement of these steps is never read
+            self._pseudo[r] = np.nan
         if s.trafo:
             if self._flow is not None:
                 tp, tq = self._flow(p, q, a)

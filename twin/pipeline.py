@@ -82,9 +82,7 @@ def run(
     rep = window.report
     # the forecasters' caches (a year of predicted quantiles each) are not needed for the
     # KPIs: let them go before the KPIs' temporaries (the run's peak memory)
-    for fc in {id(f): f for f in (model.forecaster, model.dso_forecaster)}.values():
-        if hasattr(fc, "release"):
-            fc.release()
+    _release_forecasters(model)
     log_ = {name: values[rep] for name, values in (model.log | contract.timeseries()).items()}
     home = model.exo.trips.home[rep]
     # what the rest needs of the model and the contract, then both go (mesa would keep them
@@ -233,6 +231,14 @@ def run(
         ghi_w_m2=ghi_w_m2,
         unregistered=unregistered,
     )
+
+
+def _release_forecasters(model: FeederModel) -> None:
+    """Let the model's forecasters' caches go (a function: no name in ``run`` keeps a
+    forecaster, and through it the model, alive once the model is deleted)."""
+    for fc in {id(f): f for f in (model.forecaster, model.dso_forecaster)}.values():
+        if hasattr(fc, "release"):
+            fc.release()
 
 
 def _warmup_loads(feeder: Any, p_net_kw: np.ndarray, window: Any) -> np.ndarray:
