@@ -124,3 +124,45 @@ def test_hundred_roofs_take_seconds(weather, sun):
     p = pv.pv_ac_power_kw(weather.ghi_w_m2, weather.t_out_c, np.full(100, 4.0), roofs, sun)
     assert p.shape == (len(weather.ghi_w_m2), 100)
     assert time.perf_counter() - t0 < 10.0
+
+
+def test_dark_steps_skipped_give_the_same_output_as_evaluating_every_step(weather, sun):
+    """The planes are evaluated only where there is light (ghi > 0): the output equals pvlib's
+    own total irradiance (get_total_irradiance, Perez) on every step, night included, bit for
+    bit, and is exactly 0 in the dark."""
+    import pvlib
+
+    rng = np.random.default_rng(3)
+    roofs = pv.draw_roofs(rng, 12)
+    kwp = np.full(12, 5.0)
+    rows = np.arange(170 * STEPS_PER_DAY, 172 * STEPS_PER_DAY)  # two June days
+    s = pv._sun_at(sun, rows)
+    ghi = weather.ghi_w_m2[rows] * np.exp(0.3 * rng.standard_normal(len(rows)))
+    t_out = weather.t_out_c[rows]
+    got = pv.pv_ac_power_kw(ghi, t_out, kwp, roofs, s)
+    assert (ghi == 0).sum() > 40 and (ghi > 0).sum() > 40  # nights and days in the window
+    assert np.all(got[ghi == 0] == 0.0)
+    dni, dhi = pv.decompose_ghi(ghi, s)
+    want = np.zeros_like(got)
+    for h in range(12):
+        pdc = 0.0
+        for tilt, az, share in (
+            (roofs.tilt_deg[h], roofs.azimuth_deg[h], 1.0 - roofs.share2[h]),
+            (roofs.tilt2_deg[h], roofs.azimuth2_deg[h], roofs.share2[h]),
+        ):
+            poa = pvlib.irradiance.get_total_irradiance(
+                np.full(len(rows), tilt), np.full(len(rows), az), s.zenith_deg, s.azimuth_deg,
+                dni, ghi, dhi, dni_extra=s.dni_extra_w_m2, airmass=s.airmass,
+                albedo=pv.ALBEDO, model="perez",
+            )  # fmt: skip
+            aoi = pvlib.irradiance.aoi(tilt, az, s.zenith_deg, s.azimuth_deg)
+            iam = np.nan_to_num(pvlib.iam.ashrae(aoi, pv.IAM_B0))
+            eff = np.clip(
+                np.nan_to_num(np.asarray(poa["poa_direct"])) * iam
+                + np.nan_to_num(np.asarray(poa["poa_diffuse"])),
+                0.0,
+                None,
+            )
+            pdc = pdc + pv.dc_power_per_kwp(eff, t_out) * (kwp[h] * share)
+        want[:, h] = pv.inverter_ac_kw(pdc, kwp[h] / roofs.dc_ac_ratio[h])
+    np.testing.assert_array_equal(got, want)

@@ -122,6 +122,25 @@ def test_the_dso_never_reads_the_truth_of_late_steps(nonfirm):
         dm._done = 0
 
 
+def test_with_every_reading_there_at_once_the_connections_are_the_readings(nonfirm):
+    """The full preset (every meter, none lost, no delay): what the DSO has of a connection is
+    its reading at every step, now and as it knew it then; the pseudo-measurement is never
+    read, so it is not made (NaN)."""
+    m = nonfirm["full"]
+    dm, n = m.dso_meters, m.n_steps
+    for nowcast in (False, True):
+        got = dm.connections_kw(0, n, nowcast)
+        assert np.isfinite(got).all()
+        np.testing.assert_array_equal(got, dm._p_read[:n])
+    assert np.isnan(dm._pseudo[:n]).all()
+    # and they are readings: the truth with the meters' noise (class B, about 1 %)
+    true = np.zeros_like(got)
+    true[:, dm.hh_cols] = m.log["p_net_kw"][:n]
+    true[:, dm.other_cols] = m.inputs.p_other_kw[:n]
+    err = np.abs(got - true)
+    assert 0 < np.median(err / np.maximum(np.abs(true), 0.1)) < 0.02
+
+
 @pytest.fixture(scope="module")
 def performance():
     base = ["sim=day", "contract=performance"]

@@ -319,3 +319,66 @@ def test_technical_risk_against_the_dso_limit_recomputed_from_the_run_folder(con
         assert k["technical_risk_dso_limit_worst_pct"] == pytest.approx(s.max() / 1.7, rel=1e-4)
     kvah = {p: r.kpis["technical_risk_dso_limit_kvah"] for p, (r, _) in constrained.items()}
     assert kvah["p10"] <= kvah["p50"] + 1e-9
+
+
+def test_a_released_forecaster_forecasts_the_same_numbers_again():
+    """The pipeline lets the forecasters' caches go before the KPIs (memory): asked again, a
+    forecast is predicted and trained again from the same past, bit for bit."""
+    model, fc = _forecaster(["sim.start=2025-03-01", "sim.days=40"])
+    h = np.arange(model.fleet.n)
+    k0s = (96, 29 * STEPS_PER_DAY + 8)  # blocks 0 and 1 (retrained on day 28)
+    # (one issue is kept at a time, and an issue's weather error is drawn for its length:
+    # each issue time is asked the same way before and after)
+    before, quant = [], []
+    for k0 in k0s:
+        before.append(fc.exogenous(k0, 2 * STEPS_PER_DAY, h))
+        quant.append(fc.inflexible_quantiles_kw(k0, STEPS_PER_DAY, h))
+    trained = fc.n_trainings
+    fc.release()
+    assert not fc._predicted.any() and not fc._pred_base.any() and not fc._models
+    for k0, exo, q in zip(reversed(k0s), reversed(before), reversed(quant), strict=True):
+        again = fc.exogenous(k0, 2 * STEPS_PER_DAY, h)
+        for name in ("p_base_kw", "p_pv_kw", "t_out_c", "ghi_w_m2", "cop", "q_gain_kw"):
+            np.testing.assert_array_equal(getattr(again, name), getattr(exo, name))
+        q2 = fc.inflexible_quantiles_kw(k0, STEPS_PER_DAY, h)
+        for key in q:
+            np.testing.assert_array_equal(q2[key], q[key])
+    assert fc.n_trainings > trained  # predicted again, not kept
+
+
+def test_household_quality_is_the_concatenated_forecasts_scored():
+    """household_quality fills its arrays issue by issue: the KPIs are those of the issues'
+    rows concatenated (float32 logs widened), bit for bit."""
+    from twin.contracts.performance.margins import _TOL, household_quality, pinball
+
+    rng = np.random.default_rng(5)
+    n_t, n_h, first = 6 * STEPS_PER_DAY, 7, 50
+    actual = rng.gamma(2.0, 0.3, (n_t, n_h))
+    log = ForecastLog(n_t)
+    for k0 in range(10, n_t, 37):  # issues spanning the window's start and end
+        mean = actual[np.minimum(k0 + np.arange(STEPS_PER_DAY), n_t - 1)] * rng.uniform(
+            0.8, 1.2, (STEPS_PER_DAY, n_h)
+        )
+        log.hh_k0.append(k0)
+        log.hh_mean_kw.append(mean.astype(np.float32))
+        log.hh_up_kw.append(rng.uniform(0, 0.5, mean.shape).astype(np.float32))
+        log.hh_down_kw.append(rng.uniform(0, 0.5, mean.shape).astype(np.float32))
+    got = household_quality(log, actual, first)
+    ys, ms, us, ds = [], [], [], []
+    for k0, m, u, d in zip(log.hh_k0, log.hh_mean_kw, log.hh_up_kw, log.hh_down_kw, strict=True):
+        t = k0 + np.arange(len(m))
+        ok = (t >= first) & (t < n_t)
+        ys.append(actual[t[ok]]), ms.append(m[ok]), us.append(u[ok]), ds.append(d[ok])
+    y, mean = np.concatenate(ys), np.concatenate(ms).astype(float)
+    p90, p10 = mean + np.concatenate(us), mean - np.concatenate(ds)
+    span = np.percentile(actual[first:], 99, axis=0) - np.percentile(actual[first:], 1, axis=0)
+    tol = _TOL * np.maximum(np.abs(y), 1.0)
+    assert got == {
+        "forecast_household_rmae": float((np.abs(y - mean).mean(axis=0) / span).mean()),
+        "forecast_household_pinball_p10_kw": float(pinball(y, p10, 0.1).mean()),
+        "forecast_household_pinball_p50_kw": float(pinball(y, mean, 0.5).mean()),
+        "forecast_household_pinball_p90_kw": float(pinball(y, p90, 0.9).mean()),
+        "forecast_household_above_p90_share": float((y > p90 + tol).mean()),
+        "forecast_household_below_p10_share": float((y < p10 - tol).mean()),
+    }
+    assert 0.0 < got["forecast_household_above_p90_share"] < 1.0

@@ -212,6 +212,11 @@ class PerfectForecaster(Forecaster):
             "other_down_kw": np.zeros(n),
         }
 
+    def release(self) -> None:
+        """Let the caches go (a run's simulation is over: :func:`twin.pipeline.run` calls
+        this before the KPIs); asked again, a forecast is made again, the same numbers."""
+        self._firm = {}
+
     def firm_load_kw(self, k0: int, n: int, households: np.ndarray) -> np.ndarray:
         h = np.asarray(households, dtype=np.int64)
         if len(h) == 0:
@@ -405,16 +410,30 @@ class StatisticalForecaster(PerfectForecaster):
             + (self._delay + 1 if self._delay else 0),
             max(self._n_hist - 15 * STEPS_PER_DAY, 0),
         )
-        n_axis = self._pre + self.n_steps
-        self._pred_base = np.zeros((4, n_axis, self._base.shape[1]))
-        self._pred_agg = np.zeros((3, n_axis))
-        self._predicted = np.zeros(self._n_blocks(), bool)
+        self._alloc_predictions()
         self._issues: dict[int, Issue] = {}
         self.train_s = 0.0
         self.predict_s = 0.0
         self.n_trainings = 0
         self._log_k0: list[int] = []
         self._log_agg: list[np.ndarray] = []  # (4, L) p10, p50, p90 of the inflexible total
+
+    def _alloc_predictions(self) -> None:
+        n_axis = self._pre + self.n_steps
+        self._pred_base = np.zeros((4, n_axis, self._base.shape[1]))
+        self._pred_agg = np.zeros((3, n_axis))
+        self._predicted = np.zeros(self._n_blocks(), bool)
+
+    def release(self) -> None:
+        """Let the caches go: every step's predicted quantiles (4 x T x H: 115 MB for a year
+        of the default feeder), the issue kept, the firm trajectories and the models. A
+        forecast asked for again is predicted again, the same numbers (the blocks, their
+        training times and the training draws are fixed)."""
+        super().release()
+        self._alloc_predictions()  # zeros: untouched pages, no memory until written
+        self._issues = {}
+        self._models = {}
+        self._trained_at = None
 
     # -- weather ------------------------------------------------------------------------------
     def _error_path(self, k0: int, n: int) -> tuple[np.ndarray, np.ndarray]:

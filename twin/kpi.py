@@ -75,8 +75,10 @@ def comfort_measures(
     on the temperature with the rest of the warmth above the setpoint taken out.
     """
     n_t, n_h = t_in_c.shape
+    # (in place where a temporary would be another year-long array: the same numbers)
     dev = t_in_c - fleet.setpoint_c
-    below = np.maximum(-levels.comfort_band_k - dev, 0.0)
+    below = -levels.comfort_band_k - dev
+    np.maximum(below, 0.0, out=below)
     # warmth above the setpoint counts only as far as the contract's heating brought it (sun,
     # appliances and a thermostat at the setpoint bring none): on the upper side of the band
     # and in the swing alike
@@ -93,9 +95,11 @@ def comfort_measures(
         thermostat_q_max_kw(fleet.hp_q_max_kw, fleet.hp_hybrid | ~fleet.has_hp),
         t0_c,
     )
-    pre = np.clip(y, 0.0, warm)
-    above = np.maximum(pre - levels.comfort_above_k, 0.0)
-    ctrl = dev - (warm - pre)
+    pre = np.clip(y, 0.0, warm, out=y)
+    above = pre - levels.comfort_above_k
+    np.maximum(above, 0.0, out=above)
+    ctrl = np.subtract(dev, np.subtract(warm, pre, out=warm), out=dev)
+    del warm, pre, y
     days = n_t // STEPS_PER_DAY
     blocks = ctrl[: days * STEPS_PER_DAY].reshape(days, STEPS_PER_DAY, n_h)
     swing = blocks.max(axis=1) - blocks.min(axis=1) if days else np.zeros((0, n_h))

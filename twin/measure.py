@@ -434,6 +434,7 @@ def measure(
     p_read, q_read, sig_p, sig_q, have = meter_readings(
         s, p_load_kw, q_load_kvar, z_p, z_q, lost, metered, groups, profile_p_kw
     )
+    del z_p, z_q, lost  # (a year of the default feeder: ~30 MB each; memory is the limit here)
     u_read = None
     if len(estimator.voltage_loads):
         bus_col = estimator.net.bus.index.get_indexer(
@@ -444,27 +445,42 @@ def measure(
         u_sig = (s.meter_u_sigma_pct + s.meter_u_floor_pct) / 100.0
         noise = _rng(seed, 2).normal(0.0, u_sig, (len(u_true), n_load))
         u_read = u_true + noise[:, estimator.voltage_loads]
+        del u_true, noise
 
     # -- pseudo-measurements ------------------------------------------------------------------
     d = s.meter_delay_steps
-    pseudo_p = pseudo_p_kw(s, p_read, have, rep, profile_p_kw[n_warmup_steps:])
-    pseudo_q = pseudo_p * tan_phi
-    pseudo_sp = s.pseudo_sigma_pct / 100.0 * np.abs(pseudo_p) + s.pseudo_floor_kw
-    pseudo_sq = s.pseudo_sigma_pct / 100.0 * np.abs(pseudo_q) + s.pseudo_floor_kw * tan_phi
+    rs = slice(n_warmup_steps, n_all)  # the reported steps (a view, not a copy)
+    have_rep = have[rs]
+    now = have_rep if d == 0 else np.zeros_like(have_rep)
+    final_wanted = d > 0 and have_rep.any()
+    pseudo: tuple[np.ndarray, ...] = ()
+    # where every reading is there in time (e.g. the full preset), no pseudo-measurement is
+    # ever used: it is not made (a year: six arrays of ~30 MB and their temporaries)
+    if not now.all() or (final_wanted and not have_rep.all()):
+        pseudo_p = pseudo_p_kw(s, p_read, have, rep, profile_p_kw[rep])
+        pseudo_q = pseudo_p * tan_phi
+        pseudo_sp = s.pseudo_sigma_pct / 100.0 * np.abs(pseudo_p) + s.pseudo_floor_kw
+        pseudo_sq = s.pseudo_sigma_pct / 100.0 * np.abs(pseudo_q) + s.pseudo_floor_kw * tan_phi
+        pseudo = (pseudo_p, pseudo_q, pseudo_sp, pseudo_sq)
+        del pseudo_p, pseudo_q, pseudo_sp, pseudo_sq
+
+    reads = (p_read[rs], q_read[rs], sig_p[rs], sig_q[rs])
+    del p_read, q_read, sig_p, sig_q  # (the views in reads keep them until the data is made)
 
     def sensor_data(now: np.ndarray) -> SensorData:
         """SensorData with the readings ``now`` ``(n_t, n_load)`` and pseudo elsewhere."""
-        r = slice(n_warmup_steps, n_all)
         some = bool(now.any())  # none (late meters' nowcast): the pseudo arrays as they are
-
-        def pick(read: np.ndarray, pseudo: np.ndarray) -> np.ndarray:
-            return np.where(now, read[r], pseudo) if some else pseudo
-
+        if now.all():  # np.where(now, read, pseudo) is the reading everywhere
+            cols = [x.copy() for x in reads]
+        elif not some:
+            cols = list(pseudo)
+        else:
+            cols = [np.where(now, x, ps) for x, ps in zip(reads, pseudo, strict=True)]
         data = SensorData(
-            load_p_kw=pick(p_read, pseudo_p),
-            load_q_kvar=pick(q_read, pseudo_q),
-            load_p_sigma_kw=pick(sig_p, pseudo_sp),
-            load_q_sigma_kvar=pick(sig_q, pseudo_sq),
+            load_p_kw=cols[0],
+            load_q_kvar=cols[1],
+            load_p_sigma_kw=cols[2],
+            load_q_sigma_kvar=cols[3],
         )
         if u_read is not None:
             vl = estimator.voltage_loads
@@ -474,10 +490,9 @@ def measure(
             data.meter_u_sigma_pu = np.full(u_read.shape, u_sig)
         return data
 
-    have_rep = have[n_warmup_steps:]
-    now = have_rep if d == 0 else np.zeros_like(have_rep)
     nowcast = sensor_data(now)
-    final = sensor_data(have_rep) if d > 0 and have_rep.any() else None
+    final = sensor_data(have_rep) if final_wanted else None
+    reads, pseudo = (), ()
 
     # -- station and cable heads (real time) ---------------------------------------------------
     for data in (nowcast, final):
@@ -749,9 +764,12 @@ class DsoMeters:
             self._standard[r],
         )
         self._p_read[r], self._have[r] = p_read, have
-        self._pseudo[r] = pseudo_p_kw(
-            s, self._p_read, self._have, np.arange(a, b), self._standard[r]
-        )
+        if s.meter_delay_steps or not have.all():
+            self._pseudo[r] = pseudo_p_kw(
+                s, self._p_read, self._have, np.arange(a, b), self._standard[r]
+            )
+        else:  # every reading there at once: a pseudo-measurement of these steps is never read
+            self._pseudo[r] = np.nan
         if s.trafo:
             if self._flow is not None:
                 tp, tq = self._flow(p, q, a)

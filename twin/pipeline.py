@@ -25,7 +25,7 @@ from twin.grid.phases import balanced_equivalent, run_power_flows
 from twin.inputs import build_inputs
 from twin.kpi import household_kpis, stored_electricity_kwh
 from twin.measure import MeasurementSettings, dso_read_kpis, estimate_feeder
-from twin.memory import release_finished_models
+from twin.memory import big_arrays_back_to_the_os, release_finished_models
 from twin.model import FeederModel
 from twin.result import RunResult
 from twin.scenario import Scenario
@@ -48,6 +48,7 @@ def run(
     ``scenario`` replaces the configured one (studies that vary adoption use it).
     """
     validate(cfg)
+    big_arrays_back_to_the_os()
     show = bool(cfg.output.progress) if progress is None else progress
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -79,6 +80,9 @@ def run(
 
     window = inputs.window
     rep = window.report
+    # the forecasters' caches (a year of predicted quantiles each) are not needed for the
+    # KPIs: let them go before the KPIs' temporaries (the run's peak memory)
+    _release_forecasters(model)
     log_ = {name: values[rep] for name, values in (model.log | contract.timeseries()).items()}
     home = model.exo.trips.home[rep]
     # what the rest needs of the model and the contract, then both go (mesa would keep them
@@ -110,6 +114,9 @@ def run(
     del model, contract, inputs, steps
     release_finished_models()
     gc.collect()
+    # the household KPIs read the log only: made before the power flow and the state
+    # estimation hold their results (their temporaries and those are the run's peak memory)
+    hh_kpis = household_kpis(log_, fleet, outcome.reported_trips, outcome.start_state, cfg.service)
 
     t0 = time.perf_counter()
     rows = window.year_index
@@ -164,9 +171,7 @@ def run(
         "start": str(window.start.date()),
         "days": window.days,
     }
-    kpis.update(
-        household_kpis(log_, fleet, outcome.reported_trips, outcome.start_state, cfg.service)
-    )
+    kpis.update(hh_kpis)
     kpis.update(grid_kpis(grid, feeder.net))
     if "performance_station_rating_kva" in contract_kpis:  # the limit the DSO planned to
         limit = float(contract_kpis["performance_station_rating_kva"])
@@ -226,6 +231,14 @@ def run(
         ghi_w_m2=ghi_w_m2,
         unregistered=unregistered,
     )
+
+
+def _release_forecasters(model: FeederModel) -> None:
+    """Let the model's forecasters' caches go (a function: no name in ``run`` keeps a
+    forecaster, and through it the model, alive once the model is deleted)."""
+    for fc in {id(f): f for f in (model.forecaster, model.dso_forecaster)}.values():
+        if hasattr(fc, "release"):
+            fc.release()
 
 
 def _warmup_loads(feeder: Any, p_net_kw: np.ndarray, window: Any) -> np.ndarray:

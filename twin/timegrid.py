@@ -7,6 +7,7 @@ start on 1 January 00:00 of ``REFERENCE_YEAR`` (a non-leap year). A run simulate
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,11 +54,14 @@ class TimeWindow:
         """Rows of the simulated arrays that are reported."""
         return slice(self.n_warmup_steps, None)
 
-    @property
+    @functools.cached_property
     def sim_year_index(self) -> np.ndarray:
-        """Row of each simulated step (warm-up included) in the year-long inputs (wraps)."""
+        """Row of each simulated step (warm-up included) in the year-long inputs (wraps);
+        computed once per window (the forecasters read it at every issue) and read-only."""
         first = (self.start - pd.Timestamp(f"{REFERENCE_YEAR}-01-01")) // pd.Timedelta("15min")
-        return (first - self.n_warmup_steps + np.arange(self.n_sim_steps)) % STEPS_PER_YEAR
+        out = (first - self.n_warmup_steps + np.arange(self.n_sim_steps)) % STEPS_PER_YEAR
+        out.flags.writeable = False
+        return out
 
     @property
     def year_index(self) -> np.ndarray:

@@ -129,6 +129,17 @@ def sun_at_rows(
     )
 
 
+def _sun_at(sun: SolarPosition, at: np.ndarray) -> SolarPosition:
+    """The sun at positions ``at`` of ``sun``'s steps."""
+    return SolarPosition(
+        zenith_deg=sun.zenith_deg[at],
+        azimuth_deg=sun.azimuth_deg[at],
+        dni_extra_w_m2=sun.dni_extra_w_m2[at],
+        airmass=sun.airmass[at],
+        day_of_year=sun.day_of_year[at],
+    )
+
+
 def decompose_ghi(ghi_w_m2: np.ndarray, sun: SolarPosition) -> tuple[np.ndarray, np.ndarray]:
     """Erbs decomposition: ``(dni_w_m2, dhi_w_m2)`` (T,)."""
     import pvlib
@@ -155,7 +166,10 @@ def plane_of_array_w_m2(
     sun = sun or solar_position(n_steps=len(ghi_w_m2))
     dni, dhi = dni_dhi if dni_dhi is not None else decompose_ghi(ghi_w_m2, sun)
     ghi = np.clip(np.asarray(ghi_w_m2, float), 0.0, None)
-    poa = pvlib.irradiance.get_total_irradiance(
+    # pvlib.irradiance.get_total_irradiance(..., model="perez") call by call, so that the angle
+    # of incidence it computes is the one the incidence-angle loss reads (not computed twice)
+    irr = pvlib.irradiance
+    sky = irr.get_sky_diffuse(
         tilt_deg,
         azimuth_deg,
         sun.zenith_deg,
@@ -165,10 +179,11 @@ def plane_of_array_w_m2(
         dhi,
         dni_extra=sun.dni_extra_w_m2,
         airmass=sun.airmass,
-        albedo=albedo,
         model="perez",
     )
-    aoi = pvlib.irradiance.aoi(tilt_deg, azimuth_deg, sun.zenith_deg, sun.azimuth_deg)
+    ground = irr.get_ground_diffuse(tilt_deg, ghi, albedo)
+    aoi = irr.aoi(tilt_deg, azimuth_deg, sun.zenith_deg, sun.azimuth_deg)
+    poa = irr.poa_components(aoi, dni, sky, ground)
     iam = pvlib.iam.ashrae(aoi, IAM_B0)
     direct = np.nan_to_num(np.asarray(poa["poa_direct"], float)) * np.nan_to_num(iam)
     diffuse = np.nan_to_num(np.asarray(poa["poa_diffuse"], float))
@@ -331,7 +346,21 @@ def pv_ac_power_kw(
     )
     unique, inverse = np.unique(planes, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
-    per_kwp = _per_kwp_of_planes(ghi, t_out, unique, sun, dni_dhi, albedo, model)
+    # without irradiance every plane's output is 0 (no direct, diffuse or reflected light):
+    # the planes are evaluated at the steps with light only (about half of them)
+    lit = np.flatnonzero(ghi > 0.0)
+    per_kwp = np.zeros((len(ghi), len(unique)))
+    if len(lit):
+        dni, dhi = dni_dhi
+        per_kwp[lit] = _per_kwp_of_planes(
+            ghi[lit],
+            t_out[lit],
+            unique,
+            _sun_at(sun, lit),
+            (dni[lit], dhi[lit]),
+            albedo,
+            model,
+        )
     n, k, s2 = len(on), kwp[on], roofs.share2[on]
     pdc = per_kwp[:, inverse[:n]] * (k * (1.0 - s2)) + per_kwp[:, inverse[n:]] * (k * s2)
     out[:, on] = inverter_ac_kw(pdc, k / roofs.dc_ac_ratio[on])

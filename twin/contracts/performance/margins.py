@@ -179,20 +179,27 @@ def household_quality(log: ForecastLog, actual_kw: np.ndarray, first: int) -> di
     the 10th and 90th percentiles and the point forecast (kW), and how often the outcome lay
     above the 90th / below the 10th percentile."""
     n_t = len(actual_kw)
-    ys, means, ups, downs = [], [], [], []
-    for k0, mean, up, down in zip(
-        log.hh_k0, log.hh_mean_kw, log.hh_up_kw, log.hh_down_kw, strict=True
-    ):
+    picks = []
+    for k0, mean in zip(log.hh_k0, log.hh_mean_kw, strict=True):
         t = k0 + np.arange(len(mean))
         ok = (t >= first) & (t < n_t)
-        ys.append(actual_kw[t[ok]])
-        means.append(mean[ok])
-        ups.append(up[ok])
-        downs.append(down[ok])
-    if not ys or not sum(len(y) for y in ys):
+        picks.append((t[ok], ok))
+    n = sum(len(t) for t, _ in picks)
+    if not n:
         return {}
-    y, mean = np.concatenate(ys), np.concatenate(means).astype(float)
-    p90, p10 = mean + np.concatenate(ups), mean - np.concatenate(downs)
+    # the issues' rows one after the other, filled in place (a year: each array ~30 MB, and
+    # lists of pieces and their concatenations would be held at once)
+    shape = (n, *np.shape(actual_kw)[1:])
+    y, mean, p90, p10 = (np.empty(shape) for _ in range(4))
+    at = 0
+    for (t, ok), m, up, down in zip(
+        picks, log.hh_mean_kw, log.hh_up_kw, log.hh_down_kw, strict=True
+    ):
+        r = slice(at, at + len(t))
+        y[r], mean[r], p90[r], p10[r] = actual_kw[t], m[ok], up[ok], down[ok]
+        at += len(t)
+    p90 += mean  # the mean plus the 90th percentile's distance
+    np.subtract(mean, p10, out=p10)  # the mean minus the 10th percentile's distance
     span = np.percentile(actual_kw[first:], 99, axis=0) - np.percentile(
         actual_kw[first:], 1, axis=0
     )
