@@ -129,6 +129,15 @@ class FeederTask:
     config: dict[str, Any]  # the run's whole config, resolved
     out_dir: str
 
+    def status(self) -> str:
+        """Its folder's state: ``done`` (``DONE`` and this task's ``config.yaml``),
+        ``failed: <line>`` or ``missing``."""
+        from omegaconf import OmegaConf
+
+        from twin.pipeline import config_to_yaml
+
+        return _status(Path(self.out_dir), config_to_yaml(OmegaConf.create(self.config)))
+
 
 @dataclass
 class RegionResult:
@@ -277,13 +286,12 @@ def run_task(task: FeederTask) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from twin.memory import release_finished_models
-    from twin.pipeline import config_to_yaml, run
+    from twin.pipeline import run
     from twin.writer import mark_failed, write_run
 
     out_dir = Path(task.out_dir)
     cfg = OmegaConf.create(task.config)
-    text = config_to_yaml(cfg)
-    if _status(out_dir, text) == "done":
+    if task.status() == "done":
         return {"feeder": task.feeder, "contract": task.contract, "status": "skipped"}
     t0, c0 = time.perf_counter(), time.process_time()
     handler = None
@@ -483,14 +491,10 @@ def _run_slurm(tasks: list[FeederTask], study: Any, out_dir: Path, days: float) 
 
 
 def _collect(tasks: list[FeederTask]) -> pd.DataFrame:
-    from omegaconf import OmegaConf
-
-    from twin.pipeline import config_to_yaml
-
     rows = []
     for t in tasks:
         out = Path(t.out_dir)
-        status = _status(out, config_to_yaml(OmegaConf.create(t.config)))
+        status = t.status()
         row: dict[str, Any] = {"feeder": t.feeder, "contract": t.contract}
         row["status"] = status.split(":")[0]
         row["error"] = status.split(": ", 1)[1] if status.startswith("failed") else ""
@@ -738,15 +742,7 @@ def run_region(cfg: Any, configs: dict[str, Any], out_dir: Path) -> RegionResult
     _DONE_COUNT[0] = 0
     lost: list[str] = []
     if study.launcher == "slurm":
-        from omegaconf import OmegaConf
-
-        from twin.pipeline import config_to_yaml
-
-        todo = [
-            t
-            for t in tasks
-            if _status(Path(t.out_dir), config_to_yaml(OmegaConf.create(t.config))) != "done"
-        ]
+        todo = [t for t in tasks if t.status() != "done"]
         if todo:
             lost = _run_slurm(todo, study, out_dir, days)
     else:
