@@ -142,6 +142,7 @@ def whole_process(overrides: list[str], contract: str = "performance") -> dict:
         "skipped": k.get("performance_replans_skipped", 0),
         "reasons": k.get("performance_replans_by_reason", {}),
         "highs_ms_per_replan": 1000 * highs / max(replans, 1),
+        "simplex_iterations": k.get("performance_simplex_iterations", 0),
         "lp": f"{k.get('performance_lp_columns', 0)} x {k.get('performance_lp_rows', 0)}",
         "kpis": {key: k.get(key) for key in KPIS},
         "performance_s": {

@@ -300,6 +300,12 @@ class PerformanceConfig(_PlanningConfig):
     replan_tolerance_kwh: float = key(
         1.0, "deviation trigger: EV or battery energy below the plan", 0, 1000
     )
+    group_households: int | None = key(
+        None,
+        "central mode: the DSO's LP per group of cable branches of at most this many",
+        1,
+        10**6,
+    )
 
 
 @dataclass

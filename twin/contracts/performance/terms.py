@@ -31,6 +31,10 @@ class PerformanceTerms(PlanningTerms):
     envelope_margin_k, battery_reserve_cycles, envelope_rounds
         Envelope mode: heat-pump energy bounds for a narrower band, battery energy kept back,
         allocation rounds with counter-proposals.
+    group_households : int or None
+        Central mode: with more signed households than this the DSO's LP is solved per
+        group of whole cable branches of at most this many
+        (:class:`twin.optim.allocation.GroupedAllocation`); None: one LP.
     cables, voltages : bool
         Cable and bus-voltage rows from the linear feeder model.
     limit_kva : float or None
@@ -81,8 +85,11 @@ class PerformanceTerms(PlanningTerms):
     replan_tolerance_kw: float = 10.0
     replan_tolerance_k: float = 0.2
     replan_tolerance_kwh: float = 1.0
+    group_households: int | None = None
 
     def __post_init__(self) -> None:
+        if self.group_households is not None and self.group_households < 1:
+            raise _bad("group_households", self.group_households, "give 1 or more, or null")
         if self.replan_trigger not in ("always", "deviation"):
             raise _bad("replan_trigger", self.replan_trigger, "use always or deviation")
         for key in ("replan_tolerance_kw", "replan_tolerance_k", "replan_tolerance_kwh"):
