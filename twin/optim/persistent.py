@@ -346,6 +346,10 @@ class PersistentLP:
         self._flush()
         self.push_s += time.perf_counter() - t0
         h = self._highs
+        # HiGHS checks time_limit against its run clock, which adds up over every run() of
+        # this object: without this, once the re-solves of a long run have used
+        # time_limit_s in total, every later solve stops at once (kTimeLimit)
+        h.setOptionValue("time_limit", self._run_time_s + float(self.options.time_limit_s))
         t0 = time.perf_counter()
         h.run()
         wall = time.perf_counter() - t0
