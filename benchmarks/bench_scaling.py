@@ -39,13 +39,23 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from bench_replan import whole_process  # the whole-process measurement (os.wait4)
+from bench_replan import KPIS, whole_process  # the whole-process measurement (os.wait4)
 
 SIZES = (25, 50, 100, 200, 400)
 CONTRACTS = ("firm", "performance")
 #: simulated years per period (the SimBench-year run has 365 days; the winter week 7)
 PERIODS = {"week": ([], 7 / 365), "year": (["sim=year"], 1.0)}
 OUTPUT = ["output.figures=false", "output.elements=none"]
+#: what each case records besides its cost: the headline KPIs and whether the DSO's plans held
+CASE_KPIS = (
+    *KPIS,
+    "performance_replans_failed",
+    "performance_fallback_steps",
+    "performance_comfort_households_missed",
+    "performance_ev_deadlines_missed",
+    "performance_lp_build_s",
+    "performance_simplex_iterations",
+)
 
 
 def build_feeders(sizes: list[int], folder: Path) -> dict[int, tuple[Path, int]]:
@@ -93,7 +103,9 @@ def main() -> None:
     for contract in args.contracts:
         for size in args.sizes:
             path, n = feeders[size]
-            r = whole_process([f"grid.name={path}", *period, *OUTPUT, *args.overrides], contract)
+            r = whole_process(
+                [f"grid.name={path}", *period, *OUTPUT, *args.overrides], contract, CASE_KPIS
+            )
             r |= {"contract": contract, "size": size, "households": n, "period": args.period}
             r["cost_s_per_household_year"] = r["cpu_s"] / (n * years)
             rows.append(r)

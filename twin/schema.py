@@ -306,6 +306,9 @@ class PerformanceConfig(_PlanningConfig):
         1,
         10**6,
     )
+    group_sweeps: int = key(
+        1, "grouped LP: passes against the other groups' plans after the share pass", 0, 10
+    )
 
 
 @dataclass

@@ -83,7 +83,9 @@ class DsoPlanner:
             self.dev: DeviceSet | None = terms.device_set(declared.devices, sig)
             group = terms.group_households
             if group is not None and len(sig) > group:  # the LP per group of cable branches
-                self.alloc: Any = GroupedAllocation(self.dev, hz, limits, weights, solver, group)
+                self.alloc: Any = GroupedAllocation(
+                    self.dev, hz, limits, weights, solver, group, terms.group_sweeps
+                )
             else:
                 self.alloc = CentralAllocation(self.dev, hz, limits, weights, solver)
         else:

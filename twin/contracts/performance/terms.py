@@ -35,6 +35,10 @@ class PerformanceTerms(PlanningTerms):
         Central mode: with more signed households than this the DSO's LP is solved per
         group of whole cable branches of at most this many
         (:class:`twin.optim.allocation.GroupedAllocation`); None: one LP.
+    group_sweeps : int
+        Grouped LP: passes in which each group plans against the others' latest plans
+        after the first, in which each plans against its share of the feeder (0: that
+        one only).
     cables, voltages : bool
         Cable and bus-voltage rows from the linear feeder model.
     limit_kva : float or None
@@ -86,10 +90,13 @@ class PerformanceTerms(PlanningTerms):
     replan_tolerance_k: float = 0.2
     replan_tolerance_kwh: float = 1.0
     group_households: int | None = None
+    group_sweeps: int = 1
 
     def __post_init__(self) -> None:
         if self.group_households is not None and self.group_households < 1:
             raise _bad("group_households", self.group_households, "give 1 or more, or null")
+        if self.group_sweeps < 0:
+            raise _bad("group_sweeps", self.group_sweeps, "give 0 or more")
         if self.replan_trigger not in ("always", "deviation"):
             raise _bad("replan_trigger", self.replan_trigger, "use always or deviation")
         for key in ("replan_tolerance_kw", "replan_tolerance_k", "replan_tolerance_kwh"):
