@@ -357,7 +357,7 @@ def test_grouped_allocation_reaches_the_central_optimum_and_keeps_the_cable_row(
     dev, inp, limits, lim = _four_evs_two_branches(line_b_kw)
     central = CentralAllocation(dev, HOURLY4, limits, Weights(), OPTS)
     ref = central.solve(inp, lim)
-    grouped = GroupedAllocation(dev, HOURLY4, limits, Weights(), OPTS, max_households=2)
+    grouped = GroupedAllocation(dev, HOURLY4, limits, Weights(), OPTS, 2, sweeps=1)
     assert [s.pos.tolist() for s, _, _ in grouped.groups] == [[0, 1], [2, 3]]
     res = grouped.solve(inp, lim)
     assert res.stats.ok
@@ -393,3 +393,22 @@ def test_grouped_allocation_with_one_group_is_the_central_lp():
     res = one.solve(inp, lim)
     np.testing.assert_allclose(res.flex_kw, ref.flex_kw, atol=1e-7)
     assert res.peak_kw == pytest.approx(ref.peak_kw, abs=1e-7)
+
+
+def test_grouped_allocation_share_pass_alone_keeps_every_row_and_the_service():
+    """Without a sweep each group plans against its share: cable A's EVs (40 kWh) flat at
+    10.5 kW on their half of the other load [1, 0, 0, 1] (so 9.5, 10.5, 10.5, 9.5 kW of
+    charging), cable B's at its 10 kW limit: the feeder draws 21.5, 20.5, 20.5, 21.5 kW,
+    0.5 kW above the joint optimum's flat 21 kW, with every row and every EV's energy kept."""
+    from twin.optim.allocation import GroupedAllocation
+
+    dev, inp, limits, lim = _four_evs_two_branches(10.0)
+    res = GroupedAllocation(dev, HOURLY4, limits, Weights(), OPTS, 2).solve(inp, lim)
+    assert res.stats.ok
+    np.testing.assert_allclose(
+        res.total_kw + lim.inflexible_kw, [21.5, 20.5, 20.5, 21.5], atol=1e-6
+    )
+    assert res.peak_kw == pytest.approx(21.5, abs=1e-6)
+    np.testing.assert_allclose(res.flex_kw[2] + res.flex_kw[3], 10.0, atol=1e-6)
+    assert res.over_kw.max() == pytest.approx(0.0, abs=1e-7)
+    assert np.all(res.plan.ev_soc_kwh[:, -1] >= np.array([10, 30, 10, 30]) * ETA - 1e-7)

@@ -82,7 +82,7 @@ class DsoPlanner:
             declared = view.declared()
             self.dev: DeviceSet | None = terms.device_set(declared.devices, sig)
             group = terms.group_households
-            if group is not None and len(sig) > group:  # the LP per group of cable branches
+            if group is not None and len(sig) > max(group, terms.group_above):  # LP per group
                 self.alloc: Any = GroupedAllocation(
                     self.dev, hz, limits, weights, solver, group, terms.group_sweeps
                 )
