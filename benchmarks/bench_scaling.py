@@ -25,7 +25,44 @@ start-up cost 52 times over and overstates the year's). Per contract it fits
 ratio of the cost per household-year at the largest size to that at the smallest (the issue's
 criterion: within 2x from 25 to 400 households).
 
-Results: see ``docs/scaling.md`` (the measured table).
+Measured on this machine (2 cores shared with other engineers' jobs: load average 1.5-2.5
+for the week, 6-7 for the year, which inflates even the CPU seconds; one run each; more in
+``docs/scaling.md``).
+
+Winter week, every size, the DSO's one LP (before ``GroupedAllocation``):
+
+| contract | size | households | period | CPU (s) | wall (s) | peak RSS (MB) | HiGHS (s) | HiGHS share of CPU | re-plans | CPU s per household-year |
+|---|---|---|---|---|---|---|---|---|---|---|
+| firm | 25 | 25 | week | 3.5 | 3.6 | 663 | 0.0 | 0% | 0 | 7.32 |
+| firm | 50 | 50 | week | 3.6 | 3.7 | 663 | 0.0 | 0% | 0 | 3.78 |
+| firm | 100 | 102 | week | 4.0 | 4.2 | 663 | 0.0 | 0% | 0 | 2.05 |
+| firm | 200 | 204 | week | 4.5 | 4.6 | 663 | 0.0 | 0% | 0 | 1.15 |
+| firm | 400 | 408 | week | 5.7 | 5.9 | 846 | 0.0 | 0% | 0 | 0.73 |
+| performance | 25 | 25 | week | 5.4 | 5.6 | 663 | 0.1 | 2% | 52 | 11.35 |
+| performance | 50 | 50 | week | 7.2 | 7.5 | 663 | 0.6 | 8% | 70 | 7.56 |
+| performance | 100 | 102 | week | 9.4 | 9.6 | 663 | 1.3 | 14% | 73 | 4.81 |
+| performance | 200 | 204 | week | 16.2 | 20.3 | 745 | 4.7 | 29% | 102 | 4.14 |
+| performance | 400 | 408 | week | 50.0 | 54.8 | 1,057 | 23.3 | 47% | 109 | 6.39 |
+
+firm: CPU ~ households^0.17; performance: CPU ~ households^0.75, HiGHS ~ households^1.79.
+At 408 households the grouped LP (the default above 128 signed households, groups of at
+most 64) took HiGHS from 35.2 s (one LP, back to back at the same load) to 10.2 s, the
+coincident peak +0.8 %, the same simplex iterations, no service level missed.
+
+Year, the default (408 households: the grouped LP; all with the HiGHS time-limit fix):
+
+| contract | size | households | period | CPU (s) | wall (s) | peak RSS (MB) | HiGHS (s) | HiGHS share of CPU | re-plans | CPU s per household-year |
+|---|---|---|---|---|---|---|---|---|---|---|
+| performance | 25 | 25 | year | 60.0 | 96.7 | 854 | 4.2 | 7% | 2,465 | 2.40 |
+| performance | 100 | 102 | year | 144.1 | 284.1 | 2,255 | 38.2 | 27% | 3,529 | 1.41 |
+| performance | 400 | 408 | year | 1,046.4 | 1,779.6 | 7,845 | 277.0 | 26% | 4,285 | 2.56 |
+| firm | 25 | 25 | year | 11.2 | 12.3 | 744 | 0.0 | 0% | 0 | 0.45 |
+| firm | 100 | 102 | year | 18.6 | 19.7 | 1,869 | 0.0 | 0% | 0 | 0.18 |
+| firm | 400 | 408 | year | 53.8 | 50.6 | 6,068 | 0.0 | 0% | 0 | 0.13 |
+
+performance: CPU ~ households^1.02, HiGHS ~ households^1.50; cost per household-year at 408
+/ at 25 households: 1.07x (within the issue's 2x; 102 -> 408: 1.81x). firm: CPU ~
+households^0.56; 0.30x.
 """
 
 from __future__ import annotations
