@@ -150,10 +150,13 @@ KPIS = (
 )
 
 
-def whole_process(overrides: list[str]) -> dict:
-    """Run ``twin`` with ``overrides`` in a fresh process; its wall, CPU, peak RSS, KPIs."""
+def whole_process(
+    overrides: list[str], contract: str = "performance", kpis: tuple[str, ...] = KPIS
+) -> dict:
+    """Run ``twin contract=<contract>`` with ``overrides`` in a fresh process; its wall, CPU,
+    peak RSS, KPIs (the performance contract's figures 0 for another contract)."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = ["twin", "contract=performance", *overrides, f"hydra.run.dir={tmp}/run"]
+        cmd = ["twin", f"contract={contract}", *overrides, f"hydra.run.dir={tmp}/run"]
         log = Path(tmp) / "stderr.txt"
         t0 = time.perf_counter()
         with log.open("wb") as err:
@@ -168,10 +171,12 @@ def whole_process(overrides: list[str]) -> dict:
         if os.waitstatus_to_exitcode(status):
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{log.read_text()[-3000:]}")
         k = json.loads(next(Path(tmp).rglob("kpis.json")).read_text())
+        stages = json.loads(next(Path(tmp).rglob("timings.json")).read_text())
     train, predict = k.get("forecast_train_s", 0.0), k.get("forecast_predict_s", 0.0)
-    highs = k["performance_highs_s"]
+    highs = k.get("performance_highs_s", 0.0)
+    replans = k.get("performance_replans", 0)
     return {
-        "command": "twin " + " ".join(["contract=performance", *overrides]),
+        "command": " ".join(cmd[:-1]),
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "peak_rss_mb": usage.ru_maxrss / 1024,
@@ -179,12 +184,17 @@ def whole_process(overrides: list[str]) -> dict:
         "forecast_predict_s": predict,
         "highs_s": highs,
         "rest_s": wall - train - predict - highs,
-        "replans": k["performance_replans"],
+        "replans": replans,
         "skipped": k.get("performance_replans_skipped", 0),
         "reasons": k.get("performance_replans_by_reason", {}),
-        "highs_ms_per_replan": 1000 * highs / max(k["performance_replans"], 1),
-        "lp": f"{k['performance_lp_columns']} x {k['performance_lp_rows']}",
-        "kpis": {key: k.get(key) for key in KPIS},
+        "highs_ms_per_replan": 1000 * highs / max(replans, 1),
+        "simplex_iterations": k.get("performance_simplex_iterations", 0),
+        "lp": f"{k.get('performance_lp_columns', 0)} x {k.get('performance_lp_rows', 0)}",
+        "kpis": {key: k.get(key) for key in kpis},
+        "performance_s": {
+            key: v for key, v in k.items() if key.startswith("performance_") and key.endswith("_s")
+        },
+        "stages": stages,
     }
 
 

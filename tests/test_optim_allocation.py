@@ -6,6 +6,8 @@ physics (state balances, service levels) must hold in the solution.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -258,3 +260,155 @@ def test_hems_planning_stays_in_its_band_unless_a_service_level_needs_more():
     _, plan, excess = hems.plan(inputs(dev, HOURLY4, ev_soc_min=soc_min), np.full((1, 4), 5.0))
     assert excess.sum() == pytest.approx(10.0, abs=1e-6)
     assert plan.ev_soc_kwh[0, -1] == pytest.approx(30 * ETA, abs=1e-6)
+
+
+# -- the central LP per group of cable branches (GroupedAllocation) -------------------------------
+
+
+def test_branch_groups_keep_every_local_row_whole_and_pack_up_to_the_size():
+    """Rows that reach every household (transformer) are shared; a cable row's households
+    stay together; parts are packed first-fit by decreasing size."""
+    from twin.optim.allocation import branch_groups
+
+    coef = np.zeros((4, 7))
+    coef[0] = 1.0  # transformer
+    coef[1, [0, 1, 2]] = 1.0  # branch A (3)
+    coef[2, [3, 4]] = 0.8  # branch B (2)
+    coef[3, [5]] = 1.0  # branch C (1); household 6 is on no cable row
+    groups = branch_groups(coef, 3)
+    assert [g.tolist() for g in groups] == [[0, 1, 2], [3, 4, 5], [6]]
+    covered = np.sort(np.concatenate(groups))
+    np.testing.assert_array_equal(covered, np.arange(7))
+    for row in coef[1:]:  # no local row is split
+        members = set(np.flatnonzero(row).tolist())
+        assert sum(bool(members & set(g.tolist())) for g in groups) == 1
+    assert max(len(g) for g in groups) <= 3
+    assert len(branch_groups(coef, 100)) == 1
+
+
+def test_subset_of_a_device_set_and_its_plans_put_back_together():
+    from twin.optim.subsets import Subset, merge_plans
+
+    dev = devset(5, ev=[0, 2, 3], hp=[1, 2, 4], bat=[3, 4])
+    whole = Subset(dev, np.arange(5)).devices()
+    for f in dataclasses.fields(dev):
+        a, b = getattr(dev, f.name), getattr(whole, f.name)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+    part = Subset(dev, np.array([2, 4]))
+    sub = part.devices()
+    np.testing.assert_array_equal(sub.households, [2, 4])
+    np.testing.assert_array_equal(sub.hp, [0, 1])  # households 2 and 4 have heat pumps
+    np.testing.assert_array_equal(sub.ev, [0])  # household 2's EV
+    np.testing.assert_array_equal(sub.bat, [1])  # household 4's battery
+    inp = inputs(dev, HOURLY4)
+    inp.p_inflex_kw[:] = np.arange(5)[:, None]
+    np.testing.assert_array_equal(part.inputs(inp).p_inflex_kw[:, 0], [2, 4])
+    # plans of two complementary subsets merge into the plan of the whole set
+    rest = Subset(dev, np.array([0, 1, 3]))
+    limits = FeederLimits.transformer_only
+    plans = []
+    for s in (part, rest):
+        d = s.devices()
+        res = CentralAllocation(d, HOURLY4, limits(d.n), Weights(), OPTS).solve(
+            s.inputs(inp), limit_data(np.zeros(4))
+        )
+        plans.append((s, res.plan))
+    merged = merge_plans(dev, plans)
+    np.testing.assert_array_equal(merged.p_flex_kw[[2, 4]], plans[0][1].p_flex_kw)
+    np.testing.assert_array_equal(merged.p_flex_kw[[0, 1, 3]], plans[1][1].p_flex_kw)
+    np.testing.assert_array_equal(merged.p_ev_kw[[1]], plans[0][1].p_ev_kw)  # household 2
+    np.testing.assert_array_equal(merged.d_k[[0]], plans[1][1].d_k)  # household 1's house
+
+
+def _four_evs_two_branches(line_b_kw: float):
+    """Four empty EVs home for 4 h that must draw 10, 30, 10 and 30 kWh from the grid;
+    households 0-1 on cable A, 2-3 on cable B (limit ``line_b_kw``), the rest of the feeder
+    draws [2, 0, 0, 2] kW."""
+    dev = devset(4, ev=[0, 1, 2, 3])
+    soc_min = np.zeros((4, 4))
+    soc_min[:, 3] = np.array([10, 30, 10, 30]) * ETA
+    coef = np.array([[1.0] * 4, [1.0, 1.0, 0, 0], [0, 0, 1.0, 1.0]])
+    limits = FeederLimits(coef, np.ones(3), ("trafo", "line A", "line B"))
+    infl = np.array([2.0, 0.0, 0.0, 2.0])
+    rhs = np.array([1e4 - infl, np.full(4, 1e4), np.full(4, line_b_kw)])
+    return dev, inputs(dev, HOURLY4, ev_soc_min=soc_min), limits, LimitData(rhs, infl)
+
+
+@pytest.mark.parametrize(
+    ("line_b_kw", "peak"),
+    [
+        # 80 kWh from the grid + 4 kWh other load over 4 h: a flat 21 kW
+        (1e4, 21.0),
+        # cable B carries at most 10 kW: its EVs must charge 10 kW every hour (40 kWh), cable
+        # A's 9, 11, 11, 9 kW: the feeder still flat at 21 kW
+        (10.0, 21.0),
+    ],
+)
+def test_grouped_allocation_reaches_the_central_optimum_and_keeps_the_cable_row(
+    line_b_kw: float, peak: float
+):
+    """Two groups (one per cable): after the share pass and one sweep the coincident peak is
+    the central LP's hand-computed optimum, cable B's row holds exactly, every EV gets its
+    energy; and each group's LP is the size of a two-household LP, not a four-household one
+    (the point of grouping: the LP per solve does not grow with the feeder)."""
+    from twin.optim.allocation import GroupedAllocation
+
+    dev, inp, limits, lim = _four_evs_two_branches(line_b_kw)
+    central = CentralAllocation(dev, HOURLY4, limits, Weights(), OPTS)
+    ref = central.solve(inp, lim)
+    grouped = GroupedAllocation(dev, HOURLY4, limits, Weights(), OPTS, 2, sweeps=1)
+    assert [s.pos.tolist() for s, _, _ in grouped.groups] == [[0, 1], [2, 3]]
+    res = grouped.solve(inp, lim)
+    assert res.stats.ok
+    assert ref.peak_kw == pytest.approx(peak, abs=1e-6)
+    assert res.peak_kw == pytest.approx(peak, abs=1e-6)
+    np.testing.assert_allclose(res.total_kw + lim.inflexible_kw, peak, atol=1e-6)
+    assert (res.flex_kw[2] + res.flex_kw[3]).max() <= line_b_kw + 1e-6
+    if line_b_kw < 1e3:  # the cable row binds: cable B's EVs charge at its limit throughout
+        np.testing.assert_allclose(res.flex_kw[2] + res.flex_kw[3], line_b_kw, atol=1e-6)
+    assert res.over_kw.max() == pytest.approx(0.0, abs=1e-7)
+    soc = res.plan.ev_soc_kwh
+    assert np.all(soc[:, -1] >= np.array([10, 30, 10, 30]) * ETA - 1e-7)
+    np.testing.assert_allclose(np.diff(soc, axis=1), ETA * res.plan.p_ev_kw, atol=1e-7)
+    two = CentralAllocation(devset(2, ev=[0, 1]), HOURLY4, limits_2(), Weights(), OPTS)
+    assert max(a.lp.n_cols for _, _, a in grouped.groups) == two.lp.n_cols < central.lp.n_cols
+    # re-solved warm with new data (the model is built once)
+    again = grouped.solve(inp, lim)
+    assert again.peak_kw == pytest.approx(peak, abs=1e-6)
+
+
+def limits_2() -> FeederLimits:
+    """The rows a two-household group of :func:`_four_evs_two_branches` has."""
+    return FeederLimits(np.array([[1.0, 1.0], [1.0, 1.0]]), np.ones(2), ("trafo", "line"))
+
+
+def test_grouped_allocation_with_one_group_is_the_central_lp():
+    from twin.optim.allocation import GroupedAllocation
+
+    dev, inp, limits, lim = _four_evs_two_branches(10.0)
+    ref = CentralAllocation(dev, HOURLY4, limits, Weights(), OPTS).solve(inp, lim)
+    one = GroupedAllocation(dev, HOURLY4, limits, Weights(), OPTS, max_households=4)
+    assert len(one.groups) == 1
+    res = one.solve(inp, lim)
+    np.testing.assert_allclose(res.flex_kw, ref.flex_kw, atol=1e-7)
+    assert res.peak_kw == pytest.approx(ref.peak_kw, abs=1e-7)
+
+
+def test_grouped_allocation_share_pass_alone_keeps_every_row_and_the_service():
+    """Without a sweep each group plans against its share: cable A's EVs (40 kWh) flat at
+    10.5 kW on their half of the other load [1, 0, 0, 1] (so 9.5, 10.5, 10.5, 9.5 kW of
+    charging), cable B's at its 10 kW limit: the feeder draws 21.5, 20.5, 20.5, 21.5 kW,
+    0.5 kW above the joint optimum's flat 21 kW, with every row and every EV's energy kept."""
+    from twin.optim.allocation import GroupedAllocation
+
+    dev, inp, limits, lim = _four_evs_two_branches(10.0)
+    res = GroupedAllocation(dev, HOURLY4, limits, Weights(), OPTS, 2).solve(inp, lim)
+    assert res.stats.ok
+    np.testing.assert_allclose(
+        res.total_kw + lim.inflexible_kw, [21.5, 20.5, 20.5, 21.5], atol=1e-6
+    )
+    assert res.peak_kw == pytest.approx(21.5, abs=1e-6)
+    np.testing.assert_allclose(res.flex_kw[2] + res.flex_kw[3], 10.0, atol=1e-6)
+    assert res.over_kw.max() == pytest.approx(0.0, abs=1e-7)
+    assert np.all(res.plan.ev_soc_kwh[:, -1] >= np.array([10, 30, 10, 30]) * ETA - 1e-7)

@@ -256,3 +256,24 @@ def test_a_solver_time_limit_is_a_reported_fallback_not_a_crash():
     assert "TimeLimit" in out["performance_failures"][0]["status"]
     k = m.household_kpis(SERVICE)
     assert k["comfort_days_met_share"] == 1.0  # firm behaviour keeps the houses warm
+
+
+def test_grouped_dso_lp_keeps_the_guarantees_in_the_simulated_result(central):
+    """``group_households``: the DSO's LP solved per group of households (here two groups of
+    4, the feeder having only its transformer row) keeps every service level and band in the
+    simulated result, and its coincident peak stays near the one central LP's."""
+    from twin.optim.allocation import GroupedAllocation
+
+    m = simulate(performance(group_households=4))
+    c = m.contract
+    assert isinstance(c.dso.alloc, GroupedAllocation) and len(c.dso.alloc.groups) == 2
+    k = m.household_kpis(SERVICE)
+    assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
+    out = m.contract_kpis()
+    assert out["performance_fallback"] is False and out["performance_relaxations"] == 0
+    assert out["performance_comfort_households_missed"] == 0
+    assert out["performance_ev_deadlines_missed"] == 0
+    assert out["performance_lp_columns"] > 0
+    assert_band_kept(m)
+    peak = m.log["p_net_kw"].sum(1).max()
+    assert peak <= 1.1 * central.log["p_net_kw"].sum(1).max()

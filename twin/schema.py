@@ -300,6 +300,18 @@ class PerformanceConfig(_PlanningConfig):
     replan_tolerance_kwh: float = key(
         1.0, "deviation trigger: EV or battery energy below the plan", 0, 1000
     )
+    group_households: int | None = key(
+        64,
+        "central mode: the DSO's LP per group of cable branches of at most this many",
+        1,
+        10**6,
+    )
+    group_above: int = key(
+        128, "central mode: group the DSO's LP above this many households", 0, 10**6
+    )
+    group_sweeps: int = key(
+        0, "grouped LP: passes against the other groups' plans after the share pass", 0, 10
+    )
 
 
 @dataclass

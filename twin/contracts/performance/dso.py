@@ -67,7 +67,7 @@ class DsoPlanner:
         weights: Weights,
         solver: SolverOptions,
     ) -> None:
-        from twin.optim.allocation import CentralAllocation, EnvelopeAllocation
+        from twin.optim.allocation import CentralAllocation, EnvelopeAllocation, GroupedAllocation
 
         self.view = view
         self.terms = terms
@@ -81,7 +81,13 @@ class DsoPlanner:
         if terms.information == "central":
             declared = view.declared()
             self.dev: DeviceSet | None = terms.device_set(declared.devices, sig)
-            self.alloc: Any = CentralAllocation(self.dev, hz, limits, weights, solver)
+            group = terms.group_households
+            if group is not None and len(sig) > max(group, terms.group_above):  # LP per group
+                self.alloc: Any = GroupedAllocation(
+                    self.dev, hz, limits, weights, solver, group, terms.group_sweeps
+                )
+            else:
+                self.alloc = CentralAllocation(self.dev, hz, limits, weights, solver)
         else:
             self.dev = None
             self.alloc = EnvelopeAllocation(len(sig), hz, limits, weights, solver)

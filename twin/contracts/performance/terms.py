@@ -31,6 +31,15 @@ class PerformanceTerms(PlanningTerms):
     envelope_margin_k, battery_reserve_cycles, envelope_rounds
         Envelope mode: heat-pump energy bounds for a narrower band, battery energy kept back,
         allocation rounds with counter-proposals.
+    group_households, group_above : int or None, int
+        Central mode: with more than ``group_above`` (and than ``group_households``) signed
+        households the DSO's LP is solved per group of whole cable branches of at most
+        ``group_households`` (:class:`twin.optim.allocation.GroupedAllocation`); None: one
+        LP.
+    group_sweeps : int
+        Grouped LP: passes in which each group plans against the others' latest plans
+        after the first, in which each plans against its share of the feeder (0: that
+        one only).
     cables, voltages : bool
         Cable and bus-voltage rows from the linear feeder model.
     limit_kva : float or None
@@ -81,8 +90,17 @@ class PerformanceTerms(PlanningTerms):
     replan_tolerance_kw: float = 10.0
     replan_tolerance_k: float = 0.2
     replan_tolerance_kwh: float = 1.0
+    group_households: int | None = None
+    group_above: int = 0
+    group_sweeps: int = 0
 
     def __post_init__(self) -> None:
+        if self.group_households is not None and self.group_households < 1:
+            raise _bad("group_households", self.group_households, "give 1 or more, or null")
+        if self.group_above < 0:
+            raise _bad("group_above", self.group_above, "give 0 or more")
+        if self.group_sweeps < 0:
+            raise _bad("group_sweeps", self.group_sweeps, "give 0 or more")
         if self.replan_trigger not in ("always", "deviation"):
             raise _bad("replan_trigger", self.replan_trigger, "use always or deviation")
         for key in ("replan_tolerance_kw", "replan_tolerance_k", "replan_tolerance_kwh"):
