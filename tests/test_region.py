@@ -5,7 +5,6 @@ wrote; failures are reported, re-runs resume, and the Slurm path runs a region w
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -186,14 +185,24 @@ def test_task_resources_and_batches():
 # ----------------------------------------------------------------------------- the study
 
 
-def _study(twin_exe, out: Path, *extra: str, cwd: Path) -> subprocess.CompletedProcess:
+def _study(
+    twin_exe,
+    out: Path,
+    *extra: str,
+    cwd: Path,
+    grid: str | Path = REGION,
+    days: int = 1,
+    warmup_days: int = 1,
+    timeout: int = 900,
+) -> subprocess.CompletedProcess:
+    """``twin study=region`` of ``grid`` into ``out``, the feeder cache under ``cwd``."""
     return subprocess.run(
         [
             twin_exe,
             "study=region",
-            f"grid.name={REGION}",
-            "sim.days=1",
-            "sim.warmup_days=1",
+            f"grid.name={grid}",
+            f"sim.days={days}",
+            f"sim.warmup_days={warmup_days}",
             "output.elements=none",
             f"hydra.run.dir={out}",
             f"paths.cache_dir={cwd / 'cache'}",
@@ -202,7 +211,7 @@ def _study(twin_exe, out: Path, *extra: str, cwd: Path) -> subprocess.CompletedP
         capture_output=True,
         text=True,
         cwd=cwd,
-        timeout=900,
+        timeout=timeout,
     )
 
 
@@ -300,23 +309,7 @@ def test_a_failing_feeder_is_reported_and_the_rest_finish(twin_exe, tmp_path):
     args = ["study.contracts=[firm]", "study.n_jobs=1"]
 
     def study() -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [
-                twin_exe,
-                "study=region",
-                f"grid.name={folder}",
-                "sim.days=1",
-                "sim.warmup_days=0",
-                "output.elements=none",
-                f"hydra.run.dir={out}",
-                f"paths.cache_dir={tmp_path / 'cache'}",
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=900,
-        )
+        return _study(twin_exe, out, *args, cwd=tmp_path, grid=folder, warmup_days=0)
 
     proc = study()
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -359,23 +352,7 @@ def test_a_feeder_failing_in_its_run(twin_exe, tmp_path):
     )
     pp.to_json(mesh, str(folder / "b.json"))
     out = tmp_path / "study"
-    proc = subprocess.run(
-        [
-            twin_exe,
-            "study=region",
-            f"grid.name={folder}",
-            "sim.days=1",
-            "sim.warmup_days=0",
-            "output.elements=none",
-            f"hydra.run.dir={out}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            "study.n_jobs=1",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=900,
-    )
+    proc = _study(twin_exe, out, "study.n_jobs=1", cwd=tmp_path, grid=folder, warmup_days=0)
     assert proc.returncode == 2
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("twin: error: 1 of 4 feeder runs") and "hydra.run.dir=" in line
@@ -397,24 +374,17 @@ def test_region_week_on_slurm(twin_exe, tmp_path, slurm):
     tasks (batches of feeders), every run complete, the tables the runs' own."""
     out = tmp_path / "study"
     try:
-        proc = subprocess.run(
-            [
-                twin_exe,
-                "study=region",
-                f"grid.name={REGION}",
-                "study.max_feeders=8",
-                "study.launcher=slurm",
-                f"study.slurm.partition={slurm}",
-                "study.batch_households=12",
-                "output.elements=none",
-                f"hydra.run.dir={out}",
-                f"paths.cache_dir={tmp_path / 'cache'}",
-            ],
-            capture_output=True,
-            text=True,
+        proc = _study(
+            twin_exe,
+            out,
+            "study.max_feeders=8",
+            "study.launcher=slurm",
+            f"study.slurm.partition={slurm}",
+            "study.batch_households=12",
             cwd=tmp_path,
+            days=7,  # the winter week
+            warmup_days=2,
             timeout=1200,
-            env={**os.environ, "TWIN_CACHE_DIR": str(tmp_path / "cache")},
         )
     finally:
         ids = {p.name for p in (out / ".submitit").glob("*_*") if p.is_dir()}

@@ -222,25 +222,12 @@ def _herding(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
 
 def _region(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    from twin.region import run_region, write_region
+    from twin.region import run_region, totals_table, write_region
 
     configs = _contract_configs(cfg)
     res = run_region(cfg, configs, out_dir)
     write_region(res, out_dir, figures=bool(cfg.study.figures))
-    cols = [
-        c
-        for c in (
-            "feeders_done",
-            "households",
-            "region_coincident_peak_per_household_kw",
-            "capacity_per_household_median_kw",
-            "stations_over_rating",
-            "mv_line_max_loading_pct",
-            "mv_vm_min_pu",
-        )
-        if c in res.totals
-    ]
-    print(res.totals[cols].to_markdown(floatfmt=".3f"))
+    print(totals_table(res))
     print(f"results: {out_dir}")
     if res.failures:
         raise TwinError(

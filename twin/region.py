@@ -805,27 +805,41 @@ def run_region(cfg: Any, configs: dict[str, Any], out_dir: Path) -> RegionResult
 # ----------------------------------------------------------------------------------------------
 
 
+#: The totals ``summary.md`` shows (those present); the terminal shows :data:`TERMINAL_TOTALS`.
+SUMMARY_TOTALS = (
+    "feeders_done",
+    "households",
+    "region_coincident_peak_per_household_kw",
+    "capacity_per_household_median_kw",
+    "capacity_per_household_p90_kw",
+    "stations_over_rating",
+    "station_peak_loading_max_pct",
+    "feeders_with_cable_over_rating",
+    "comfort_days_met_share_min",
+    "ev_days_met_share_min",
+    "mv_line_max_loading_pct",
+    "mv_vm_min_pu",
+    "mv_trafo_peak_loading_pct",
+)
+TERMINAL_TOTALS = (
+    "feeders_done",
+    "households",
+    "region_coincident_peak_per_household_kw",
+    "capacity_per_household_median_kw",
+    "stations_over_rating",
+    "mv_line_max_loading_pct",
+    "mv_vm_min_pu",
+)
+
+
+def totals_table(res: RegionResult, columns: tuple[str, ...] = TERMINAL_TOTALS) -> str:
+    """The totals' ``columns`` (those present) as a Markdown table, a row per contract."""
+    return res.totals[[c for c in columns if c in res.totals]].to_markdown(floatfmt=".3f")
+
+
 def region_markdown(res: RegionResult) -> str:
     s = res.settings
-    cols = [
-        c
-        for c in (
-            "feeders_done",
-            "households",
-            "region_coincident_peak_per_household_kw",
-            "capacity_per_household_median_kw",
-            "capacity_per_household_p90_kw",
-            "stations_over_rating",
-            "station_peak_loading_max_pct",
-            "feeders_with_cable_over_rating",
-            "comfort_days_met_share_min",
-            "ev_days_met_share_min",
-            "mv_line_max_loading_pct",
-            "mv_vm_min_pu",
-            "mv_trafo_peak_loading_pct",
-        )
-        if c in res.totals
-    ]
+    cols = [c for c in SUMMARY_TOTALS if c in res.totals]
     lines = [
         f"# Region {s['grid']}",
         "",
