@@ -900,6 +900,13 @@ def plot_region(res: RegionResult, folder: Path) -> dict[str, dict[str, np.ndarr
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from twin.grid.compliance import loading_duration_curve
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(folder / name, dpi=110, format="png")
+        plt.close(fig)
+
     done = res.table[res.table["status"].isin(["done", "skipped"])]
     contracts = list(dict.fromkeys(res.table["contract"]))
     drawn: dict[str, dict[str, np.ndarray]] = {}
@@ -933,9 +940,7 @@ def plot_region(res: RegionResult, folder: Path) -> dict[str, dict[str, np.ndarr
     ax1.set_title(
         f"MV/LV stations by peak loading, per contract\n{_subtitle(res)}", fontsize=9, loc="left"
     )
-    fig.tight_layout()
-    fig.savefig(folder / "region_stations.png", dpi=110, format="png")
-    plt.close(fig)
+    save(fig, "region_stations.png")
     drawn["region_stations"] = data | {"order": np.asarray(order)}
 
     # capacity per household across feeders: household-weighted cumulative distribution
@@ -956,16 +961,14 @@ def plot_region(res: RegionResult, folder: Path) -> dict[str, dict[str, np.ndarr
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"Capacity per household across feeders\n{_subtitle(res)}", fontsize=9, loc="left")
-    fig.tight_layout()
-    fig.savefig(folder / "region_capacity.png", dpi=110, format="png")
-    plt.close(fig)
+    save(fig, "region_capacity.png")
     drawn["region_capacity"] = data
 
     if res.mv_steps is not None and len(res.mv_steps):
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
         data = {}
         for c, g in res.mv_steps.groupby("contract", sort=False):
-            ll = np.sort(g["mv_line_loading_max_pct"].to_numpy(float))[::-1]
+            ll = loading_duration_curve(g["mv_line_loading_max_pct"].to_numpy(float))
             vm = np.sort(g["mv_vm_min_pu"].to_numpy(float))
             share = np.arange(1, len(ll) + 1) / len(ll) * 100
             data[str(c)] = ll
@@ -981,8 +984,6 @@ def plot_region(res: RegionResult, folder: Path) -> dict[str, dict[str, np.ndarr
         ax1.set_title(
             f"MV grid per contract, duration curves\n{_subtitle(res)}", fontsize=9, loc="left"
         )
-        fig.tight_layout()
-        fig.savefig(folder / "region_mv.png", dpi=110, format="png")
-        plt.close(fig)
+        save(fig, "region_mv.png")
         drawn["region_mv"] = data
     return drawn
