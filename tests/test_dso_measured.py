@@ -1,7 +1,9 @@
 """The DSO acts on what its sensors deliver (twin.measure.DsoMeters), never on the truth.
 
-* what the DSO's side reads of the station in the loop is exactly the measurement layer's
-  data of that step (the data the state estimation is scored on);
+* what the DSO's side reads of the station in the loop is its state estimate of that step,
+  exactly the scored estimate (from the measurement layer's data of the step's end, later
+  from every reading that arrived); the estimate sees what meters cannot (cable losses,
+  cable loadings);
 * the non-firm DSO declares congestion from the station load it measured: its flags are the
   threshold rule applied to its readings, they differ between presets, and under late meters
   they differ from what the truth would have given;
@@ -63,20 +65,63 @@ def _congestion_rule(read_kw: np.ndarray, limit_kw: float, first: int, hold: int
     return out[first:]
 
 
-@pytest.mark.parametrize("preset", ["full", "meters_only"])
-def test_the_dso_reads_the_measurement_layers_data(preset):
-    """Non-firm reads the station every step (the meters measure lazily, chunk by chunk);
-    what it read equals the data the state estimation got for the same steps."""
+@pytest.mark.parametrize("preset", ["full", "transformer_and_meters", "meters_only"])
+def test_the_dso_acts_on_the_state_estimate_it_is_scored_on(preset):
+    """Non-firm reads the station every step (the meters measure and the DSO estimates
+    lazily, step by step); what it read is, bit for bit, the scored state estimate's station
+    load of the same steps from the data of the step's end (the nowcast); later, with every
+    late reading arrived, it holds the final estimate."""
     r = run(compose(["sim=day", "output.figures=false", f"measurement={preset}", *THRESHOLD]))
     read = r.contract_feeder["dso_station_kw"]
-    data = r.estimation.measured.nowcast
-    if preset == "full":  # the station sensor: its P reading, loads and cable losses
-        np.testing.assert_allclose(read, -data.trafo_p_kw.sum(axis=1), rtol=0, atol=1e-6)
-    else:  # no station sensor, next-day meters: the sum of the pseudo-measurements
-        np.testing.assert_allclose(read, data.load_p_kw.sum(axis=1), rtol=0, atol=1e-9)
+    e = r.estimation
+    assert np.isfinite(e.nowcast.station_kw).all()
+    np.testing.assert_array_equal(read, e.nowcast.station_kw)
     k = r.kpis
     assert k["dso_measurement"] == preset
     assert 0 < k["dso_station_err_mean_kw"] <= k["dso_station_err_max_kw"]
+
+
+def test_late_meters_final_estimate_is_what_the_dso_holds_of_old_steps():
+    days = ["sim=day", "sim.days=2", "measurement=meters_only", *THRESHOLD]
+    m = _model(days)
+    w, n, d = m.window.n_warmup_steps, m.n_steps, m.dso_meters.delay_steps
+    assert n - w == 2 * d
+    held = m.dso_meters.transformer_kw(w, n)  # now: the steps more than a day old are final
+    r = run(compose(["output.figures=false", *days]))
+    old = slice(0, n - w - d - 1)
+    assert not np.array_equal(
+        r.estimation.final.station_kw[old], r.estimation.nowcast.station_kw[old]
+    )
+    np.testing.assert_array_equal(held[old], r.estimation.final.station_kw[old])
+    recent = slice(n - w - d, None)
+    np.testing.assert_array_equal(held[recent], r.estimation.nowcast.station_kw[recent])
+
+
+def test_the_estimate_sees_the_cable_losses_the_meters_miss():
+    """With every meter in real time and no station sensor, the sum of the readings misses
+    the cable losses; the state estimate of the station load has them (the network model),
+    so it is unbiased where the sum reads low by the losses."""
+    base = ["sim=day", "measurement=meters_only", "measurement.meters.delay_steps=0"]
+    base += ["measurement.meters.missing_share=0", *THRESHOLD]
+    est = _model(base)
+    raw = _model([*base, "measurement.estimate=false"])
+    true = _true_station_kw(est)
+    np.testing.assert_allclose(_true_station_kw(raw), true, rtol=0, atol=1e-9)  # same truth
+    w, n = est.window.n_warmup_steps, est.n_steps
+    e = est.dso_meters.transformer_kw(w, n) - true[w:]
+    r = raw.dso_meters.transformer_kw(w, n) - true[w:]
+    f = est.inputs.feeder
+    rows = est.window.sim_year_index[w:]
+    loads = f.load_p_kw[rows].copy()
+    loads[:, f.household_cols] = est.log["p_net_kw"][w:]
+    losses = true[w:] - loads.sum(axis=1)
+    assert losses.mean() > 0.5  # kW: a winter day's cable losses on the default feeder
+    np.testing.assert_allclose(r.mean(), -losses.mean(), atol=0.3)
+    assert abs(e.mean()) < 0.25 * losses.mean()
+    # and the estimate holds every cable's loading, which no meter measures
+    cab = est.dso_meters.cable_loading_max_pct(w, n)
+    assert np.isfinite(cab).all() and cab.max() > 1.0
+    assert np.isnan(raw.dso_meters.cable_loading_max_pct(w, n)).all()
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +158,8 @@ def test_the_dso_never_reads_the_truth_of_late_steps(nonfirm):
     saved = m.log["p_net_kw"].copy()
     try:
         m.log["p_net_kw"][now - 96 :] *= 3.0  # the truth of the last day, after the fact
-        dm._done = now - 96  # (measure those steps again)
+        dm._done = now - 96  # (measure and estimate those steps again)
+        dm._est.done[False][now - 96 :] = False
         np.testing.assert_array_equal(dm.transformer_kw(now - 96, now), before)
         older = dm.connections_kw(now - 97, now - 96)
         assert not np.array_equal(older, dm._pseudo[now - 97 : now - 96])  # arrived readings

@@ -427,7 +427,6 @@ def measure(
     s = settings
     n_all, n_load = p_load_kw.shape
     rep = np.arange(n_warmup_steps, n_all)
-    tan_phi = np.tan(np.arccos(s.pseudo_power_factor))
     # -- smart meters: readings of every simulated step (the history the pseudo uses) -------
     z_p, z_q, lost = meter_noise(s, seed, p_load_kw.shape)
     groups = meter_groups(s, estimator.net.load["bus"].to_numpy(), metered)
@@ -441,9 +440,8 @@ def measure(
             estimator.net.load["bus"].to_numpy()[estimator.voltage_loads]
         )
         u_true = truth.bus_u_pu[:, bus_col]
-        # every connection's noise is drawn, so the readings kept do not depend on how many
-        u_sig = (s.meter_u_sigma_pct + s.meter_u_floor_pct) / 100.0
-        noise = _rng(seed, 2).normal(0.0, u_sig, (len(u_true), n_load))
+        u_sig = meter_u_sigma_pu(s)
+        noise = meter_u_noise(s, seed, (len(u_true), n_load))
         u_read = u_true + noise[:, estimator.voltage_loads]
         del u_true, noise
 
@@ -457,12 +455,7 @@ def measure(
     # where every reading is there in time (e.g. the full preset), no pseudo-measurement is
     # ever used: it is not made (a year: six arrays of ~30 MB and their temporaries)
     if not now.all() or (final_wanted and not have_rep.all()):
-        pseudo_p = pseudo_p_kw(s, p_read, have, rep, profile_p_kw[rep])
-        pseudo_q = pseudo_p * tan_phi
-        pseudo_sp = s.pseudo_sigma_pct / 100.0 * np.abs(pseudo_p) + s.pseudo_floor_kw
-        pseudo_sq = s.pseudo_sigma_pct / 100.0 * np.abs(pseudo_q) + s.pseudo_floor_kw * tan_phi
-        pseudo = (pseudo_p, pseudo_q, pseudo_sp, pseudo_sq)
-        del pseudo_p, pseudo_q, pseudo_sp, pseudo_sq
+        pseudo = pseudo_columns(s, pseudo_p_kw(s, p_read, have, rep, profile_p_kw[rep]))
 
     reads = (p_read[rs], q_read[rs], sig_p[rs], sig_q[rs])
     del p_read, q_read, sig_p, sig_q  # (the views in reads keep them until the data is made)
@@ -508,23 +501,18 @@ def measure(
     if estimator.layout.trafo:
         z_tp, z_tq, z_tu = trafo_noise(seed, truth.trafo_p_kw.shape)
         tp, tq, ts = trafo_readings(s, truth.trafo_p_kw, truth.trafo_q_kvar, z_tp, z_tq)
-        tus = np.full(truth.trafo_u_pu.shape, (s.trafo_u_sigma_pct + s.trafo_u_floor_pct) / 100.0)
-        tu = truth.trafo_u_pu + z_tu * tus
+        tu, tus = trafo_u_readings(s, truth.trafo_u_pu, z_tu)
         for data in (nowcast, final):
             if data is not None:
                 data.trafo_p_kw, data.trafo_q_kvar, data.trafo_u_pu = tp, tq, tu
                 data.trafo_power_sigma_kw, data.trafo_u_sigma_pu = ts, tus
     if len(estimator.heads):
         i = truth.line_i_ka
-        i_sig = s.head_i_sigma_pct / 100.0 * np.abs(i) + s.head_i_floor_a / 1e3
-        a_sig = np.full(i.shape, np.deg2rad(s.head_angle_sigma_deg + s.head_angle_floor_deg))
         # the cable heads' draws from stream 4; every further cable's from a stream of its
         # own, so adding a sensor leaves the readings of the others as they were
         n_std = estimator.n_cable_heads
         z_i, z_a = np.empty(i.shape), np.empty(i.shape)
-        rng = _rng(seed, 4)
-        z_i[:, :n_std] = rng.normal(0, 1, (len(i), n_std))
-        z_a[:, :n_std] = rng.normal(0, 1, (len(i), n_std))
+        z_i[:, :n_std], z_a[:, :n_std] = head_noise(seed, (len(i), n_std))
         for c in range(n_std, i.shape[1]):
             r = np.random.default_rng(
                 np.random.SeedSequence(
@@ -533,8 +521,7 @@ def measure(
             )
             z_i[:, c] = r.normal(0, 1, len(i))
             z_a[:, c] = r.normal(0, 1, len(i))
-        i_read = i + z_i * i_sig
-        a_read = truth.line_i_angle_rad + z_a * a_sig
+        i_read, a_read, i_sig, a_sig = head_readings(s, i, truth.line_i_angle_rad, z_i, z_a)
         for data in (nowcast, final):
             if data is not None:
                 data.line_i_ka, data.line_i_angle_rad = i_read, a_read
@@ -547,6 +534,15 @@ def measure(
         reading_share=float(now.sum() / n_cells),
         final_reading_share=float(have_rep.sum() / n_cells),
     )
+
+
+def station_units(net: Any) -> np.ndarray:
+    """Positions (``net.trafo`` rows) of the station's transformer units."""
+    from twin.grid.ratings import station_mask
+
+    if net is None or not len(net.trafo):
+        return np.zeros(0, np.int64)
+    return np.flatnonzero(station_mask(net))
 
 
 def trafo_noise(
@@ -573,8 +569,67 @@ def trafo_readings(
     return p_kw + z_p * ts, q_kvar + z_q * ts, ts
 
 
+def trafo_u_readings(
+    settings: MeasurementSettings, u_pu: np.ndarray, z_u: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The station sensor's voltage readings and their standard deviation (p.u.) from the true
+    LV bus voltage and the draws of :func:`trafo_noise`."""
+    s = settings
+    sig = np.full(u_pu.shape, (s.trafo_u_sigma_pct + s.trafo_u_floor_pct) / 100.0)
+    return u_pu + z_u * sig, sig
+
+
+def meter_u_sigma_pu(settings: MeasurementSettings) -> float:
+    """A smart meter's voltage reading's standard deviation (p.u.)."""
+    return (settings.meter_u_sigma_pct + settings.meter_u_floor_pct) / 100.0
+
+
+def meter_u_noise(
+    settings: MeasurementSettings, seed: int, shape: tuple[int, int], stream: int = 2
+) -> np.ndarray:
+    """The smart meters' voltage noise (p.u.) over ``shape`` = (reported steps, connections):
+    every connection's is drawn, so the readings kept do not depend on how many read voltage
+    (stream 2; the warm-up steps, which only the DSO's meters in the loop read: stream 9)."""
+    return _rng(seed, stream).normal(0.0, meter_u_sigma_pu(settings), shape)
+
+
+def head_noise(seed: int, shape: tuple[int, int], stream: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """The cable-head current sensors' standard normal draws over ``shape`` = (reported steps,
+    cable heads): magnitude, then angle (stream 4; the warm-up steps: stream 10)."""
+    rng = _rng(seed, stream)
+    return rng.normal(0, 1, shape), rng.normal(0, 1, shape)
+
+
+def head_readings(
+    settings: MeasurementSettings,
+    i_ka: np.ndarray,
+    angle_rad: np.ndarray,
+    z_i: np.ndarray,
+    z_a: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Current sensors' magnitude (kA) and local-angle (rad) readings and their standard
+    deviations from the true current and the draws of :func:`head_noise`."""
+    s = settings
+    i_sig = s.head_i_sigma_pct / 100.0 * np.abs(i_ka) + s.head_i_floor_a / 1e3
+    a_sig = np.full(i_ka.shape, np.deg2rad(s.head_angle_sigma_deg + s.head_angle_floor_deg))
+    return i_ka + z_i * i_sig, angle_rad + z_a * a_sig, i_sig, a_sig
+
+
+def pseudo_columns(
+    settings: MeasurementSettings, pseudo_p: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A pseudo-measurement's P, Q and their standard deviations (the module docstring)."""
+    s = settings
+    tan_phi = np.tan(np.arccos(s.pseudo_power_factor))
+    pseudo_q = pseudo_p * tan_phi
+    sp = s.pseudo_sigma_pct / 100.0 * np.abs(pseudo_p) + s.pseudo_floor_kw
+    sq = s.pseudo_sigma_pct / 100.0 * np.abs(pseudo_q) + s.pseudo_floor_kw * tan_phi
+    return pseudo_p, pseudo_q, sp, sq
+
+
 class DsoMeters:
-    """What the DSO's sensors have delivered so far, under the run's measurement preset.
+    """What the DSO's sensors have delivered so far, under the run's measurement preset, and
+    the state it estimates from them.
 
     The DSO's side of a contract reads the present through this object only (the
     :class:`~twin.view.DsoView`'s ``meters``); the truth it is built on scores. Every quantity
@@ -582,14 +637,25 @@ class DsoMeters:
     draws as :func:`measure` (so a step read here is exactly that step of the measurement
     layer's data the state estimation is scored on):
 
-    * **the station load** (:meth:`transformer_kw`): with a station sensor
-      (``measurement.transformer.present``) its active-power reading in real time: the true
-      power at the transformers' LV terminals (the connections' loads *and* the cable losses,
-      from a power flow of each step once it has been simulated: :class:`StationFlow`) plus
-      the sensor's noise; without one, the sum over the connections of what the DSO has for
-      each: the smart-meter reading if it has arrived (``meters.delay_steps``; lost readings
-      never do), else the pseudo-measurement (the connection's arrived readings of the same
-      quarter-hour of the past days, else its standard profile);
+    * **the station load** (:meth:`transformer_kw`): with ``measurement.estimate`` (the
+      default) the DSO's **state estimate** of the active power into the station's LV side
+      (the loads and the cable losses), by the batch estimator the run is scored with
+      (:class:`~twin.grid.estimation.BatchStateEstimator`, one power-grid-model call per read
+      over the steps simulated since the last): at each step from the data it had at the end
+      of that step (the *nowcast*), and, once the late meters of a step have arrived, from
+      every reading that arrives (the *final* data); so the estimate the DSO acted on at a step
+      is, to rounding, the scored estimate of that step (``tests/test_dso_measured.py``). An
+      unobservable step falls back on the readings below. Without the estimate
+      (``measurement.estimate=false``), the readings: with a station sensor
+      (``measurement.transformer.present``) its active-power reading in real time, the true
+      power at the LV terminals from a power flow of each step once it has been simulated
+      (:class:`~twin.grid.estimation.StationFlow`) plus the sensor's noise; without one, the
+      sum over the connections of what the DSO has for each: the smart-meter reading if it
+      has arrived (``meters.delay_steps``; lost readings never do), else the
+      pseudo-measurement (the connection's arrived readings of the same quarter-hour of the
+      past days, else its standard profile);
+    * **the cable loadings** (:meth:`cable_loading_max_pct`): the estimate's most loaded
+      cable per step (NaN without the estimate);
     * **what has been measured** (:attr:`measured_until`): the steps for which the DSO holds
       measurements, not only pseudo-measurements: realised events (the peak so far, the
       feeder load leaving the plan) are judged on those;
@@ -601,8 +667,10 @@ class DsoMeters:
 
     A reading of step ``j`` has arrived at the decision of step ``now`` when
     ``j + delay_steps <= now - 1`` (it reaches the DSO at the end of step ``j + delay_steps``);
-    the station sensor is real time. Reads beyond the simulated steps raise, as
-    :class:`Meters` does.
+    the station sensor and the cable heads are real time. Reads beyond the simulated steps
+    raise, as :class:`Meters` does. The warm-up steps' sensor noise (which only the DSO in
+    the loop reads) comes from streams of their own (5: station, 9: meter voltage, 10: cable
+    heads).
 
     Parameters
     ----------
@@ -624,13 +692,15 @@ class DsoMeters:
     standard_p_kw : np.ndarray
         ``(T, n_load)`` every connection's standard profile.
     net : pandapowerNet or None
-        The feeder (None: no grid; a station sensor then reads the sum of the loads).
+        The feeder (None: no grid; a station sensor then reads the sum of the loads, and
+        nothing is estimated).
     """
 
     __slots__ = (
         "_clock",
         "_devices",
         "_done",
+        "_est",
         "_flow",
         "_groups",
         "_have",
@@ -643,8 +713,10 @@ class DsoMeters:
         "_standard",
         "_station",
         "_z_p",
+        "_z_q",
         "_z_tp",
         "_z_tq",
+        "_z_tu",
         "hh_cols",
         "metered",
         "n_warmup_steps",
@@ -688,8 +760,13 @@ class DsoMeters:
             else np.arange(n_load)  # no grid: connections in column order
         )
         self._groups = meter_groups(settings, bus, self.metered)
-        # (Q is not read in the loop: its draws are made, for the order, and dropped)
-        self._z_p, _, self._lost = meter_noise(settings, seed, (n_t, n_load))
+        self._z_p, z_q, self._lost = meter_noise(settings, seed, (n_t, n_load))
+        self._est = (
+            _LoopEstimates(self, net, n_t) if settings.estimate and net is not None else None
+        )
+        # Q is read only by the estimate, from reactive meters (else from a power factor)
+        self._z_q = z_q if self._est is not None and settings.meter_reactive else None
+        del z_q
         self._p_read = np.zeros((n_t, n_load))
         self._have = np.zeros((n_t, n_load), bool)
         self._pseudo = np.zeros((n_t, n_load))
@@ -699,13 +776,15 @@ class DsoMeters:
         if settings.trafo:
             from twin.grid.estimation import StationFlow
 
-            self._flow = StationFlow(net) if net is not None else None
-            n_u = len(self._flow.units) if self._flow is not None else 1
+            if net is not None and self._est is None:
+                self._flow = StationFlow(net)
+            n_u = len(station_units(net)) if net is not None else 1
             w = self.n_warmup_steps
             z_rep = trafo_noise(seed, (n_t - w, n_u))
             z_warm = trafo_noise(seed, (w, n_u), stream=5)
             self._z_tp = np.vstack([z_warm[0], z_rep[0]])
             self._z_tq = np.vstack([z_warm[1], z_rep[1]])
+            self._z_tu = np.vstack([z_warm[2], z_rep[2]])
 
     @property
     def delay_steps(self) -> int:
@@ -714,6 +793,11 @@ class DsoMeters:
     @property
     def has_station_sensor(self) -> bool:
         return self.settings.trafo
+
+    @property
+    def estimates(self) -> bool:
+        """Whether the DSO reads its state estimate (``measurement.estimate`` and a grid)."""
+        return self._est is not None
 
     @property
     def measured_until(self) -> int:
@@ -770,7 +854,7 @@ class DsoMeters:
             )
         else:  # every reading there at once: a pseudo-measurement of these steps is never read
             self._pseudo[r] = np.nan
-        if s.trafo:
+        if s.trafo and self._est is None:  # (with the estimate: read from its power flow)
             if self._flow is not None:
                 tp, tq = self._flow(p, q, a)
             else:
@@ -786,26 +870,113 @@ class DsoMeters:
         self._check(k_start, k_end)
         self._advance()
         r = slice(k_start, k_end)
-        steps = np.arange(k_start, k_end)
-        known = steps if nowcast else np.full(len(steps), self._clock.now - 1)
-        use = self._have[r] & (steps + self.delay_steps <= known)[:, None]
+        use = self._use(k_start, k_end, nowcast)
         return np.where(use, self._p_read[r], self._pseudo[r])
 
-    def transformer_kw(self, k_start: int, k_end: int, nowcast: bool = False) -> np.ndarray:
-        """``(k_end - k_start,)`` the station's active load as the DSO knows it now, kW (the
-        station sensor's reading, else the sum over the connections); ``nowcast``: as it knew
-        each step at its end."""
-        self._check(k_start, k_end)
-        if self.settings.trafo:
-            self._advance()
+    def _use(self, k_start: int, k_end: int, nowcast: bool) -> np.ndarray:
+        """``(n, n_load)`` whether the DSO has each connection's reading of the steps now (or,
+        ``nowcast``, at the end of each step)."""
+        steps = np.arange(k_start, k_end)
+        known = steps if nowcast else np.full(len(steps), self._clock.now - 1)
+        return self._have[k_start:k_end] & (steps + self.delay_steps <= known)[:, None]
+
+    def _readings_kw(self, k_start: int, k_end: int, nowcast: bool) -> np.ndarray:
+        """The station load from the readings alone (the class docstring), kW."""
+        if self.settings.trafo and self._est is None:
+            return self._station[k_start:k_end].copy()
+        if self.settings.trafo:  # the estimate's power flow gave the sensor's readings
+            self._est.fill(k_start, k_end, final=False)
             return self._station[k_start:k_end].copy()
         return self.connections_kw(k_start, k_end, nowcast).sum(axis=1)
+
+    def _final_from(self, k_start: int, k_end: int, nowcast: bool) -> np.ndarray:
+        """``(n,)`` which steps the DSO now holds every reading of that will ever arrive (the
+        final data; with meters in real time the nowcast is final)."""
+        steps = np.arange(k_start, k_end)
+        if nowcast or self.delay_steps == 0:
+            return np.zeros(len(steps), bool)
+        return steps + self.delay_steps <= self._clock.now - 1
+
+    def transformer_kw(self, k_start: int, k_end: int, nowcast: bool = False) -> np.ndarray:
+        """``(k_end - k_start,)`` the station's active load as the DSO knows it now, kW: its
+        state estimate (else the station sensor's reading, else the sum over the
+        connections); ``nowcast``: as it knew each step at its end."""
+        self._check(k_start, k_end)
+        self._advance()
+        if self._est is None:
+            return self._readings_kw(k_start, k_end, nowcast)
+        out = self._est.read(
+            "station_kw", k_start, k_end, self._final_from(k_start, k_end, nowcast)
+        )
+        bad = ~np.isfinite(out)
+        if bad.any():  # an unobservable step: the readings
+            out[bad] = self._readings_kw(k_start, k_end, nowcast)[bad]
+        return out
+
+    def cable_loading_max_pct(self, k_start: int, k_end: int, nowcast: bool = False) -> np.ndarray:
+        """``(k_end - k_start,)`` the most loaded cable's loading (% of its rating) in the
+        DSO's state estimate of each step (NaN where unobservable, and everywhere without
+        the estimate: meters do not measure cables)."""
+        self._check(k_start, k_end)
+        if self._est is None:
+            return np.full(k_end - k_start, np.nan)
+        self._advance()
+        return self._est.read(
+            "cable_max_pct", k_start, k_end, self._final_from(k_start, k_end, nowcast)
+        )
 
     def inflexible_kw(self, k_start: int, k_end: int) -> np.ndarray:
         """``(k_end - k_start,)`` the feeder's inflexible load as the DSO knows it now: the
         station load less the controllable devices' reported power, kW."""
         dev = sum(d[k_start:k_end].sum(axis=1) for d in self._devices)
         return self.transformer_kw(k_start, k_end) - dev
+
+    def sensor_data(self, a: int, b: int, truth: SensorTruth, final: bool, est: Any) -> SensorData:
+        """The estimator's data of steps ``a .. b-1`` (measured: :meth:`_advance`): at the end
+        of each step (nowcast) or with every reading that arrives (``final``), with the
+        ideal readings ``truth`` of the steps and the layer's draws, exactly as
+        :func:`measure` makes them."""
+        s, r = self.settings, slice(a, b)
+        p, q = self._loads(r), self._q[r]
+        z_q = self._z_q[r] if self._z_q is not None else np.zeros_like(p)
+        reads = meter_readings(
+            s, p, q, self._z_p[r], z_q, self._lost[r], self.metered, self._groups, self._standard[r]
+        )[:4]
+        use = self._have[r] if final else self._use(a, b, nowcast=True)
+        if use.all():
+            cols = list(reads)
+        else:
+            pseudo = pseudo_columns(s, self._pseudo[r])
+            cols = [np.where(use, x, ps) for x, ps in zip(reads, pseudo, strict=True)]
+        n_extra = est.n_load - p.shape[1]
+        if n_extra:  # asymmetric loads as balanced ones (constant: the register knows them)
+            extra_p, extra_q = self._est.extra_p_kw, self._est.extra_q_kvar
+            floor = np.full((b - a, n_extra), s.meter_floor_kw)
+            for i, x in enumerate((extra_p, extra_q, floor, floor)):
+                cols[i] = np.hstack([cols[i], np.broadcast_to(x, (b - a, n_extra))])
+        data = SensorData(*cols)
+        vl = est.voltage_loads
+        if len(vl):
+            u_true = truth.bus_u_pu[:, self._est.meter_bus_col]
+            u_read = u_true + self._est.z_u[r]
+            data.meter_u_pu = np.where(use[:, vl], u_read, np.nan)
+            data.meter_u_sigma_pu = np.full(u_read.shape, meter_u_sigma_pu(s))
+        if est.layout.trafo:
+            tp, tq, ts = trafo_readings(
+                s, truth.trafo_p_kw, truth.trafo_q_kvar, self._z_tp[r], self._z_tq[r]
+            )
+            tu, tus = trafo_u_readings(s, truth.trafo_u_pu, self._z_tu[r])
+            data.trafo_p_kw, data.trafo_q_kvar, data.trafo_u_pu = tp, tq, tu
+            data.trafo_power_sigma_kw, data.trafo_u_sigma_pu = ts, tus
+            self._station[r] = -tp.sum(axis=1)
+        if len(est.heads):
+            z_i, z_a = self._est.z_i[r], self._est.z_a[r]
+            i_read, a_read, i_sig, a_sig = head_readings(
+                s, truth.line_i_ka, truth.line_i_angle_rad, z_i, z_a
+            )
+            data.line_i_ka, data.line_i_angle_rad = i_read, a_read
+            data.line_i_sigma_ka, data.line_angle_sigma_rad = i_sig, a_sig
+        return data
 
     def learning_series(
         self,
@@ -849,6 +1020,97 @@ class DsoMeters:
         }
 
 
+class _LoopEstimates:
+    """The DSO's state estimates in the loop (:class:`DsoMeters`): of each step from the
+    nowcast data and, with late meters, from the final data, made lazily by one estimator call
+    per read over the steps not estimated yet (at most four weeks a call), with the
+    estimators and draws of :func:`estimate_feeder`. What is kept of each step is what the DSO
+    reads: the station load and the most loaded cable."""
+
+    CHUNK_STEPS = 28 * STEPS_PER_DAY
+    #: below this many steps a call runs sequentially (threads cost more than they give)
+    THREADED_FROM = STEPS_PER_DAY
+
+    def __init__(self, meters: DsoMeters, net: Any, n_t: int) -> None:
+        import os
+
+        from twin.grid.phases import balanced_equivalent
+
+        s, seed, w = meters.settings, meters.seed, meters.n_warmup_steps
+        self.meters = meters
+        net_se, self.extra_p_kw, self.extra_q_kvar = balanced_equivalent(net)
+        metered = np.concatenate([meters.metered, np.zeros(len(self.extra_p_kw), bool)])
+        layout = sensor_layout(s, metered)
+        method, now_method = estimator_methods(s, layout)
+        self.threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0)
+        self.final_est = BatchStateEstimator(net_se, layout, threads=self.threads, method=method)
+        self.now_est = self.final_est
+        if now_method != method:
+            self.now_est = BatchStateEstimator(
+                net_se, layout, threads=self.threads, method=now_method
+            )
+        est = self.final_est
+        n_load = est.n_load
+        vl = est.voltage_loads
+        self.z_u = np.zeros((n_t, 0))
+        self.meter_bus_col = np.zeros(0, np.int64)
+        if len(vl):
+            self.meter_bus_col = net_se.bus.index.get_indexer(net_se.load["bus"].to_numpy()[vl])
+            self.z_u = np.vstack(
+                [
+                    meter_u_noise(s, seed, (w, n_load), stream=9)[:, vl],
+                    meter_u_noise(s, seed, (n_t - w, n_load))[:, vl],
+                ]
+            )
+        n_h = est.n_cable_heads
+        z_rep, z_warm = head_noise(seed, (n_t - w, n_h)), head_noise(seed, (w, n_h), stream=10)
+        self.z_i = np.vstack([z_warm[0], z_rep[0]])
+        self.z_a = np.vstack([z_warm[1], z_rep[1]])
+        self.values = {
+            final: {"station_kw": np.full(n_t, np.nan), "cable_max_pct": np.full(n_t, np.nan)}
+            for final in (False, True)
+        }
+        self.done = {final: np.zeros(n_t, bool) for final in (False, True)}
+
+    def fill(self, a: int, b: int, final: bool) -> None:
+        """Estimate the steps of ``a .. b-1`` not estimated yet from their nowcast (or final)
+        data."""
+        todo = np.flatnonzero(~self.done[final][a:b]) + a
+        if not len(todo):
+            return
+        for run in np.split(todo, np.flatnonzero(np.diff(todo) > 1) + 1):
+            for c0 in range(int(run[0]), int(run[-1]) + 1, self.CHUNK_STEPS):
+                self._estimate(c0, min(int(run[-1]) + 1, c0 + self.CHUNK_STEPS), final)
+
+    def _estimate(self, a: int, b: int, final: bool) -> None:
+        m = self.meters
+        est = self.final_est if final else self.now_est
+        p, q = m._loads(slice(a, b)), m._q[a:b]
+        if len(self.extra_p_kw):
+            n = b - a
+            p = np.hstack([p, np.broadcast_to(self.extra_p_kw, (n, len(self.extra_p_kw)))])
+            q = np.hstack([q, np.broadcast_to(self.extra_q_kvar, (n, len(self.extra_q_kvar)))])
+        threads = self.threads if b - a >= self.THREADED_FROM else 1
+        est.threads = threads
+        truth = est.sensor_truth(p, q)
+        e = est.run(m.sensor_data(a, b, truth, final, est), threads=threads)
+        v = self.values[final]
+        v["station_kw"][a:b] = e.station_kw
+        ll = e.result.line_loading_pct
+        v["cable_max_pct"][a:b] = ll.max(axis=1) if ll.shape[1] else 0.0
+        self.done[final][a:b] = True
+
+    def read(self, name: str, a: int, b: int, final: np.ndarray) -> np.ndarray:
+        """``(b - a,)`` the estimated ``name`` of the steps: from the final data where
+        ``final`` (a leading run of the steps: the older ones), else from the nowcast."""
+        n_final = int(final.sum())
+        self.fill(a, a + n_final, True)
+        self.fill(a + n_final, b, False)
+        return np.concatenate(
+            [self.values[True][name][a : a + n_final], self.values[False][name][a + n_final : b]]
+        )
+
+
 @dataclass
 class StateEstimation:
     """A run's state estimation: the nowcast (what the DSO acts on), the final estimate (all
@@ -862,6 +1124,30 @@ class StateEstimation:
     # (T,) the true active power into the LV side of the station (what an ideal station
     # sensor reads: the loads and the cable losses), kW
     station_true_kw: np.ndarray | None = None
+
+
+def estimator_methods(settings: MeasurementSettings, layout: SensorLayout) -> tuple[str, str]:
+    """PGM's estimator for the data with every reading that arrives, and for the nowcast
+    (``measurement.method``; ``auto``: Newton-Raphson, the WLS proper, unless there are
+    current sensors, which only iterative linear takes)."""
+    method = settings.method
+    if method != "auto":
+        return method, method
+    currents = layout.cable_heads or len(layout.current_lines) > 0
+    method = "iterative_linear" if currents else "newton_raphson"
+    meter_u_now = (
+        len(layout.voltage_loads) > 0
+        and settings.meter_delay_steps == 0
+        and settings.meter_missing_share < 1.0
+    )
+    if method == "newton_raphson" and not layout.trafo and layout.source_sigma_pu > 0:
+        if not meter_u_now:
+            # No redundancy: every load's reading or pseudo-measurement and the source's
+            # pseudo voltage are all there is, and they fix the state exactly (a power flow).
+            # Every WLS method finds that state (iterative linear to ~1e-9 p.u. of
+            # Newton-Raphson, tests/test_estimation.py) and iterative linear is the cheaper.
+            return method, "iterative_linear"
+    return method, method
 
 
 def estimate_feeder(
@@ -893,11 +1179,7 @@ def estimate_feeder(
     layout = sensor_layout(settings, metered)
     if current_lines is not None and len(current_lines):
         layout = replace(layout, current_lines=np.asarray(current_lines, np.int64))
-    method = settings.method
-    auto = method == "auto"
-    currents = layout.cable_heads or len(layout.current_lines) > 0
-    if auto:  # PGM's Newton-Raphson WLS takes no current sensors
-        method = "iterative_linear" if currents else "newton_raphson"
+    method, now_method = estimator_methods(settings, layout)
     est = BatchStateEstimator(net, layout, threads=threads, method=method)
     rep = slice(n_warmup_steps, None)
     sensors = est.sensor_truth(p_load_kw[rep], q_load_kvar[rep])
@@ -905,19 +1187,8 @@ def estimate_feeder(
         settings, est, sensors, p_load_kw, q_load_kvar, profile_p_kw, n_warmup_steps, metered, seed
     )
     now_est = est
-    u_now = measured.nowcast.meter_u_pu
-    if (
-        auto
-        and method == "newton_raphson"
-        and not layout.trafo
-        and layout.source_sigma_pu > 0
-        and (u_now is None or not np.isfinite(u_now).any())
-    ):
-        # No redundancy: every load's reading or pseudo-measurement and the source's pseudo
-        # voltage are all there is, and they fix the state exactly (a power flow). Every WLS
-        # method finds that state (iterative linear to ~1e-9 p.u. of Newton-Raphson,
-        # tests/test_estimation.py) and iterative linear is the cheaper.
-        now_est = BatchStateEstimator(net, layout, threads=threads, method="iterative_linear")
+    if now_method != method:
+        now_est = BatchStateEstimator(net, layout, threads=threads, method=now_method)
     nowcast = now_est.run(measured.nowcast)
     final = est.run(measured.final) if final and measured.final is not None else None
     kpis: dict[str, Any] = {

@@ -253,12 +253,15 @@ class SensorData:
 @dataclass
 class Estimate:
     """The estimated state: a :class:`PowerFlowResult` (NaN rows where unobservable), which
-    steps could be estimated, and the wall time."""
+    steps could be estimated, and the wall time. ``station_kw`` ``(T,)``: the estimated
+    active power into the station's LV side (what a station sensor reads: the loads and the
+    cable losses; NaN where unobservable, 0 without a station transformer)."""
 
     result: PowerFlowResult
     observable: np.ndarray
     seconds: float
     first_error: str = ""
+    station_kw: np.ndarray | None = None
 
 
 class BatchStateEstimator:
@@ -512,13 +515,20 @@ class BatchStateEstimator:
             }
         return upd
 
-    def run(self, data: SensorData) -> Estimate:
+    def run(self, data: SensorData, threads: int | None = None) -> Estimate:
         """Estimate every step of ``data``; unobservable steps are NaN and flagged.
+        ``threads``: for this call (None: the estimator's).
 
         When no meter reads a voltage at any step (late meters' nowcast), the meters'
         voltage sensors, which would all carry :data:`NO_READING_SIGMA_PU`, are left out of
         the model: the same estimate (to ~1e-9 p.u.), with a tenth less work per step.
         """
+        if threads is not None and threads != self.threads:
+            kept, self.threads = self.threads, int(threads)
+            try:
+                return self.run(data)
+            finally:
+                self.threads = kept
         t_start = time.perf_counter()
         if (
             len(self.voltage_loads)
@@ -535,7 +545,7 @@ class BatchStateEstimator:
                     method=self.method.name,
                 )
             data = replace(data, meter_u_pu=None, meter_u_sigma_pu=None)
-            out = self._without_meter_u.run(data)
+            out = self._without_meter_u.run(data, threads=self.threads)
             out.seconds = time.perf_counter() - t_start
             return out
         net = self.net
@@ -547,6 +557,8 @@ class BatchStateEstimator:
         ts = np.full((n_t, n_tr), np.nan)
         tp = np.full((n_t, n_tr), np.nan)
         losses = np.full(n_t, np.nan)
+        station = np.full(n_t, np.nan)
+        lv_is_to = np.asarray(self._unit_lv_is_to, bool)
         ok = np.ones(n_t, bool)
         first_error = ""
         outputs: dict = {ComponentType.node: ["u_pu"]}
@@ -591,6 +603,11 @@ class BatchStateEstimator:
                 ts[rows] = np.maximum(o["s_from"][good], o["s_to"][good]) / 1e3
                 tp[rows] = o["p_from"][good] / 1e3
                 loss += (o["p_from"][good] + o["p_to"][good]).sum(axis=1) / 1e3
+                u = self.units
+                lv = np.where(lv_is_to, o["p_to"][good][:, u], o["p_from"][good][:, u])
+                station[rows] = -lv.sum(axis=1) / 1e3
+            else:
+                station[rows] = 0.0
             losses[rows] = loss
         res = PowerFlowResult(
             vm_pu=vm,
@@ -605,7 +622,7 @@ class BatchStateEstimator:
             trafo_index=net.trafo.index.to_numpy(),
             steps=np.arange(n_t),
         )
-        return Estimate(res, ok, time.perf_counter() - t_start, first_error)
+        return Estimate(res, ok, time.perf_counter() - t_start, first_error, station)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -139,6 +139,8 @@ class PerformanceContract(Contract):
             return "plan ends"
         if self.dso.load_left_plan(k - t.cadence_steps, k, t.replan_tolerance_kw):
             return "feeder load"
+        if self.dso.cable_over_limit(k - t.cadence_steps, k):
+            return "cable estimate"
         if self.hems.short_of_plan(k, t.replan_tolerance_k, t.replan_tolerance_kwh) != 0:
             return "household state"
         return ""

@@ -387,6 +387,19 @@ class DsoPlanner:
             return True
         return bool((self.view.meters.transformer_kw(k_start, k) - expected).max() > tol_kw)
 
+    def cable_over_limit(self, k_start: int, k: int) -> bool:
+        """Whether the DSO's state estimate put a cable above the loading the plan allows
+        (its rating less the safety margin) at any measured step of ``k_start .. k``: the
+        congestion the linear feeder model's forecast did not see (meters do not measure
+        cables; without the estimate this never fires)."""
+        k_start = max(k_start, self.view.n_warmup_steps)
+        k = min(k, self.view.meters.measured_until)
+        if k <= k_start or not self.terms.cables:
+            return False
+        loading = self.view.meters.cable_loading_max_pct(k_start, k)
+        limit_pct = 100.0 * (1.0 - self.terms.safety_margin)
+        return bool(np.nanmax(loading, initial=-np.inf) > limit_pct)
+
     def bands(self, res: Any, lf: LimitForecast, flex: np.ndarray) -> np.ndarray:
         """``(n_signed, n_steps)`` capacity bands: each signed household's own forecast base
         load minus PV, its allocation, and an equal share of what is left."""

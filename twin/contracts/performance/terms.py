@@ -62,7 +62,8 @@ class PerformanceTerms(PlanningTerms):
         ``always``: re-plan at every ``replan_every_h`` step; ``deviation``: an intraday
         re-plan only when reality left the plan since the last one — the metered feeder
         load above what the plan expected (its forecast, margin and planned devices) by more
-        than ``replan_tolerance_kw``, or a signed household's indoor temperature or EV/battery
+        than ``replan_tolerance_kw``, a cable the DSO's state estimate puts above its
+        rating less the safety margin, or a signed household's indoor temperature or EV/battery
         energy short of its plan by more than ``replan_tolerance_k`` /
         ``replan_tolerance_kwh`` (the HEMS asks, nothing of its state is sent). The day-ahead
         re-plan at ``replan_at_h``, the first, the one after a failure and one the plan would
