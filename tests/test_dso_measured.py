@@ -71,11 +71,16 @@ def test_the_dso_acts_on_the_state_estimate_it_is_scored_on(preset):
     lazily, step by step); what it read is, bit for bit, the scored state estimate's station
     load of the same steps from the data of the step's end (the nowcast); later, with every
     late reading arrived, it holds the final estimate."""
-    r = run(compose(["sim=day", "output.figures=false", f"measurement={preset}", *THRESHOLD]))
-    read = r.contract_feeder["dso_station_kw"]
+    over = ["sim=day", f"measurement={preset}", *THRESHOLD]
+    m = _model(over)
+    w = m.window.n_warmup_steps
+    assert m.dso_meters._est.done[False][w : m.n_steps - 1].all()  # in the loop, step by step
+    read = m.dso_meters.transformer_kw(w, m.n_steps, nowcast=True)
+    r = run(compose(["output.figures=false", *over]))
     e = r.estimation
     assert np.isfinite(e.nowcast.station_kw).all()
     np.testing.assert_array_equal(read, e.nowcast.station_kw)
+    np.testing.assert_array_equal(r.contract_feeder["dso_station_kw"], read)  # (feeder.parquet)
     k = r.kpis
     assert k["dso_measurement"] == preset
     assert 0 < k["dso_station_err_mean_kw"] <= k["dso_station_err_max_kw"]
@@ -104,7 +109,7 @@ def test_the_estimate_sees_the_cable_losses_the_meters_miss():
     base = ["sim=day", "measurement=meters_only", "measurement.meters.delay_steps=0"]
     base += ["measurement.meters.missing_share=0", *THRESHOLD]
     est = _model(base)
-    raw = _model([*base, "measurement.estimate=false"])
+    raw = _model([*base, "measurement.dso_reads=readings"])
     true = _true_station_kw(est)
     np.testing.assert_allclose(_true_station_kw(raw), true, rtol=0, atol=1e-9)  # same truth
     w, n = est.window.n_warmup_steps, est.n_steps

@@ -145,6 +145,7 @@ class MeasurementSettings:
 
     name: str = "full"
     estimate: bool = True
+    dso_reads: str = "estimate"
     method: str = "auto"
     trafo: bool = True
     trafo_power_sigma_pct: float = 0.5
@@ -181,6 +182,7 @@ class MeasurementSettings:
         return cls(
             name=str(cfg.name),
             estimate=bool(cfg.estimate),
+            dso_reads=str(cfg.dso_reads),
             method=str(cfg.method),
             trafo=bool(t.present),
             trafo_power_sigma_pct=float(t.power_sigma_pct),
@@ -637,16 +639,16 @@ class DsoMeters:
     draws as :func:`measure` (so a step read here is exactly that step of the measurement
     layer's data the state estimation is scored on):
 
-    * **the station load** (:meth:`transformer_kw`): with ``measurement.estimate`` (the
-      default) the DSO's **state estimate** of the active power into the station's LV side
+    * **the station load** (:meth:`transformer_kw`): with ``measurement.dso_reads=estimate``
+      (the default) the DSO's **state estimate** of the active power into the station's LV side
       (the loads and the cable losses), by the batch estimator the run is scored with
       (:class:`~twin.grid.estimation.BatchStateEstimator`, one power-grid-model call per read
       over the steps simulated since the last): at each step from the data it had at the end
       of that step (the *nowcast*), and, once the late meters of a step have arrived, from
       every reading that arrives (the *final* data); so the estimate the DSO acted on at a step
       is, to rounding, the scored estimate of that step (``tests/test_dso_measured.py``). An
-      unobservable step falls back on the readings below. Without the estimate
-      (``measurement.estimate=false``), the readings: with a station sensor
+      unobservable step falls back on the readings below. With
+      ``measurement.dso_reads=readings``, the readings: with a station sensor
       (``measurement.transformer.present``) its active-power reading in real time, the true
       power at the LV terminals from a power flow of each step once it has been simulated
       (:class:`~twin.grid.estimation.StationFlow`) plus the sensor's noise; without one, the
@@ -761,9 +763,8 @@ class DsoMeters:
         )
         self._groups = meter_groups(settings, bus, self.metered)
         self._z_p, z_q, self._lost = meter_noise(settings, seed, (n_t, n_load))
-        self._est = (
-            _LoopEstimates(self, net, n_t) if settings.estimate and net is not None else None
-        )
+        in_loop = settings.dso_reads == "estimate" and net is not None
+        self._est = _LoopEstimates(self, net, n_t) if in_loop else None
         # Q is read only by the estimate, from reactive meters (else from a power factor)
         self._z_q = z_q if self._est is not None and settings.meter_reactive else None
         del z_q
@@ -796,7 +797,8 @@ class DsoMeters:
 
     @property
     def estimates(self) -> bool:
-        """Whether the DSO reads its state estimate (``measurement.estimate`` and a grid)."""
+        """Whether the DSO reads its state estimate (``measurement.dso_reads=estimate`` and a
+        grid)."""
         return self._est is not None
 
     @property
@@ -1092,8 +1094,11 @@ class _LoopEstimates:
             q = np.hstack([q, np.broadcast_to(self.extra_q_kvar, (n, len(self.extra_q_kvar)))])
         threads = self.threads if b - a >= self.THREADED_FROM else 1
         est.threads = threads
-        truth = est.sensor_truth(p, q)
-        e = est.run(m.sensor_data(a, b, truth, final, est), threads=threads)
+        # the meters' voltage readings are in the data: every arrived one (final), else only
+        # where they arrive at once
+        meter_u = len(est.voltage_loads) > 0 and (final or m.delay_steps == 0)
+        truth = est.sensor_truth(p, q, bus_u=meter_u)
+        e = est.run(m.sensor_data(a, b, truth, final, est), threads=threads, station_only=True)
         v = self.values[final]
         v["station_kw"][a:b] = e.station_kw
         ll = e.result.line_loading_pct
@@ -1124,6 +1129,24 @@ class StateEstimation:
     # (T,) the true active power into the LV side of the station (what an ideal station
     # sensor reads: the loads and the cable losses), kW
     station_true_kw: np.ndarray | None = None
+
+    def dso_station_kw(self) -> np.ndarray:
+        """``(T,)`` the station load the DSO had at the end of each step
+        (:meth:`DsoMeters.transformer_kw` with ``nowcast``): the nowcast estimate, where a
+        step was unobservable the readings (the station sensor's, else the sum over the
+        connections' readings and pseudo-measurements), kW."""
+        out = self.nowcast.station_kw.copy()
+        bad = ~np.isfinite(out)
+        if bad.any():
+            d = self.measured.nowcast
+            n_load = len(self.measured.metered)
+            read = (
+                -d.trafo_p_kw.sum(axis=1)
+                if d.trafo_p_kw is not None
+                else d.load_p_kw[:, :n_load].sum(axis=1)
+            )
+            out[bad] = read[bad]
+        return out
 
 
 def estimator_methods(settings: MeasurementSettings, layout: SensorLayout) -> tuple[str, str]:

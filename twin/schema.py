@@ -194,6 +194,12 @@ class PseudoConfig:
 class MeasurementConfig:
     name: str = key("full", "the measurement preset (measurement group option)")
     estimate: bool = key(True, "run the batch state estimation and report se_* KPIs")
+    dso_reads: str = key(
+        "estimate",
+        "what the DSO acts on: estimate (its state estimate of each step, in the loop) or "
+        "readings (the station sensor's reading, else the sum over the meters)",
+        choices=("estimate", "readings"),
+    )
     method: str = key(
         "auto",
         "power-grid-model's WLS: auto (Newton-Raphson; iterative linear with current sensors)",

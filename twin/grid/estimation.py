@@ -75,6 +75,26 @@ NO_READING_SIGMA_PU = 1e3
 ERROR_TOLERANCE = {"iterative_linear": 1e-7, "newton_raphson": 1e-6}
 
 
+#: Batches of up to this many steps (the DSO's estimates in the loop) are passed to PGM as
+#: row-based arrays, one buffer per component instead of one per attribute: a quarter less
+#: of PGM's per-call overhead (~0.4 -> 0.3 ms for one step of the default feeder), the same
+#: results.
+ROW_BASED_UP_TO = 96
+
+
+def row_based(update: dict) -> dict:
+    """A columnar PGM batch update (``{component: {attribute: (n, m) array}}``, every row of
+    the component in input order) as row-based arrays (the same data; no ids needed)."""
+    out = {}
+    for comp, cols in update.items():
+        shape = next(iter(cols.values())).shape
+        arr = initialize_array("update", comp, shape)
+        for name, values in cols.items():
+            arr[name] = values
+        out[comp] = arr
+    return out
+
+
 def cable_head_lines(net: pandapowerNet) -> tuple[np.ndarray, np.ndarray]:
     """Positions (``net.line`` row order) of the in-service cables that leave a station
     transformer's LV bus, and whether the station end is the line's ``from_bus``."""
@@ -391,12 +411,17 @@ class BatchStateEstimator:
         self._lv_node_col = np.array([bus_pos[int(n)] for n in lv_node], dtype=np.int64)
 
     # -- the truth as ideal sensors would read it ------------------------------------------
-    def sensor_truth(self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray) -> SensorTruth:
-        """One batch power flow of the true loads: what ideal sensors read at every step."""
+    def sensor_truth(
+        self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray, bus_u: bool = True
+    ) -> SensorTruth:
+        """One batch power flow of the true loads: what ideal sensors read at every step
+        (``bus_u=False``: the bus voltages are not asked for and stay 0, unless a station
+        sensor reads its LV bus; nothing is solved when no sensor reads the result)."""
         p = np.atleast_2d(np.asarray(p_load_kw, float))
         q = np.atleast_2d(np.asarray(q_load_kvar, float))
         n_t = p.shape[0]
         n_u, n_h = len(self.units), len(self.heads)
+        bus_u = bus_u or (self.layout.trafo and n_u > 0)
         out_t = {
             "trafo_p_kw": np.zeros((n_t, n_u)),
             "trafo_q_kvar": np.zeros((n_t, n_u)),
@@ -405,11 +430,13 @@ class BatchStateEstimator:
             "line_i_angle_rad": np.zeros((n_t, n_h)),
             "bus_u_pu": np.zeros((n_t, len(self._u_rated))),
         }
-        outputs: dict = {ComponentType.node: ["u_pu"]}
+        outputs: dict = {ComponentType.node: ["u_pu"]} if bus_u else {}
         if n_u:
             outputs[ComponentType.transformer] = ["p_from", "q_from", "p_to", "q_to"]
         if n_h:
             outputs[ComponentType.line] = ["p_from", "q_from", "i_from", "p_to", "q_to", "i_to"]
+        if not bus_u and not n_h and not (n_u and self.layout.trafo):
+            return SensorTruth(**out_t)  # no sensor reads this power flow
         for s0 in range(0, n_t, self.steps_per_call):
             s1 = min(n_t, s0 + self.steps_per_call)
             upd = {
@@ -418,6 +445,8 @@ class BatchStateEstimator:
                     "q_specified": np.ascontiguousarray(q[s0:s1] * 1e3),
                 }
             }
+            if s1 - s0 <= ROW_BASED_UP_TO:
+                upd = row_based(upd)
             res = solve_batch(
                 self._model,
                 upd,
@@ -428,8 +457,9 @@ class BatchStateEstimator:
                 threading=self._threading(),
                 load_kw=lambda k, s0=s0: float(p[s0 + k].sum()),
             )
-            u = res[ComponentType.node]["u_pu"]
-            out_t["bus_u_pu"][s0:s1] = u
+            if bus_u:
+                u = res[ComponentType.node]["u_pu"]
+                out_t["bus_u_pu"][s0:s1] = u
             if n_u:
                 o = res[ComponentType.transformer]
                 side = np.asarray(self._unit_lv_is_to)
@@ -437,7 +467,8 @@ class BatchStateEstimator:
                 qt = np.where(side, o["q_to"][:, self.units], o["q_from"][:, self.units])
                 out_t["trafo_p_kw"][s0:s1] = pt / 1e3
                 out_t["trafo_q_kvar"][s0:s1] = qt / 1e3
-                out_t["trafo_u_pu"][s0:s1] = u[:, self._lv_node_col]
+                if bus_u:
+                    out_t["trafo_u_pu"][s0:s1] = u[:, self._lv_node_col]
             if n_h:
                 o = res[ComponentType.line]
                 f = self._head_from
@@ -515,9 +546,13 @@ class BatchStateEstimator:
             }
         return upd
 
-    def run(self, data: SensorData, threads: int | None = None) -> Estimate:
+    def run(
+        self, data: SensorData, threads: int | None = None, station_only: bool = False
+    ) -> Estimate:
         """Estimate every step of ``data``; unobservable steps are NaN and flagged.
-        ``threads``: for this call (None: the estimator's).
+        ``threads``: for this call (None: the estimator's); ``station_only``: only the station
+        load and the cable loadings are read out (the DSO in the loop: the result's other
+        arrays stay NaN).
 
         When no meter reads a voltage at any step (late meters' nowcast), the meters'
         voltage sensors, which would all carry :data:`NO_READING_SIGMA_PU`, are left out of
@@ -526,7 +561,7 @@ class BatchStateEstimator:
         if threads is not None and threads != self.threads:
             kept, self.threads = self.threads, int(threads)
             try:
-                return self.run(data)
+                return self.run(data, station_only=station_only)
             finally:
                 self.threads = kept
         t_start = time.perf_counter()
@@ -545,7 +580,7 @@ class BatchStateEstimator:
                     method=self.method.name,
                 )
             data = replace(data, meter_u_pu=None, meter_u_sigma_pu=None)
-            out = self._without_meter_u.run(data, threads=self.threads)
+            out = self._without_meter_u.run(data, threads=self.threads, station_only=station_only)
             out.seconds = time.perf_counter() - t_start
             return out
         net = self.net
@@ -561,14 +596,20 @@ class BatchStateEstimator:
         lv_is_to = np.asarray(self._unit_lv_is_to, bool)
         ok = np.ones(n_t, bool)
         first_error = ""
-        outputs: dict = {ComponentType.node: ["u_pu"]}
+        outputs: dict = {} if station_only else {ComponentType.node: ["u_pu"]}
         if n_line:
-            outputs[ComponentType.line] = ["loading", "p_from", "p_to"]
+            outputs[ComponentType.line] = (
+                ["loading"] if station_only else ["loading", "p_from", "p_to"]
+            )
         if n_tr:
-            outputs[ComponentType.transformer] = ["s_from", "s_to", "p_from", "p_to"]
+            outputs[ComponentType.transformer] = (
+                ["p_from", "p_to"] if station_only else ["s_from", "s_to", "p_from", "p_to"]
+            )
         for s0 in range(0, n_t, self.steps_per_call):
             s1 = min(n_t, s0 + self.steps_per_call)
             upd = self._update(data, s0, s1)
+            if s1 - s0 <= ROW_BASED_UP_TO:
+                upd = row_based(upd)
             try:
                 out = self._model.calculate_state_estimation(
                     update_data=upd,
@@ -591,24 +632,28 @@ class BatchStateEstimator:
             good = ~failed
             ok[s0:s1] = good
             rows = np.arange(s0, s1)[good]
-            vm[rows] = out[ComponentType.node]["u_pu"][good]
             loss = np.zeros(len(rows))
             if n_line:
                 o = out[ComponentType.line]
                 ll[rows] = o["loading"][good] * 100.0
-                lp[rows] = o["p_from"][good] / 1e3
-                loss += (o["p_from"][good] + o["p_to"][good]).sum(axis=1) / 1e3
+            if not station_only:
+                vm[rows] = out[ComponentType.node]["u_pu"][good]
+                if n_line:
+                    o = out[ComponentType.line]
+                    lp[rows] = o["p_from"][good] / 1e3
+                    loss += (o["p_from"][good] + o["p_to"][good]).sum(axis=1) / 1e3
+                if n_tr:
+                    o = out[ComponentType.transformer]
+                    ts[rows] = np.maximum(o["s_from"][good], o["s_to"][good]) / 1e3
+                    tp[rows] = o["p_from"][good] / 1e3
+                    loss += (o["p_from"][good] + o["p_to"][good]).sum(axis=1) / 1e3
+                losses[rows] = loss
             if n_tr:
-                o = out[ComponentType.transformer]
-                ts[rows] = np.maximum(o["s_from"][good], o["s_to"][good]) / 1e3
-                tp[rows] = o["p_from"][good] / 1e3
-                loss += (o["p_from"][good] + o["p_to"][good]).sum(axis=1) / 1e3
-                u = self.units
+                o, u = out[ComponentType.transformer], self.units
                 lv = np.where(lv_is_to, o["p_to"][good][:, u], o["p_from"][good][:, u])
                 station[rows] = -lv.sum(axis=1) / 1e3
             else:
                 station[rows] = 0.0
-            losses[rows] = loss
         res = PowerFlowResult(
             vm_pu=vm,
             line_loading_pct=ll,

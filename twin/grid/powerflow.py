@@ -559,7 +559,7 @@ def solve_batch(
     with Newton-Raphson, and a step that fails both raises :class:`PowerFlowError`.
 
     ``update`` maps component types to columnar batch arrays (first axis = steps, all rows of
-    the component in input order); ``step0`` is the first step's number (for the message);
+    the component in input order) or to row-based ``(steps, rows)`` arrays; ``step0`` is the first step's number (for the message);
     ``load_kw(k)`` is the total load of batch row ``k`` (for the message).
     """
 
@@ -580,8 +580,10 @@ def solve_batch(
     if err is None:
         return out
     failed = np.asarray(err.failed_scenarios, dtype=np.int64)
-    sub = {
-        c: {a: np.ascontiguousarray(v[failed]) for a, v in cols.items()}
+    sub = {  # (columnar or row-based)
+        c: np.ascontiguousarray(cols[failed])
+        if isinstance(cols, np.ndarray)
+        else {a: np.ascontiguousarray(v[failed]) for a, v in cols.items()}
         for c, cols in update.items()
     }
     retry = calc(sub, CalculationMethod.newton_raphson)
