@@ -123,6 +123,9 @@ def test_the_estimate_sees_the_cable_losses_the_meters_miss():
     assert losses.mean() > 0.5  # kW: a winter day's cable losses on the default feeder
     np.testing.assert_allclose(r.mean(), -losses.mean(), atol=0.3)
     assert abs(e.mean()) < 0.25 * losses.mean()
+    # the feeder load the DSO plans on (the connections' sum) is the estimate less its losses
+    lo = est.dso_meters.load_kw(w, n) - loads.sum(axis=1)
+    assert abs(lo.mean()) < 0.25 * losses.mean() and np.abs(lo).max() < 2.0
     # and the estimate holds every cable's loading, which no meter measures
     cab = est.dso_meters.cable_loading_max_pct(w, n)
     assert np.isfinite(cab).all() and cab.max() > 1.0
@@ -206,7 +209,7 @@ def test_performance_plans_from_what_it_measured(performance):
     for preset, m in performance.items():
         c, dm = m.contract, m.dso_meters
         t, w = c.terms, m.window.n_warmup_steps
-        read = dm.transformer_kw(0, m.n_steps)  # what it holds now of every step
+        read = dm.load_kw(0, m.n_steps)  # the feeder load it holds now of every step
         true = _true_station_kw(m)
         delay = 0 if dm.has_station_sensor else dm.delay_steps
         gaps = []

@@ -656,12 +656,16 @@ class DsoMeters:
       has arrived (``meters.delay_steps``; lost readings never do), else the
       pseudo-measurement (the connection's arrived readings of the same quarter-hour of the
       past days, else its standard profile);
+    * **the feeder load** (:meth:`load_kw`): the estimate's sum of the connections' loads,
+      the station load less the cable losses (the quantity the DSO plans: the peak it has
+      reached, the load leaving its plan are judged on it); with the readings the station
+      load;
     * **the cable loadings** (:meth:`cable_loading_max_pct`): the estimate's most loaded
       cable per step (NaN without the estimate);
     * **what has been measured** (:attr:`measured_until`): the steps for which the DSO holds
       measurements, not only pseudo-measurements: realised events (the peak so far, the
       feeder load leaving the plan) are judged on those;
-    * **the inflexible load** (:meth:`inflexible_kw`): the station load less the controllable
+    * **the inflexible load** (:meth:`inflexible_kw`): the feeder load less the controllable
       devices' power (heat pumps, EV chargers, batteries), which every HEMS reports exactly as
       the simulation logs it (assumption: the devices are sub-metered);
     * **the history the DSO's forecaster learns from** (:meth:`learning_series`): every
@@ -915,6 +919,22 @@ class DsoMeters:
             out[bad] = self._readings_kw(k_start, k_end, nowcast)[bad]
         return out
 
+    def load_kw(self, k_start: int, k_end: int, nowcast: bool = False) -> np.ndarray:
+        """``(k_end - k_start,)`` the feeder's load as the DSO knows it now, kW: the sum over
+        every connection of its active power, without the cable losses (the quantity the
+        DSO plans and the coincident peak counts): with the estimate, the estimated loads'
+        sum (an unobservable step: the station load); with the readings, the station load
+        (:meth:`transformer_kw`: the sensor's reading includes the losses)."""
+        if self._est is None:
+            return self.transformer_kw(k_start, k_end, nowcast)
+        self._check(k_start, k_end)
+        self._advance()
+        out = self._est.read("load_kw", k_start, k_end, self._final_from(k_start, k_end, nowcast))
+        bad = ~np.isfinite(out)
+        if bad.any():
+            out[bad] = self.transformer_kw(k_start, k_end, nowcast)[bad]
+        return out
+
     def cable_loading_max_pct(self, k_start: int, k_end: int, nowcast: bool = False) -> np.ndarray:
         """``(k_end - k_start,)`` the most loaded cable's loading (% of its rating) in the
         DSO's state estimate of each step (NaN where unobservable, and everywhere without
@@ -928,10 +948,10 @@ class DsoMeters:
         )
 
     def inflexible_kw(self, k_start: int, k_end: int) -> np.ndarray:
-        """``(k_end - k_start,)`` the feeder's inflexible load as the DSO knows it now: the
-        station load less the controllable devices' reported power, kW."""
+        """``(k_end - k_start,)`` the feeder's inflexible load as the DSO knows it now: its
+        load (:meth:`load_kw`) less the controllable devices' reported power, kW."""
         dev = sum(d[k_start:k_end].sum(axis=1) for d in self._devices)
-        return self.transformer_kw(k_start, k_end) - dev
+        return self.load_kw(k_start, k_end) - dev
 
     def sensor_data(self, a: int, b: int, truth: SensorTruth, final: bool, est: Any) -> SensorData:
         """The estimator's data of steps ``a .. b-1`` (measured: :meth:`_advance`): at the end
@@ -1069,7 +1089,9 @@ class _LoopEstimates:
         self.z_i = np.vstack([z_warm[0], z_rep[0]])
         self.z_a = np.vstack([z_warm[1], z_rep[1]])
         self.values = {
-            final: {"station_kw": np.full(n_t, np.nan), "cable_max_pct": np.full(n_t, np.nan)}
+            final: {
+                name: np.full(n_t, np.nan) for name in ("station_kw", "load_kw", "cable_max_pct")
+            }
             for final in (False, True)
         }
         self.done = {final: np.zeros(n_t, bool) for final in (False, True)}
@@ -1101,6 +1123,7 @@ class _LoopEstimates:
         e = est.run(m.sensor_data(a, b, truth, final, est), threads=threads, station_only=True)
         v = self.values[final]
         v["station_kw"][a:b] = e.station_kw
+        v["load_kw"][a:b] = e.load_kw
         ll = e.result.line_loading_pct
         v["cable_max_pct"][a:b] = ll.max(axis=1) if ll.shape[1] else 0.0
         self.done[final][a:b] = True

@@ -275,13 +275,16 @@ class Estimate:
     """The estimated state: a :class:`PowerFlowResult` (NaN rows where unobservable), which
     steps could be estimated, and the wall time. ``station_kw`` ``(T,)``: the estimated
     active power into the station's LV side (what a station sensor reads: the loads and the
-    cable losses; NaN where unobservable, 0 without a station transformer)."""
+    cable losses; NaN where unobservable, 0 without a station transformer); ``load_kw``
+    ``(T,)``: the estimated sum of the loads' active power (the station load less the cable
+    losses)."""
 
     result: PowerFlowResult
     observable: np.ndarray
     seconds: float
     first_error: str = ""
     station_kw: np.ndarray | None = None
+    load_kw: np.ndarray | None = None
 
 
 class BatchStateEstimator:
@@ -593,10 +596,13 @@ class BatchStateEstimator:
         tp = np.full((n_t, n_tr), np.nan)
         losses = np.full(n_t, np.nan)
         station = np.full(n_t, np.nan)
+        load_sum = np.full(n_t, np.nan)
         lv_is_to = np.asarray(self._unit_lv_is_to, bool)
         ok = np.ones(n_t, bool)
         first_error = ""
-        outputs: dict = {} if station_only else {ComponentType.node: ["u_pu"]}
+        outputs: dict = {ComponentType.sym_load: ["p"]}
+        if not station_only:
+            outputs[ComponentType.node] = ["u_pu"]
         if n_line:
             outputs[ComponentType.line] = (
                 ["loading"] if station_only else ["loading", "p_from", "p_to"]
@@ -632,6 +638,7 @@ class BatchStateEstimator:
             good = ~failed
             ok[s0:s1] = good
             rows = np.arange(s0, s1)[good]
+            load_sum[rows] = out[ComponentType.sym_load]["p"][good].sum(axis=1) / 1e3
             loss = np.zeros(len(rows))
             if n_line:
                 o = out[ComponentType.line]
@@ -667,7 +674,7 @@ class BatchStateEstimator:
             trafo_index=net.trafo.index.to_numpy(),
             steps=np.arange(n_t),
         )
-        return Estimate(res, ok, time.perf_counter() - t_start, first_error, station)
+        return Estimate(res, ok, time.perf_counter() - t_start, first_error, station, load_sum)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -303,7 +303,7 @@ class DsoPlanner:
         start = max(self._metered_until, self.view.n_warmup_steps)
         end = min(k0, meters.measured_until)
         if end > start:
-            new = meters.transformer_kw(start, end)
+            new = meters.load_kw(start, end)
             self._metered_peak = max(self._metered_peak, float(new.max()))
             self._metered_until = end
         return self._metered_peak
@@ -385,7 +385,7 @@ class DsoPlanner:
         expected = self.expected_kw[k_start:k]
         if np.isnan(expected).any():
             return True
-        return bool((self.view.meters.transformer_kw(k_start, k) - expected).max() > tol_kw)
+        return bool((self.view.meters.load_kw(k_start, k) - expected).max() > tol_kw)
 
     def cable_over_limit(self, k_start: int, k: int) -> bool:
         """Whether the DSO's state estimate put a cable above the loading the plan allows
