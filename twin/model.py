@@ -99,8 +99,9 @@ class FeederModel(mesa.Model):
     measurement : MeasurementSettings, optional
         What the DSO's sensors deliver (:class:`~twin.measure.DsoMeters`; the default
         preset ``full`` when not given). A statistical forecaster is built twice: the
-        households' HEMSs forecast their own houses from their exact past, the DSO from what
-        its meters delivered.
+        households' HEMSs forecast their own houses from their exact past (a point forecast:
+        the mean model alone), the DSO from what its meters delivered (with the quantiles its
+        margins read).
     """
 
     def __init__(
@@ -183,9 +184,12 @@ class FeederModel(mesa.Model):
         self.measurement = measurement or MeasurementSettings()
         self.dso_meters = self._make_dso_meters(seed)
         settings = forecast or ForecastSettings()
-        self.forecaster = forecaster or self._make_forecaster(settings, seed)
+        own = forecaster is None and settings.name != "perfect"  # the DSO's forecaster its own
+        # (the HEMSs plan on the point forecast of their houses: theirs learns the mean only;
+        # the DSO's margins read quantiles)
+        self.forecaster = forecaster or self._make_forecaster(settings, seed, quantiles=not own)
         self.dso_forecaster = self.forecaster
-        if forecaster is None and isinstance(self.forecaster, StatisticalForecaster):
+        if own:
             hist = inputs.history
             if hist is not None and "standard_kw" not in hist:
                 hist = {**hist, "standard_kw": self._columns(hist["base_kw"], hist["other_kw"])}
@@ -261,7 +265,11 @@ class FeederModel(mesa.Model):
         )
 
     def _make_forecaster(
-        self, settings: ForecastSettings, seed: int, measured: dict | None = None
+        self,
+        settings: ForecastSettings,
+        seed: int,
+        measured: dict | None = None,
+        quantiles: bool = True,
     ) -> Forecaster:
         inp = self.inputs
         if settings.name == "perfect":
@@ -292,6 +300,7 @@ class FeederModel(mesa.Model):
             settings,
             seed,
             measured,
+            quantiles,
         )
 
     def _make_view(self) -> FeederView:
