@@ -77,7 +77,7 @@ ISSUE_PHYSICS_MAX_STEPS = 8 * STEPS_PER_DAY
 
 def _part(exo: Exogenous, n: int, cols: np.ndarray) -> Exogenous:
     """The first ``n`` steps and the household columns ``cols`` of ``exo`` (copies)."""
-    if len(cols) == exo.p_base_kw.shape[1] and np.array_equal(cols, np.arange(len(cols))):
+    if len(cols) == exo.p_base_kw.shape[1] and _is_all(cols):
 
         def take(a: np.ndarray) -> np.ndarray:
             return a[:n].copy()
@@ -108,25 +108,36 @@ def _part(exo: Exogenous, n: int, cols: np.ndarray) -> Exogenous:
     )
 
 
+def _take(a: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``a[np.ix_(rows, cols)]`` (a copy), rows first: a few times faster on a year-long
+    array (whole rows are gathered, then the columns, all of them at no cost)."""
+    out = a[rows]
+    return out if len(cols) == a.shape[1] and _is_all(cols) else out[:, cols]
+
+
+def _is_all(cols: np.ndarray) -> bool:
+    """Whether ``cols`` are ``0 .. len(cols) - 1`` in order."""
+    return bool(np.array_equal(cols, np.arange(len(cols))))
+
+
 def slice_exogenous(exo: Exogenous, rows: np.ndarray, cols: np.ndarray) -> Exogenous:
     """The rows and household columns of ``exo`` (copies)."""
-    ix = np.ix_(rows, cols)
     trips = exo.trips
     return Exogenous(
         t_out_c=exo.t_out_c[rows],
         ghi_w_m2=exo.ghi_w_m2[rows],
-        p_base_kw=exo.p_base_kw[ix],
-        q_base_kvar=exo.q_base_kvar[ix],
-        p_pv_kw=exo.p_pv_kw[ix],
-        q_gain_kw=exo.q_gain_kw[ix],
-        cop=exo.cop[ix],
+        p_base_kw=_take(exo.p_base_kw, rows, cols),
+        q_base_kvar=_take(exo.q_base_kvar, rows, cols),
+        p_pv_kw=_take(exo.p_pv_kw, rows, cols),
+        q_gain_kw=_take(exo.q_gain_kw, rows, cols),
+        cop=_take(exo.cop, rows, cols),
         trips=TripSchedule(
-            home=trips.home[ix],
-            trip_kwh=trips.trip_kwh[ix],
-            departure=trips.departure[ix],
+            home=_take(trips.home, rows, cols),
+            trip_kwh=_take(trips.trip_kwh, rows, cols),
+            departure=_take(trips.departure, rows, cols),
             km=trips.km[:, cols],
         ),
-        q_dhw_kw=None if exo.q_dhw_kw is None else exo.q_dhw_kw[ix],
+        q_dhw_kw=None if exo.q_dhw_kw is None else _take(exo.q_dhw_kw, rows, cols),
         price_eur_per_kwh=None if exo.price_eur_per_kwh is None else exo.price_eur_per_kwh[rows],
     )
 
@@ -686,13 +697,13 @@ class StatisticalForecaster(PerfectForecaster):
         rows = it.rows[:n]
         d = self._declared
         trips = TripSchedule(
-            home=d.home[np.ix_(rows, h)],
-            trip_kwh=d.trip_kwh[np.ix_(rows, h)],
-            departure=d.departure[np.ix_(rows, h)],
+            home=_take(d.home, rows, h),
+            trip_kwh=_take(d.trip_kwh, rows, h),
+            departure=_take(d.departure, rows, h),
             km=d.km[:, h],
         )
         p_base = it.base_kw[-1, :n][:, h]  # the mean: the point forecast
-        q_base = self._exo.q_base_kvar[np.ix_(rows, h)]
+        q_base = _take(self._exo.q_base_kvar, rows, h)
         return self._physics(h, rows, it.t_out_c[:n], it.ghi_w_m2[:n], p_base, q_base, trips)
 
     def other_loads(self, k0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
