@@ -139,7 +139,8 @@ class PerformanceContract(Contract):
             return "plan ends"
         if self.dso.load_left_plan(k - t.cadence_steps, k, t.replan_tolerance_kw):
             return "feeder load"
-        if self.hems.short_of_plan(k, t.replan_tolerance_k, t.replan_tolerance_kwh) != 0:
+        short = self.hems.short_of_plan(k, t.replan_tolerance_k, t.replan_tolerance_kwh)
+        if short < 0 or short >= t.replan_min_households:  # (-1: no plan covers the step)
             return "household state"
         return ""
 
