@@ -44,6 +44,7 @@ from twin.fleet import Fleet
 from twin.timegrid import DT_H, STEPS_PER_DAY
 
 __all__ = [
+    "ISSUE_PHYSICS_MAX_STEPS",
     "QUANTILES",
     "ForecastSettings",
     "Forecaster",

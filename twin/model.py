@@ -28,7 +28,13 @@ from twin.devices.household import (
 )
 from twin.errors import TwinError
 from twin.fleet import Fleet
-from twin.forecast import Forecaster, ForecastSettings, PerfectForecaster, StatisticalForecaster
+from twin.forecast import (
+    ISSUE_PHYSICS_MAX_STEPS,
+    Forecaster,
+    ForecastSettings,
+    PerfectForecaster,
+    StatisticalForecaster,
+)
 from twin.inputs import StudyInputs
 from twin.kpi import household_kpis
 from twin.measure import Clock, DsoMeters, MeasurementSettings, Meters
@@ -218,7 +224,8 @@ class FeederModel(mesa.Model):
         The PV and COP of the latest weather asked for are kept: the households' and the
         DSO's forecasters issue the same weather forecast (the same seed) on different base
         loads, so the second asks for the weather's physics the first had (the same numbers,
-        computed once)."""
+        computed once). Only an issue's length is kept (not the whole window the limit
+        screening asks for once: two year-long arrays)."""
         sc, inp = self.inputs.scenario, self.inputs
         price = self.exo.price_eur_per_kwh
         fleet = self.fleet.subset(households)
@@ -239,7 +246,9 @@ class FeederModel(mesa.Model):
             )
             for a in weather:  # shared by both forecasters' issues: never written
                 a.flags.writeable = False
-            kept = self._weather_kept = (tuple(np.array(a) for a in key), weather)
+            kept = (tuple(np.array(a) for a in key), weather)
+            if len(rows) <= ISSUE_PHYSICS_MAX_STEPS:
+                self._weather_kept = kept
         return make_exogenous(
             fleet,
             t_out_c,
