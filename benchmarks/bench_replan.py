@@ -57,7 +57,7 @@ runs one after the other, load average 1.1-2.2, so +-5 s):
   ``np.ix_`` on year-long arrays: 47 -> 4 us a gather, ~1.3 s a year by that figure (not
   resolved by a whole run).
 
-**CPU target still missed** (105 s under load; about 100 s quiet). What is left (cProfile of
+**CPU target still missed** (105 s back to back; 106-110 s in single runs at load 1.1-1.9). What is left (cProfile of
 the year after the changes, wall seconds under the profiler): HiGHS 20.7; LightGBM 22.4
 (training 9.1, prediction 11.9 of 28 days x 102 households rows a model and block; the DSO's
 forecaster ~18 of it, 7 models x 14 blocks, all at set-up, where the limit screening asks
