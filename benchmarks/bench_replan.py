@@ -28,7 +28,77 @@ Cases (``--cases``):
 
 Target (issue 12, item 9): the hourly year <= 60 s and <= 2 GiB on this machine (2 cores).
 
-**Now (branch speed12, after the DSO's own meters and forecaster of issue 13 were merged).**
+**Now (branch speed12b).** The hourly year before -> after this branch, run back to back
+(``--cases hourly``, the before with ``PYTHONPATH`` on a copy of the branch's base commit) on
+a shared machine: load average 1.8 -> 2.3 over both runs (another engineer's job took a core
+throughout: the quiet-machine figure of the same code before was 127.5 CPU s, 115 s wall);
+training and prediction are wall clock, before the households' forecaster's alone, after
+both forecasters' (``forecast_train_s``, ``forecast_predict_s`` now sum the two):
+
+| case | whole process (s) | CPU (s) | peak RSS (MiB) | training (s) | prediction (s) | HiGHS (s) | re-plans' own timer (s) | re-plans made / skipped |
+|---|---|---|---|---|---|---|---|---|
+| hourly, before | 131.3 | 130.4 | 1,855 | 7.2 (households') | 12.6 (households') | 19.8 | 81.8 | 3,529 / 5,231 |
+| hourly, after | 106.1 | **105.3** | 1,856 | 8.7 (both) | 14.1 (both) | 19.3 | 57.4 | 3,529 / 5,231 |
+
+Every KPI is unchanged, bit for bit (the year's and the winter week's ``kpis.json`` compared
+key by key, timers aside, after each change). What each change saved (CPU s of whole year
+runs one after the other, load average 1.1-2.2, so +-5 s):
+
+* the households' forecaster is a point forecaster (``StatisticalForecaster(quantiles=
+  False)``): the HEMSs read its mean alone, so it learns and predicts the mean model only
+  (1 of 7 LightGBM models a block; the DSO's own forecaster keeps all seven for its
+  margins): 127.5 -> 118.0;
+* the PV and COP of a forecast's weather are kept for the next asker
+  (``FeederModel._physics``, :func:`twin.devices.household.weather_response`): both
+  forecasters issue the same weather forecast (the same seed) on different base loads, so
+  the DSO's issue reuses the households' PV (3,530 pvlib evaluations a year instead of
+  7,060): 118.0 -> 106.1;
+* forecast issues gather whole rows, then columns (``twin.forecast._take``) instead of
+  ``np.ix_`` on year-long arrays: 47 -> 4 us a gather, ~1.3 s a year by that figure (not
+  resolved by a whole run).
+
+**CPU target still missed** (105 s back to back; 106-110 s in single runs at load 1.1-1.9). What is left (cProfile of
+the year after the changes, wall seconds under the profiler): HiGHS 20.7; LightGBM 22.4
+(training 9.1, prediction 11.9 of 28 days x 102 households rows a model and block; the DSO's
+forecaster ~18 of it, 7 models x 14 blocks, all at set-up, where the limit screening asks
+for the whole window; the households' mean model ~4); the coefficient pushes to the persistent LP 4.7
+(1,890 ``changeCoeff`` calls a re-plan, every one a changed value; HiGHS has no call for
+many); the forecast issues' PV 6.5 (pvlib, 1.8 ms an issue); the station sensor's power flow
+every hour 7.6 (8,760 power-grid-model calls, ~0.3 ms of it the solve); the households'
+dispatch 7.7 and their physics 3.9 (35,040 steps); the re-plans' other Python (device
+inputs 4.0, issues and quantiles ~5, limits and uplifts ~3, plan read-back ~3); set-up of the
+inputs, meters and learning series ~3; the state estimation 3.5; the files and figures 6;
+interpreter and imports ~5. About 60 s of that is there without a single intraday re-plan
+(set-up, LightGBM, the simulation, the station sensor, estimation, files).
+
+Fidelity options, measured (one whole year each, on the branch's code after the changes
+above, where the default measured 106 CPU s; none is a default):
+
+| option | CPU (s) | re-plans | peak per household (kW) | band excess (kWh) | comfort / EV / hot-water days met | technical risk events | financial risk (kWh) |
+|---|---|---|---|---|---|---|---|
+| default | 106.1 | 3,529 | 1.899 | 16,389 | 1 / 1 / 0.99881 | 0 | 0 |
+| ``forecast.n_estimators=30`` (rMAE households 0.1200 vs 0.1199, feeder 0.0692 vs 0.0687) | 95.2 | 3,527 | 1.919 | 16,551 | 1 / 1 / 0.99881 | 0 | 0 |
+| ``contract.replan_tolerance_kw=20`` | 115.9 (loaded) | 3,481 | 1.903 | 15,678 | 1 / 1 / 0.99875 | 0 | 0 |
+| ``contract.replan_tolerance_k=0.5 contract.replan_tolerance_kwh=3`` | 103.0 | 3,148 | 1.878 | 16,813 | 1 / 1 / 0.99875 | 0 | 0 |
+| ``contract.replan_min_households=3`` (new, default 1) | 95.5 | 2,795 | 1.826 | 17,262 | 1 / **0.99995** / 0.99881 | 0 | 0 |
+| ``forecast.n_estimators=30`` + the looser tolerances above | 92.0 | 3,151 | 1.880 | 16,731 | 1 / 1 / 0.99875 | 0 | 0 |
+| ``contract.replan_every_h=2`` (not hourly) | 90.0 | 2,365 | 1.855 | 17,384 | 1 / 1 / 0.99887 | 0 | 0 |
+
+(The peak moves by +-2 % with any change of when re-plans happen: it is one quarter-hour of
+a year.) The deviation trigger's re-plans are 86 % "household state" (any of 102 signed
+homes 0.2 K colder or 1 kWh behind its plan); ``replan_min_households=3`` waits for three,
+and missed one EV day. Merging the two forecasters is not bit-identical under
+``measurement=full`` (the DSO's learns from meters with 1 % noise and a 4 W floor that no
+setting removes) and would save little now (the households' is the mean model alone). 60 s
+needs several fidelity changes together: a lighter DSO forecaster (fewer trees, or quantiles
+from the mean model's residual spread instead of three more models and three feeder
+models), fewer re-plans (a household trigger on the feeder's share of the deviation rather
+than on any one home), and a cheaper station sensor (metered sum plus a loss estimate
+between power flows), besides the bit-identical work left: the forecast PV with its sun
+geometry per plane computed once a run (pvlib evaluates it per step and plane on every
+issue), and the households' dispatch.
+
+**Before that (branch speed12, after the DSO's own meters and forecaster of issue 13 were merged).**
 Full year, default feeder (102 households), run back to back before -> after this change on
 a shared machine (load average 5.2-6.4 before, 7.5 after: two other engineers' jobs; CPU
 seconds are the process's own but contention inflates them too, HiGHS's own time by 17 %

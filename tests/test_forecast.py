@@ -26,6 +26,8 @@ DAY = ["sim=day", "sim.warmup_days=1", "output.progress=false", "contract=perfor
 
 
 def _forecaster(overrides: list[str]) -> tuple[FeederModel, StatisticalForecaster]:
+    """A model and the DSO's forecaster (the one with quantiles; the households' is a point
+    forecaster of the same mean model)."""
     cfg = compose(["contract=performance", *overrides])
     model = FeederModel(
         build_inputs(cfg),
@@ -33,8 +35,9 @@ def _forecaster(overrides: list[str]) -> tuple[FeederModel, StatisticalForecaste
         seed=42,
         forecast=ForecastSettings.from_config(cfg.forecast),
     )
-    assert isinstance(model.forecaster, StatisticalForecaster)
-    return model, model.forecaster
+    assert isinstance(model.dso_forecaster, StatisticalForecaster)
+    assert model.dso_forecaster.quantiles and not model.forecaster.quantiles
+    return model, model.dso_forecaster
 
 
 # -- weather and EV plans ------------------------------------------------------------------------
@@ -61,7 +64,7 @@ def test_weather_error_grows_with_lead_as_configured_and_is_seeded():
     np.testing.assert_array_equal(again.issue(96, 96).t_out_c, fc.issue(96, 96).t_out_c)
     other = FeederModel(
         model.inputs, FirmContract(), seed=7, forecast=fc.settings
-    ).forecaster.issue(96, 96)
+    ).dso_forecaster.issue(96, 96)
     assert not np.allclose(other.t_out_c, fc.issue(96, 96).t_out_c)
 
 
@@ -133,15 +136,32 @@ def test_the_forecaster_never_reads_the_future():
     inputs = build_inputs(cfg)
     settings = ForecastSettings.from_config(cfg.forecast)
     k0 = 5 * STEPS_PER_DAY
-    first = FeederModel(inputs, FirmContract(), seed=42, forecast=settings).forecaster
+    first = FeederModel(inputs, FirmContract(), seed=42, forecast=settings).dso_forecaster
     a = first.issue(k0, STEPS_PER_DAY)
     inputs.p_base_kw[k0:] *= 3.0  # a different future
     inputs.p_other_kw[k0:] *= 3.0
-    second = FeederModel(inputs, FirmContract(), seed=42, forecast=settings).forecaster
+    second = FeederModel(inputs, FirmContract(), seed=42, forecast=settings).dso_forecaster
     b = second.issue(k0, STEPS_PER_DAY)
     np.testing.assert_allclose(b.base_kw, a.base_kw)
     np.testing.assert_allclose(b.agg_base_kw, a.agg_base_kw)
     np.testing.assert_allclose(second.other_loads(k0, 96)[0], first.other_loads(k0, 96)[0])
+
+
+def test_the_households_point_forecaster_forecasts_the_full_ones_mean():
+    """The households' forecaster learns the mean model alone: the same point forecast and
+    physics, bit for bit, as a forecaster that learns the quantiles too from the same past."""
+    model, _ = _forecaster(["sim.start=2025-03-01", "sim.days=35"])
+    point = model.forecaster
+    full = model._make_forecaster(point.settings, 42)  # with quantiles, the same exact past
+    h = np.arange(model.fleet.n)
+    for k0 in (96, 29 * STEPS_PER_DAY + 8):  # blocks 0 and 1
+        a = point.exogenous(k0, 2 * STEPS_PER_DAY, h)
+        b = full.exogenous(k0, 2 * STEPS_PER_DAY, h)
+        for name in ("p_base_kw", "p_pv_kw", "t_out_c", "ghi_w_m2", "cop", "q_gain_kw"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert point.n_trainings == full.n_trainings == 2
+    with pytest.raises(ValueError, match="point forecaster"):
+        point.inflexible_quantiles_kw(96, 8, h)
 
 
 # -- margins -------------------------------------------------------------------------------------

@@ -77,6 +77,29 @@ def test_the_trigger_replans_when_reality_leaves_the_plan(hourly):
     assert m2.contract_kpis()["performance_replans"] >= m.contract_kpis()["performance_replans"]
 
 
+def test_the_household_trigger_waits_for_as_many_households_as_asked():
+    """``replan_min_households``: the household-state trigger fires only when at least that
+    many signed homes are short of their plan (1: any): fewer re-plans, service kept."""
+    terms = {
+        "replan_every_h": 1.0,
+        "replan_trigger": "deviation",
+        "replan_tolerance_kw": 1e9,
+        "replan_tolerance_k": 0.0,
+        "replan_tolerance_kwh": 0.0,
+    }
+    by_reason = {}
+    for n_min in (1, 3):
+        m = simulate(performance(**terms, replan_min_households=n_min))
+        out = m.contract_kpis()
+        by_reason[n_min] = out["performance_replans_by_reason"].get("household state", 0)
+        assert out["performance_replans"] + out["performance_replans_skipped"] == m.n_steps // 4
+        k = m.household_kpis(SERVICE)
+        assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
+    assert 0 < by_reason[3] < by_reason[1]
+    with pytest.raises(TwinError, match="replan_min_households"):
+        PerformanceTerms(replan_min_households=0)
+
+
 def test_periods_grow_with_lead_only_after_the_next_replan():
     t = PerformanceTerms(replan_every_h=1.0, coarse_after_h=6.0, coarse_h=3.0)
     hz = t.horizon()

@@ -44,6 +44,7 @@ from twin.fleet import Fleet
 from twin.timegrid import DT_H, STEPS_PER_DAY
 
 __all__ = [
+    "ISSUE_PHYSICS_MAX_STEPS",
     "QUANTILES",
     "ForecastSettings",
     "Forecaster",
@@ -77,7 +78,7 @@ ISSUE_PHYSICS_MAX_STEPS = 8 * STEPS_PER_DAY
 
 def _part(exo: Exogenous, n: int, cols: np.ndarray) -> Exogenous:
     """The first ``n`` steps and the household columns ``cols`` of ``exo`` (copies)."""
-    if len(cols) == exo.p_base_kw.shape[1] and np.array_equal(cols, np.arange(len(cols))):
+    if len(cols) == exo.p_base_kw.shape[1] and _is_all(cols):
 
         def take(a: np.ndarray) -> np.ndarray:
             return a[:n].copy()
@@ -108,25 +109,36 @@ def _part(exo: Exogenous, n: int, cols: np.ndarray) -> Exogenous:
     )
 
 
+def _take(a: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``a[np.ix_(rows, cols)]`` (a copy), rows first: a few times faster on a year-long
+    array (whole rows are gathered, then the columns, all of them at no cost)."""
+    out = a[rows]
+    return out if len(cols) == a.shape[1] and _is_all(cols) else out[:, cols]
+
+
+def _is_all(cols: np.ndarray) -> bool:
+    """Whether ``cols`` are ``0 .. len(cols) - 1`` in order."""
+    return bool(np.array_equal(cols, np.arange(len(cols))))
+
+
 def slice_exogenous(exo: Exogenous, rows: np.ndarray, cols: np.ndarray) -> Exogenous:
     """The rows and household columns of ``exo`` (copies)."""
-    ix = np.ix_(rows, cols)
     trips = exo.trips
     return Exogenous(
         t_out_c=exo.t_out_c[rows],
         ghi_w_m2=exo.ghi_w_m2[rows],
-        p_base_kw=exo.p_base_kw[ix],
-        q_base_kvar=exo.q_base_kvar[ix],
-        p_pv_kw=exo.p_pv_kw[ix],
-        q_gain_kw=exo.q_gain_kw[ix],
-        cop=exo.cop[ix],
+        p_base_kw=_take(exo.p_base_kw, rows, cols),
+        q_base_kvar=_take(exo.q_base_kvar, rows, cols),
+        p_pv_kw=_take(exo.p_pv_kw, rows, cols),
+        q_gain_kw=_take(exo.q_gain_kw, rows, cols),
+        cop=_take(exo.cop, rows, cols),
         trips=TripSchedule(
-            home=trips.home[ix],
-            trip_kwh=trips.trip_kwh[ix],
-            departure=trips.departure[ix],
+            home=_take(trips.home, rows, cols),
+            trip_kwh=_take(trips.trip_kwh, rows, cols),
+            departure=_take(trips.departure, rows, cols),
             km=trips.km[:, cols],
         ),
-        q_dhw_kw=None if exo.q_dhw_kw is None else exo.q_dhw_kw[ix],
+        q_dhw_kw=None if exo.q_dhw_kw is None else _take(exo.q_dhw_kw, rows, cols),
         price_eur_per_kwh=None if exo.price_eur_per_kwh is None else exo.price_eur_per_kwh[rows],
     )
 
@@ -299,6 +311,13 @@ class ForecastSettings:
 QUANTILES = (0.1, 0.5, 0.9)
 #: z-score of the 90th percentile of a standard normal.
 Z90 = 1.2815515655446004
+#: LightGBM objective of each model of the statistical forecaster (by the quantity it predicts)
+_OBJECTIVES: dict[str, dict[str, Any]] = {
+    "q10": {"objective": "quantile", "alpha": 0.1},
+    "q50": {"objective": "quantile", "alpha": 0.5},
+    "q90": {"objective": "quantile", "alpha": 0.9},
+    "mean": {"objective": "regression"},
+}
 
 
 @dataclass
@@ -310,8 +329,9 @@ class Issue:
     t_out_c: np.ndarray  # (n,)
     ghi_w_m2: np.ndarray  # (n,)
     ghi_sigma: np.ndarray  # (n,) relative irradiance error (log-normal)
-    base_kw: np.ndarray  # (4, n, H) base load: quantiles 10/50/90 and the mean
+    base_kw: np.ndarray  # (4, n, H) base load: quantiles 10/50/90 and the mean (last)
     agg_base_kw: np.ndarray  # (3, n) the feeder's households' base load together
+    # (a point forecaster, quantiles=False: base_kw (1, n, H) the mean alone, agg_base_kw (0, n))
     exogenous: Exogenous | None = None  # every household's physics on it (made when asked)
 
 
@@ -363,6 +383,11 @@ class StatisticalForecaster(PerfectForecaster):
         after it, so the models learn from, the level correction compares and the persistence
         term carries the latest *arrived* steps (the persistence term faded by their age).
         None: the exact past, known at once (a HEMS's forecast of its own house).
+    quantiles : bool
+        Learn the quantile models (the households' 10th/50th/90th percentiles and those of
+        their total), which :meth:`inflexible_quantiles_kw` reads (the DSO's margins). False:
+        a point forecaster, the households' mean model alone (what a HEMS plans on, through
+        :meth:`exogenous`): the same mean, a seventh of the learning.
     """
 
     def __init__(
@@ -378,9 +403,14 @@ class StatisticalForecaster(PerfectForecaster):
         settings: ForecastSettings,
         seed: int,
         measured: dict[str, Any] | None = None,
+        quantiles: bool = True,
     ) -> None:
         super().__init__(exo, fleet, state0, other_p_kw, other_q_kvar)
         self.settings = settings
+        # the models learned (and predicted, in this order): households, their total
+        self.quantiles = bool(quantiles)
+        self._hh_keys = ("q10", "q50", "q90", "mean") if quantiles else ("mean",)
+        self._agg_keys = ("q10", "q50", "q90") if quantiles else ()
         self._physics = physics
         self._seed = int(seed)
         h = history
@@ -420,8 +450,8 @@ class StatisticalForecaster(PerfectForecaster):
 
     def _alloc_predictions(self) -> None:
         n_axis = self._pre + self.n_steps
-        self._pred_base = np.zeros((4, n_axis, self._base.shape[1]))
-        self._pred_agg = np.zeros((3, n_axis))
+        self._pred_base = np.zeros((len(self._hh_keys), n_axis, self._base.shape[1]))
+        self._pred_agg = np.zeros((len(self._agg_keys), n_axis))
         self._predicted = np.zeros(self._n_blocks(), bool)
 
     def release(self) -> None:
@@ -502,7 +532,6 @@ class StatisticalForecaster(PerfectForecaster):
         pick = rng.choice(len(t_abs) * n_h, size=take, replace=False)
         tt, hh = t_abs[pick // n_h], pick % n_h
         x, y = self._features(tt, hh), self._base[tt, hh] / self._level(tt, hh)
-        xa, ya = self._features(t_abs), self._agg[t_abs] / self._level(t_abs, None)
         params = {
             "num_leaves": s.num_leaves,
             "learning_rate": s.learning_rate,
@@ -516,24 +545,19 @@ class StatisticalForecaster(PerfectForecaster):
         # one binned data set per series, shared by its models (the same models as a data set
         # per model, built once instead of four and three times)
         data_hh = lgb.Dataset(x, y, free_raw_data=False)
-        data_agg = lgb.Dataset(xa, ya, free_raw_data=False)
         # households: the 10th/50th/90th percentiles and the mean (the point forecast the
         # planner sums: medians of skewed household loads would add up too low)
-        for key, objective in (("q10", 0.1), ("q50", 0.5), ("q90", 0.9), ("mean", None)):
-            obj = (
-                {"objective": "regression"}
-                if objective is None
-                else {"objective": "quantile", "alpha": objective}
-            )
+        for key in self._hh_keys:
             self._models[("hh", key)] = lgb.train(
-                {**params, **obj}, data_hh, num_boost_round=s.n_estimators
+                {**params, **_OBJECTIVES[key]}, data_hh, num_boost_round=s.n_estimators
             )
-        for key, q in (("q10", 0.1), ("q50", 0.5), ("q90", 0.9)):
-            self._models[("agg", key)] = lgb.train(
-                {**params, "objective": "quantile", "alpha": q},
-                data_agg,
-                num_boost_round=s.n_estimators,
-            )
+        if self._agg_keys:
+            xa, ya = self._features(t_abs), self._agg[t_abs] / self._level(t_abs, None)
+            data_agg = lgb.Dataset(xa, ya, free_raw_data=False)
+            for key in self._agg_keys:
+                self._models[("agg", key)] = lgb.train(
+                    {**params, **_OBJECTIVES[key]}, data_agg, num_boost_round=s.n_estimators
+                )
         if self._other is not None:  # the seasonal-naive error of the other loads
             o = self._other.sum(axis=1)
             err = o[t_abs] - o[t_abs - 7 * STEPS_PER_DAY]
@@ -570,18 +594,16 @@ class StatisticalForecaster(PerfectForecaster):
         tt, hh = np.repeat(t_abs, n_h), np.tile(np.arange(n_h), n)
         x, lv = self._features(tt, hh), self._level(tt, hh)
         out = np.stack(
-            [
-                (self._models[("hh", key)].predict(x) * lv).reshape(n, n_h)
-                for key in ("q10", "q50", "q90", "mean")
-            ]
+            [(self._models[("hh", key)].predict(x) * lv).reshape(n, n_h) for key in self._hh_keys]
         )
-        out[:3].sort(axis=0)  # quantiles never cross
-        xa, lva = self._features(t_abs), self._level(t_abs, None)
-        agg = np.stack([self._models[("agg", k)].predict(xa) * lva for k in ("q10", "q50", "q90")])
-        agg.sort(axis=0)
         at = slice(first + self._pre, end + self._pre)
+        if self.quantiles:
+            out[:3].sort(axis=0)  # quantiles never cross
+            xa, lva = self._features(t_abs), self._level(t_abs, None)
+            agg = np.stack([self._models[("agg", k)].predict(xa) * lva for k in self._agg_keys])
+            agg.sort(axis=0)
+            self._pred_agg[:, at] = np.maximum(agg, 0.0)
         self._pred_base[:, at] = np.maximum(out, 0.0)
-        self._pred_agg[:, at] = np.maximum(agg, 0.0)
         self._predicted[b] = True
         self.predict_s += _time.perf_counter() - t0
 
@@ -602,7 +624,7 @@ class StatisticalForecaster(PerfectForecaster):
     def _level_ratio(self, k0: int) -> tuple[float, float]:
         """Measured over forecast load of the households together over the latest
         ``level_days`` before ``k0`` (for the household models' mean, and for the feeder
-        model's median), clipped to [2/3, 3/2]: 1 when off."""
+        model's median), clipped to [2/3, 3/2]: 1 when off (the feeder's: 1 without quantiles)."""
         n = int(round(self.settings.level_days * STEPS_PER_DAY))
         if n <= 0:
             return 1.0, 1.0
@@ -610,8 +632,8 @@ class StatisticalForecaster(PerfectForecaster):
         past = np.arange(k0 - n, k0) - self._delay
         base, agg = self._base_quantiles(past)
         actual = float(self._base[past + self._n_hist].sum())
-        r_hh = actual / max(float(base[3].sum()), 1e-9)
-        r_agg = actual / max(float(agg[1].sum()), 1e-9)
+        r_hh = actual / max(float(base[-1].sum()), 1e-9)
+        r_agg = actual / max(float(agg[1].sum()), 1e-9) if len(agg) else 1.0
         return float(np.clip(r_hh, 2 / 3, 1.5)), float(np.clip(r_agg, 2 / 3, 1.5))
 
     def _other_ratio(self, k0: int) -> float:
@@ -650,7 +672,7 @@ class StatisticalForecaster(PerfectForecaster):
         if self.settings.nowcast_h > 0:  # the last measured error fades over the first steps
             k_last = k0 - 1 - self._delay  # the latest step whose readings have arrived
             last, last_agg = self._base_quantiles(np.array([k_last]))
-            err = self._base[k_last + self._n_hist] - last[3, 0] * r_hh  # (H,)
+            err = self._base[k_last + self._n_hist] - last[-1, 0] * r_hh  # (H,)
             age = np.arange(n) + 1 + self._delay
             fade = np.exp(-age * DT_H / self.settings.nowcast_h)[:, None]
             base = base + fade[None] * err[None, None, :]
@@ -676,13 +698,13 @@ class StatisticalForecaster(PerfectForecaster):
         rows = it.rows[:n]
         d = self._declared
         trips = TripSchedule(
-            home=d.home[np.ix_(rows, h)],
-            trip_kwh=d.trip_kwh[np.ix_(rows, h)],
-            departure=d.departure[np.ix_(rows, h)],
+            home=_take(d.home, rows, h),
+            trip_kwh=_take(d.trip_kwh, rows, h),
+            departure=_take(d.departure, rows, h),
             km=d.km[:, h],
         )
-        p_base = it.base_kw[3, :n][:, h]  # the mean: the point forecast
-        q_base = self._exo.q_base_kvar[np.ix_(rows, h)]
+        p_base = it.base_kw[-1, :n][:, h]  # the mean: the point forecast
+        q_base = _take(self._exo.q_base_kvar, rows, h)
         return self._physics(h, rows, it.t_out_c[:n], it.ghi_w_m2[:n], p_base, q_base, trips)
 
     def other_loads(self, k0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -696,6 +718,8 @@ class StatisticalForecaster(PerfectForecaster):
     def inflexible_quantiles_kw(
         self, k0: int, n: int, households: np.ndarray
     ) -> dict[str, np.ndarray]:
+        if not self.quantiles:
+            raise ValueError("a point forecaster (quantiles=False) has no quantiles")
         it = self.issue(k0, n)
         h = np.asarray(households, dtype=np.int64)
         b = it.base_kw[:, :n][:, :, h]

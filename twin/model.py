@@ -24,10 +24,17 @@ from twin.devices.household import (
     firm_controls,
     make_exogenous,
     step_households,
+    weather_response,
 )
 from twin.errors import TwinError
 from twin.fleet import Fleet
-from twin.forecast import Forecaster, ForecastSettings, PerfectForecaster, StatisticalForecaster
+from twin.forecast import (
+    ISSUE_PHYSICS_MAX_STEPS,
+    Forecaster,
+    ForecastSettings,
+    PerfectForecaster,
+    StatisticalForecaster,
+)
 from twin.inputs import StudyInputs
 from twin.kpi import household_kpis
 from twin.measure import Clock, DsoMeters, MeasurementSettings, Meters
@@ -99,8 +106,9 @@ class FeederModel(mesa.Model):
     measurement : MeasurementSettings, optional
         What the DSO's sensors deliver (:class:`~twin.measure.DsoMeters`; the default
         preset ``full`` when not given). A statistical forecaster is built twice: the
-        households' HEMSs forecast their own houses from their exact past, the DSO from what
-        its meters delivered.
+        households' HEMSs forecast their own houses from their exact past (a point forecast:
+        the mean model alone), the DSO from what its meters delivered (with the quantiles its
+        margins read).
     """
 
     def __init__(
@@ -182,10 +190,15 @@ class FeederModel(mesa.Model):
         self.unregistered = draw_unregistered(self.fleet, share, seed)
         self.measurement = measurement or MeasurementSettings()
         self.dso_meters = self._make_dso_meters(seed)
+        # (households, year rows, weather) and the PV and COP of the latest forecast's weather
+        self._weather_kept: tuple[tuple, tuple[np.ndarray, np.ndarray]] | None = None
         settings = forecast or ForecastSettings()
-        self.forecaster = forecaster or self._make_forecaster(settings, seed)
+        own = forecaster is None and settings.name != "perfect"  # the DSO's forecaster its own
+        # (the HEMSs plan on the point forecast of their houses: theirs learns the mean only;
+        # the DSO's margins read quantiles)
+        self.forecaster = forecaster or self._make_forecaster(settings, seed, quantiles=not own)
         self.dso_forecaster = self.forecaster
-        if forecaster is None and isinstance(self.forecaster, StatisticalForecaster):
+        if own:
             hist = inputs.history
             if hist is not None and "standard_kw" not in hist:
                 hist = {**hist, "standard_kw": self._columns(hist["base_kw"], hist["other_kw"])}
@@ -206,21 +219,49 @@ class FeederModel(mesa.Model):
     ) -> Exogenous:
         """The households' device physics on given (e.g. forecast) inputs for the simulated
         steps ``rows`` (the sun's position and the prices are those of the steps; hot-water
-        draws are not known ahead: the planners use the expected ones)."""
+        draws are not known ahead: the planners use the expected ones).
+
+        The PV and COP of the latest weather asked for are kept: the households' and the
+        DSO's forecasters issue the same weather forecast (the same seed) on different base
+        loads, so the second asks for the weather's physics the first had (the same numbers,
+        computed once). Only an issue's length is kept (not the whole window the limit
+        screening asks for once: two year-long arrays)."""
         sc, inp = self.inputs.scenario, self.inputs
         price = self.exo.price_eur_per_kwh
+        fleet = self.fleet.subset(households)
+        design_c = sc["dwelling"]["design_outdoor_c"].value
+        year_rows = self.window.sim_year_index[rows]
+        site = (inp.site_lat_deg, inp.site_lon_deg)
+        key = (households, year_rows, t_out_c, ghi_w_m2)
+        kept = self._weather_kept
+        if kept is None or not all(np.array_equal(a, b) for a, b in zip(kept[0], key, strict=True)):
+            weather = weather_response(
+                fleet,
+                t_out_c,
+                ghi_w_m2,
+                design_c,
+                year_rows=year_rows,
+                pv_irradiance_scale=inp.pv_irradiance_scale,
+                site=site,
+            )
+            for a in weather:  # shared by both forecasters' issues: never written
+                a.flags.writeable = False
+            kept = (tuple(np.array(a) for a in key), weather)
+            if len(rows) <= ISSUE_PHYSICS_MAX_STEPS:
+                self._weather_kept = kept
         return make_exogenous(
-            self.fleet.subset(households),
+            fleet,
             t_out_c,
             ghi_w_m2,
             p_base_kw,
             q_base_kvar,
-            sc["dwelling"]["design_outdoor_c"].value,
+            design_c,
             trips,
-            year_rows=self.window.sim_year_index[rows],
+            year_rows=year_rows,
             pv_irradiance_scale=inp.pv_irradiance_scale,
             price_eur_per_kwh=None if price is None else price[rows],
-            site=(inp.site_lat_deg, inp.site_lon_deg),
+            site=site,
+            weather=kept[1],
         )
 
     def _columns(self, hh: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -261,7 +302,11 @@ class FeederModel(mesa.Model):
         )
 
     def _make_forecaster(
-        self, settings: ForecastSettings, seed: int, measured: dict | None = None
+        self,
+        settings: ForecastSettings,
+        seed: int,
+        measured: dict | None = None,
+        quantiles: bool = True,
     ) -> Forecaster:
         inp = self.inputs
         if settings.name == "perfect":
@@ -292,6 +337,7 @@ class FeederModel(mesa.Model):
             settings,
             seed,
             measured,
+            quantiles,
         )
 
     def _make_view(self) -> FeederView:

@@ -306,6 +306,9 @@ class PerformanceConfig(_PlanningConfig):
     replan_tolerance_kwh: float = key(
         1.0, "deviation trigger: EV or battery energy below the plan", 0, 1000
     )
+    replan_min_households: int = key(
+        1, "deviation trigger: signed households short of their plan, at least", 1, 100_000
+    )
     group_households: int | None = key(
         64,
         "central mode: the DSO's LP per group of cable branches of at most this many",

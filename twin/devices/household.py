@@ -74,6 +74,35 @@ class Exogenous:
         return len(self.t_out_c)
 
 
+def weather_response(
+    fleet: Fleet,
+    t_out_c: np.ndarray,
+    ghi_w_m2: np.ndarray,
+    design_outdoor_c: float,
+    *,
+    year_rows: np.ndarray | None = None,
+    pv_irradiance_scale: float = 1.0,
+    solar_time: bool = False,
+    site: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_pv_kw, cop)`` (T, H): every household's PV output and heat pump field COP under
+    the weather ``t_out_c``, ``ghi_w_m2`` (T,) (the parts of :func:`make_exogenous` that
+    depend on the weather alone; its arguments)."""
+    t_col = t_out_c[:, None]
+    flow = flow_temperature_c(t_col, fleet.flow_design_c, fleet.setpoint_c, design_outdoor_c)
+    rows = np.arange(len(t_out_c)) if year_rows is None else np.asarray(year_rows)
+    p_pv = pv_ac_power_kw(
+        ghi_w_m2,
+        t_out_c,
+        fleet.pv_kwp,
+        roofs_of(fleet),
+        sun=sun_at_rows(rows, solar_time, *(site or ())),
+        ghi_scale=pv_irradiance_scale,
+        model=fleet.pv_model,
+    )
+    return p_pv, effective_cop(t_col, flow, model=fleet.hp_model)
+
+
 def make_exogenous(
     fleet: Fleet,
     t_out_c: np.ndarray,
@@ -89,6 +118,7 @@ def make_exogenous(
     price_eur_per_kwh: np.ndarray | None = None,
     solar_time: bool = False,
     site: tuple[float, float] | None = None,
+    weather: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Exogenous:
     """Precompute gains, COP and PV over the window (vectorised over time and households).
 
@@ -96,9 +126,9 @@ def make_exogenous(
     from 1 January); ``solar_time``: the weather's rows are in true solar time rather than
     twin's clock (TRY2010 as it ships; :func:`twin.inputs.build_inputs` shifts it to the clock);
     ``pv_irradiance_scale``: the PV model's irradiance scale (``pv.irradiance_scale``);
-    ``site``: ``(lat, lon)`` of the weather (default: TRY2010 region 5, Essen).
+    ``site``: ``(lat, lon)`` of the weather (default: TRY2010 region 5, Essen); ``weather``:
+    :func:`weather_response` of these arguments when the caller has it (not computed again).
     """
-    t_col = t_out_c[:, None]
     q_gain = (
         fleet.internal_gains_kw + p_base_kw + np.outer(ghi_w_m2 / 1000.0, fleet.solar_aperture_m2)
     )
@@ -106,18 +136,19 @@ def make_exogenous(
     standby = np.where(fleet.has_hp, fleet.hp_model.standby_kw, 0.0)
     if standby.any():
         p_base_kw = p_base_kw + standby
-    flow = flow_temperature_c(t_col, fleet.flow_design_c, fleet.setpoint_c, design_outdoor_c)
-    rows = np.arange(len(t_out_c)) if year_rows is None else np.asarray(year_rows)
     # (the standby is in p_base_kw from here on; see Exogenous)
-    p_pv = pv_ac_power_kw(
-        ghi_w_m2,
-        t_out_c,
-        fleet.pv_kwp,
-        roofs_of(fleet),
-        sun=sun_at_rows(rows, solar_time, *(site or ())),
-        ghi_scale=pv_irradiance_scale,
-        model=fleet.pv_model,
-    )
+    if weather is None:
+        weather = weather_response(
+            fleet,
+            t_out_c,
+            ghi_w_m2,
+            design_outdoor_c,
+            year_rows=year_rows,
+            pv_irradiance_scale=pv_irradiance_scale,
+            solar_time=solar_time,
+            site=site,
+        )
+    p_pv, cop = weather
     return Exogenous(
         t_out_c=t_out_c,
         ghi_w_m2=ghi_w_m2,
@@ -125,7 +156,7 @@ def make_exogenous(
         q_base_kvar=q_base_kvar,
         p_pv_kw=p_pv,
         q_gain_kw=q_gain,
-        cop=effective_cop(t_col, flow, model=fleet.hp_model),
+        cop=cop,
         trips=trips,
         q_dhw_kw=None if q_dhw_kw is None else np.where(fleet.has_tank, q_dhw_kw, 0.0),
         price_eur_per_kwh=price_eur_per_kwh,

@@ -141,7 +141,8 @@ class PerformanceContract(Contract):
             return "feeder load"
         if self.dso.cable_over_limit(k - t.cadence_steps, k):
             return "cable estimate"
-        if self.hems.short_of_plan(k, t.replan_tolerance_k, t.replan_tolerance_kwh) != 0:
+        short = self.hems.short_of_plan(k, t.replan_tolerance_k, t.replan_tolerance_kwh)
+        if short < 0 or short >= t.replan_min_households:  # (-1: no plan covers the step)
             return "household state"
         return ""
 
@@ -312,8 +313,11 @@ class PerformanceContract(Contract):
         )
         fc = self.view.households.forecaster
         if hasattr(fc, "train_s"):
-            out["forecast_train_s"] = round(fc.train_s, 4)
-            out["forecast_predict_s"] = round(fc.predict_s, 4)
+            # the time of both forecasters (the households' and the DSO's own, when it has
+            # one); the trainings of one of them (the blocks are the same for both)
+            both = {id(f): f for f in (fc, self.dso.view.forecaster)}.values()
+            out["forecast_train_s"] = round(sum(getattr(f, "train_s", 0.0) for f in both), 4)
+            out["forecast_predict_s"] = round(sum(getattr(f, "predict_s", 0.0) for f in both), 4)
             out["forecast_trainings"] = fc.n_trainings
         return out
 

@@ -65,7 +65,8 @@ class PerformanceTerms(PlanningTerms):
         than ``replan_tolerance_kw``, a cable the DSO's state estimate puts above its
         rating less the safety margin, or a signed household's indoor temperature or EV/battery
         energy short of its plan by more than ``replan_tolerance_k`` /
-        ``replan_tolerance_kwh`` (the HEMS asks, nothing of its state is sent). The day-ahead
+        ``replan_tolerance_kwh`` (the HEMS asks, nothing of its state is sent), for at least
+        ``replan_min_households`` signed households (1: any of them). The day-ahead
         re-plan at ``replan_at_h``, the first, the one after a failure and one the plan would
         not last until the next are always made.
     """
@@ -91,6 +92,7 @@ class PerformanceTerms(PlanningTerms):
     replan_tolerance_kw: float = 10.0
     replan_tolerance_k: float = 0.2
     replan_tolerance_kwh: float = 1.0
+    replan_min_households: int = 1
     group_households: int | None = None
     group_above: int = 0
     group_sweeps: int = 0
@@ -107,6 +109,8 @@ class PerformanceTerms(PlanningTerms):
         for key in ("replan_tolerance_kw", "replan_tolerance_k", "replan_tolerance_kwh"):
             if not getattr(self, key) >= 0:
                 raise _bad(key, getattr(self, key), "give a tolerance of 0 or more")
+        if self.replan_min_households < 1:
+            raise _bad("replan_min_households", self.replan_min_households, "give 1 or more")
         if self.coarse_h is not None and (
             self.coarse_h <= 0 or abs(self.coarse_h * 4 - round(self.coarse_h * 4)) > 1e-9
         ):
