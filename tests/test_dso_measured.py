@@ -31,7 +31,7 @@ from twin.timegrid import STEPS_PER_DAY
 THRESHOLD = ["contract=nonfirm", "contract.congestion_threshold_pct=40"]
 
 
-def _model(overrides: list[str]) -> FeederModel:
+def _model(overrides: list[str], run_it: bool = True) -> FeederModel:
     cfg = compose(["output.progress=false", *overrides])
     model = FeederModel(
         build_inputs(cfg),
@@ -40,7 +40,8 @@ def _model(overrides: list[str]) -> FeederModel:
         forecast=ForecastSettings.from_config(cfg.get("forecast")),
         measurement=MeasurementSettings.from_config(cfg.measurement),
     )
-    model.run_to_end()
+    if run_it:
+        model.run_to_end()
     return model
 
 
@@ -291,14 +292,7 @@ def test_the_dso_estimates_cable_loadings_and_replans_when_one_is_over_its_limit
     np.testing.assert_allclose(est, true, rtol=0, atol=1.0)  # %-points
     assert "cable estimate" not in {r["reason"] for r in m.contract.stats.records}
 
-    cfg = compose(["output.progress=false", *base])
-    low = FeederModel(
-        build_inputs(cfg),
-        make_contract(cfg.contract),
-        seed=int(cfg.seed),
-        forecast=ForecastSettings.from_config(cfg.get("forecast")),
-        measurement=MeasurementSettings.from_config(cfg.measurement),
-    )
+    low = _model(base, run_it=False)
     dso = low.contract.dso
     dso.terms = replace(dso.terms, safety_margin=0.8)  # the trigger's limit only: 20 %
     low.run_to_end()
