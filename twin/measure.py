@@ -538,6 +538,18 @@ def measure(
     )
 
 
+def sum_sigma_kw(load_sigma_kw: np.ndarray, station_sigma_kw: np.ndarray | None) -> np.ndarray:
+    """``(n,)`` the standard deviation of the feeder load the DSO holds, per step, kW: of the
+    sum over the connections' values (``(n, n_load)`` their standard deviations, independent
+    errors), combined, where there is one, with the station sensor's (``(n, n_units)``) as
+    two independent measurements of the same total (linearised, the cable losses left out)."""
+    var_m = np.square(load_sigma_kw).sum(axis=1)
+    if station_sigma_kw is None or not station_sigma_kw.size:
+        return np.sqrt(var_m)
+    var_t = np.square(station_sigma_kw).sum(axis=1)
+    return np.sqrt(var_m * var_t / (var_m + var_t))
+
+
 def station_units(net: Any) -> np.ndarray:
     """Positions (``net.trafo`` rows) of the station's transformer units."""
     from twin.grid.ratings import station_mask
@@ -935,6 +947,27 @@ class DsoMeters:
             out[bad] = self.transformer_kw(k_start, k_end, nowcast)[bad]
         return out
 
+    def load_sigma_kw(self, k_start: int, k_end: int, nowcast: bool = False) -> np.ndarray:
+        """``(k_end - k_start,)`` how uncertain :meth:`load_kw` is, as the DSO can tell from its
+        sensors' stated accuracy (one standard deviation, kW; :func:`sum_sigma_kw`): the
+        estimate's from the data it was made from; the readings' from the station sensor's
+        class, else from the connections' (reading or pseudo-measurement)."""
+        self._check(k_start, k_end)
+        self._advance()
+        s = self.settings
+        if self._est is not None:
+            final = self._final_from(k_start, k_end, nowcast)
+            return self._est.read("load_sigma_kw", k_start, k_end, final)
+        if s.trafo:
+            read = self._station[k_start:k_end]
+            return s.trafo_power_sigma_pct / 100.0 * np.abs(read) + s.trafo_power_floor_kw
+        use = self._use(k_start, k_end, nowcast)
+        r = slice(k_start, k_end)
+        read = np.where(use, self._p_read[r], self._pseudo[r])
+        sig_m = s.meter_sigma_pct / 100.0 * np.abs(read) + s.meter_floor_kw
+        sig_p = s.pseudo_sigma_pct / 100.0 * np.abs(read) + s.pseudo_floor_kw
+        return np.sqrt(np.square(np.where(use, sig_m, sig_p)).sum(axis=1))
+
     def cable_loading_max_pct(self, k_start: int, k_end: int, nowcast: bool = False) -> np.ndarray:
         """``(k_end - k_start,)`` the most loaded cable's loading (% of its rating) in the
         DSO's state estimate of each step (NaN where unobservable, and everywhere without
@@ -1090,7 +1123,8 @@ class _LoopEstimates:
         self.z_a = np.vstack([z_warm[1], z_rep[1]])
         self.values = {
             final: {
-                name: np.full(n_t, np.nan) for name in ("station_kw", "load_kw", "cable_max_pct")
+                name: np.full(n_t, np.nan)
+                for name in ("station_kw", "load_kw", "load_sigma_kw", "cable_max_pct")
             }
             for final in (False, True)
         }
@@ -1120,10 +1154,14 @@ class _LoopEstimates:
         # where they arrive at once
         meter_u = len(est.voltage_loads) > 0 and (final or m.delay_steps == 0)
         truth = est.sensor_truth(p, q, bus_u=meter_u)
-        e = est.run(m.sensor_data(a, b, truth, final, est), threads=threads, station_only=True)
+        data = m.sensor_data(a, b, truth, final, est)
+        e = est.run(data, threads=threads, station_only=True)
         v = self.values[final]
         v["station_kw"][a:b] = e.station_kw
         v["load_kw"][a:b] = e.load_kw
+        v["load_sigma_kw"][a:b] = sum_sigma_kw(
+            data.load_p_sigma_kw, data.trafo_power_sigma_kw if est.layout.trafo else None
+        )
         ll = e.result.line_loading_pct
         v["cable_max_pct"][a:b] = ll.max(axis=1) if ll.shape[1] else 0.0
         self.done[final][a:b] = True

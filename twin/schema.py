@@ -309,6 +309,9 @@ class PerformanceConfig(_PlanningConfig):
     replan_min_households: int = key(
         1, "deviation trigger: signed households short of their plan, at least", 1, 100_000
     )
+    sunk_peak_sigmas: float = key(
+        3.0, "the peak already reached: measured feeder load less this many of its sigmas", 0, 100
+    )
     group_households: int | None = key(
         64,
         "central mode: the DSO's LP per group of cable branches of at most this many",

@@ -58,6 +58,9 @@ class PerformanceTerms(PlanningTerms):
         re-plan) the plan's periods are ``coarse_h`` long; that part is re-planned before it
         is carried out. With daily re-plans and a 24 h horizon nothing changes; ``None``
         (either): ``resolution_h`` throughout.
+    sunk_peak_sigmas : float
+        The peak already reached counts only as far as the DSO is sure of it: the measured
+        feeder load less this many of its standard deviations.
     replan_trigger : str
         ``always``: re-plan at every ``replan_every_h`` step; ``deviation``: an intraday
         re-plan only when reality left the plan since the last one — the metered feeder
@@ -93,6 +96,7 @@ class PerformanceTerms(PlanningTerms):
     replan_tolerance_k: float = 0.2
     replan_tolerance_kwh: float = 1.0
     replan_min_households: int = 1
+    sunk_peak_sigmas: float = 3.0
     group_households: int | None = None
     group_above: int = 0
     group_sweeps: int = 0
@@ -109,6 +113,8 @@ class PerformanceTerms(PlanningTerms):
         for key in ("replan_tolerance_kw", "replan_tolerance_k", "replan_tolerance_kwh"):
             if not getattr(self, key) >= 0:
                 raise _bad(key, getattr(self, key), "give a tolerance of 0 or more")
+        if not self.sunk_peak_sigmas >= 0:
+            raise _bad("sunk_peak_sigmas", self.sunk_peak_sigmas, "give 0 or more")
         if self.replan_min_households < 1:
             raise _bad("replan_min_households", self.replan_min_households, "give 1 or more")
         if self.coarse_h is not None and (
