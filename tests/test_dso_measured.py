@@ -304,3 +304,26 @@ def test_the_dso_estimates_cable_loadings_and_replans_when_one_is_over_its_limit
     seen = low.dso_meters.cable_loading_max_pct(0, low.n_steps, nowcast=True)
     for k in got:
         assert seen[max(k - cadence, w) : k].max() > 20.0
+
+
+def test_the_sunk_peak_counts_no_measurement_noise(performance):
+    """A running max of noisy reads lies above the true running max (its noise is what
+    the max picks), and a plan that fills up to it would lock the noise in at every re-plan;
+    the sunk peak less three standard deviations of the read stays at or below the truth."""
+    m = performance["full"]
+    c, dm, w = m.contract, m.dso_meters, m.window.n_warmup_steps
+    f = m.inputs.feeder
+    p = f.load_p_kw[m.window.sim_year_index].copy()
+    p[:, f.household_cols] = m.log["p_net_kw"]
+    true = p.sum(axis=1)  # the feeder load: every connection, no losses
+    read = dm.load_kw(0, m.n_steps)
+    above_raw, above_sunk = 0, 0
+    for rec in c.stats.records:
+        k = rec["step"]
+        if k <= w + 4:
+            continue
+        true_max = true[w:k].max()
+        above_raw += read[w:k].max() > true_max
+        above_sunk += rec["sunk_peak_kw"] > true_max + 1e-6
+        assert rec["sunk_peak_kw"] > true_max - 5.0  # (and not far below it)
+    assert above_raw > 0 and above_sunk == 0
