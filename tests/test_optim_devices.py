@@ -197,3 +197,40 @@ def test_envelopes_contain_the_extreme_schedules_and_ev_bounds_are_exact(model):
             soc = inp.ev_soc0_kwh[e] + CHARGE_EFFICIENCY * bound[1:] - np.cumsum(inp.ev_trip_kwh[e])
             assert np.all(soc >= inp.ev_soc_min_kwh[e] - 1e-6)
             assert np.all(soc <= dev.ev_capacity_kwh[e] + 1e-6)
+
+
+def test_a_plans_cycling_loss_never_takes_the_cop_to_zero(model):
+    """The plan's COP is the full-output COP times the EN 14825 cycling loss at the heat that
+    holds the setpoint; in mild periods that heat tends to zero and so would the loss factor
+    (cr / (Cd cr + 1 - Cd)), leaving a heat pump that 'draws' q_max / COP: hundreds of kW. At
+    a part-load ratio of at least PLAN_MIN_PART_LOAD the factor stays >= 0.53 (Cd 0.9), and
+    so does every period's COP relative to full output, however mild."""
+    from dataclasses import replace
+
+    from twin.devices.heatpump import min_output_kw
+    from twin.optim.devices import PLAN_MIN_PART_LOAD, plan_cop
+
+    fleet = model.fleet
+    hz = Horizon.from_segments([(24.0, 1.0)])
+    h = np.arange(fleet.n)
+    dev = DeviceSet.from_fleet(fleet, h, 1.0, 150.0, 6.0)
+    exo = model.forecaster.exogenous(0, hz.n_steps + STEPS_PER_DAY, h)
+    n = len(exo.t_out_c)
+    mild = replace(exo, t_out_c=np.linspace(0.0, 24.0, n))  # every operating point in a day
+    cop = plan_cop(dev, hz, mild)
+    cop_full = hz.mean(mild.cop[:, dev.hp]).T
+    t_out = hz.mean(mild.t_out_c)[None, :]
+    gain = hz.mean(mild.q_gain_kw[:, dev.hp]).T
+    q_need = (dev.setpoint_c[:, None] - t_out) / dev.r_k_per_kw[:, None] - gain
+    q_min = min_output_kw(dev.hp_q_max_kw[:, None], t_out, model=dev.hp_model)
+    tiny = (q_need > 0) & (q_need < PLAN_MIN_PART_LOAD * q_min)
+    assert tiny.any()  # the ramp reaches the periods the floor is for
+    cd = dev.hp_model.cycling_cd
+    f_min = PLAN_MIN_PART_LOAD / (cd * PLAN_MIN_PART_LOAD + 1.0 - cd)
+    assert f_min == pytest.approx(0.526, abs=1e-3)
+    assert (cop / cop_full).min() >= f_min - 1e-12
+    inp = device_inputs(
+        dev, hz, mild, model.state.t_in_c, model.state.ev_soc_kwh, model.state.bat_soc_kwh, 0
+    )
+    rated = dev.hp_q_max_kw[:, None] / cop_full
+    assert (inp.hp_p_max_kw <= rated / f_min + 1e-9).all()

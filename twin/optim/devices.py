@@ -346,10 +346,22 @@ def thermal_decay(dev: DeviceSet, horizon: Horizon) -> np.ndarray:
     return dev.a_step[:, None] ** horizon.steps[None, :]
 
 
+#: The lowest part-load ratio (heat / minimum output) a plan's cycling loss is evaluated at.
+#: The loss is linearised at the heat that would hold the setpoint over the period; where that
+#: is near zero (a mild period) the EN 14825 factor goes to zero with it, and so would the
+#: COP: a plan that then has to heat (to recover a deficit) saw its heat pump draw
+#: ``q_max / cop`` -- 486 kW for a 1.8 kW heat pump, in a 6-h period of an envelope-mode
+#: year, whose envelope then demanded 2,200 kWh. Heat that a plan delivers comes in cycles of
+#: a meaningful share of the minimum output: 0.1 bounds the factor at 0.53 (``CYCLING_CD``
+#: 0.9). Assumption.
+PLAN_MIN_PART_LOAD = 0.1
+
+
 def plan_cop(dev: DeviceSet, horizon: Horizon, fc: Exogenous) -> np.ndarray:
     """``(n_hp, N)`` the space-heating COP each period plans with: the field COP at full
     output (the forecast's) times the cycling loss at the forecast operating point, the heat
-    that would hold the setpoint over the period (module docstring)."""
+    that would hold the setpoint over the period, at a part-load ratio of at least
+    :data:`PLAN_MIN_PART_LOAD` (module docstring)."""
     hp = dev.hp
     cop_full = horizon.mean(fc.cop[:, hp]).T
     t_out = horizon.mean(fc.t_out_c)[None, :]
@@ -357,7 +369,8 @@ def plan_cop(dev: DeviceSet, horizon: Horizon, fc: Exogenous) -> np.ndarray:
     q_need = np.maximum((dev.setpoint_c[:, None] - t_out) / dev.r_k_per_kw[:, None] - gain, 0.0)
     q_need = np.minimum(q_need, dev.hp_q_max_kw[:, None])
     q_min = min_output_kw(dev.hp_q_max_kw[:, None], t_out, model=dev.hp_model)
-    f = cycling_factor(q_need, q_min, dev.hp_model.cycling_cd)
+    q_op = np.maximum(q_need, PLAN_MIN_PART_LOAD * q_min)
+    f = cycling_factor(q_op, q_min, dev.hp_model.cycling_cd)
     return cop_full * np.where(q_need > 0, f, 1.0)
 
 
