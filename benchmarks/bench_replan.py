@@ -34,7 +34,8 @@ counts as its sunk peak only what it is sure of).** ``--cases hourly`` on a quie
 | case | whole process (s) | CPU (s) | peak RSS (MiB) | training (s) | prediction (s) | HiGHS (s) | the rest (s) | re-plans made / skipped | peak per household (kW) |
 |---|---|---|---|---|---|---|---|---|---|
 | hourly (default), the estimate (load 0.7 -> 1.0) | 109.6 | 118.5 | 1,921 | 8.9 | 7.5 | 20.1 | 73.1 | 3,534 / 5,226 | 1.840 |
-| hourly (default), + the sure sunk peak (load ~1.3) | 120.6 | **120.2** | **1,920** | 8.9 | 8.8 | 21.9 | 81.0 | 3,548 / 5,212 | **1.770** |
+| hourly (default), + the sure sunk peak (load ~1.3) | 120.6 | 120.2 | 1,920 | 8.9 | 8.8 | 21.9 | 81.0 | 3,548 / 5,212 | 1.770 |
+| hourly (default), + the planning-COP floor (final code, quiet: load ~1.0) | 101.8 | **110.4** | **1,920** | 8.6 | 7.6 | 19.5 | 66.1 | 3,547 / 5,213 | **1.771** |
 
 Against speed12b's 105-110 CPU s the DSO's in-loop state estimate adds ~10 s: every hourly
 read estimates the four steps since the last in one power-grid-model call (0.5 ms) after a
