@@ -340,8 +340,8 @@ def meter_readings(
     aggregation (module docstring). Row by row: any subset of steps reads the same."""
     s = settings
     tan_phi = np.tan(np.arccos(s.pseudo_power_factor))
-    sig_p = s.meter_sigma_pct / 100.0 * np.abs(p_kw) + s.meter_floor_kw
-    sig_q = s.meter_sigma_pct / 100.0 * np.abs(q_kvar) + s.meter_floor_kw
+    sig_p = meter_sigma_kw(s, p_kw)
+    sig_q = meter_sigma_kw(s, q_kvar)
     p_read = p_kw + z_p * sig_p
     q_read = q_kvar + z_q * sig_q
     if not s.meter_reactive:  # Q from an assumed power factor: as uncertain as a pseudo
@@ -578,9 +578,21 @@ def trafo_readings(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The station sensor's P and Q readings and their standard deviation (kW) from the true
     P and Q at each unit's LV terminal and the draws of :func:`trafo_noise`."""
-    s = settings
-    ts = s.trafo_power_sigma_pct / 100.0 * np.hypot(p_kw, q_kvar) + s.trafo_power_floor_kw
+    ts = trafo_sigma_kw(settings, p_kw, q_kvar)
     return p_kw + z_p * ts, q_kvar + z_q * ts, ts
+
+
+def trafo_sigma_kw(
+    settings: MeasurementSettings, p_kw: np.ndarray, q_kvar: np.ndarray
+) -> np.ndarray:
+    """The station sensor's standard deviation of P and Q (kW) at the power ``(p, q)``."""
+    s = settings
+    return s.trafo_power_sigma_pct / 100.0 * np.hypot(p_kw, q_kvar) + s.trafo_power_floor_kw
+
+
+def meter_sigma_kw(settings: MeasurementSettings, x: np.ndarray) -> np.ndarray:
+    """A smart meter's standard deviation of a reading of ``x`` (kW or kvar)."""
+    return settings.meter_sigma_pct / 100.0 * np.abs(x) + settings.meter_floor_kw
 
 
 def trafo_u_readings(
@@ -923,9 +935,7 @@ class DsoMeters:
         self._advance()
         if self._est is None:
             return self._readings_kw(k_start, k_end, nowcast)
-        out = self._est.read(
-            "station_kw", k_start, k_end, self._final_from(k_start, k_end, nowcast)
-        )
+        out = self._estimated("station_kw", k_start, k_end, nowcast)
         bad = ~np.isfinite(out)
         if bad.any():  # an unobservable step: the readings
             out[bad] = self._readings_kw(k_start, k_end, nowcast)[bad]
@@ -939,9 +949,7 @@ class DsoMeters:
         (:meth:`transformer_kw`: the sensor's reading includes the losses)."""
         if self._est is None:
             return self.transformer_kw(k_start, k_end, nowcast)
-        self._check(k_start, k_end)
-        self._advance()
-        out = self._est.read("load_kw", k_start, k_end, self._final_from(k_start, k_end, nowcast))
+        out = self._estimated("load_kw", k_start, k_end, nowcast)
         bad = ~np.isfinite(out)
         if bad.any():
             out[bad] = self.transformer_kw(k_start, k_end, nowcast)[bad]
@@ -952,33 +960,36 @@ class DsoMeters:
         sensors' stated accuracy (one standard deviation, kW; :func:`sum_sigma_kw`): the
         estimate's from the data it was made from; the readings' from the station sensor's
         class, else from the connections' (reading or pseudo-measurement)."""
+        if self._est is not None:
+            return self._estimated("load_sigma_kw", k_start, k_end, nowcast)
         self._check(k_start, k_end)
         self._advance()
         s = self.settings
-        if self._est is not None:
-            final = self._final_from(k_start, k_end, nowcast)
-            return self._est.read("load_sigma_kw", k_start, k_end, final)
         if s.trafo:
             read = self._station[k_start:k_end]
-            return s.trafo_power_sigma_pct / 100.0 * np.abs(read) + s.trafo_power_floor_kw
+            return trafo_sigma_kw(s, read, np.zeros_like(read))
         use = self._use(k_start, k_end, nowcast)
         r = slice(k_start, k_end)
         read = np.where(use, self._p_read[r], self._pseudo[r])
-        sig_m = s.meter_sigma_pct / 100.0 * np.abs(read) + s.meter_floor_kw
-        sig_p = s.pseudo_sigma_pct / 100.0 * np.abs(read) + s.pseudo_floor_kw
-        return np.sqrt(np.square(np.where(use, sig_m, sig_p)).sum(axis=1))
+        sig = np.where(use, meter_sigma_kw(s, read), pseudo_columns(s, read)[2])
+        return sum_sigma_kw(sig, None)
 
     def cable_loading_max_pct(self, k_start: int, k_end: int, nowcast: bool = False) -> np.ndarray:
         """``(k_end - k_start,)`` the most loaded cable's loading (% of its rating) in the
         DSO's state estimate of each step (NaN where unobservable, and everywhere without
         the estimate: meters do not measure cables)."""
-        self._check(k_start, k_end)
         if self._est is None:
+            self._check(k_start, k_end)
             return np.full(k_end - k_start, np.nan)
+        return self._estimated("cable_max_pct", k_start, k_end, nowcast)
+
+    def _estimated(self, name: str, k_start: int, k_end: int, nowcast: bool) -> np.ndarray:
+        """``name`` of the DSO's in-loop estimates of the steps, as it holds them now (final
+        where every late reading has arrived, else the nowcast) or, ``nowcast``, at each
+        step's end."""
+        self._check(k_start, k_end)
         self._advance()
-        return self._est.read(
-            "cable_max_pct", k_start, k_end, self._final_from(k_start, k_end, nowcast)
-        )
+        return self._est.read(name, k_start, k_end, self._final_from(k_start, k_end, nowcast))
 
     def inflexible_kw(self, k_start: int, k_end: int) -> np.ndarray:
         """``(k_end - k_start,)`` the feeder's inflexible load as the DSO knows it now: its
@@ -1149,11 +1160,10 @@ class _LoopEstimates:
             p = np.hstack([p, np.broadcast_to(self.extra_p_kw, (n, len(self.extra_p_kw)))])
             q = np.hstack([q, np.broadcast_to(self.extra_q_kvar, (n, len(self.extra_q_kvar)))])
         threads = self.threads if b - a >= self.THREADED_FROM else 1
-        est.threads = threads
         # the meters' voltage readings are in the data: every arrived one (final), else only
         # where they arrive at once
         meter_u = len(est.voltage_loads) > 0 and (final or m.delay_steps == 0)
-        truth = est.sensor_truth(p, q, bus_u=meter_u)
+        truth = est.sensor_truth(p, q, bus_u=meter_u, threads=threads)
         data = m.sensor_data(a, b, truth, final, est)
         e = est.run(data, threads=threads, station_only=True)
         v = self.values[final]

@@ -415,11 +415,16 @@ class BatchStateEstimator:
 
     # -- the truth as ideal sensors would read it ------------------------------------------
     def sensor_truth(
-        self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray, bus_u: bool = True
+        self,
+        p_load_kw: np.ndarray,
+        q_load_kvar: np.ndarray,
+        bus_u: bool = True,
+        threads: int | None = None,
     ) -> SensorTruth:
         """One batch power flow of the true loads: what ideal sensors read at every step
         (``bus_u=False``: the bus voltages are not asked for and stay 0, unless a station
-        sensor reads its LV bus; nothing is solved when no sensor reads the result)."""
+        sensor reads its LV bus; nothing is solved when no sensor reads the result;
+        ``threads``: for this call, None: the estimator's)."""
         p = np.atleast_2d(np.asarray(p_load_kw, float))
         q = np.atleast_2d(np.asarray(q_load_kvar, float))
         n_t = p.shape[0]
@@ -457,7 +462,7 @@ class BatchStateEstimator:
                 s0,
                 symmetric=True,
                 error_tolerance=1e-10,
-                threading=self._threading(),
+                threading=self._threading(threads),
                 load_kw=lambda k, s0=s0: float(p[s0 + k].sum()),
             )
             if bus_u:
@@ -483,8 +488,10 @@ class BatchStateEstimator:
                 out_t["line_i_angle_rad"][s0:s1] = np.arctan2(ql, pl)
         return SensorTruth(**out_t)
 
-    def _threading(self) -> int:
-        return -1 if self.threads == 1 else max(0, self.threads)
+    def _threading(self, threads: int | None = None) -> int:
+        """PGM's ``threading`` for a call with ``threads`` (None: the estimator's)."""
+        n = self.threads if threads is None else int(threads)
+        return -1 if n == 1 else max(0, n)
 
     # -- estimation -------------------------------------------------------------------------
     def _update(self, d: SensorData, s0: int, s1: int) -> dict:
@@ -561,12 +568,6 @@ class BatchStateEstimator:
         voltage sensors, which would all carry :data:`NO_READING_SIGMA_PU`, are left out of
         the model: the same estimate (to ~1e-9 p.u.), with a tenth less work per step.
         """
-        if threads is not None and threads != self.threads:
-            kept, self.threads = self.threads, int(threads)
-            try:
-                return self.run(data, station_only=station_only)
-            finally:
-                self.threads = kept
         t_start = time.perf_counter()
         if (
             len(self.voltage_loads)
@@ -583,7 +584,7 @@ class BatchStateEstimator:
                     method=self.method.name,
                 )
             data = replace(data, meter_u_pu=None, meter_u_sigma_pu=None)
-            out = self._without_meter_u.run(data, threads=self.threads, station_only=station_only)
+            out = self._without_meter_u.run(data, threads=threads, station_only=station_only)
             out.seconds = time.perf_counter() - t_start
             return out
         net = self.net
@@ -622,7 +623,7 @@ class BatchStateEstimator:
                     calculation_method=self.method,
                     error_tolerance=self.error_tolerance,
                     max_iterations=50,
-                    threading=self._threading(),
+                    threading=self._threading(threads),
                     output_component_types=outputs,
                     continue_on_batch_error=True,
                 )
