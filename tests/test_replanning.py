@@ -49,6 +49,30 @@ def test_a_trigger_that_never_fires_is_the_day_ahead_replan():
         np.testing.assert_array_equal(never.log[name], daily.log[name])
 
 
+def test_the_coarse_part_of_a_plan_is_replanned_before_it_is_carried_out():
+    """With periods growing after 6 h and a trigger that never fires otherwise, the only
+    intraday re-plans are those at a step inside the plan's coarse part ("coarse part"), so
+    no plan is followed more than 6 h; the service levels hold."""
+    m = simulate(
+        performance(
+            replan_every_h=1.0,
+            replan_trigger="deviation",
+            replan_tolerance_kw=1e9,
+            replan_tolerance_k=1e9,
+            replan_tolerance_kwh=1e9,
+            coarse_after_h=6.0,
+            coarse_h=6.0,
+        )
+    )
+    out = m.contract_kpis()
+    reasons = out["performance_replans_by_reason"]
+    assert set(reasons) == {"no plan", "day-ahead", "coarse part"}
+    steps = np.array([r["step"] for r in m.contract.stats.records])
+    assert np.diff(steps).max() <= 6 * 4
+    k = m.household_kpis(SERVICE)
+    assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
+
+
 def test_the_trigger_replans_when_reality_leaves_the_plan(hourly):
     # a zero tolerance on the households' states: a house a hair colder than planned, or an
     # EV a little behind, asks for a re-plan

@@ -125,8 +125,9 @@ class PerformanceContract(Contract):
     def _replan_reason(self, k: int) -> str:
         """Why re-plan at re-plan step ``k`` ("": skip it). ``replan_trigger=deviation``:
         only when reality left the plan since the last re-plan step (see
-        :class:`PerformanceTerms`); the first, the day-ahead one, one after a failure and one
-        the plan would not last until the next are always made."""
+        :class:`PerformanceTerms`); the first, the day-ahead one, one after a failure, one
+        the plan would not last until the next and one inside the plan's coarse part are
+        always made."""
         t = self.terms
         if t.replan_trigger == "always":
             return "cadence"
@@ -137,12 +138,17 @@ class PerformanceContract(Contract):
             return "day-ahead"
         if k + t.cadence_steps - plan.k0 > self.hz.n_steps:
             return "plan ends"
+        coarse = t.coarse_from_h
+        if coarse is not None and (k - plan.k0) * DT_H >= coarse - 1e-9:
+            return "coarse part"  # re-planned before any of it is carried out
+        short = self.hems.short_of_plan(k, t.replan_tolerance_k, t.replan_tolerance_kwh)
+        if short < 0:  # k is none of the plan's states (a cadence off its periods)
+            return "off the plan's states"
         if self.dso.load_left_plan(k - t.cadence_steps, k, t.replan_tolerance_kw):
             return "feeder load"
         if self.dso.cable_over_limit(k - t.cadence_steps, k):
             return "cable estimate"
-        short = self.hems.short_of_plan(k, t.replan_tolerance_k, t.replan_tolerance_kwh)
-        if short < 0 or short >= t.replan_min_households:  # (-1: no plan covers the step)
+        if short >= t.replan_min_households:
             return "household state"
         return ""
 

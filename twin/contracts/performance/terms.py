@@ -70,8 +70,10 @@ class PerformanceTerms(PlanningTerms):
         energy short of its plan by more than ``replan_tolerance_k`` /
         ``replan_tolerance_kwh`` (the HEMS asks, nothing of its state is sent), for at least
         ``replan_min_households`` signed households (1: any of them). The day-ahead
-        re-plan at ``replan_at_h``, the first, the one after a failure and one the plan would
-        not last until the next are always made.
+        re-plan at ``replan_at_h``, the first, the one after a failure, one the plan would
+        not last until the next and one at a step inside the plan's coarse part
+        (``coarse_after_h``: that part is re-planned before it is carried out; reason
+        ``coarse part``) are always made.
     """
 
     discount_eur_per_year: float = 100.0
