@@ -21,7 +21,7 @@ The firm behaviour every contract falls back to is the physics layer's
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,6 @@ import numpy as np
 from twin.devices import dhw
 from twin.devices.ev import CHARGE_EFFICIENCY
 from twin.devices.heatpump import dhw_cop, electric_power_kw, heat_for_power_kw, min_output_kw
-from twin.devices.thermal import heat_to_reach
 from twin.errors import TwinError
 from twin.fleet import Fleet
 from twin.kpi import EV_CHECK_TOL_KWH, comfort_measures, ev_measures
@@ -258,6 +257,25 @@ class HemsDevices:
     ev_p_dis: np.ndarray
     ev_v2g_reserve: np.ndarray
     ev_eta_dis: float
+    # derived once (every interval uses them): the comfort ceiling, the 1R1C step's
+    # ``1 - a`` and ``R (1 - a)`` (:func:`twin.devices.thermal.heat_to_reach`), each tank's
+    # heat pump's capacity, whether any car is bidirectional
+    ceil_c: np.ndarray = field(init=False, repr=False)
+    one_minus_a: np.ndarray = field(init=False, repr=False)
+    heat_den: np.ndarray = field(init=False, repr=False)
+    tk_qmax: np.ndarray = field(init=False, repr=False)
+    any_v2g: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        derived = {
+            "ceil_c": self.setpoint_c + self.ceiling_k,
+            "one_minus_a": 1.0 - self.a_hp,
+            "heat_den": self.r_hp * (1.0 - self.a_hp),
+            "tk_qmax": self.qmax_hp[self.tk_hp],
+            "any_v2g": bool(self.ev_v2g.any()),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def build(cls, fleet: Fleet, dev: DeviceSet) -> HemsDevices:
@@ -385,7 +403,7 @@ class DayExtremes:
                 g = (1.0 - c.a_hp) * c.r_hp
                 t_cf = t_start - self.y_k
                 need = (c.setpoint_c - c.a_hp * t_cf - (1.0 - c.a_hp) * t_out) / g - gain_kw
-                q_cf = np.clip(need, 0.0, self._q_max)
+                q_cf = np.minimum(np.maximum(need, 0.0), self._q_max)
                 q = heat_of(k - 1, k)[-1]
                 self.y_k = c.a_hp * self.y_k + g * (q - q_cf)
             elif self.k_last is not None:  # steps not seen: the difference decays
@@ -394,7 +412,7 @@ class DayExtremes:
         if x is not None:
             self._seen = (k, t.copy(), float(x.t_out_c), x.q_gain_kw[c.g_hp].copy())
         warm = np.maximum(d, 0.0)
-        self.uncontrolled_k = warm - np.clip(self.y_k, 0.0, warm)
+        self.uncontrolled_k = warm - np.minimum(np.maximum(self.y_k, 0.0), warm)
         ctrl = d - self.uncontrolled_k
         day = (k - 1) // STEPS_PER_DAY
         if day != self.day:
@@ -417,14 +435,18 @@ def follow_heat_plan(
     temperature minus setpoint, :class:`DayExtremes`; the floor wins if they conflict)."""
     g = c.g_hp
     cop = x.cop[g]
-    floor_c, ceil_c = c.floor_c, c.setpoint_c + c.ceiling_k
+    floor_c, ceil_c = c.floor_c, c.ceil_c
     if day is not None and np.isfinite(c.swing_k) and x.k % STEPS_PER_DAY:
         width = c.swing_k - 0.2 * COMFORT_TOL_K
         floor_c = np.maximum(floor_c, c.setpoint_c + day[1] - width)
         ceil_c = np.minimum(ceil_c, c.setpoint_c + day[0] + width)
-    q_guard = heat_to_reach(floor_c, t_in_c[g], x.t_out_c, x.q_gain_kw[g], c.r_hp, c.a_hp)
+    # heat_to_reach (twin.devices.thermal) of both targets, its shared terms computed once
+    kept = c.a_hp * t_in_c[g]
+    lost = c.one_minus_a * x.t_out_c
+    gain = x.q_gain_kw[g]
+    q_guard = (floor_c - kept - lost) / c.heat_den - gain
     np.maximum(q_guard, 0.0, out=q_guard)
-    q_ceil = heat_to_reach(ceil_c, t_in_c[g], x.t_out_c, x.q_gain_kw[g], c.r_hp, c.a_hp)
+    q_ceil = (ceil_c - kept - lost) / c.heat_den - gain
     # the planned electricity as heat at the COP the heat pump really has (cycling below its
     # minimum output: the plan's COP is the period's estimate)
     q_min = min_output_kw(c.qmax_hp, x.t_out_c, model=c.hp_model)
@@ -468,7 +490,7 @@ def follow_tank_plan(
     e = e_tank_kwh[g]
     draw = c.tk_draw_day[x.k % STEPS_PER_DAY]
     cop = tank_cop(c, e, x.t_out_c)
-    q_max = c.qmax_hp[c.tk_hp]
+    q_max = c.tk_qmax
     if q_sh_guard_kw is not None:
         q_max = np.maximum(q_max - q_sh_guard_kw[c.tk_hp], 0.0)
     q_room = np.maximum((c.tk_e_max - c.tk_a * e) / c.tk_b + draw, 0.0)
@@ -482,14 +504,16 @@ def follow_tank_plan(
     q_soft = np.minimum(heat_to(c.tk_guard + 1e-3), q_max)  # the thermostat's level
     q_guard = np.minimum(heat_to(np.minimum(c.tk_hard, c.tk_guard + 1e-3)), q_soft)  # a bath
     # the planned electricity as heat at the COP the tank is charged at now
-    q_req = np.clip(np.maximum(p_dhw_plan_kw * cop, q_soft), 0.0, np.minimum(q_room, q_max))
+    q_req = np.minimum(
+        np.maximum(np.maximum(p_dhw_plan_kw * cop, q_soft), 0.0), np.minimum(q_room, q_max)
+    )
     return TankRequest(q_req, q_guard, q_req / cop, cop)
 
 
 def tank_cop(c: HemsDevices, e: np.ndarray, t_out_c: float) -> np.ndarray:
     """Hot-water COP at the temperature a tank is charged at this step (its setpoint, or its
     mean temperature when boosted above it; :func:`twin.devices.dhw.charging_temperature_c`)."""
-    t_charge = np.clip(c.tk_t_cold + e / c.tk_c, c.tk_t_set, c.tk_t_max)
+    t_charge = np.minimum(np.maximum(c.tk_t_cold + e / c.tk_c, c.tk_t_set), c.tk_t_max)
     return dhw_cop(t_out_c, t_charge, c.hp_model)
 
 
@@ -514,10 +538,11 @@ def follow_ev_plan(
     # the reserve first: a car below it charges at full power until it is back
     guard = np.maximum(guard, (c.ev_reserve + 0.5 * EV_TOL_KWH - soc) / c.ev_step_kwh)
     guard = np.minimum(guard, room)
-    if c.ev_v2g.any():
+    if c.any_v2g:
         floor = np.maximum(np.where(np.isfinite(need_kwh), need_kwh, 0.0), c.ev_reserve)
         floor = np.maximum(floor, c.ev_v2g_reserve) + EV_TOL_KWH
-        dis = np.clip((soc - floor) * c.ev_eta_dis / DT_H, 0.0, c.ev_p_dis) * x.home[e]
+        dis = np.minimum(np.maximum((soc - floor) * c.ev_eta_dis / DT_H, 0.0), c.ev_p_dis)
+        dis = dis * x.home[e]
         guard = np.where(c.ev_v2g & (guard <= 0.0), -dis, guard)
     return np.minimum(np.maximum(p_ev_plan_kw, guard), room), guard
 

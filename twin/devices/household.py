@@ -231,6 +231,9 @@ class _Constants:
     inv_b: np.ndarray
     e_full: np.ndarray
     e_max: np.ndarray
+    e_full_b: np.ndarray  # e_full / b
+    e_max_b: np.ndarray  # e_max / b
+    e_nearly_full: np.ndarray  # full, to round-off
     e_start: np.ndarray  # the thermostat starts charging below it
     has_tank: np.ndarray
     inv_c_w: np.ndarray  # 1 / tank heat capacity (kWh/K)
@@ -246,14 +249,19 @@ def _constants(fleet: Fleet) -> _Constants:
     a, b = dhw.tank_linear_model(tank)
     has = tank.volume_l > 0
     c_w = tank.c_kwh_per_k
+    e_max = dhw.tank_energy_bounds_kwh(tank)[1]
+    inv_b = 1.0 / b
     return _Constants(
         tank=tank,
         a=a,
         b=b,
         a_over_b=a / b,
-        inv_b=1.0 / b,
+        inv_b=inv_b,
         e_full=tank.e_full_kwh,
-        e_max=dhw.tank_energy_bounds_kwh(tank)[1],
+        e_max=e_max,
+        e_full_b=tank.e_full_kwh * inv_b,
+        e_max_b=e_max * inv_b,
+        e_nearly_full=tank.e_full_kwh * (1.0 - 1e-9),
         e_start=np.where(has, c_w * (tank.t_set_c - tank.hysteresis_k - tank.t_cold_c), -1.0),
         has_tank=has,
         inv_c_w=np.where(c_w > 0, 1.0 / np.where(c_w > 0, c_w, 1.0), 0.0),
@@ -369,11 +377,11 @@ def step_households(
     # the tank's exact step inlined (twin.devices.dhw.tank_step, thermostat_charging)
     tank, e = c.tank, state.e_tank_kwh
     draw = np.zeros(fleet.n) if exo.q_dhw_kw is None else exo.q_dhw_kw[k]
-    full_now = e >= c.e_full * (1.0 - 1e-9)
+    full_now = e >= c.e_nearly_full
     charging = (state.tank_charging | (e < c.e_start)) & ~full_now & c.has_tank
     ae = c.a_over_b * e
-    q_room = np.maximum(c.e_max * c.inv_b - ae + draw, 0.0)  # fills the tank to e_max
-    q_thermo = np.where(charging, np.maximum(c.e_full * c.inv_b - ae + draw, 0.0), 0.0)
+    q_room = np.maximum(c.e_max_b - ae + draw, 0.0)  # fills the tank to e_max
+    q_thermo = np.where(charging, np.maximum(c.e_full_b - ae + draw, 0.0), 0.0)
     if ctl.q_dhw_kw is None:
         q_req = q_thermo
     else:
@@ -395,7 +403,7 @@ def step_households(
     e_new = np.where(c.has_tank, np.maximum(free - c.b * q_del, 0.0), 0.0)
     short = (draw - q_del) * DT_H
     state.e_tank_kwh = e_new
-    state.tank_charging = charging & (e_new < c.e_full * (1.0 - 1e-9))
+    state.tank_charging = charging & (e_new < c.e_nearly_full)
     p_dhw = p_dhw_hp + q_el
 
     # --- space heat from what is left of the heat pump (and of the cap)

@@ -389,6 +389,13 @@ class DeviceBlock:
             lp.bind(b.wj_ub, hp_s1, "col_ub", var=b.wjump)
             self._cols["sw_lo"] = lp.cols(b.sw_lo, hp_s).reshape(dev.n_hp, n_per + 1)
             self._cols["sw_hi"] = lp.cols(b.sw_hi, hp_s).reshape(dev.n_hp, n_per + 1)
+        # read back in one gather (read): every column above, and where each array lies in it
+        self._all_cols = np.concatenate([c.ravel() for c in self._cols.values()])
+        ends = np.cumsum([c.size for c in self._cols.values()]).tolist()
+        self._parts = [
+            (name, end - c.size, end, c.shape)
+            for (name, c), end in zip(self._cols.items(), ends, strict=True)
+        ]
 
     def push(self, lp: PersistentLP, inp: DeviceInputs) -> None:
         """Write one re-plan's data (state 0 fixed to the measured state)."""
@@ -460,15 +467,17 @@ class DeviceBlock:
 
     def read(self, lp: PersistentLP) -> DevicePlan:
         """The last solution as numpy arrays."""
-        c, dev, n_per = self._cols, self.dev, self.horizon.n_periods
-        p_hp = lp.values(c["p_hp"])
+        dev, n_per = self.dev, self.horizon.n_periods
+        flat = lp.values(self._all_cols)
+        c = {name: flat[a:b].reshape(shape) for name, a, b, shape in self._parts}
+        p_hp = c["p_hp"]
         q_boil = np.zeros((dev.n_hp, n_per))
-        q_boil[dev.hybrid_pos] = lp.values(c["q_boil"])
-        p_ev = lp.values(c["p_ev"])
-        p_dis = lp.values(c["p_dis"])
+        q_boil[dev.hybrid_pos] = c["q_boil"]
+        p_ev = c["p_ev"]
+        p_dis = c["p_dis"]
         p_ev[dev.v2g] -= p_dis
-        p_dhw = lp.values(c["p_dhw"])
-        p_bat = lp.values(c["ch"]) - lp.values(c["dis"])
+        p_dhw = c["p_dhw"]
+        p_bat = c["ch"] - c["dis"]
         flex = np.zeros((dev.n, n_per))
         # a household has at most one device of each kind: the positions are unique
         flex[dev.hp] += p_hp
@@ -478,19 +487,19 @@ class DeviceBlock:
         swing_over = None
         if self.swing:
             wdt = np.r_[self.horizon.dt_h[0], self.horizon.dt_h]
-            swing_over = ((lp.values(c["sw_lo"]) + lp.values(c["sw_hi"])) * wdt).sum(axis=1)
+            swing_over = ((c["sw_lo"] + c["sw_hi"]) * wdt).sum(axis=1)
         return DevicePlan(
             swing_over_kh=swing_over,
-            d_k=lp.values(c["warm"]) - lp.values(c["cold"]),
+            d_k=c["warm"] - c["cold"],
             p_hp_kw=p_hp,
             q_boiler_kw=q_boil,
             p_ev_kw=p_ev,
-            ev_soc_kwh=lp.values(c["ev_soc"]),
+            ev_soc_kwh=c["ev_soc"],
             p_bat_kw=p_bat,
-            bat_soc_kwh=lp.values(c["bat_soc"]),
+            bat_soc_kwh=c["bat_soc"],
             p_flex_kw=flex,
             p_dhw_kw=p_dhw,
-            e_tank_kwh=lp.values(c["e_tank"]),
+            e_tank_kwh=c["e_tank"],
             p_v2g_kw=p_dis,
         )
 

@@ -465,7 +465,8 @@ def device_inputs(
     u[:, 0] = np.maximum(p, 0.0)
     gain_q = (1.0 - a_per) * r
     for j in range(n_per):
-        q = np.clip((0.0 - a_per[:, j] * p - th_rhs[:, j]) / gain_q[:, j], 0.0, q_cap[:, 0])
+        q = (0.0 - a_per[:, j] * p - th_rhs[:, j]) / gain_q[:, j]
+        q = np.minimum(np.maximum(q, 0.0), q_cap[:, 0])  # np.clip, without its overhead
         p = a_per[:, j] * p + th_rhs[:, j] + gain_q[:, j] * q
         u[:, j + 1] = np.maximum(p, 0.0)
     win = swing_window(dev, horizon, k0, d0 - u[:, 0], d_day_k)
@@ -494,25 +495,27 @@ def device_inputs(
     soc_min = np.zeros((dev.n_ev, n_per))
     # the reserve at every state, as far as full power can reach it
     soc_min[:] = np.minimum(dev.ev_reserve_kwh[:, None] + EV_TOL_KWH, soc_max[:, 1:])
-    due = horizon_due(dev, fc, k0, n_steps)
-    for s_f in np.flatnonzero(due.due_kwh.max(axis=1, initial=0.0) > 0):
-        # the last state of the plan at or before it (a departure: the car is gone after)
-        sig = int(np.searchsorted(horizon.state_step, s_f, side="right")) - 1
-        if sig == 0:
-            continue  # due now: the guards take care of it
-        need = np.where(due.due_kwh[s_f] > 0, due.due_kwh[s_f] + EV_TOL_KWH, 0.0)
-        soc_min[:, sig - 1] = np.maximum(soc_min[:, sig - 1], np.minimum(need, soc_max[:, sig]))
-        gap = np.where(due.due_kwh[s_f] > 0, due.due_kwh[s_f] - soc_max[:, sig], 0.0)
-        for e in np.flatnonzero(gap > 1e-6):
-            relax.append(
-                Relaxation(
-                    int(dev.households[ev[e]]),
-                    "ev_range",
-                    k0 + int(horizon.state_step[sig]),
-                    float(gap[e]),
-                    "cannot charge enough in time at full power",
-                )
+    due = horizon_due(dev, fc, k0, n_steps).due_kwh
+    # every step something is due at, and the last state of the plan at or before it (a
+    # departure: the car is gone after); due at state 0 (now): the guards take care of it
+    s_f = np.flatnonzero(due.max(axis=1, initial=0.0) > 0)
+    sig = np.searchsorted(horizon.state_step, s_f, side="right") - 1
+    s_f, sig = s_f[sig > 0], sig[sig > 0]
+    d, reach = due[s_f], soc_max[:, sig].T  # (due steps, n_ev)
+    need = np.where(d > 0, d + EV_TOL_KWH, 0.0)
+    # several due steps in one period: the largest need (max is exact in any order)
+    np.maximum.at(soc_min.T, sig - 1, np.minimum(need, reach))
+    gap = np.where(d > 0, d - reach, 0.0)
+    for i, e in zip(*np.nonzero(gap > 1e-6), strict=True):
+        relax.append(
+            Relaxation(
+                int(dev.households[ev[e]]),
+                "ev_range",
+                k0 + int(horizon.state_step[sig[i]]),
+                float(gap[i, e]),
+                "cannot charge enough in time at full power",
             )
+        )
 
     # V2G: a bidirectional car is never discharged below what its owner keeps for V2G; the
     # plan keeps it there, but never charges for it (a car that comes home below it may

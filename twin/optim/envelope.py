@@ -136,12 +136,13 @@ def _thermal(
         lo = np.minimum(
             floor, a_per[:, j] * lo + rhs[:, j] + gain[:, j] * p_hi[:, j]
         )  # reachable floor
-        p_lazy[:, j] = np.clip(
-            (lo - a_per[:, j] * d_lazy - rhs[:, j]) / gain[:, j], 0.0, p_hi[:, j]
+        p_lazy[:, j] = np.minimum(
+            np.maximum((lo - a_per[:, j] * d_lazy - rhs[:, j]) / gain[:, j], 0.0), p_hi[:, j]
         )
         d_lazy = a_per[:, j] * d_lazy + rhs[:, j] + gain[:, j] * p_lazy[:, j]
-        p_eager[:, j] = np.clip(
-            (ceil - a_per[:, j] * d_eager - rhs[:, j]) / gain[:, j], p_lazy[:, j], p_hi[:, j]
+        p_eager[:, j] = np.minimum(
+            np.maximum((ceil - a_per[:, j] * d_eager - rhs[:, j]) / gain[:, j], p_lazy[:, j]),
+            p_hi[:, j],
         )
         d_eager = a_per[:, j] * d_eager + rhs[:, j] + gain[:, j] * p_eager[:, j]
     dt = horizon.dt_h
@@ -192,8 +193,10 @@ def _tank(dev: DeviceSet, inp: DeviceInputs, horizon: Horizon) -> tuple[np.ndarr
     p_lazy = np.empty_like(p_hi)
     p_eager = np.empty_like(p_hi)
     for j in range(n_per):
-        q_l = np.clip((e_floor[:, j] - a[:, j] * e_lazy) / b[:, j] + draw[:, j], 0.0, q_hi[:, j])
-        q_e = np.clip((e_max - a[:, j] * e_eager) / b[:, j] + draw[:, j], q_l, q_hi[:, j])
+        q_l = (e_floor[:, j] - a[:, j] * e_lazy) / b[:, j] + draw[:, j]
+        q_l = np.minimum(np.maximum(q_l, 0.0), q_hi[:, j])
+        q_e = (e_max - a[:, j] * e_eager) / b[:, j] + draw[:, j]
+        q_e = np.minimum(np.maximum(q_e, q_l), q_hi[:, j])
         e_lazy = np.maximum(a[:, j] * e_lazy + b[:, j] * (q_l - draw[:, j]), 0.0)
         e_eager = np.maximum(a[:, j] * e_eager + b[:, j] * (q_e - draw[:, j]), 0.0)
         p_lazy[:, j], p_eager[:, j] = q_l / cop[:, j], q_e / cop[:, j]

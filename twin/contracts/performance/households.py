@@ -157,7 +157,7 @@ class SignedHouseholds:
         v = self.view
         f, s = v.devices, v.state
         x = v.present(k)
-        self.days.at(k, s.t_in_c, self._heat_of, x)  # every step: the swing rule's record
+        day = self.days.at(k, s.t_in_c, self._heat_of, x)  # every step: the swing rule's record
         firm = firm_controls(f, s.t_in_c, x.t_out_c, x.q_gain_kw)
         q_heat, p_ev = firm.q_heat_kw, f.ev_p_max_kw.copy()
         plan = self.plan
@@ -171,7 +171,7 @@ class SignedHouseholds:
         # self-consumption (firm); the physics does both
         p_bat = np.full(f.n, np.nan)
         q_dhw = np.full(f.n, np.nan)
-        self._follow(k, x, plan, q_heat, q_hp_max, p_ev, p_bat, q_dhw)
+        self._follow(k, x, plan, day, q_heat, q_hp_max, p_ev, p_bat, q_dhw)
         return Controls(
             q_heat_kw=q_heat, p_ev_kw=p_ev, p_bat_kw=p_bat, q_hp_max_kw=q_hp_max, q_dhw_kw=q_dhw
         )
@@ -181,13 +181,15 @@ class SignedHouseholds:
         k: int,
         x: Present,
         plan: _Plan,
+        day: tuple[np.ndarray, np.ndarray, np.ndarray],
         q_heat: np.ndarray,
         q_hp_max: np.ndarray,
         p_ev: np.ndarray,
         p_bat: np.ndarray,
         q_dhw: np.ndarray,
     ) -> None:
-        """Every signed household's HEMS: follow the plan inside the band, service first."""
+        """Every signed household's HEMS: follow the plan inside the band, service first
+        (``day``: today's extremes, :meth:`DayExtremes.at` of step ``k``)."""
         s, c = self.view.state, self.c
         o = k - plan.k0
         j = int(self.hz.period_of_step[o])
@@ -199,7 +201,7 @@ class SignedHouseholds:
             x,
             pl.p_hp_kw[:, j],
             pl.q_boiler_kw[:, j],
-            self.days.at(k, s.t_in_c, self._heat_of, x),
+            day,
         )
         q_req, q_cap, p_hp, q_guard, cop = (
             heat.q_req_kw,
