@@ -303,7 +303,7 @@ class ForecastSettings:
     num_leaves: int = 15
     learning_rate: float = 0.1
     min_child_samples: int = 50
-    threads: int = 2
+    threads: int = 1
 
     @classmethod
     def from_config(cls, cfg: Any) -> ForecastSettings:
