@@ -166,3 +166,31 @@ def test_dark_steps_skipped_give_the_same_output_as_evaluating_every_step(weathe
             pdc = pdc + pv.dc_power_per_kwp(eff, t_out) * (kwp[h] * share)
         want[:, h] = pv.inverter_ac_kw(pdc, kwp[h] / roofs.dc_ac_ratio[h])
     np.testing.assert_array_equal(got, want)
+
+
+def test_the_cached_sun_geometry_gives_the_same_output_bit_for_bit(weather):
+    """A sun cut from the year at known rows (sun_at_rows: every forecast issue) reads the
+    planes' sun geometry from a per-day cache instead of computing it again: the same AC
+    output, bit for bit, as the geometry computed on the issue's own steps, for issues of any
+    length and rows (the window's last day repeated past its end, a year's worth of blocks)."""
+    rng = np.random.default_rng(11)
+    n = 40
+    roofs = pv.draw_roofs(rng, n)
+    kwp = np.where(rng.random(n) < 0.7, rng.uniform(2.0, 8.0, n), 0.0)
+    ghi_all, t_all = np.asarray(weather.ghi_w_m2), np.asarray(weather.t_out_c)
+    year = len(ghi_all)
+    cases = [
+        160 * STEPS_PER_DAY + np.arange(9 * STEPS_PER_DAY),
+        np.concatenate([year - 30 + np.arange(30), year - STEPS_PER_DAY + np.arange(70)]),
+        np.arange(year),  # the whole year: blocks of steps
+    ]
+    for _ in range(20):
+        k0, m = int(rng.integers(0, year - 900)), int(rng.integers(1, 900))
+        cases.append(k0 + np.arange(m))
+    for rows in cases:
+        sun = pv.sun_at_rows(rows)
+        ghi = ghi_all[rows] * np.exp(rng.normal(0.0, 0.3, len(rows)))
+        t = t_all[rows]
+        got = pv.pv_ac_power_kw(ghi, t, kwp, roofs, sun=sun)
+        plain = dataclasses.replace(sun, rows=None, site=None)  # computed on these steps
+        np.testing.assert_array_equal(got, pv.pv_ac_power_kw(ghi, t, kwp, roofs, sun=plain))

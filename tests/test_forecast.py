@@ -355,7 +355,7 @@ def test_a_released_forecaster_forecasts_the_same_numbers_again():
         quant.append(fc.inflexible_quantiles_kw(k0, STEPS_PER_DAY, h))
     trained = fc.n_trainings
     fc.release()
-    assert not fc._predicted.any() and not fc._pred_base.any() and not fc._models
+    assert not fc._predicted.any() and not fc._pred_base.any() and not fc._pending
     for k0, exo, q in zip(reversed(k0s), reversed(before), reversed(quant), strict=True):
         again = fc.exogenous(k0, 2 * STEPS_PER_DAY, h)
         for name in ("p_base_kw", "p_pv_kw", "t_out_c", "ghi_w_m2", "cop", "q_gain_kw"):
@@ -402,3 +402,26 @@ def test_household_quality_is_the_concatenated_forecasts_scored():
         "forecast_household_below_p10_share": float((y < p10 - tol).mean()),
     }
     assert 0.0 < got["forecast_household_above_p90_share"] < 1.0
+
+
+def test_blocks_learned_on_threads_forecast_what_one_after_the_other_does():
+    """forecast.threads: blocks learned at once (the DSO's set-up asks for the whole window)
+    and the next block learned ahead in the background (the households' forecaster, asked as
+    the run reaches its blocks) give the sequential forecasts, bit for bit, and count the
+    same trainings (a block learned ahead and never asked for is not counted)."""
+    over = ["sim.start=2025-03-01", "sim.days=21", "forecast.retrain_every_days=7"]
+    runs = {th: _forecaster([*over, f"forecast.threads={th}"]) for th in (1, 2)}
+    got = {}
+    for th, (model, dso) in runs.items():
+        assert dso._threads == th and model.forecaster._threads == th
+        base, agg = dso._base_quantiles(np.arange(dso.n_steps))  # every block, at once
+        hems, h = model.forecaster, np.arange(model.fleet.n)
+        exo = [hems.exogenous(k0, 2 * STEPS_PER_DAY, h).p_base_kw for k0 in (96, 8 * 96 + 4)]
+        got[th] = (base.copy(), agg.copy(), dso._other_err_q, exo, hems.n_trainings)
+        assert dso.n_trainings == dso._n_blocks() > 2
+        assert hems.n_trainings == 2  # blocks 0 and 1 asked for (block 2 learned ahead)
+        for fc in (dso, hems):
+            fc.release()
+    (b1, a1, o1, e1, n1), (b2, a2, o2, e2, n2) = got[1], got[2]
+    assert np.array_equal(b1, b2) and np.array_equal(a1, a2) and o1 == o2 and n1 == n2
+    assert all(np.array_equal(x, y) for x, y in zip(e1, e2, strict=True))

@@ -138,6 +138,9 @@ class ForecastConfig:
     num_leaves: int = key(15, "LightGBM leaves", 2, 1024)
     learning_rate: float = key(0.1, "LightGBM learning rate", 0.001, 1)
     min_child_samples: int = key(50, "LightGBM minimum samples per leaf", 1, 100000)
+    threads: int = key(
+        1, "blocks learned at once (threads; the same forecasts as 1, one after the other)", 1, 64
+    )
 
 
 # -- measurement (twin/measure.py, twin/grid/estimation.py) --------------------------------------

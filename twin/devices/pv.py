@@ -73,6 +73,11 @@ class SolarPosition:
     dni_extra_w_m2: np.ndarray
     airmass: np.ndarray
     day_of_year: np.ndarray
+    #: the reference-year row of each step and the year's site (lat, lon, solar_time), when
+    #: the sun was cut from a year (:func:`sun_at_rows`): the planes' sun geometry is then
+    #: read from a cache made once for those rows (:class:`_PlaneGeometry`)
+    rows: np.ndarray | None = None
+    site: tuple[float, float, bool] | None = None
 
 
 @functools.lru_cache(maxsize=4)
@@ -126,6 +131,8 @@ def sun_at_rows(
         dni_extra_w_m2=sun.dni_extra_w_m2[r],
         airmass=sun.airmass[r],
         day_of_year=sun.day_of_year[r],
+        rows=r,
+        site=(float(lat_deg), float(lon_deg), bool(solar_time)),
     )
 
 
@@ -137,6 +144,8 @@ def _sun_at(sun: SolarPosition, at: np.ndarray) -> SolarPosition:
         dni_extra_w_m2=sun.dni_extra_w_m2[at],
         airmass=sun.airmass[at],
         day_of_year=sun.day_of_year[at],
+        rows=None if sun.rows is None else sun.rows[at],
+        site=sun.site,
     )
 
 
@@ -314,6 +323,189 @@ def _per_kwp_of_planes(
     return out
 
 
+#: Days of the year whose planes' sun geometry a :class:`_PlaneGeometry` keeps (a forecast
+#: issue spans at most 8 days plus the last day of the window its look-ahead repeats)
+GEOMETRY_DAYS_KEPT = 12
+
+
+class _PlaneGeometry:
+    """The sun geometry of a set of planes at reference-year rows: what
+    :func:`plane_of_array_w_m2` computes from the sun's position and the planes alone (not
+    from the irradiance), made once per day of the year (96 rows) and kept for the latest
+    :data:`GEOMETRY_DAYS_KEPT` days (a run's forecast issues ask for the same rows again and
+    again: 3,549 issues a year). Every value is computed elementwise as
+    :func:`plane_of_array_w_m2` computes it (the same numpy functions on the same inputs laid
+    out the same way: step-major, planes tiled), so the output is the same, bit for bit."""
+
+    def __init__(self, site: tuple[float, float, bool], planes: np.ndarray) -> None:
+        self.site = site
+        self.tilt = planes[:, 0].astype(float)
+        self.azimuth = planes[:, 1].astype(float)
+        self._days: dict[int, dict[str, np.ndarray]] = {}
+        self.plane: dict[str, np.ndarray] = {}  # per plane (P,), made with the first day
+
+    def _day(self, d: int) -> dict[str, np.ndarray]:
+        got = self._days.pop(d, None)
+        if got is None:
+            got = self._compute(d)
+        self._days[d] = got  # the latest used last
+        while len(self._days) > GEOMETRY_DAYS_KEPT:
+            self._days.pop(next(iter(self._days)))
+        return got
+
+    def _compute(self, d: int) -> dict[str, np.ndarray]:
+        import pvlib
+
+        from twin.timegrid import STEPS_PER_DAY
+
+        lat, lon, solar_time = self.site
+        sun = solar_position(lat, lon, solar_time=solar_time)
+        r = d * STEPS_PER_DAY + np.arange(STEPS_PER_DAY)
+        r = r[r < len(sun.zenith_deg)]
+        m, n_p = len(r), len(self.tilt)
+        zen, azi = np.repeat(sun.zenith_deg[r], n_p), np.repeat(sun.azimuth_deg[r], n_p)
+        tilt, azimuth = np.tile(self.tilt, m), np.tile(self.azimuth, m)
+        irr, tools = pvlib.irradiance, pvlib.tools
+        with np.errstate(all="ignore"):  # the night's rows too (never read: no light)
+            projection = irr.aoi_projection(tilt, azimuth, zen, azi)
+            aoi = np.rad2deg(np.arccos(projection))  # pvlib.irradiance.aoi
+            iam = pvlib.iam.ashrae(aoi, IAM_B0)
+            grid = {
+                # (step, plane): perez's A, poa_components' cos(aoi), the IAM
+                "A": np.maximum(projection, 0),
+                "cos_aoi": np.cos(np.radians(aoi)),
+                "iam": np.nan_to_num(iam),
+            }
+            z = np.radians(zen)
+            step = {  # per step (of the steps' column, computed as laid out above)
+                "z": z,
+                "kz3": 1.041 * (z**3),  # perez's kappa * z ** 3
+                "B": np.maximum(tools.cosd(zen), tools.cosd(85)),
+            }
+            plane = {  # per plane: perez's tilt terms, get_ground_diffuse's (1 - cos(tilt))
+                "cos_tilt1": 1 + tools.cosd(tilt),
+                "sin_tilt": tools.sind(tilt),
+                "ground": 1 - np.cos(np.radians(tilt)),
+            }
+        out = {k: v.reshape(m, n_p) for k, v in grid.items()}
+        out |= {k: v.reshape(m, n_p)[:, 0].copy() for k, v in step.items()}
+        self.plane = {k: v.reshape(m, n_p)[0].copy() for k, v in plane.items()}
+        return out
+
+    def at(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Every quantity ``(len(rows), P)`` at reference-year ``rows``."""
+        from twin.timegrid import STEPS_PER_DAY
+
+        days, pos = np.divmod(np.asarray(rows, dtype=np.int64), STEPS_PER_DAY)
+        uniq, inv = np.unique(days, return_inverse=True)
+        parts = [self._day(int(d)) for d in uniq]
+        if len(parts) == 1:
+            return {k: v[pos] for k, v in parts[0].items()}
+        # the days' rows one after the other: row `pos` of the i-th day at 96 i + pos
+        flat = inv.reshape(-1) * STEPS_PER_DAY + pos
+        return {k: np.concatenate([_pad_day(p[k]) for p in parts])[flat] for k in parts[0]}
+
+
+def _pad_day(a: np.ndarray) -> np.ndarray:
+    """A day's rows, padded to a whole day (the year's last day may be short: never read)."""
+    from twin.timegrid import STEPS_PER_DAY
+
+    if len(a) == STEPS_PER_DAY:
+        return a
+    return np.concatenate([a, np.zeros((STEPS_PER_DAY - len(a), *a.shape[1:]))])
+
+
+@functools.lru_cache(maxsize=4)
+def _plane_geometry(site: tuple[float, float, bool], planes_key: bytes, n_p: int) -> _PlaneGeometry:
+    """The geometry cache of a set of planes at a site (kept for the latest few sets: a run's
+    households' forecasters ask for the same planes)."""
+    planes = np.frombuffer(planes_key, dtype=float).reshape(n_p, 2)
+    return _PlaneGeometry(site, planes)
+
+
+@functools.cache
+def _perez_coefficients() -> tuple[np.ndarray, np.ndarray]:
+    """pvlib's Perez coefficients (allsitescomposite1990) with the row of NaNs its ``perez``
+    appends for invalid clearness (bin -1)."""
+    import pvlib
+
+    f1c, f2c = pvlib.irradiance._get_perez_coefficients("allsitescomposite1990")
+    nans = np.array([np.nan, np.nan, np.nan])
+    return np.vstack((f1c, nans)), np.vstack((f2c, nans))
+
+
+def _per_kwp_of_planes_cached(
+    ghi: np.ndarray,
+    t_out: np.ndarray,
+    planes: np.ndarray,
+    sun: SolarPosition,
+    dni_dhi: tuple[np.ndarray, np.ndarray],
+    albedo: float,
+    model: PvModel | None,
+) -> np.ndarray:
+    """:func:`_per_kwp_of_planes` with the sun geometry read from :class:`_PlaneGeometry`
+    (``sun`` cut from a year at known rows): the same operations on the irradiance, in the same
+    order, per (step, plane), so the same numbers bit for bit (tests/test_devices_pv.py); a
+    block of steps at a time (the temporaries of a year)."""
+    planes = np.ascontiguousarray(planes, dtype=float)
+    cache = _plane_geometry(sun.site, planes.tobytes(), len(planes))
+    n_t, n_p = len(ghi), len(planes)
+    step = max(PLANE_BLOCK_CELLS // max(n_p, 1), 1)
+    if n_t <= step:
+        return _per_kwp_block(ghi, t_out, cache, sun, dni_dhi, albedo, model)
+    out = np.empty((n_t, n_p))
+    for a in range(0, n_t, step):
+        at = slice(a, min(a + step, n_t))
+        dd = (dni_dhi[0][at], dni_dhi[1][at])
+        out[at] = _per_kwp_block(ghi[at], t_out[at], cache, _sun_at(sun, at), dd, albedo, model)
+    return out
+
+
+def _per_kwp_block(
+    ghi: np.ndarray,
+    t_out: np.ndarray,
+    cache: _PlaneGeometry,
+    sun: SolarPosition,
+    dni_dhi: tuple[np.ndarray, np.ndarray],
+    albedo: float,
+    model: PvModel | None,
+) -> np.ndarray:
+    """One block of :func:`_per_kwp_of_planes_cached`."""
+    geo = cache.at(sun.rows)
+    pl = cache.plane
+    dni, dhi = dni_dhi
+    col = np.newaxis
+    # pvlib.irradiance.perez (allsitescomposite1990): its clearness bins and coefficients
+    # depend on the step alone
+    delta = dhi * sun.airmass / sun.dni_extra_w_m2
+    z, kz3 = geo["z"], geo["kz3"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eps = (np.divide(dhi + dni, dhi) + kz3) / (1 + kz3)
+    ebin = np.digitize(eps, (0.0, 1.065, 1.23, 1.5, 1.95, 2.8, 4.5, 6.2))
+    ebin = np.array(ebin)
+    ebin[np.isnan(eps)] = 0
+    ebin -= 1
+    f1c, f2c = _perez_coefficients()
+    f1 = f1c[ebin, 0] + f1c[ebin, 1] * delta + f1c[ebin, 2] * z
+    f1 = np.maximum(f1, 0)
+    f2 = f2c[ebin, 0] + f2c[ebin, 1] * delta + f2c[ebin, 2] * z
+    term1 = (0.5 * (1 - f1))[:, col] * pl["cos_tilt1"]
+    term2 = f1[:, col] * geo["A"] / geo["B"][:, col]
+    term3 = f2[:, col] * pl["sin_tilt"]
+    sky = np.maximum(dhi[:, col] * (term1 + term2 + term3), 0)
+    nan_am = np.isnan(sun.airmass)
+    if nan_am.any():
+        sky = np.where(nan_am[:, col], 0, sky)
+    # get_ground_diffuse, poa_components, the IAM (plane_of_array_w_m2)
+    g = np.clip(np.asarray(ghi, float), 0.0, None)
+    ground = (g * albedo)[:, col] * pl["ground"] * 0.5
+    poa_direct = np.maximum(dni[:, col] * geo["cos_aoi"], 0)
+    poa_diffuse = sky + ground
+    direct = np.nan_to_num(poa_direct) * geo["iam"]
+    poa = np.clip(direct + np.nan_to_num(poa_diffuse), 0.0, None)
+    return dc_power_per_kwp(poa, t_out[:, col], model)
+
+
 def pv_ac_power_kw(
     ghi_w_m2: np.ndarray,
     t_out_c: np.ndarray,
@@ -352,7 +544,8 @@ def pv_ac_power_kw(
     per_kwp = np.zeros((len(ghi), len(unique)))
     if len(lit):
         dni, dhi = dni_dhi
-        per_kwp[lit] = _per_kwp_of_planes(
+        cached = sun.rows is not None and sun.site is not None
+        per_kwp[lit] = (_per_kwp_of_planes_cached if cached else _per_kwp_of_planes)(
             ghi[lit],
             t_out[lit],
             unique,
