@@ -45,6 +45,7 @@ from pandapower.auxiliary import pandapowerNet
 from power_grid_model import (
     AngleMeasurementType,
     CalculationMethod,
+    CalculationType,
     ComponentType,
     MeasuredTerminalType,
     PowerGridModel,
@@ -52,7 +53,12 @@ from power_grid_model import (
 )
 from power_grid_model.errors import PowerGridError
 
-from twin.grid.powerflow import PowerFlowResult, pgm_input_from_net, solve_batch
+from twin.grid.powerflow import (
+    PowerFlowResult,
+    pgm_input_from_net,
+    reused_batch,
+    solve_batch,
+)
 from twin.grid.ratings import station_mask, trafo_unit_rating_kva
 
 __all__ = [
@@ -410,6 +416,8 @@ class BatchStateEstimator:
             self._cs = cs
         self._input = data
         self._model = PowerGridModel(data, system_frequency=float(net.f_hz or 50.0))
+        #: the small batches in the loop, prepared once (twin.grid.powerflow.reused_batch)
+        self._reused: dict = {}
         self._bus_pos = bus_pos
         self._lv_node_col = np.array([bus_pos[int(n)] for n in lv_node], dtype=np.int64)
 
@@ -464,6 +472,7 @@ class BatchStateEstimator:
                 error_tolerance=1e-10,
                 threading=self._threading(threads),
                 load_kw=lambda k, s0=s0: float(p[s0 + k].sum()),
+                reuse=self._reused,
             )
             if bus_u:
                 u = res[ComponentType.node]["u_pu"]
@@ -617,21 +626,30 @@ class BatchStateEstimator:
             upd = self._update(data, s0, s1)
             if s1 - s0 <= ROW_BASED_UP_TO:
                 upd = row_based(upd)
+            options = {
+                "calculation_method": self.method,
+                "error_tolerance": self.error_tolerance,
+                "max_iterations": 50,
+                "threading": self._threading(threads),
+            }
+            rb = reused_batch(
+                self._reused, self._model, CalculationType.state_estimation, upd, outputs, **options
+            )
             try:
-                out = self._model.calculate_state_estimation(
-                    update_data=upd,
-                    calculation_method=self.method,
-                    error_tolerance=self.error_tolerance,
-                    max_iterations=50,
-                    threading=self._threading(threads),
-                    output_component_types=outputs,
-                    continue_on_batch_error=True,
-                )
+                if rb is not None:  # the same calculation without PGM's per-call set-up
+                    out, err = rb.calculate(upd)
+                else:
+                    out = self._model.calculate_state_estimation(
+                        update_data=upd,
+                        output_component_types=outputs,
+                        continue_on_batch_error=True,
+                        **options,
+                    )
+                    err = self._model.batch_error
             except PowerGridError as exc:  # the whole call failed (e.g. a bad model)
                 ok[s0:s1] = False
                 first_error = first_error or " ".join(str(exc).split())[:300]
                 continue
-            err = self._model.batch_error
             failed = np.zeros(s1 - s0, bool)
             if err is not None:
                 failed[np.asarray(err.failed_scenarios, np.int64)] = True
