@@ -418,6 +418,11 @@ class BatchStateEstimator:
         self._model = PowerGridModel(data, system_frequency=float(net.f_hz or 50.0))
         #: the small batches in the loop, prepared once (twin.grid.powerflow.reused_batch)
         self._reused: dict = {}
+        self._index = (
+            net.bus.index.to_numpy(),
+            net.line.index.to_numpy(),
+            net.trafo.index.to_numpy(),
+        )
         self._bus_pos = bus_pos
         self._lv_node_col = np.array([bus_pos[int(n)] for n in lv_node], dtype=np.int64)
 
@@ -596,9 +601,9 @@ class BatchStateEstimator:
             out = self._without_meter_u.run(data, threads=threads, station_only=station_only)
             out.seconds = time.perf_counter() - t_start
             return out
-        net = self.net
         n_t = data.n_steps
-        n_bus, n_line, n_tr = len(net.bus), len(net.line), len(net.trafo)
+        bus_index, line_index, trafo_index = self._index
+        n_bus, n_line, n_tr = len(bus_index), len(line_index), len(trafo_index)
         vm = np.full((n_t, n_bus), np.nan)
         ll = np.full((n_t, n_line), np.nan)
         lp = np.full((n_t, n_line), np.nan)
@@ -624,8 +629,6 @@ class BatchStateEstimator:
         for s0 in range(0, n_t, self.steps_per_call):
             s1 = min(n_t, s0 + self.steps_per_call)
             upd = self._update(data, s0, s1)
-            if s1 - s0 <= ROW_BASED_UP_TO:
-                upd = row_based(upd)
             options = {
                 "calculation_method": self.method,
                 "error_tolerance": self.error_tolerance,
@@ -635,6 +638,8 @@ class BatchStateEstimator:
             rb = reused_batch(
                 self._reused, self._model, CalculationType.state_estimation, upd, outputs, **options
             )
+            if rb is None and s1 - s0 <= ROW_BASED_UP_TO:
+                upd = row_based(upd)
             try:
                 if rb is not None:  # the same calculation without PGM's per-call set-up
                     out, err = rb.calculate(upd)
@@ -688,9 +693,9 @@ class BatchStateEstimator:
             trafo_s_kva=ts,
             trafo_p_kw=tp,
             losses_kw=losses,
-            bus_index=net.bus.index.to_numpy(),
-            line_index=net.line.index.to_numpy(),
-            trafo_index=net.trafo.index.to_numpy(),
+            bus_index=bus_index.copy(),
+            line_index=line_index.copy(),
+            trafo_index=trafo_index.copy(),
             steps=np.arange(n_t),
         )
         return Estimate(res, ok, time.perf_counter() - t_start, first_error, station, load_sum)

@@ -701,7 +701,7 @@ class ReusedBatch:
     the calculation options, a C view of the update data, the output arrays and a C view of
     those (on the default feeder ~0.2 ms of Python per call, as much as solving a 4-step
     batch). This object builds them once, on arrays of its own: :meth:`calculate` copies the
-    row-based update into them and runs PGM's C++ calculation, the public path's with the
+    update into them and runs PGM's C++ calculation, the public path's with the
     same data and options, so the results are the same to the bit
     (``tests/test_grid_powerflow.py`` checks it).
 
@@ -713,7 +713,7 @@ class ReusedBatch:
     batch_size : int
         Steps per call.
     update : tuple of ComponentType
-        Components updated (row-based, every row in input order).
+        Components updated (every row, in input order).
     outputs : dict
         ``{component: [attribute, ...]}`` as the public ``output_component_types``.
     symmetric : bool
@@ -774,13 +774,19 @@ class ReusedBatch:
         self._handle_errors = handle_errors
 
     def calculate(self, update: dict) -> tuple[dict, PowerGridBatchError | None]:
-        """Solve the batch of ``update`` (``{component: (batch_size, rows)`` row-based
-        array``}``, the components given at construction): ``(output, batch_error)``, as the
+        """Solve the batch of ``update`` (per component given at construction, a
+        ``(batch_size, rows)`` row-based array, or columnar ``{attribute: (batch_size, rows)
+        array}`` with the same attributes at every call): ``(output, batch_error)``, as the
         public call with ``continue_on_batch_error=True`` returns its output and sets
         ``batch_error`` (any other error raises, as there). The output arrays are this
         object's: its next call overwrites them."""
         for c, arr in self._update.items():
-            np.copyto(arr, update[c])
+            new = update[c]
+            if isinstance(new, np.ndarray):
+                np.copyto(arr, new)
+            else:  # the attributes not given stay "unchanged" (NaN) from the start
+                for name, values in new.items():
+                    arr[name] = values
         self._calculate(
             self._model._model,
             self._options.opt,
@@ -800,20 +806,20 @@ def reused_batch(
     symmetric: bool = True,
     **options,
 ) -> ReusedBatch | None:
-    """The :class:`ReusedBatch` of ``model`` for a calculation of ``update`` (row-based
-    arrays) from ``cache`` (the caller's, kept across calls; made on first use; at most
-    :data:`REUSED_BATCHES_KEPT` kept, the oldest dropped), or None: a columnar update, more
-    than :data:`REUSED_UP_TO` steps, or an installed power-grid-model that moved the
-    internals it relies on (a warning says so once; the caller takes the public path)."""
-    if not all(isinstance(a, np.ndarray) for a in update.values()):
-        return None
-    n = next(iter(update.values())).shape[0]
+    """The :class:`ReusedBatch` of ``model`` for a calculation of ``update`` (row-based or
+    columnar batch arrays, every row of each component) from ``cache`` (the caller's, kept
+    across calls; made on first use; at most :data:`REUSED_BATCHES_KEPT` kept, the oldest
+    dropped), or None: more than :data:`REUSED_UP_TO` steps, or an installed
+    power-grid-model that moved the internals it relies on (a warning says so once; the
+    caller takes the public path)."""
+    first = next(iter(update.values()))
+    n = (first if isinstance(first, np.ndarray) else next(iter(first.values()))).shape[0]
     if n > REUSED_UP_TO or _pgm_internals_error:
         return None
     key = (
         int(calculation_type),
         n,
-        tuple(update),
+        tuple(c if isinstance(u, np.ndarray) else (c, tuple(u)) for c, u in update.items()),
         tuple((c, tuple(a)) for c, a in outputs.items()),
         symmetric,
         tuple(sorted(options.items())),
