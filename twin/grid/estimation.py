@@ -84,7 +84,9 @@ ERROR_TOLERANCE = {"iterative_linear": 1e-7, "newton_raphson": 1e-6}
 #: Batches of up to this many steps (the DSO's estimates in the loop) are passed to PGM as
 #: row-based arrays, one buffer per component instead of one per attribute: a quarter less
 #: of PGM's per-call overhead (~0.4 -> 0.3 ms for one step of the default feeder), the same
-#: results.
+#: results. (Such batches normally run through a reused batch,
+#: :func:`twin.grid.powerflow.reused_batch`, whose own arrays are row-based; this is the
+#: layout of PGM's public path, its fallback.)
 ROW_BASED_UP_TO = 96
 
 

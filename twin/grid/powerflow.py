@@ -703,7 +703,7 @@ class ReusedBatch:
     batch). This object builds them once, on arrays of its own: :meth:`calculate` copies the
     update into them and runs PGM's C++ calculation, the public path's with the
     same data and options, so the results are the same to the bit
-    (``tests/test_grid_powerflow.py`` checks it).
+    (``tests/test_estimation.py`` checks it on the DSO's calls).
 
     Parameters
     ----------
