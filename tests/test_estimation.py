@@ -281,3 +281,53 @@ def test_history_pseudo_by_slices_equals_the_gather(day):
     np.testing.assert_array_equal(mean[perm], mean_p)
     np.testing.assert_array_equal(count[perm], count_p)
     assert count.max() == 3 and count[:46].max() == 0
+
+
+@pytest.mark.parametrize("preset", ["full", "meters_only"])
+def test_the_reused_pgm_batches_give_the_public_paths_results(day, preset, monkeypatch):
+    """The DSO's small batches in the loop run through PGM datasets prepared once and re-run
+    (twin.grid.powerflow.ReusedBatch): one step, then 4 steps at a time, each call with new
+    data, the sensor truth and the estimate (station only or every array) are bit for bit
+    those of PGM's public API."""
+    from twin.grid import powerflow
+
+    powerflow.check_pgm_internals()
+    s = _settings(preset)
+    se = _estimate(day, s)
+    layout = sensor_layout(s, se.measured.metered)
+    w = day.window.n_warmup_steps
+    p, q = day.p_load_kw[w:], day.q_load_kvar[w:]
+    windows = [(0, 1), (1, 2), (2, 6), (6, 10), (40, 44), (44, 45), (70, 74)]
+
+    def rows(data, a, b):
+        return replace(
+            data,
+            **{k: v[a:b] for k, v in vars(data).items() if isinstance(v, np.ndarray)},
+        )
+
+    def calls(est):
+        out = []
+        for final in (False, True):
+            data = se.measured.final if final else se.measured.nowcast
+            if data is None:  # no late meters: no final data
+                continue
+            for a, b in windows:
+                t = est.sensor_truth(p[a:b], q[a:b], bus_u=final, threads=1)
+                out.append([*vars(t).values()])
+                for station_only in (True, False):
+                    e = est.run(rows(data, a, b), threads=1, station_only=station_only)
+                    out.append([*vars(e.result).values(), e.observable, e.station_kw, e.load_kw])
+        return out
+
+    fast = BatchStateEstimator(day.feeder.net, layout, threads=1)
+    got = calls(fast)
+    assert fast._reused  # the reused path was taken
+    with monkeypatch.context() as m:
+        m.setattr(powerflow, "REUSED_UP_TO", 0)  # every call through the public API
+        public = BatchStateEstimator(day.feeder.net, layout, threads=1)
+        want = calls(public)
+        assert not public._reused
+    for g, x in zip(got, want, strict=True):
+        for a, b in zip(g, x, strict=True):
+            if isinstance(a, np.ndarray):
+                np.testing.assert_array_equal(a, b)

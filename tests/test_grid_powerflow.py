@@ -141,3 +141,35 @@ def test_open_switch_deenergises_subtree() -> None:
     pos = net.bus.index.get_loc(cut_bus)
     assert np.isnan(res.vm_pu[:, pos]).all() and np.isnan(ref.vm_pu[:, pos]).all()
     assert np.nanmax(np.abs(res.vm_pu - ref.vm_pu)) < VM_TOL_PU
+
+
+def test_moved_pgm_internals_fail_with_one_message_and_fall_back(monkeypatch) -> None:
+    """If power-grid-model moves an internal the reused batches rely on, the check names it
+    and the adapter, and a solve warns once and takes the public API, with its results."""
+    from power_grid_model import ComponentType, initialize_array
+
+    from twin.grid import powerflow as pf
+
+    gone = ("power_grid_model._core.data_handling", "gone")
+    monkeypatch.setattr(pf, "_PGM_INTERNALS", (*pf._PGM_INTERNALS, gone))
+    monkeypatch.setattr(pf, "_pgm_internals_error", [])
+    with pytest.raises(pf.PgmInternalsMoved, match=r"data_handling\.gone.*twin/grid/powerflow\.py"):
+        pf.check_pgm_internals()
+    f = load_feeder(FEEDERS[0])
+    model = BatchPowerFlow(f.net)._model
+    p, q = sampled_loads(f)
+    upd = {ComponentType.sym_load: initialize_array("update", ComponentType.sym_load, p[:4].shape)}
+    upd[ComponentType.sym_load]["p_specified"] = p[:4] * 1e3
+    upd[ComponentType.sym_load]["q_specified"] = q[:4] * 1e3
+    outputs = {ComponentType.node: ["u_pu"]}
+
+    def solve(reuse):
+        return pf.solve_batch(model, upd, outputs, 0, True, 1e-10, -1, lambda k: 0.0, reuse=reuse)
+
+    cache: dict = {}
+    with pytest.warns(RuntimeWarning, match="using its public API"):
+        got = solve(cache)
+    assert not cache
+    np.testing.assert_array_equal(
+        got[ComponentType.node]["u_pu"], solve(None)[ComponentType.node]["u_pu"]
+    )

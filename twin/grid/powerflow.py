@@ -23,6 +23,13 @@ differs by about 1 %). Line loading is current based: ``100 * max(i_from, i_to) 
 (max_i_ka * df * parallel)`` as in pandapower. Network losses are the sum over lines and
 transformers of ``p_from + p_to`` (line and transformer copper and iron losses, minus the
 active power of cable shunt conductance if any).
+
+Small batches (the DSO's state estimates in the loop: a few steps per call, thousands of
+calls a year) can run through :class:`ReusedBatch` (:func:`reused_batch`, the ``reuse``
+argument of :func:`solve_batch`): PGM's options, update and output datasets built once and
+re-run with new data, the same results to the bit without the public API's per-call set-up.
+It is the one place twin uses power-grid-model internals: :func:`check_pgm_internals` names
+what a new version moved, and the public API stays the fallback.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from __future__ import annotations
 import copy
 import re
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -40,11 +48,15 @@ from pandapower.auxiliary import pandapowerNet
 from power_grid_model import (
     BranchSide,
     CalculationMethod,
+    CalculationType,
     ComponentType,
+    DatasetType,
     LoadGenType,
     PowerGridModel,
+    TapChangingStrategy,
     WindingType,
     initialize_array,
+    power_grid_meta_data,
 )
 from power_grid_model.errors import PowerGridBatchError, PowerGridError
 
@@ -57,9 +69,13 @@ __all__ = [
     "LineZeroSequence",
     "PowerFlowError",
     "PowerFlowResult",
+    "ReusedBatch",
+    "PgmInternalsMoved",
+    "check_pgm_internals",
     "constant_power_loads",
     "line_zero_sequence_per_km",
     "pgm_input_from_net",
+    "reused_batch",
     "run_pandapower",
     "solve_batch",
 ]
@@ -554,29 +570,53 @@ def solve_batch(
     error_tolerance: float,
     threading: int,
     load_kw: Callable[[int], float],
+    reuse: dict | None = None,
 ) -> dict:
     """One PGM batch power flow with the iterative-current method; failed steps are re-solved
     with Newton-Raphson, and a step that fails both raises :class:`PowerFlowError`.
 
     ``update`` maps component types to columnar batch arrays (first axis = steps, all rows of
     the component in input order) or to row-based ``(steps, rows)`` arrays; ``step0`` is the first step's number (for the message);
-    ``load_kw(k)`` is the total load of batch row ``k`` (for the message).
+    ``load_kw(k)`` is the total load of batch row ``k`` (for the message). ``reuse``: a cache
+    of :class:`ReusedBatch` of ``model`` kept by the caller: a small row-based batch is solved
+    through one (:func:`reused_batch`; the same results without the public path's per-call
+    set-up), and the arrays returned are then the reused batch's, overwritten by its next
+    call (copy what is kept).
     """
+
+    def options(method: CalculationMethod) -> dict:
+        return {
+            "calculation_method": method,
+            "error_tolerance": error_tolerance,
+            "max_iterations": 100 if method == CalculationMethod.iterative_current else 30,
+            "threading": threading,
+        }
 
     def calc(upd: dict, method: CalculationMethod) -> dict:
         return model.calculate_power_flow(
             update_data=upd,
             symmetric=symmetric,
-            calculation_method=method,
-            error_tolerance=error_tolerance,
-            max_iterations=100 if method == CalculationMethod.iterative_current else 30,
-            threading=threading,
             output_component_types=outputs,
             continue_on_batch_error=True,
+            **options(method),
         )
 
-    out = calc(update, CalculationMethod.iterative_current)
-    err = model.batch_error
+    rb = None
+    if reuse is not None:
+        rb = reused_batch(
+            reuse,
+            model,
+            CalculationType.power_flow,
+            update,
+            outputs,
+            symmetric,
+            **options(CalculationMethod.iterative_current),
+        )
+    if rb is not None:
+        out, err = rb.calculate(update)
+    else:
+        out = calc(update, CalculationMethod.iterative_current)
+        err = model.batch_error
     if err is None:
         return out
     failed = np.asarray(err.failed_scenarios, dtype=np.int64)
@@ -599,6 +639,205 @@ def solve_batch(
         for attr, arr in cols.items():
             arr[failed] = retry[comp][attr]
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the one adapter to power-grid-model internals: a small batch prepared once, re-run
+# ----------------------------------------------------------------------------------------------
+
+#: ``power_grid_model._core`` objects :class:`ReusedBatch` relies on (not public API).
+_PGM_INTERNALS = (
+    ("power_grid_model._core.data_handling", "prepare_update_view"),
+    ("power_grid_model._core.data_handling", "prepare_output_view"),
+    ("power_grid_model._core.error_handling", "handle_errors"),
+    ("power_grid_model._core.power_grid_core", "get_power_grid_core"),
+    ("power_grid_model.enum", "_ExperimentalFeatures"),
+)
+#: Batches of up to this many steps go through a :class:`ReusedBatch` (:func:`reused_batch`).
+REUSED_UP_TO = 96
+#: Reused batches kept per cache (:func:`reused_batch`; the oldest is dropped).
+REUSED_BATCHES_KEPT = 8
+_pgm_internals_error: list[str] = []  # the first failure's message, once seen
+
+
+class PgmInternalsMoved(RuntimeError):
+    """The installed power-grid-model no longer has an internal :class:`ReusedBatch` uses."""
+
+    def __init__(self, detail: str) -> None:
+        from importlib.metadata import version
+
+        super().__init__(
+            f"power-grid-model {version('power-grid-model')} moved internals twin uses "
+            f"({detail}): pin the version in pyproject.toml, or update twin/grid/powerflow.py "
+            "(ReusedBatch, the one adapter to them)"
+        )
+
+
+def check_pgm_internals() -> None:
+    """Raise :class:`PgmInternalsMoved` naming every power-grid-model internal
+    :class:`ReusedBatch` relies on that the installed version no longer has."""
+    import importlib
+
+    missing = []
+    for mod, name in _PGM_INTERNALS:
+        try:
+            ok = hasattr(importlib.import_module(mod), name)
+        except ImportError:
+            ok = False
+        if not ok:
+            missing.append(f"{mod}.{name}")
+    if not callable(getattr(PowerGridModel, "_options", None)):
+        missing.append("PowerGridModel._options")
+    if not isinstance(getattr(PowerGridModel, "_model", None), property):
+        missing.append("PowerGridModel._model")
+    if missing:
+        raise PgmInternalsMoved(", ".join(missing))
+
+
+class ReusedBatch:
+    """One power-grid-model batch calculation of a fixed shape, prepared once and re-run.
+
+    PGM's public ``calculate_power_flow``/``calculate_state_estimation`` build, on every call,
+    the calculation options, a C view of the update data, the output arrays and a C view of
+    those (on the default feeder ~0.2 ms of Python per call, as much as solving a 4-step
+    batch). This object builds them once, on arrays of its own: :meth:`calculate` copies the
+    update into them and runs PGM's C++ calculation, the public path's with the
+    same data and options, so the results are the same to the bit
+    (``tests/test_estimation.py`` checks it on the DSO's calls).
+
+    Parameters
+    ----------
+    model : PowerGridModel
+    calculation_type : CalculationType
+        ``power_flow`` or ``state_estimation``.
+    batch_size : int
+        Steps per call.
+    update : tuple of ComponentType
+        Components updated (every row, in input order).
+    outputs : dict
+        ``{component: [attribute, ...]}`` as the public ``output_component_types``.
+    symmetric : bool
+    **options
+        The public calculation's keyword options (``calculation_method``,
+        ``error_tolerance``, ``max_iterations``, ``threading``).
+    """
+
+    def __init__(
+        self,
+        model: PowerGridModel,
+        calculation_type: CalculationType,
+        batch_size: int,
+        update: tuple,
+        outputs: dict,
+        symmetric: bool = True,
+        **options,
+    ) -> None:
+        check_pgm_internals()
+        from power_grid_model._core.data_handling import prepare_output_view, prepare_update_view
+        from power_grid_model._core.error_handling import handle_errors
+        from power_grid_model._core.power_grid_core import get_power_grid_core
+        from power_grid_model.enum import _ExperimentalFeatures
+
+        n = int(batch_size)
+        count = model.all_component_count
+        out_type = DatasetType.sym_output if symmetric else DatasetType.asym_output
+        self.batch_size = n
+        self._update = {c: initialize_array(DatasetType.update, c, (n, count[c])) for c in update}
+        meta = power_grid_meta_data[out_type]
+        self._output = {
+            c: {a: np.empty((n, count[c]), dtype=meta[c].dtype[a]) for a in attrs}
+            for c, attrs in outputs.items()
+        }
+        # the options the public path sets (its defaults where twin gives none)
+        options = {"experimental_features": _ExperimentalFeatures.disabled, **options}
+        if calculation_type == CalculationType.power_flow:
+            options.setdefault("tap_changing_strategy", TapChangingStrategy.disabled)
+        self._options = PowerGridModel._options(
+            calculation_type=calculation_type, symmetric=symmetric, **options
+        )
+        self._update_view = prepare_update_view(self._update)
+        self._output_view = prepare_output_view(self._output, out_type)
+        # the views must point at these arrays (PGM reads and writes them in place)
+        try:
+            ok = [b.data.value for b in self._update_view._buffer_views] == [
+                a.ctypes.data for a in self._update.values()
+            ] and [
+                [v.data.value for v in b.attribute_data.values()]
+                for b in self._output_view.get_buffer_views()
+            ] == [[a.ctypes.data for a in cols.values()] for cols in self._output.values()]
+        except AttributeError as exc:
+            raise PgmInternalsMoved(f"dataset buffer views: {exc}") from None
+        if not ok:
+            raise PgmInternalsMoved("dataset views no longer point at the caller's arrays")
+        self._model = model
+        self._calculate = get_power_grid_core().calculate
+        self._handle_errors = handle_errors
+
+    def calculate(self, update: dict) -> tuple[dict, PowerGridBatchError | None]:
+        """Solve the batch of ``update`` (per component given at construction, a
+        ``(batch_size, rows)`` row-based array, or columnar ``{attribute: (batch_size, rows)
+        array}`` with the same attributes at every call): ``(output, batch_error)``, as the
+        public call with ``continue_on_batch_error=True`` returns its output and sets
+        ``batch_error`` (any other error raises, as there). The output arrays are this
+        object's: its next call overwrites them."""
+        for c, arr in self._update.items():
+            new = update[c]
+            if isinstance(new, np.ndarray):
+                np.copyto(arr, new)
+            else:  # the attributes not given stay "unchanged" (NaN) from the start
+                for name, values in new.items():
+                    arr[name] = values
+        self._calculate(
+            self._model._model,
+            self._options.opt,
+            self._output_view.get_dataset_ptr(),
+            self._update_view.get_dataset_ptr(),
+        )
+        err = self._handle_errors(continue_on_batch_error=True, batch_size=self.batch_size)
+        return self._output, err
+
+
+def reused_batch(
+    cache: dict,
+    model: PowerGridModel,
+    calculation_type: CalculationType,
+    update: dict,
+    outputs: dict,
+    symmetric: bool = True,
+    **options,
+) -> ReusedBatch | None:
+    """The :class:`ReusedBatch` of ``model`` for a calculation of ``update`` (row-based or
+    columnar batch arrays, every row of each component) from ``cache`` (the caller's, kept
+    across calls; made on first use; at most :data:`REUSED_BATCHES_KEPT` kept, the oldest
+    dropped), or None: more than :data:`REUSED_UP_TO` steps, or an installed
+    power-grid-model that moved the internals it relies on (a warning says so once; the
+    caller takes the public path)."""
+    first = next(iter(update.values()))
+    n = (first if isinstance(first, np.ndarray) else next(iter(first.values()))).shape[0]
+    if n > REUSED_UP_TO or _pgm_internals_error:
+        return None
+    key = (
+        int(calculation_type),
+        n,
+        tuple(c if isinstance(u, np.ndarray) else (c, tuple(u)) for c, u in update.items()),
+        tuple((c, tuple(a)) for c, a in outputs.items()),
+        symmetric,
+        tuple(sorted(options.items())),
+    )
+    rb = cache.get(key)
+    if rb is None:
+        try:
+            rb = ReusedBatch(
+                model, calculation_type, n, tuple(update), outputs, symmetric, **options
+            )
+        except PgmInternalsMoved as exc:
+            _pgm_internals_error.append(str(exc))
+            warnings.warn(f"{exc}; using its public API", RuntimeWarning, stacklevel=2)
+            return None
+        while len(cache) >= REUSED_BATCHES_KEPT:
+            cache.pop(next(iter(cache)))
+        cache[key] = rb
+    return rb
 
 
 class BatchPowerFlow:
