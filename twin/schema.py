@@ -312,6 +312,13 @@ class PerformanceConfig(_PlanningConfig):
     replan_min_households: int = key(
         1, "deviation trigger: signed households short of their plan, at least", 1, 100_000
     )
+    replan_tight_share: float | None = key(
+        None,
+        "deviation trigger: households' states count only while the plan's expected load "
+        "reaches this share of its band level ahead (null: always)",
+        0,
+        1,
+    )
     sunk_peak_sigmas: float = key(
         3.0, "the peak already reached: measured feeder load less this many of its sigmas", 0, 100
     )

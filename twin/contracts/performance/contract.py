@@ -104,6 +104,9 @@ class PerformanceContract(Contract):
         self.sig = np.flatnonzero(self.signed)
         self.non = np.flatnonzero(~self.signed)
         self.hz = terms.horizon()
+        # the steps of a plan carried out before its coarse part (all of it without one)
+        coarse = terms.coarse_from_h
+        self._fine_steps = self.hz.n_steps if coarse is None else int(round(coarse / DT_H))
         args = (terms, self.sig, self.non, self.hz, self.weights, self.solver)
         self.dso = DsoPlanner(view.dso(terms.information), *args)
         self.hems = SignedHouseholds(view.households, *args, view.n_steps)
@@ -148,7 +151,10 @@ class PerformanceContract(Contract):
             return "feeder load"
         if self.dso.cable_over_limit(k - t.cadence_steps, k):
             return "cable estimate"
-        if short >= t.replan_min_households:
+        if short >= t.replan_min_households and (
+            t.replan_tight_share is None
+            or self.dso.plan_is_tight(k, plan.k0 + self._fine_steps, t.replan_tight_share)
+        ):
             return "household state"
         return ""
 

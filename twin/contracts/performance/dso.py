@@ -96,6 +96,8 @@ class DsoPlanner:
         self.uplift_trafo_kw = np.zeros(hz.n_steps)
         # the feeder load the plan being carried out expects, with its margin (per step)
         self.expected_kw = np.full(view.n_steps, np.nan)
+        # the level the bands of the plan being carried out fill up to (kW)
+        self.plan_level_kw = np.nan
 
     # -- limits --------------------------------------------------------------------------------
     def _phase_shares(self) -> dict[str, np.ndarray] | None:
@@ -373,6 +375,7 @@ class DsoPlanner:
         self.log.p50_used_kw[t] = lf.infl_steps[steps]
         self.log.planned_kw[t] = planned + lf.infl_steps[steps]
         self.expected_kw[t] = self.log.used_kw[t] + planned
+        self.plan_level_kw = max(float(res.peak_kw), float(lf.lim.sunk_peak_kw))
         s_max = float(self.grid.s_max[0])
         if not np.isfinite(s_max):  # no transformer limit: nothing ever binds
             return
@@ -391,6 +394,16 @@ class DsoPlanner:
         if np.isnan(expected).any():
             return True
         return bool((self.view.meters.load_kw(k_start, k) - expected).max() > tol_kw)
+
+    def plan_is_tight(self, k: int, k_end: int, share: float) -> bool:
+        """Whether the feeder load the plan expects at some step of ``k .. k_end`` (its
+        forecast with the margin, plus the planned devices) reaches ``share`` of the level its
+        bands fill up to (:meth:`bands`): at or below, the bands' shares of the capacity left
+        under that level are what absorbs a household's deviation from its plan."""
+        ahead = self.expected_kw[k : max(k_end, k + 1)]
+        if not len(ahead) or np.isnan(ahead).any() or not np.isfinite(self.plan_level_kw):
+            return True
+        return bool(ahead.max() >= share * self.plan_level_kw)
 
     def cable_over_limit(self, k_start: int, k: int) -> bool:
         """Whether the DSO's state estimate put a cable above the loading the plan allows

@@ -69,7 +69,12 @@ class PerformanceTerms(PlanningTerms):
         rating less the safety margin, or a signed household's indoor temperature or EV/battery
         energy short of its plan by more than ``replan_tolerance_k`` /
         ``replan_tolerance_kwh`` (the HEMS asks, nothing of its state is sent), for at least
-        ``replan_min_households`` signed households (1: any of them). The day-ahead
+        ``replan_min_households`` signed households (1: any of them) and, with
+        ``replan_tight_share``, only while the plan is tight: the feeder load it expects
+        (forecast with its margin, plus the planned devices) reaches that share of the level
+        the bands fill up to (the planned peak, at least the sunk peak) at some step of its
+        fine part still ahead. Below it every band holds a share of the free capacity, which
+        absorbs a household's deviation (None: always). The day-ahead
         re-plan at ``replan_at_h``, the first, the one after a failure, one the plan would
         not last until the next and one at a step inside the plan's coarse part
         (``coarse_after_h``: that part is re-planned before it is carried out; reason
@@ -98,6 +103,7 @@ class PerformanceTerms(PlanningTerms):
     replan_tolerance_k: float = 0.2
     replan_tolerance_kwh: float = 1.0
     replan_min_households: int = 1
+    replan_tight_share: float | None = None
     sunk_peak_sigmas: float = 3.0
     group_households: int | None = None
     group_above: int = 0
@@ -119,6 +125,8 @@ class PerformanceTerms(PlanningTerms):
             raise _bad("sunk_peak_sigmas", self.sunk_peak_sigmas, "give 0 or more")
         if self.replan_min_households < 1:
             raise _bad("replan_min_households", self.replan_min_households, "give 1 or more")
+        if self.replan_tight_share is not None and not 0 <= self.replan_tight_share <= 1:
+            raise _bad("replan_tight_share", self.replan_tight_share, "give 0 to 1, or null")
         if self.coarse_h is not None and (
             self.coarse_h <= 0 or abs(self.coarse_h * 4 - round(self.coarse_h * 4)) > 1e-9
         ):
