@@ -355,7 +355,8 @@ def test_a_released_forecaster_forecasts_the_same_numbers_again():
         quant.append(fc.inflexible_quantiles_kw(k0, STEPS_PER_DAY, h))
     trained = fc.n_trainings
     fc.release()
-    assert not fc._predicted.any() and not fc._pred_base.any() and not fc._pending
+    assert not any(done.any() for done in fc._predicted.values())
+    assert not fc._pred_base.any() and not fc._pending
     for k0, exo, q in zip(reversed(k0s), reversed(before), reversed(quant), strict=True):
         again = fc.exogenous(k0, 2 * STEPS_PER_DAY, h)
         for name in ("p_base_kw", "p_pv_kw", "t_out_c", "ghi_w_m2", "cop", "q_gain_kw"):
@@ -417,11 +418,45 @@ def test_blocks_learned_on_threads_forecast_what_one_after_the_other_does():
         base, agg = dso._base_quantiles(np.arange(dso.n_steps))  # every block, at once
         hems, h = model.forecaster, np.arange(model.fleet.n)
         exo = [hems.exogenous(k0, 2 * STEPS_PER_DAY, h).p_base_kw for k0 in (96, 8 * 96 + 4)]
-        got[th] = (base.copy(), agg.copy(), dso._other_err_q, exo, hems.n_trainings)
+        got[th] = (base.copy(), agg.copy(), dso._other_err_q.copy(), exo, hems.n_trainings)
         assert dso.n_trainings == dso._n_blocks() > 2
         assert hems.n_trainings == 2  # blocks 0 and 1 asked for (block 2 learned ahead)
         for fc in (dso, hems):
             fc.release()
     (b1, a1, o1, e1, n1), (b2, a2, o2, e2, n2) = got[1], got[2]
-    assert np.array_equal(b1, b2) and np.array_equal(a1, a2) and o1 == o2 and n1 == n2
+    assert np.array_equal(b1, b2) and np.array_equal(a1, a2) and np.array_equal(o1, o2)
+    assert n1 == n2
     assert all(np.array_equal(x, y) for x, y in zip(e1, e2, strict=True))
+
+
+def test_the_whole_window_is_the_mean_alone_and_a_plan_gets_the_quantiles_it_asks_for():
+    """The DSO's limit screening asks for the whole window at set-up: its point forecast
+    alone is learned then (the mean model of every block); a block's quantile models are
+    learned when a plan first asks for them, and give the numbers learning everything at once
+    gives (the two stages draw the same training sample)."""
+    over = ["sim.start=2025-03-01", "sim.days=21", "forecast.retrain_every_days=7"]
+    (_, lazy), (_, eager) = _forecaster(over), _forecaster(over)
+    h = np.arange(lazy._base.shape[1])
+    whole = lazy.exogenous(0, lazy.n_steps, h)  # the screening's request
+    assert lazy._predicted["mean"].all() and not lazy._predicted["quantiles"].any()
+    assert lazy.issue(0, lazy.n_steps).base_kw.shape[0] == 1  # the point forecast alone
+    eager._base_quantiles(np.arange(eager.n_steps))  # every model of every block
+    # the first plan's issue, after the whole window's: quantiles over its first steps, the
+    # same weather draw and physics as the whole window's
+    first = lazy.issue(0, STEPS_PER_DAY + 1)
+    assert first.base_kw.shape[0] == 4  # (its first 8 days: blocks 0 and 1 of 7 days)
+    assert np.flatnonzero(lazy._predicted["quantiles"]).tolist() == [0, 1]
+    np.testing.assert_array_equal(
+        first.base_kw[:, : STEPS_PER_DAY + 1], eager.issue(0, STEPS_PER_DAY + 1).base_kw
+    )
+    plan = lazy.exogenous(0, STEPS_PER_DAY + 1, h)
+    for name in ("p_pv_kw", "p_base_kw", "cop", "t_out_c"):
+        np.testing.assert_array_equal(
+            getattr(plan, name), getattr(whole, name)[: STEPS_PER_DAY + 1]
+        )
+    k0 = 8 * STEPS_PER_DAY + 4  # block 1
+    q_lazy = lazy.inflexible_quantiles_kw(k0, STEPS_PER_DAY, h)
+    assert not lazy._predicted["quantiles"][2:].any()  # blocks no plan asked for
+    q_eager = eager.inflexible_quantiles_kw(k0, STEPS_PER_DAY, h)
+    for key in q_eager:
+        np.testing.assert_array_equal(q_lazy[key], q_eager[key])

@@ -169,3 +169,37 @@ def test_the_trigger_works_in_envelope_mode_with_the_service_kept():
     assert out["performance_fallback"] is False
     k = m.household_kpis(SERVICE)
     assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
+
+
+def test_the_household_trigger_waits_for_a_tight_plan_when_asked():
+    """``replan_tight_share``: a household's deviation re-plans only while the plan's
+    expected feeder load reaches that share of its band level somewhere ahead. At 0 every
+    plan is tight (the same run as without it, bit for bit); a plan is tight at exactly the
+    share its expected load reaches, and not above it; the HEMS guards keep every service
+    level with fewer household re-plans."""
+    terms = {
+        "replan_every_h": 1.0,
+        "replan_trigger": "deviation",
+        "replan_tolerance_k": 0.0,
+        "replan_tolerance_kwh": 0.0,
+    }
+    runs = {s: simulate(performance(**terms, replan_tight_share=s)) for s in (None, 0.0, 0.9)}
+    for name in ("p_net_kw", "t_in_c", "ev_soc_kwh"):
+        np.testing.assert_array_equal(runs[0.0].log[name], runs[None].log[name])
+    dso = runs[None].contract.dso
+    k = runs[None].contract.stats.records[-1]["step"]  # the last plan, still in force
+    ahead = dso.expected_kw[k : k + 24]
+    reached = float(ahead.max() / dso.plan_level_kw)
+    assert 0 < reached <= 1 + 1e-9
+    assert dso.plan_is_tight(k, k + 24, reached) and not dso.plan_is_tight(
+        k, k + 24, reached + 1e-6
+    )
+    hh = {
+        s: m.contract_kpis()["performance_replans_by_reason"].get("household state", 0)
+        for s, m in runs.items()
+    }
+    assert hh[0.9] <= hh[None] == hh[0.0]
+    k9 = runs[0.9].household_kpis(SERVICE)
+    assert k9["comfort_days_met_share"] == 1.0 and k9["ev_days_met_share"] == 1.0
+    with pytest.raises(TwinError, match="replan_tight_share"):
+        PerformanceTerms(replan_tight_share=1.5)

@@ -349,15 +349,24 @@ class _Floors:
     agg: float
 
 
+#: What a block learns, in two stages: the households' mean model (the point forecast: all a
+#: HEMS, the DSO's limit screening and its physics need) and the quantile models (the
+#: households' 10th/50th/90th percentiles, those of their total and the other loads' error:
+#: the DSO's margins), learned when first asked for.
+MEAN, QUANTILES = "mean", "quantiles"
+
+
 @dataclass
 class _Learned:
-    """One block's learning (:meth:`StatisticalForecaster._learn_block`): the forecasts of its
-    steps ``at`` (of the predictions' axis) and its compute times (s, on whichever thread)."""
+    """One block's learning of one stage (:meth:`StatisticalForecaster._learn_block`): the
+    forecasts of its steps ``at`` (of the predictions' axis) and its compute times (s, on
+    whichever thread)."""
 
     b: int
+    stage: str
     at: slice
-    base: np.ndarray  # (len(hh_keys), n, H)
-    agg: np.ndarray  # (len(agg_keys), n)
+    base: np.ndarray  # (len of the stage's household keys, n, H)
+    agg: np.ndarray  # (len of the stage's feeder keys, n)
     other_err_q: tuple[float, float] | None
     train_s: float
     predict_s: float
@@ -469,7 +478,7 @@ class StatisticalForecaster(PerfectForecaster):
         self._other = other
         self._rows = np.concatenate([h["year_rows"], year_rows])
         self._declared = declared_trips(exo.trips, settings, np.random.default_rng([seed, 7]))
-        self._other_err_q = (0.0, 0.0)  # 10th, 90th percentile of the other loads' error (kW)
+        self._stages = (MEAN, QUANTILES) if quantiles else (MEAN,)
         # the learning series' total and daily means (:meth:`_series`)
         self._agg: np.ndarray | None = None
         self._day_mean = self._day_agg = np.zeros(0)
@@ -477,7 +486,7 @@ class StatisticalForecaster(PerfectForecaster):
         # the caller's thread), and the block learned ahead in the background (its future)
         self._threads = max(int(settings.threads), 1)
         self._executor: Any = None
-        self._pending: dict[int, Any] = {}
+        self._pending: dict[tuple[int, str], Any] = {}
         # predictions of every step, filled block by block (a block: the steps one trained
         # model forecasts); rows before the window (the measured past the level correction
         # compares with) come with the first block
@@ -498,7 +507,16 @@ class StatisticalForecaster(PerfectForecaster):
         n_axis = self._pre + self.n_steps
         self._pred_base = np.zeros((len(self._hh_keys), n_axis, self._base.shape[1]))
         self._pred_agg = np.zeros((len(self._agg_keys), n_axis))
-        self._predicted = np.zeros(self._n_blocks(), bool)
+        self._predicted = {st: np.zeros(self._n_blocks(), bool) for st in self._stages}
+        # 10th, 90th percentile of the other loads' seasonal-naive error (kW), per block
+        self._other_err_q = np.zeros((self._n_blocks(), 2))
+
+    def _stage_keys(self, stage: str) -> tuple[tuple[str, ...], tuple[str, ...], slice]:
+        """The household and feeder models of ``stage`` and their rows of the predictions."""
+        n = len(self._hh_keys)
+        if stage == MEAN:
+            return ("mean",), (), slice(n - 1, n)
+        return self._hh_keys[:-1], self._agg_keys, slice(0, n - 1)
 
     def release(self) -> None:
         """Let the caches go: every step's predicted quantiles (4 x T x H: 115 MB for a year
@@ -568,11 +586,13 @@ class StatisticalForecaster(PerfectForecaster):
             self._day_mean = self._base.reshape(-1, STEPS_PER_DAY, n_h).mean(axis=1)
             self._day_agg = self._agg.reshape(-1, STEPS_PER_DAY).mean(axis=1)
 
-    def _train(self, now: int) -> tuple[dict[tuple[str, str], Any], _Floors, Any]:
-        """Learn the quantile models from the ``history_days`` measured before absolute step
-        ``now``: ``(models, floors, other_err_q)`` (the 10th and 90th percentile of the other
-        loads' seasonal-naive error, None without other loads). Reads the shared series only
-        (several blocks may learn at once, on threads)."""
+    def _train(self, now: int, stage: str) -> tuple[dict[tuple[str, str], Any], _Floors, Any]:
+        """Learn the models of ``stage`` from the ``history_days`` measured before absolute
+        step ``now``: ``(models, floors, other_err_q)`` (the 10th and 90th percentile of the
+        other loads' seasonal-naive error; None without other loads or in the mean stage).
+        Both stages draw the same training sample (the same seed), so a model is the one it
+        would be learned with the others. Reads the shared series only (several blocks may
+        learn at once, on threads)."""
         import lightgbm as lgb
 
         s = self.settings
@@ -599,25 +619,26 @@ class StatisticalForecaster(PerfectForecaster):
             "seed": self._seed % 2**31,
             "deterministic": True,
         }
+        hh_keys, agg_keys, _ = self._stage_keys(stage)
         models: dict[tuple[str, str], Any] = {}
         # one binned data set per series, shared by its models (the same models as a data set
         # per model, built once instead of four and three times)
         data_hh = lgb.Dataset(x, y, free_raw_data=False)
         # households: the 10th/50th/90th percentiles and the mean (the point forecast the
         # planner sums: medians of skewed household loads would add up too low)
-        for key in self._hh_keys:
+        for key in hh_keys:
             models[("hh", key)] = lgb.train(
                 {**params, **_OBJECTIVES[key]}, data_hh, num_boost_round=s.n_estimators
             )
-        if self._agg_keys:
+        if agg_keys:
             xa, ya = self._features(t_abs, fl), self._agg[t_abs] / self._level(t_abs, fl, None)
             data_agg = lgb.Dataset(xa, ya, free_raw_data=False)
-            for key in self._agg_keys:
+            for key in agg_keys:
                 models[("agg", key)] = lgb.train(
                     {**params, **_OBJECTIVES[key]}, data_agg, num_boost_round=s.n_estimators
                 )
         other_err_q = None
-        if self._other is not None:  # the seasonal-naive error of the other loads
+        if self._other is not None and stage == QUANTILES:  # the other loads' naive error
             o = self._other.sum(axis=1)
             err = o[t_abs] - o[t_abs - 7 * STEPS_PER_DAY]
             other_err_q = (float(np.quantile(err, 0.1)), float(np.quantile(err, 0.9)))
@@ -629,8 +650,9 @@ class StatisticalForecaster(PerfectForecaster):
     def _n_blocks(self) -> int:
         return max(-(-self.n_steps // self._block_len()), 1)
 
-    def _learn_block(self, b: int) -> _Learned:
-        """Base-load quantiles of every household for block ``b``: the steps ``b R ..
+    def _learn_block(self, b: int, stage: str = MEAN) -> _Learned:
+        """Base-load forecasts (``stage``: the mean, or the quantiles and those of the total)
+        of every household for block ``b``: the steps ``b R ..
         (b + 1) R`` (``R``: ``retrain_every_days``) of the window, forecast by the models
         learned from the past before the block's first step (the models use calendar and
         week-old lags only, so a forecast does not depend on when it is issued). The blocks
@@ -650,7 +672,8 @@ class StatisticalForecaster(PerfectForecaster):
         clock = _time.perf_counter if self._threads <= 1 else _time.thread_time
         t0 = clock()
         start = b * self._block_len()
-        models, fl, other_err_q = self._train(start + self._n_hist)
+        models, fl, other_err_q = self._train(start + self._n_hist, stage)
+        hh_keys, agg_keys, _ = self._stage_keys(stage)
         t1 = clock()
         end = min(start + self._block_len(), self.n_steps)
         first = start - self._pre if b == 0 else start
@@ -663,30 +686,31 @@ class StatisticalForecaster(PerfectForecaster):
         # call changes another's; a prediction's numbers do not depend on it)
         kw = {"num_threads": 1} if self._threads > 1 else {}
         out = np.stack(
-            [(models[("hh", key)].predict(x, **kw) * lv).reshape(n, n_h) for key in self._hh_keys]
+            [(models[("hh", key)].predict(x, **kw) * lv).reshape(n, n_h) for key in hh_keys]
         )
         del x, lv, tt, hh
         agg = np.zeros((0, n))
-        if self.quantiles:
-            out[:3].sort(axis=0)  # quantiles never cross
+        if stage == QUANTILES:
+            out.sort(axis=0)  # quantiles never cross
             xa, lva = self._features(t_abs, fl), self._level(t_abs, fl, None)
-            agg = np.stack([models[("agg", k)].predict(xa, **kw) * lva for k in self._agg_keys])
+            agg = np.stack([models[("agg", k)].predict(xa, **kw) * lva for k in agg_keys])
             agg.sort(axis=0)
             np.maximum(agg, 0.0, out=agg)
         np.maximum(out, 0.0, out=out)
         at = slice(first + self._pre, end + self._pre)
-        return _Learned(b, at, out, agg, other_err_q, t1 - t0, clock() - t1)
+        return _Learned(b, stage, at, out, agg, other_err_q, t1 - t0, clock() - t1)
 
     def _commit(self, got: _Learned) -> None:
-        """Write a learned block into the forecasts (in the order the blocks are asked for:
-        the other loads' error quantiles are the latest training's, as one after the other)."""
-        self._pred_base[:, got.at] = got.base
-        if self.quantiles:
+        """Write a learned block's stage into the forecasts (and the block's other loads'
+        error quantiles, which the DSO's issues in that block read)."""
+        self._pred_base[self._stage_keys(got.stage)[2], got.at] = got.base
+        if got.stage == QUANTILES:
             self._pred_agg[:, got.at] = got.agg
         if got.other_err_q is not None:
-            self._other_err_q = got.other_err_q
-        self._predicted[got.b] = True
-        self.n_trainings += 1
+            self._other_err_q[got.b] = got.other_err_q
+        if not any(done[got.b] for done in self._predicted.values()):
+            self.n_trainings += 1  # blocks learned (in one stage or both)
+        self._predicted[got.stage][got.b] = True
         self.train_s += got.train_s
         self.predict_s += got.predict_s
 
@@ -697,36 +721,39 @@ class StatisticalForecaster(PerfectForecaster):
             self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="twin-forecast")
         return self._executor
 
-    def _learn(self, blocks: list[int]) -> None:
-        """Learn and commit ``blocks`` (ascending, not yet predicted): one after the other with
-        ``threads=1``; otherwise on the pool, at most ``threads`` at once, committed in order,
-        then the next block is learned ahead in the background (the households' forecaster is
-        asked block by block as the run reaches them)."""
+    def _learn(self, todo: list[tuple[int, str]]) -> None:
+        """Learn and commit the stages ``todo`` (``(block, stage)``, ascending, not yet
+        predicted): one after the other with ``threads=1``; otherwise on the pool, at most
+        ``threads`` at once, committed in order, then the block after the last one of each
+        stage is learned ahead in the background (the forecasters are asked block by block as
+        the run reaches them: the DSO's quantiles, the households' mean)."""
         self._series()
         if self._threads <= 1:
-            for b in blocks:
-                self._commit(self._learn_block(b))
+            for b, stage in todo:
+                self._commit(self._learn_block(b, stage))
             return
-        pending = self._pending
-        self._pending = {}
         pool = self._pool()
-        queue = list(blocks)
-        running: list[tuple[int, Any]] = []
+        queue = list(todo)
+        running: list[Any] = []
         while queue or running:
-            # at most `threads` blocks in flight (each holds its features and forecasts)
+            # at most `threads` in flight (each holds its features and forecasts)
             while queue and len(running) < self._threads:
-                b = queue.pop(0)
-                fut = pending.pop(b, None) or pool.submit(self._learn_block, b)
-                running.append((b, fut))
-            _, fut = running.pop(0)
-            self._commit(fut.result())
-        for fut in pending.values():  # a block learned ahead that was not asked for: dropped
-            fut.cancel()
-        nxt = max(blocks) + 1
-        if nxt < self._n_blocks() and not self._predicted[nxt]:
-            self._pending = {nxt: pool.submit(self._learn_block, nxt)}
+                item = queue.pop(0)
+                running.append(
+                    self._pending.pop(item, None) or pool.submit(self._learn_block, *item)
+                )
+            self._commit(running.pop(0).result())
+        for stage in {st for _, st in todo}:
+            nxt = (max(b for b, st in todo if st == stage) + 1, stage)
+            if nxt[0] < self._n_blocks() and not self._predicted[stage][nxt[0]]:
+                if nxt not in self._pending:
+                    self._pending[nxt] = pool.submit(self._learn_block, *nxt)
 
-    def _base_quantiles(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _base_quantiles(
+        self, rows: np.ndarray, stages: tuple[str, ...] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The predictions of ``rows`` (every model's; ``stages``: those learned for them if
+        not yet, default every stage: the others' rows may still be zeros)."""
         rows = np.asarray(rows)
         if len(rows) and rows.min() < -self._pre:
             raise ValueError(
@@ -734,25 +761,31 @@ class StatisticalForecaster(PerfectForecaster):
                 "the window are forecast"
             )
         blocks = np.unique(np.maximum(rows, 0) // self._block_len()) if len(rows) else []
-        todo = [int(b) for b in blocks if not self._predicted[b]]
+        todo = [
+            (int(b), st)
+            for b in blocks
+            for st in (self._stages if stages is None else stages)
+            if not self._predicted[st][b]
+        ]
         if todo:
             self._learn(todo)
         at = rows + self._pre
         return self._pred_base[:, at], self._pred_agg[:, at]
 
-    def _level_ratio(self, k0: int) -> tuple[float, float]:
+    def _level_ratio(self, k0: int, stages: tuple[str, ...]) -> tuple[float, float]:
         """Measured over forecast load of the households together over the latest
         ``level_days`` before ``k0`` (for the household models' mean, and for the feeder
-        model's median), clipped to [2/3, 3/2]: 1 when off (the feeder's: 1 without quantiles)."""
+        model's median), clipped to [2/3, 3/2]: 1 when off (the feeder's: 1 without its
+        quantiles among ``stages``)."""
         n = int(round(self.settings.level_days * STEPS_PER_DAY))
         if n <= 0:
             return 1.0, 1.0
         # measured and arrived: the past and the history before the window
         past = np.arange(k0 - n, k0) - self._delay
-        base, agg = self._base_quantiles(past)
+        base, agg = self._base_quantiles(past, stages)
         actual = float(self._base[past + self._n_hist].sum())
         r_hh = actual / max(float(base[-1].sum()), 1e-9)
-        r_agg = actual / max(float(agg[1].sum()), 1e-9) if len(agg) else 1.0
+        r_agg = actual / max(float(agg[1].sum()), 1e-9) if QUANTILES in stages else 1.0
         return float(np.clip(r_hh, 2 / 3, 1.5)), float(np.clip(r_agg, 2 / 3, 1.5))
 
     def _other_ratio(self, k0: int) -> float:
@@ -767,9 +800,24 @@ class StatisticalForecaster(PerfectForecaster):
 
     # -- issues -----------------------------------------------------------------------------------
     def issue(self, k0: int, n: int) -> Issue:
-        """The forecast issued at ``k0`` for ``n`` steps (cached; longer requests extend it)."""
+        """The forecast issued at ``k0`` for ``n`` steps (cached; longer requests extend it).
+
+        A request longer than :data:`ISSUE_PHYSICS_MAX_STEPS` (the whole window, for the DSO's
+        limit screening at set-up) is the point forecast alone: the quantile models of a
+        block are learned only when a plan first asks for them (in the background ahead of
+        that with ``forecast.threads`` above 1). Asked for a plan's horizon later, the same
+        issue gets its quantiles over its first :data:`ISSUE_PHYSICS_MAX_STEPS` steps (the
+        same weather draw: the numbers the whole issue would have had there)."""
         got = self._issues.get(k0)
         if got is not None and len(got.rows) >= n:
+            if n > ISSUE_PHYSICS_MAX_STEPS or len(got.base_kw) == len(self._hh_keys):
+                return got
+            m = min(len(got.rows), ISSUE_PHYSICS_MAX_STEPS)
+            base, agg = self._loads(k0, got.rows[:m], self._stages)
+            got = Issue(
+                k0, got.rows[:m], got.t_out_c[:m], got.ghi_w_m2[:m], got.ghi_sigma[:m], base, agg
+            )
+            self._issues = {k0: got}
             return got
         rows = horizon_index(k0, n, self.n_steps)
         week = 7 * STEPS_PER_DAY
@@ -785,12 +833,26 @@ class StatisticalForecaster(PerfectForecaster):
         e_t, (e_g, sig_g) = self._error_path(k0, n)
         x = self._exo
         ghi = np.maximum(x.ghi_w_m2[rows] * np.exp(e_g - 0.5 * sig_g**2), 0.0)
-        base, agg = self._base_quantiles(rows)
-        r_hh, r_agg = self._level_ratio(k0)
+        stages = (MEAN,) if n > ISSUE_PHYSICS_MAX_STEPS else self._stages
+        base, agg = self._loads(k0, rows, stages)
+        issue = Issue(k0, rows, x.t_out_c[rows] + e_t, ghi, sig_g, base, agg)
+        self._issues = {k0: issue}  # one issue time at a time
+        return issue
+
+    def _loads(
+        self, k0: int, rows: np.ndarray, stages: tuple[str, ...]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The base-load forecast issued at ``k0`` for ``rows`` (the models of ``stages``;
+        the mean alone: ``(1, n, H)`` and no feeder quantiles), levelled and nowcast."""
+        n = len(rows)
+        base, agg = self._base_quantiles(rows, stages)
+        if QUANTILES not in stages:
+            base, agg = base[-1:], agg[:0]
+        r_hh, r_agg = self._level_ratio(k0, stages)
         base, agg = base * r_hh, agg * r_agg
         if self.settings.nowcast_h > 0:  # the last measured error fades over the first steps
             k_last = k0 - 1 - self._delay  # the latest step whose readings have arrived
-            last, last_agg = self._base_quantiles(np.array([k_last]))
+            last, _ = self._base_quantiles(np.array([k_last]), stages)
             err = self._base[k_last + self._n_hist] - last[-1, 0] * r_hh  # (H,)
             age = np.arange(n) + 1 + self._delay
             fade = np.exp(-age * DT_H / self.settings.nowcast_h)[:, None]
@@ -798,9 +860,7 @@ class StatisticalForecaster(PerfectForecaster):
             agg = agg + fade[:, 0][None] * float(err.sum())
             np.maximum(base, 0.0, out=base)
             np.maximum(agg, 0.0, out=agg)
-        issue = Issue(k0, rows, x.t_out_c[rows] + e_t, ghi, sig_g, base, agg)
-        self._issues = {k0: issue}  # one issue time at a time
-        return issue
+        return base, agg
 
     def exogenous(self, k0: int, n: int, households: np.ndarray) -> Exogenous:
         it = self.issue(k0, n)
@@ -847,6 +907,8 @@ class StatisticalForecaster(PerfectForecaster):
         pv_low = pv * np.exp(0.5 * s**2 - Z90 * s)  # the truth's 10th percentile given fc
         pv_high = pv * np.exp(0.5 * s**2 + Z90 * s)
         a = it.agg_base_kw[:, :n]
+        # the other loads' error quantiles of the block k0 lies in (learned from its past)
+        other_q = self._other_err_q[min(max(k0, 0), self.n_steps - 1) // self._block_len()]
         up, down = np.maximum(b[2] - b[3], 0.0), np.maximum(b[3] - b[0], 0.0)
         return {
             "up_kw": np.hypot(up, pv - pv_low),
@@ -857,8 +919,8 @@ class StatisticalForecaster(PerfectForecaster):
             "pv_down_kw": pv_high - pv,
             "agg_base_up_kw": a[2] - a[1],
             "agg_base_down_kw": a[1] - a[0],
-            "other_up_kw": np.full(n, max(self._other_err_q[1], 0.0)),
-            "other_down_kw": np.full(n, max(-self._other_err_q[0], 0.0)),
+            "other_up_kw": np.full(n, max(float(other_q[1]), 0.0)),
+            "other_down_kw": np.full(n, max(-float(other_q[0]), 0.0)),
         }
 
     def firm_load_kw(self, k0: int, n: int, households: np.ndarray) -> np.ndarray:

@@ -139,7 +139,10 @@ class ForecastConfig:
     learning_rate: float = key(0.1, "LightGBM learning rate", 0.001, 1)
     min_child_samples: int = key(50, "LightGBM minimum samples per leaf", 1, 100000)
     threads: int = key(
-        1, "blocks learned at once (threads; the same forecasts as 1, one after the other)", 1, 64
+        2,
+        "blocks learned at once and ahead (threads; the same forecasts as 1, one after the other)",
+        1,
+        64,
     )
 
 
