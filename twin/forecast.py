@@ -523,10 +523,12 @@ class StatisticalForecaster(PerfectForecaster):
         of the default feeder), the issue kept, the firm trajectories and the models. A
         forecast asked for again is predicted again, the same numbers (the blocks, their
         training times and the training draws are fixed). A block being learned ahead is
-        waited for and dropped, and the pool's threads end (a new pool when asked again)."""
+        dropped, and the pool's threads end once idle (a new pool when asked again)."""
         super().release()
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            # not waited for: a block being learned ahead writes nothing shared (its result
+            # is dropped), so the run goes on with its KPIs and files meanwhile
+            self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
         self._pending = {}
         self._alloc_predictions()  # zeros: untouched pages, no memory until written
