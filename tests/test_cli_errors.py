@@ -175,6 +175,13 @@ def test_a_failed_rerun_into_a_complete_folder_marks_it_failed(tmp_path, twin_ex
 # --------------------------------------------------------------------------- interrupts
 
 
+def _default_sigint() -> None:
+    """In the child before it starts: SIGINT at its default. A job a shell put in the
+    background without job control (``.ci/run ... &`` in a script) inherits SIGINT ignored,
+    and Python then keeps ignoring it (no KeyboardInterrupt): what a user's Ctrl-C is not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(twin_exe, cwd: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [twin_exe, *args, f"paths.results_dir={cwd / 'results'}", *QUIET],
@@ -184,6 +191,7 @@ def _start(twin_exe, cwd: Path, *args: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
