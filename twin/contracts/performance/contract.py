@@ -141,8 +141,7 @@ class PerformanceContract(Contract):
             return "day-ahead"
         if k + t.cadence_steps - plan.k0 > self.hz.n_steps:
             return "plan ends"
-        coarse = t.coarse_from_h
-        if coarse is not None and (k - plan.k0) * DT_H >= coarse - 1e-9:
+        if k - plan.k0 >= self._fine_steps:  # (never without a coarse part: "plan ends")
             return "coarse part"  # re-planned before any of it is carried out
         short = self.hems.short_of_plan(k, t.replan_tolerance_k, t.replan_tolerance_kwh)
         if short < 0:  # k is none of the plan's states (a cadence off its periods)
