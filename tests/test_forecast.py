@@ -106,6 +106,37 @@ def test_real_trips_deviate_from_the_declared_plans_by_the_stated_amount():
     assert ratios.std() == pytest.approx(0.15, rel=0.25)
 
 
+def test_the_ev_plans_alone_are_those_of_the_whole_forecast_and_learn_nothing():
+    """``Forecaster.trips`` (what a HEMS's guards read: its declared EV plans) is the whole
+    forecast's ``trips``, array for array, for both forecasters; asking for it learns no
+    load model (in central mode the households' forecaster is asked for nothing else)."""
+    from twin.forecast import PerfectForecaster
+
+    model, dso = _forecaster(["sim.start=2025-03-01", "sim.days=3"])
+    hems = model.forecaster
+    perfect = PerfectForecaster(
+        model.exo, model.fleet, model.state, model.inputs.p_other_kw, model.inputs.q_other_kvar
+    )
+    h, n, names = np.array([5, 1, 7, 30]), 2 * STEPS_PER_DAY, ("home", "trip_kwh", "departure")
+    issues = (0, 37, 2 * STEPS_PER_DAY)
+    plans = {k0: hems.trips(k0, n, h) for k0 in issues}
+    assert hems.n_trainings == 0  # no load model learned for them
+    for k0 in issues:
+        for fc in (perfect, hems, dso):
+            want = fc.exogenous(k0, n, h).trips
+            for name in (*names, "km"):
+                got = getattr(fc.trips(k0, n, h), name)
+                np.testing.assert_array_equal(got, getattr(want, name))
+        for name in names:  # the households' and the DSO's declared plans: the same seed
+            np.testing.assert_array_equal(
+                getattr(plans[k0], name), getattr(dso.trips(k0, n, h), name)
+            )
+    # the declared plans are not the real trips
+    assert not np.array_equal(perfect.trips(0, n, h).home, plans[0].home)
+    for fc in (hems, dso):
+        fc.release()
+
+
 # -- the load forecaster -------------------------------------------------------------------------
 @pytest.mark.parametrize("start", ["2025-11-10", "2025-06-01"])
 def test_household_quantiles_are_calibrated_and_unbiased_on_a_long_run(start):

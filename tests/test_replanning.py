@@ -203,3 +203,34 @@ def test_the_household_trigger_waits_for_a_tight_plan_when_asked():
     assert k9["comfort_days_met_share"] == 1.0 and k9["ev_days_met_share"] == 1.0
     with pytest.raises(TwinError, match="replan_tight_share"):
         PerformanceTerms(replan_tight_share=1.5)
+
+
+def test_a_coarse_part_is_carried_out_only_while_the_plan_is_not_tight_when_asked():
+    """``replan_coarse=tight``: a plan that reaches its coarse part is re-planned only while
+    its expected feeder load reaches ``replan_tight_share`` of its band level within the next
+    ``coarse_h`` hours. At share 0 every plan is tight there: the run re-planned before every
+    coarse part, bit for bit; at share 1 (in May, on perfect foresight: a plan is tight there
+    only where it fills its bands up to their level) a plan is carried out into its coarse
+    part (more than 6 h without a re-plan), and the service levels hold."""
+    terms = {
+        "replan_every_h": 1.0,
+        "replan_trigger": "deviation",
+        "replan_tolerance_kw": 1e9,
+        "replan_tolerance_k": 1e9,
+        "replan_tolerance_kwh": 1e9,
+        "coarse_after_h": 6.0,
+        "coarse_h": 6.0,
+    }
+    always = simulate(performance(**terms))
+    zero = simulate(performance(**terms, replan_coarse="tight", replan_tight_share=0.0))
+    for name in ("p_net_kw", "t_in_c", "ev_soc_kwh"):
+        np.testing.assert_array_equal(zero.log[name], always.log[name])
+    tight = simulate(
+        performance(**terms, replan_coarse="tight", replan_tight_share=1.0), start="2025-05-01"
+    )
+    steps = np.array([r["step"] for r in tight.contract.stats.records])
+    assert np.diff(steps).max() > 6 * 4  # a coarse part carried out
+    k = tight.household_kpis(SERVICE)
+    assert k["comfort_days_met_share"] == 1.0 and k["ev_days_met_share"] == 1.0
+    with pytest.raises(TwinError, match="replan_coarse"):
+        PerformanceTerms(replan_coarse="sometimes")

@@ -121,9 +121,19 @@ def _is_all(cols: np.ndarray) -> bool:
     return bool(np.array_equal(cols, np.arange(len(cols))))
 
 
+def _take_trips(trips: TripSchedule, rows: np.ndarray, cols: np.ndarray) -> TripSchedule:
+    """The rows and household columns of ``trips`` (copies)."""
+    cols = np.asarray(cols, dtype=np.int64)
+    return TripSchedule(
+        home=_take(trips.home, rows, cols),
+        trip_kwh=_take(trips.trip_kwh, rows, cols),
+        departure=_take(trips.departure, rows, cols),
+        km=trips.km[:, cols],
+    )
+
+
 def slice_exogenous(exo: Exogenous, rows: np.ndarray, cols: np.ndarray) -> Exogenous:
     """The rows and household columns of ``exo`` (copies)."""
-    trips = exo.trips
     return Exogenous(
         t_out_c=exo.t_out_c[rows],
         ghi_w_m2=exo.ghi_w_m2[rows],
@@ -132,12 +142,7 @@ def slice_exogenous(exo: Exogenous, rows: np.ndarray, cols: np.ndarray) -> Exoge
         p_pv_kw=_take(exo.p_pv_kw, rows, cols),
         q_gain_kw=_take(exo.q_gain_kw, rows, cols),
         cop=_take(exo.cop, rows, cols),
-        trips=TripSchedule(
-            home=_take(trips.home, rows, cols),
-            trip_kwh=_take(trips.trip_kwh, rows, cols),
-            departure=_take(trips.departure, rows, cols),
-            km=trips.km[:, cols],
-        ),
+        trips=_take_trips(exo.trips, rows, cols),
         q_dhw_kw=None if exo.q_dhw_kw is None else _take(exo.q_dhw_kw, rows, cols),
         price_eur_per_kwh=None if exo.price_eur_per_kwh is None else exo.price_eur_per_kwh[rows],
     )
@@ -149,6 +154,11 @@ class Forecaster(ABC):
     @abstractmethod
     def exogenous(self, k0: int, n: int, households: np.ndarray) -> Exogenous:
         """Weather, base load, PV, gains, COP and EV plans of ``households`` for ``n`` steps."""
+
+    def trips(self, k0: int, n: int, households: np.ndarray) -> TripSchedule:
+        """The EV plans of ``households`` for ``n`` steps: what :meth:`exogenous` has as its
+        ``trips`` (the declared ones, when the real trips deviate), without the rest."""
+        return self.exogenous(k0, n, households).trips
 
     @abstractmethod
     def other_loads(self, k0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -202,6 +212,14 @@ class PerfectForecaster(Forecaster):
     def exogenous(self, k0: int, n: int, households: np.ndarray) -> Exogenous:
         rows = horizon_index(k0, n, self.n_steps)
         return slice_exogenous(self._exo, rows, np.asarray(households, dtype=np.int64))
+
+    def trips(self, k0: int, n: int, households: np.ndarray) -> TripSchedule:
+        return _take_trips(self._trips_ahead, horizon_index(k0, n, self.n_steps), households)
+
+    @property
+    def _trips_ahead(self) -> TripSchedule:
+        """The trips a forecast of this forecaster carries (perfect foresight: the real ones)."""
+        return self._exo.trips
 
     def other_loads(self, k0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         rows = horizon_index(k0, n, self.n_steps)
@@ -875,15 +893,13 @@ class StatisticalForecaster(PerfectForecaster):
             it.exogenous = self._issue_physics(it, len(it.rows), np.arange(self._base.shape[1]))
         return _part(it.exogenous, n, h)
 
+    @property
+    def _trips_ahead(self) -> TripSchedule:
+        return self._declared  # the plans the households declared, not the trips they make
+
     def _issue_physics(self, it: Issue, n: int, h: np.ndarray) -> Exogenous:
         rows = it.rows[:n]
-        d = self._declared
-        trips = TripSchedule(
-            home=_take(d.home, rows, h),
-            trip_kwh=_take(d.trip_kwh, rows, h),
-            departure=_take(d.departure, rows, h),
-            km=d.km[:, h],
-        )
+        trips = _take_trips(self._declared, rows, h)
         p_base = it.base_kw[-1, :n][:, h]  # the mean: the point forecast
         q_base = _take(self._exo.q_base_kvar, rows, h)
         return self._physics(h, rows, it.t_out_c[:n], it.ghi_w_m2[:n], p_base, q_base, trips)

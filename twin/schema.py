@@ -322,6 +322,11 @@ class PerformanceConfig(_PlanningConfig):
         0,
         1,
     )
+    replan_coarse: str = key(
+        "always",
+        "deviation trigger: a plan's coarse part re-planned always, or only while it is tight",
+        choices=("always", "tight"),
+    )
     sunk_peak_sigmas: float = key(
         3.0, "the peak already reached: measured feeder load less this many of its sigmas", 0, 100
     )

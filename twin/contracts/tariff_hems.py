@@ -491,7 +491,7 @@ class TariffHemsContract(Contract):
         # what is carried out before the next re-plan counts (the rest is re-planned)
         st.planned_below_band_kh += float(plan.below_band_kh.sum())
         st.planned_ev_short_kwh += float(plan.ev_short_kwh.sum())
-        need, after = ev_guards(dev, exo, k0, hz.n_steps)
+        need, after = ev_guards(dev, exo.trips, k0, hz.n_steps)
         net = inp.p_inflex_kw + plan.devices.p_flex_kw
         self.plan = _Plan(k0, plan, net, need, after)
 

@@ -186,7 +186,7 @@ def ev_need_per_period(dev: DeviceSet, horizon: Horizon, fc: Exogenous, k0: int)
     it; the reserve binds every state. Planned :data:`EV_TOL_KWH` inside the line.
     """
     need = np.repeat(dev.ev_reserve_kwh[:, None] + EV_TOL_KWH, horizon.n_periods, axis=1)
-    due = horizon_due(dev, fc, k0, horizon.n_steps).due_kwh
+    due = horizon_due(dev, fc.trips, k0, horizon.n_steps).due_kwh
     for s in np.flatnonzero(due.max(axis=1, initial=0.0) > 0):
         j = int(np.searchsorted(horizon.state_step, s, side="right")) - 2
         if j >= 0:

@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from twin.devices import dhw
-from twin.devices.ev import CHARGE_EFFICIENCY, DISCHARGE_EFFICIENCY
+from twin.devices.ev import CHARGE_EFFICIENCY, DISCHARGE_EFFICIENCY, TripSchedule
 from twin.devices.heatpump import cycling_factor, dhw_cop, min_output_kw
 from twin.devices.household import Exogenous
 from twin.fleet import Fleet, HeatPumpModel
@@ -495,7 +495,7 @@ def device_inputs(
     soc_min = np.zeros((dev.n_ev, n_per))
     # the reserve at every state, as far as full power can reach it
     soc_min[:] = np.minimum(dev.ev_reserve_kwh[:, None] + EV_TOL_KWH, soc_max[:, 1:])
-    due = horizon_due(dev, fc, k0, n_steps).due_kwh
+    due = horizon_due(dev, fc.trips, k0, n_steps).due_kwh
     # every step something is due at, and the last state of the plan at or before it (a
     # departure: the car is gone after); due at state 0 (now): the guards take care of it
     s_f = np.flatnonzero(due.max(axis=1, initial=0.0) > 0)
@@ -651,12 +651,11 @@ def swing_window(
     return lb, ub, jump
 
 
-def horizon_due(dev: DeviceSet, fc: Exogenous, k0: int, n_steps: int) -> EvDue:
-    """What the EVs of ``dev`` owe over the first ``n_steps`` of a forecast from ``k0``
-    (:func:`twin.service.ev_due`; the forecast's extra rows let a trip that ends after the
-    horizon count at its departure inside it)."""
+def horizon_due(dev: DeviceSet, trips: TripSchedule, k0: int, n_steps: int) -> EvDue:
+    """What the EVs of ``dev`` owe over the first ``n_steps`` of a forecast's ``trips`` from
+    ``k0`` (:func:`twin.service.ev_due`; the forecast's extra rows let a trip that ends after
+    the horizon count at its departure inside it)."""
     ev = dev.ev
-    trips = fc.trips
     return ev_due(
         trips.home[:n_steps, ev],
         trips.departure[:n_steps, ev],
@@ -670,7 +669,7 @@ def horizon_due(dev: DeviceSet, fc: Exogenous, k0: int, n_steps: int) -> EvDue:
 
 
 def ev_guards(
-    dev: DeviceSet, fc: Exogenous, k0: int, n_steps: int
+    dev: DeviceSet, trips: TripSchedule, k0: int, n_steps: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """For every EV and step of a horizon, what keeps every check of the horizon reachable
     (range at the deadline or departure, trip + reserve at a departure): the equivalent need
@@ -680,9 +679,9 @@ def ev_guards(
     ``home_after`` is 0 (folded into ``need``); ``need`` is ``-inf`` where nothing is due.
     """
     ev = dev.ev
-    due = horizon_due(dev, fc, k0, n_steps).due_kwh  # (n_steps + 1, n_ev)
-    home = fc.trips.home[:n_steps, ev]
-    trip = fc.trips.trip_kwh[:n_steps, ev]
+    due = horizon_due(dev, trips, k0, n_steps).due_kwh  # (n_steps + 1, n_ev)
+    home = trips.home[:n_steps, ev]
+    trip = trips.trip_kwh[:n_steps, ev]
     e = CHARGE_EFFICIENCY * DT_H * dev.ev_p_max_kw
     zero = np.zeros((1, dev.n_ev))
     c_home = np.concatenate([zero, np.cumsum(home, axis=0)], axis=0)  # (n_steps + 1, n_ev)

@@ -107,6 +107,8 @@ class PerformanceContract(Contract):
         # the steps of a plan carried out before its coarse part (all of it without one)
         coarse = terms.coarse_from_h
         self._fine_steps = self.hz.n_steps if coarse is None else int(round(coarse / DT_H))
+        # how far ahead a coarse part carried out is checked for tightness (its period length)
+        self._coarse_steps = 0 if coarse is None else int(round(terms.coarse_h / DT_H))
         args = (terms, self.sig, self.non, self.hz, self.weights, self.solver)
         self.dso = DsoPlanner(view.dso(terms.information), *args)
         self.hems = SignedHouseholds(view.households, *args, view.n_steps)
@@ -141,11 +143,19 @@ class PerformanceContract(Contract):
             return "day-ahead"
         if k + t.cadence_steps - plan.k0 > self.hz.n_steps:
             return "plan ends"
-        if k - plan.k0 >= self._fine_steps:  # (never without a coarse part: "plan ends")
-            return "coarse part"  # re-planned before any of it is carried out
-        short = self.hems.short_of_plan(k, t.replan_tolerance_k, t.replan_tolerance_kwh)
-        if short < 0:  # k is none of the plan's states (a cadence off its periods)
-            return "off the plan's states"
+        coarse = k - plan.k0 >= self._fine_steps  # (never without a coarse part: "plan ends")
+        if coarse and (
+            t.replan_coarse == "always"
+            or t.replan_tight_share is None
+            or self.dso.plan_is_tight(k, k + self._coarse_steps, t.replan_tight_share)
+        ):
+            return "coarse part"  # re-planned before (more of) it is carried out
+        if coarse:  # carried out: a coarse period has a state only at its ends
+            short = 0
+        else:
+            short = self.hems.short_of_plan(k, t.replan_tolerance_k, t.replan_tolerance_kwh)
+            if short < 0:  # k is none of the plan's states (a cadence off its periods)
+                return "off the plan's states"
         if self.dso.load_left_plan(k - t.cadence_steps, k, t.replan_tolerance_kw):
             return "feeder load"
         if self.dso.cable_over_limit(k - t.cadence_steps, k):
@@ -161,10 +171,12 @@ class PerformanceContract(Contract):
         """Forecast, allocate, hand out bands (and, in envelope mode, let the HEMSs plan)."""
         hz, terms, st, dso, hems = self.hz, self.terms, self.stats, self.dso, self.hems
         starts = hz.start_step
-        own = hems.own_forecast(k0)
-        if terms.information == "central":
+        if terms.information == "central":  # the HEMSs' guards need their EV plans alone
+            own_trips = hems.own_trips(k0)
             inp, _ = dso.central_inputs(k0, hems.day_extremes(k0))
         else:
+            own = hems.own_forecast(k0)
+            own_trips = own.trips
             inp = hems.device_inputs(k0, own)
         lf = dso.forecast_limits(k0)
         sunk = lf.lim.sunk_peak_kw
@@ -224,7 +236,7 @@ class PerformanceContract(Contract):
         record["planned_peak_kw"] = round(float(res.peak_kw), 3)
         self._record_over(k0, res.over_kw)
         dso.record_plan(k0, res, lf, hz.n_steps)  # the next re-plan overwrites its part
-        hems.accept(k0, plan, dso.bands(res, lf, res.flex_kw), own)
+        hems.accept(k0, plan, dso.bands(res, lf, res.flex_kw), own_trips)
         st.records.append(record)
 
     def _record_relaxations(self, k0: int, relaxations: list) -> None:
@@ -325,11 +337,13 @@ class PerformanceContract(Contract):
         fc = self.view.households.forecaster
         if hasattr(fc, "train_s"):
             # the time of both forecasters (the households' and the DSO's own, when it has
-            # one); the trainings of one of them (the blocks are the same for both)
+            # one); the blocks learned by the one that learned most (their blocks are the
+            # same; in central mode the households' learns none: their HEMSs read only their
+            # EV plans of it)
             both = {id(f): f for f in (fc, self.dso.view.forecaster)}.values()
             out["forecast_train_s"] = round(sum(getattr(f, "train_s", 0.0) for f in both), 4)
             out["forecast_predict_s"] = round(sum(getattr(f, "predict_s", 0.0) for f in both), 4)
-            out["forecast_trainings"] = fc.n_trainings
+            out["forecast_trainings"] = max(getattr(f, "n_trainings", 0) for f in both)
         return out
 
     def household_table(self) -> dict[str, np.ndarray]:

@@ -81,6 +81,11 @@ class SignedHouseholds:
         """Each HEMS's forecast of its own house (+ a day for trips that end later)."""
         return self.view.forecaster.exogenous(k0, self.hz.n_steps + STEPS_PER_DAY, self.sig)
 
+    def own_trips(self, k0: int) -> Any:
+        """Each HEMS's EV plans (+ a day for trips that end later): what its guards read of
+        its forecast (central mode: the DSO plans the devices; the HEMS needs no more)."""
+        return self.view.forecaster.trips(k0, self.hz.n_steps + STEPS_PER_DAY, self.sig)
+
     def day_extremes(self, k0: int) -> tuple[np.ndarray, np.ndarray]:
         """Today's lowest and highest measured temperature (minus setpoint) of each home."""
         return self.days.at(k0, self.view.state.t_in_c, self._heat_of)
@@ -122,9 +127,10 @@ class SignedHouseholds:
         """HEMSs that cannot follow their allocation propose the profile they can follow."""
         return fixed_profile(env, misfit, plan.p_flex_kw[misfit], dt_h)
 
-    def accept(self, k0: int, plan: Any, band_kw: np.ndarray, forecast: Any) -> None:
-        """Carry out ``plan`` inside ``band_kw`` from step ``k0`` (with the EV guards' data)."""
-        need, home_after = ev_guards(self.dev, forecast, k0, self.hz.n_steps)
+    def accept(self, k0: int, plan: Any, band_kw: np.ndarray, trips: Any) -> None:
+        """Carry out ``plan`` inside ``band_kw`` from step ``k0`` (with the EV guards' data:
+        ``trips``, the HEMSs' own EV plans, :meth:`own_trips`)."""
+        need, home_after = ev_guards(self.dev, trips, k0, self.hz.n_steps)
         self.plan = _Plan(k0, plan, band_kw, need, home_after)
 
     def drop_plan(self) -> None:

@@ -75,10 +75,17 @@ class PerformanceTerms(PlanningTerms):
         the bands fill up to (the planned peak, at least the sunk peak) at some step of its
         fine part still ahead. Below it every band holds a share of the free capacity, which
         absorbs a household's deviation (None: always). The day-ahead
-        re-plan at ``replan_at_h``, the first, the one after a failure, one the plan would
-        not last until the next and one at a step inside the plan's coarse part
-        (``coarse_after_h``: that part is re-planned before it is carried out; reason
-        ``coarse part``) are always made.
+        re-plan at ``replan_at_h``, the first, the one after a failure and one the plan would
+        not last until the next are always made.
+    replan_coarse : str
+        A plan that reaches its coarse part (``coarse_after_h``, reason ``coarse part``):
+        ``always`` re-planned before any of it is carried out; ``tight`` only while the plan
+        is tight over the next ``coarse_h`` hours (its expected feeder load reaches
+        ``replan_tight_share`` of its band level; without that share: always). Otherwise
+        the HEMSs carry the coarse period out (its devices' mean power, inside its bands,
+        with their guards) and the feeder's own checks go on every re-plan step (load, cable
+        estimate); the households' states are not compared there (a plan that is not tight
+        absorbs their deviations: the household trigger above would not fire either).
     """
 
     discount_eur_per_year: float = 100.0
@@ -104,6 +111,7 @@ class PerformanceTerms(PlanningTerms):
     replan_tolerance_kwh: float = 1.0
     replan_min_households: int = 1
     replan_tight_share: float | None = None
+    replan_coarse: str = "always"
     sunk_peak_sigmas: float = 3.0
     group_households: int | None = None
     group_above: int = 0
@@ -116,6 +124,8 @@ class PerformanceTerms(PlanningTerms):
             raise _bad("group_above", self.group_above, "give 0 or more")
         if self.group_sweeps < 0:
             raise _bad("group_sweeps", self.group_sweeps, "give 0 or more")
+        if self.replan_coarse not in ("always", "tight"):
+            raise _bad("replan_coarse", self.replan_coarse, "use always or tight")
         if self.replan_trigger not in ("always", "deviation"):
             raise _bad("replan_trigger", self.replan_trigger, "use always or deviation")
         for key in ("replan_tolerance_kw", "replan_tolerance_k", "replan_tolerance_kwh"):
