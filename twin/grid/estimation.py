@@ -143,6 +143,7 @@ class StationFlow:
             tr["to_node"][self.units] == lv_node if len(self.units) else np.zeros(0, bool)
         )
         self._model = PowerGridModel(data, system_frequency=float(net.f_hz or 50.0))
+        self._reused: dict = {}  # prepared batches of the model for the loop's small reads
 
     def __call__(
         self, p_load_kw: np.ndarray, q_load_kvar: np.ndarray, step0: int = 0
@@ -158,15 +159,19 @@ class StationFlow:
         q = np.ascontiguousarray(q * 1e3)
         if not len(self.units):
             return np.zeros((len(p), 0)), np.zeros((len(p), 0))
+        upd = {ComponentType.sym_load: {"p_specified": p, "q_specified": q}}
+        if len(p) <= ROW_BASED_UP_TO:
+            upd = row_based(upd)
         res = solve_batch(
             self._model,
-            {ComponentType.sym_load: {"p_specified": p, "q_specified": q}},
+            upd,
             {ComponentType.transformer: ["p_from", "q_from", "p_to", "q_to"]},
             step0,
             symmetric=True,
             error_tolerance=1e-10,
             threading=-1,
             load_kw=lambda k: float(p[k].sum() / 1e3),
+            reuse=self._reused,
         )
         o = res[ComponentType.transformer]
         side = self._lv_is_to
