@@ -502,7 +502,7 @@ class TariffHemsContract(Contract):
         h = self.view.households
         f, s = h.devices, h.state
         x = h.present(k)
-        self.days.at(k, s.t_in_c, self._heat_of, x)  # every step: the swing rule's record
+        day = self.days.at(k, s.t_in_c, self._heat_of, x)  # every step: the swing rule's record
         firm = firm_controls(f, s.t_in_c, x.t_out_c, x.q_gain_kw)
         base = self._responders(k, x, firm)
         if self.hems is not None and self.terms.is_replan_step(k, self.view.n_warmup_steps):
@@ -516,14 +516,17 @@ class TariffHemsContract(Contract):
             ctl = base
         else:
             t0 = time.perf_counter()
-            ctl = self._follow(k, x, plan, base)
+            ctl = self._follow(k, x, plan, base, day)
             self.stats.dispatch_s += time.perf_counter() - t0
         ctl.p_ev_kw = self._random_delay(k, ctl.p_ev_kw, x.home)
         return ctl
 
-    def _follow(self, k: int, x: Any, plan: _Plan, base: Controls) -> Controls:
+    def _follow(
+        self, k: int, x: Any, plan: _Plan, base: Controls, day: tuple[np.ndarray, ...]
+    ) -> Controls:
         """Carry the plan out at step ``k``, with the service guards (``base``: the requests
-        of the households that do not plan)."""
+        of the households that do not plan; ``day``: today's extremes,
+        :meth:`DayExtremes.at` of step ``k``, which a re-plan at ``k`` leaves as they are)."""
         h, c = self.view.households, self.c
         f, s = h.devices, h.state
         o = k - plan.k0
@@ -544,7 +547,7 @@ class TariffHemsContract(Contract):
             x,
             pl.p_hp_kw[:, j],
             pl.q_boiler_kw[:, j],
-            self.days.at(k, s.t_in_c, self._heat_of, x),
+            day,
         )
         g = c.g_hp
         q_heat[g] = heat.q_req_kw
