@@ -443,6 +443,10 @@ class StatisticalForecaster(PerfectForecaster):
         their total), which :meth:`inflexible_quantiles_kw` reads (the DSO's margins). False:
         a point forecaster, the households' mean model alone (what a HEMS plans on, through
         :meth:`exogenous`): the same mean, a seventh of the learning.
+    declared : TripSchedule, optional
+        The households' declared EV plans, as :func:`declared_trips` draws them from
+        ``exo.trips``, ``settings`` and ``seed`` (given: those another forecaster of the run
+        drew, the same plans computed once; never written).
 
     Attributes
     ----------
@@ -471,6 +475,7 @@ class StatisticalForecaster(PerfectForecaster):
         seed: int,
         measured: dict[str, Any] | None = None,
         quantiles: bool = True,
+        declared: TripSchedule | None = None,
     ) -> None:
         super().__init__(exo, fleet, state0, other_p_kw, other_q_kvar)
         self.settings = settings
@@ -495,7 +500,9 @@ class StatisticalForecaster(PerfectForecaster):
                 raise ValueError("measured: one row per step of the history and the window")
         self._other = other
         self._rows = np.concatenate([h["year_rows"], year_rows])
-        self._declared = declared_trips(exo.trips, settings, np.random.default_rng([seed, 7]))
+        if declared is None:
+            declared = declared_trips(exo.trips, settings, np.random.default_rng([seed, 7]))
+        self._declared = declared  # (read only: shared by the run's two forecasters)
         self._stages = (MEAN, QUANTILES) if quantiles else (MEAN,)
         # the learning series' total and daily means (:meth:`_series`)
         self._agg: np.ndarray | None = None

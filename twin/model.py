@@ -34,6 +34,7 @@ from twin.forecast import (
     ForecastSettings,
     PerfectForecaster,
     StatisticalForecaster,
+    declared_trips,
 )
 from twin.inputs import StudyInputs
 from twin.kpi import household_kpis
@@ -193,6 +194,8 @@ class FeederModel(mesa.Model):
         # (households, year rows, weather) and the PV and COP of the latest forecast's weather
         self._weather_kept: tuple[tuple, tuple[np.ndarray, np.ndarray]] | None = None
         settings = forecast or ForecastSettings()
+        # the EV plans the households declare, drawn once for both forecasters
+        self._declared: tuple[tuple, Any] | None = None
         own = forecaster is None and settings.name != "perfect"  # the DSO's forecaster its own
         # (the HEMSs plan on the point forecast of their houses: theirs learns the mean only;
         # the DSO's margins read quantiles)
@@ -325,6 +328,10 @@ class FeederModel(mesa.Model):
                 f"from, got {len(history['base_kw']) // STEPS_PER_DAY}: set "
                 "forecast.history_days=15 or more"
             )
+        key = (seed, settings.ev_arrival_sigma_h, settings.ev_energy_sigma)
+        if self._declared is None or self._declared[0] != key:  # both forecasters': once
+            trips = declared_trips(self.exo.trips, settings, np.random.default_rng([seed, 7]))
+            self._declared = (key, trips)
         return StatisticalForecaster(
             self.exo,
             self.fleet,
@@ -338,6 +345,7 @@ class FeederModel(mesa.Model):
             seed,
             measured,
             quantiles,
+            self._declared[1],
         )
 
     def _make_view(self) -> FeederView:
