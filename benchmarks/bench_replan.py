@@ -28,7 +28,44 @@ Cases (``--cases``):
 
 Target (issue 12, item 9): the hourly year <= 60 s and <= 2 GiB on this machine (2 cores).
 
-**Now (stop 23: the DSO's quantile models learned in the background, bit-identical speed
+**Now (stop 24: the households' forecaster idle in central mode, bit-identical).** The
+VM's host was contended all through this stop: the same hourly year took 140-154 s wall
+where stop 23 measured 94 s, HiGHS 29-32 s for the solves that took 20.5 s. So the stop's
+code (B) was measured against stop 23's final code (A, f5a916a) back to back, ``--cases
+hourly`` alternately B, A, B, A, with every KPI bit for bit the same:
+
+| run | whole process (s) | CPU (s) | peak RSS (MiB) | training (s) | prediction (s) | HiGHS (s) |
+|---|---|---|---|---|---|---|
+| B1 | 140.7 | 167.5 | 1,900 | 12.2 | 18.1 | 29.7 |
+| A1 | 153.9 | 184.0 | 1,947 | 14.7 | 21.6 | 32.0 |
+| B2 | 148.2 | 174.0 | 1,906 | 12.2 | 18.3 | 32.0 |
+| A2 | 140.5 | 169.5 | 1,950 | 14.0 | 21.0 | 29.1 |
+
+Means: 144.5 against 147.2 s wall (-1.9 %), 170.8 against 176.8 CPU s (-3.4 %), 1,903
+against 1,949 MiB. In central mode the HEMSs' EV guards read their declared EV plans alone
+(``Forecaster.trips``), so the households' forecaster no longer learns the mean model of
+every block nor issues a forecast with device physics at every re-plan: the forecasters'
+prediction time 21 -> 18 s and training 14 -> 12 s, mostly the second core's, which is why
+the wall time moves less. The two forecasters draw the declared plans once (~0.75 s of
+set-up). ``daily`` on the same host: 85.3 s wall, 111.8 CPU s, 1,942 MiB, 2.099 kW.
+
+``host_speed_s`` (new: a fixed single-core workload shaped like twin's loop, printed before
+and after the cases, to compare runs made at different times): 0.093 / 0.104 s during this
+stop's contended host.
+
+Measured and not taken this stop: ``contract.replan_coarse=tight`` (new option: a plan's
+coarse part is carried out while the plan is not tight there): 2,053 instead of 2,901
+re-plans, 1.844 kW, but one EV range check 0.39 kWh short and 7 instead of 4 departures
+below trip + reserve, 30 instead of 20 kWh of hot water short; HiGHS's parallel dual simplex
+(``solver.simplex_strategy=2 solver.threads=2``): the same iterations, bit-identical on the
+week (1.71 against 1.87 s of HiGHS), on the year slower (34.1 against 30.3 s, 192 against
+158 CPU s: the second thread competes with the forecasters' learning); the price strategies
+1 and 2: within the noise; tolerances 0.5 K / 3 kWh: 2,401 re-plans but 1.964 kW (+6.2 %).
+A one-step state estimate costs 0.58 ms against 1.25 ms for four (the same numbers, bit for
+bit), with 0.42 ms of it Python: estimating each step on a second thread as soon as it is
+simulated would hold the GIL longer than the main thread waits for the four-step call now.
+
+**Before (stop 23: the DSO's quantile models learned in the background, bit-identical speed
 work, the tight-plan trigger, two fixes).** ``--cases hourly daily`` (load 1.6 -> 0.6; the
 training and prediction columns are the forecasters' compute time, now mostly on the second
 core while the run goes on, so "the rest" is no longer what the run waited for):
@@ -350,6 +387,29 @@ def whole_process(
     }
 
 
+def host_speed_s(repeats: int = 5) -> float:
+    """Seconds of a fixed single-core workload shaped like twin's loop (Python calls on
+    small numpy arrays of 102 values, and a small dense solve), the fastest of ``repeats``:
+    the same work takes longer when the VM's host is contended, which the whole-process
+    figures here cannot control for (stop 24, contended: 0.093-0.104 s). Compare a case's
+    figures with it to compare runs made at different times."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random(102), rng.random(102)
+    m = rng.random((60, 60)) + 60 * np.eye(60)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(20_000):
+            c = np.minimum(np.maximum(a - b, 0.0), 0.5) * 1.01
+            a = np.where(c > 0.25, b, a)
+        for _ in range(300):
+            np.linalg.solve(m, a[:60])
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--period", choices=sorted(PERIODS), default="year")
@@ -360,15 +420,18 @@ def main() -> None:
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
     cases = list(args.cases) + (["hourly-always"] if args.reference else [])
+    speed0 = host_speed_s()
     results = {}
     for case in cases:
         results[case] = whole_process([*PERIODS[args.period], *CASES[case]])
         r = results[case]
         print(f"{case}: {r['wall_s']:.1f} s, {r['peak_rss_mb']:.0f} MB", file=sys.stderr)
+    speed1 = host_speed_s()
     print(
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}; "
-        f"period: {args.period}\n"
+        f"period: {args.period}; host speed (host_speed_s, before / after the cases): "
+        f"{speed0:.3f} / {speed1:.3f} s\n"
     )
     print(
         "| case | whole process (s) | CPU (s) | peak RSS (MB) | forecaster training (s) | "
@@ -394,7 +457,8 @@ def main() -> None:
         )
     print("\nRe-plans by reason: " + "; ".join(f"{c}: {r['reasons']}" for c, r in results.items()))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        out = {**results, "host_speed_s": [speed0, speed1]}
+        Path(args.json).write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
