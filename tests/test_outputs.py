@@ -476,3 +476,23 @@ def test_hosting_study_writes_a_summary(tmp_path):
     assert "≤ 100 % of its rating" in text and "![hosting capacity](hosting_capacity.png)" in text
     assert (out / "DONE").exists() and (out / "hosting_capacity.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "hosting.json").read_text())["contracts"] == summary
+
+
+def test_a_parquet_file_that_fails_on_its_thread_fails_the_write_and_leaves_no_folder(
+    day_result, tmp_path, monkeypatch
+):
+    """The parquet files are written on a second thread while the summary and figures are
+    made: a failure there reaches the caller (a full disk: the one-line error), and the run
+    folder is never committed (no DONE, no staging folder left)."""
+    import twin.writer
+    from twin.errors import TwinError
+
+    def broken(table, path, **kw):
+        raise OSError(28, "No space left on device (test)")
+
+    monkeypatch.setattr(twin.writer, "write_tidy_parquet", broken)
+    out = tmp_path / "run"
+    with pytest.raises(TwinError, match="cannot write into .*No space left"):
+        write_run(_with_output(day_result, figures=False), out)
+    assert not (out / "DONE").exists() and not list(out.glob(".staging-*"))
+    assert not (out / "kpis.json").exists()
