@@ -51,6 +51,7 @@ __all__ = [
     "PerfectForecaster",
     "StatisticalForecaster",
     "declared_trips",
+    "run_declared_trips",
     "horizon_index",
 ]
 
@@ -444,7 +445,7 @@ class StatisticalForecaster(PerfectForecaster):
         a point forecaster, the households' mean model alone (what a HEMS plans on, through
         :meth:`exogenous`): the same mean, a seventh of the learning.
     declared : TripSchedule, optional
-        The households' declared EV plans, as :func:`declared_trips` draws them from
+        The households' declared EV plans, as :func:`run_declared_trips` draws them from
         ``exo.trips``, ``settings`` and ``seed`` (given: those another forecaster of the run
         drew, the same plans computed once; never written).
 
@@ -501,7 +502,7 @@ class StatisticalForecaster(PerfectForecaster):
         self._other = other
         self._rows = np.concatenate([h["year_rows"], year_rows])
         if declared is None:
-            declared = declared_trips(exo.trips, settings, np.random.default_rng([seed, 7]))
+            declared = run_declared_trips(exo.trips, settings, seed)
         self._declared = declared  # (read only: shared by the run's two forecasters)
         self._stages = (MEAN, QUANTILES) if quantiles else (MEAN,)
         # the learning series' total and daily means (:meth:`_series`)
@@ -961,6 +962,12 @@ class StatisticalForecaster(PerfectForecaster):
             exo = self.exogenous(0, self.n_steps + FIRM_LOOKAHEAD_STEPS, h)
             self._firm[key] = simulate_firm(self._fleet.subset(h), state, exo)
         return self._firm[key][k0 : k0 + n]
+
+
+def run_declared_trips(trips: TripSchedule, settings: ForecastSettings, seed: int) -> TripSchedule:
+    """The declared plans of a run with ``seed``: :func:`declared_trips` on the run's own
+    stream for them (the same plans for every forecaster of the run)."""
+    return declared_trips(trips, settings, np.random.default_rng([seed, 7]))
 
 
 def declared_trips(

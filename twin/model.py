@@ -34,7 +34,7 @@ from twin.forecast import (
     ForecastSettings,
     PerfectForecaster,
     StatisticalForecaster,
-    declared_trips,
+    run_declared_trips,
 )
 from twin.inputs import StudyInputs
 from twin.kpi import household_kpis
@@ -330,8 +330,7 @@ class FeederModel(mesa.Model):
             )
         key = (seed, settings.ev_arrival_sigma_h, settings.ev_energy_sigma)
         if self._declared is None or self._declared[0] != key:  # both forecasters': once
-            trips = declared_trips(self.exo.trips, settings, np.random.default_rng([seed, 7]))
-            self._declared = (key, trips)
+            self._declared = (key, run_declared_trips(self.exo.trips, settings, seed))
         return StatisticalForecaster(
             self.exo,
             self.fleet,
