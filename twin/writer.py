@@ -51,7 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -60,8 +60,11 @@ from omegaconf import OmegaConf
 
 from twin.catalog import KPI_INFO, RUN_TABLE, SUMMARY_EXTRA, label, unit
 from twin.errors import TwinError
-from twin.result import RunResult, TidyTable
 from twin.scenario import Scenario, load_scenario, resolve_scenario_path
+
+if TYPE_CHECKING:  # (the run's result types import the grid: pandapower, ~2 s that a failed
+    # run's bookkeeping, RunFolder and mark_failed, does not need)
+    from twin.result import RunResult, TidyTable
 
 __all__ = [
     "DONE",
