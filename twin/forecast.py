@@ -761,6 +761,14 @@ class StatisticalForecaster(PerfectForecaster):
                 self._commit(self._learn_block(b, stage))
             return
         pool = self._pool()
+        # the first of these blocks in the stages not asked for (the whole window's mean at
+        # set-up: the first plan's quantiles), learned beside them (no core waits for it after)
+        first = min(b for b, _ in todo)
+        for stage in self._stages:
+            ahead = (first, stage)
+            if all(st != stage for _, st in todo) and not self._predicted[stage][first]:
+                if ahead not in self._pending:
+                    self._pending[ahead] = pool.submit(self._learn_block, *ahead)
         queue = list(todo)
         running: list[Any] = []
         while queue or running:

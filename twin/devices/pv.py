@@ -506,6 +506,18 @@ def _per_kwp_block(
     return dc_power_per_kwp(poa, t_out[:, col], model)
 
 
+@functools.lru_cache(maxsize=8)
+def _distinct_planes(planes_key: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(planes, axis=0, return_inverse=True)`` of ``(n, 2)`` (tilt, azimuth)
+    planes given as bytes, once per set of planes (a plan's every forecast asks again)."""
+    planes = np.frombuffer(planes_key, dtype=float).reshape(n, 2)
+    unique, inverse = np.unique(planes, axis=0, return_inverse=True)
+    unique.setflags(write=False)
+    inverse = inverse.reshape(-1)
+    inverse.setflags(write=False)
+    return unique, inverse
+
+
 def pv_ac_power_kw(
     ghi_w_m2: np.ndarray,
     t_out_c: np.ndarray,
@@ -536,8 +548,8 @@ def pv_ac_power_kw(
             np.stack([roofs.tilt2_deg[on], roofs.azimuth2_deg[on]], 1),
         ]
     )
-    unique, inverse = np.unique(planes, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    planes = np.ascontiguousarray(planes, dtype=float)
+    unique, inverse = _distinct_planes(planes.tobytes(), len(planes))
     # without irradiance every plane's output is 0 (no direct, diffuse or reflected light):
     # the planes are evaluated at the steps with light only (about half of them)
     lit = np.flatnonzero(ghi > 0.0)
