@@ -21,6 +21,17 @@ def twin_executable(name: str = "twin") -> str:
     return str(exe)
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pyproject's addopts): a worker per core this process may use (a Slurm
+    allocation's or a container's, not the machine's), at most four (a worker running the
+    region study peaks at ~4 GB); ``TWIN_TEST_WORKERS`` sets the number."""
+    wanted = os.environ.get("TWIN_TEST_WORKERS", "")
+    if wanted.strip():
+        return max(int(wanted), 0)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 4))
+
+
 @pytest.fixture(scope="session")
 def twin_exe() -> str:
     return twin_executable()
