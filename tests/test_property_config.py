@@ -14,6 +14,7 @@ import functools
 import os
 import subprocess
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,11 +125,12 @@ def overrides_for(entry, value: str) -> list[str]:
     return [*choice, f"{key}={value}"]
 
 
-def outcome(overrides: list[str]) -> str:
-    """Compose and validate as ``twin <overrides>`` would; 'ok' or 'error' (one line)."""
+def _judged(overrides: list[str], make: Callable[[], Any]) -> str:
+    """Read ``overrides`` as the CLI does, then validate the configuration ``make()`` returns;
+    'ok' or 'error' (one line)."""
     try:
         _precheck(overrides)  # the CLI reads the command line with Hydra's own parsers first
-        validate(compose(overrides))
+        validate(make())
     except TwinError as err:
         assert "\n" not in str(err) and str(err).strip(), repr(str(err))
         return "error"
@@ -138,6 +140,11 @@ def outcome(overrides: list[str]) -> str:
         assert line and "\n" not in line
         return "error"
     return "ok"
+
+
+def outcome(overrides: list[str]) -> str:
+    """Compose and validate as ``twin <overrides>`` would; 'ok' or 'error' (one line)."""
+    return _judged(overrides, lambda: compose(overrides))
 
 
 @functools.cache
@@ -161,21 +168,14 @@ def outcome_of_value(entry, value: str) -> str:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     overrides = overrides_for(entry, value)
-    try:
-        _precheck(overrides)
+
+    def applied() -> Any:
         cfg = copy.deepcopy(_composed(tuple(entry[0])))
         parsed = OverridesParser.create().parse_overrides([overrides[-1]])
         ConfigLoaderImpl._apply_overrides_to_config(parsed, cfg)
-        validate(cfg)
-    except TwinError as err:
-        assert "\n" not in str(err) and str(err).strip(), repr(str(err))
-        return "error"
-    except Exception as err:  # noqa: BLE001 - must be one the CLI turns into one line
-        line, status = describe(err, overrides)
-        assert status == EXIT_BAD_INPUT, f"{overrides}: {type(err).__name__}: {err} -> {line}"
-        assert line and "\n" not in line
-        return "error"
-    return "ok"
+        return cfg
+
+    return _judged(overrides, applied)
 
 
 FAST = settings(
