@@ -25,9 +25,11 @@ def pytest_xdist_auto_num_workers(config) -> int:
     """``-n auto`` (pyproject's addopts): a worker per core this process may use (a Slurm
     allocation's or a container's, not the machine's), at most four (a worker running the
     region study peaks at ~4 GB); ``TWIN_TEST_WORKERS`` sets the number."""
-    wanted = os.environ.get("TWIN_TEST_WORKERS", "")
-    if wanted.strip():
-        return max(int(wanted), 0)
+    wanted = os.environ.get("TWIN_TEST_WORKERS", "").strip()
+    if wanted:
+        if not wanted.isdigit():
+            raise pytest.UsageError(f"TWIN_TEST_WORKERS={wanted!r}: give a whole number (0: none)")
+        return int(wanted)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(cores or 1, 4))
 

@@ -761,8 +761,9 @@ class StatisticalForecaster(PerfectForecaster):
                 self._commit(self._learn_block(b, stage))
             return
         pool = self._pool()
-        # the first of these blocks in the stages not asked for (the whole window's mean at
-        # set-up: the first plan's quantiles), learned beside them (no core waits for it after)
+        # the first of these blocks in the stages not asked for is learned beside them: the
+        # next request (after the whole window's mean at set-up, the first plan's quantiles)
+        # then finds it done instead of one core learning it while the other waits
         first = min(b for b, _ in todo)
         for stage in self._stages:
             ahead = (first, stage)
