@@ -752,24 +752,29 @@ class StatisticalForecaster(PerfectForecaster):
     def _learn(self, todo: list[tuple[int, str]]) -> None:
         """Learn and commit the stages ``todo`` (``(block, stage)``, ascending, not yet
         predicted): one after the other with ``threads=1``; otherwise on the pool, at most
-        ``threads`` at once, committed in order, then the block after the last one of each
-        stage is learned ahead in the background (the forecasters are asked block by block as
-        the run reaches them: the DSO's quantiles, the households' mean)."""
+        ``threads`` at once, committed in order. Learned ahead in the background: beside them,
+        the first of these blocks in the stages not asked for (after the whole window's mean at
+        set-up, the first plan asks for its quantiles: no core then learns it while the other
+        waits); after them, the block after the last one of each stage asked for (the
+        forecasters are asked block by block as the run reaches them: the DSO's quantiles, the
+        households' mean)."""
         self._series()
         if self._threads <= 1:
             for b, stage in todo:
                 self._commit(self._learn_block(b, stage))
             return
         pool = self._pool()
-        # the first of these blocks in the stages not asked for is learned beside them: the
-        # next request (after the whole window's mean at set-up, the first plan's quantiles)
-        # then finds it done instead of one core learning it while the other waits
+
+        def ahead(b: int, stage: str) -> None:
+            if b < self._n_blocks() and not self._predicted[stage][b]:
+                if (b, stage) not in self._pending:
+                    self._pending[(b, stage)] = pool.submit(self._learn_block, b, stage)
+
+        asked = {st for _, st in todo}
         first = min(b for b, _ in todo)
         for stage in self._stages:
-            ahead = (first, stage)
-            if all(st != stage for _, st in todo) and not self._predicted[stage][first]:
-                if ahead not in self._pending:
-                    self._pending[ahead] = pool.submit(self._learn_block, *ahead)
+            if stage not in asked:
+                ahead(first, stage)
         queue = list(todo)
         running: list[Any] = []
         while queue or running:
@@ -780,11 +785,8 @@ class StatisticalForecaster(PerfectForecaster):
                     self._pending.pop(item, None) or pool.submit(self._learn_block, *item)
                 )
             self._commit(running.pop(0).result())
-        for stage in {st for _, st in todo}:
-            nxt = (max(b for b, st in todo if st == stage) + 1, stage)
-            if nxt[0] < self._n_blocks() and not self._predicted[stage][nxt[0]]:
-                if nxt not in self._pending:
-                    self._pending[nxt] = pool.submit(self._learn_block, *nxt)
+        for stage in asked:
+            ahead(max(b for b, st in todo if st == stage) + 1, stage)
 
     def _base_quantiles(
         self, rows: np.ndarray, stages: tuple[str, ...] | None = None
